@@ -1,0 +1,42 @@
+from django.contrib import admin
+
+from .models import Artifact, Deployment, Invocation, LogEntry
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = ["short_id", "worker", "tenant", "status", "backend", "created", "finished_at"]
+    list_filter = ["status", "backend", "tenant"]
+    search_fields = ["short_id", "code", "worker__name", "tenant__slug", "deployment_id"]
+    # A deployment is immutable: everything but its status is shown, never edited here.
+    readonly_fields = [
+        "code", "short_id", "worker", "tenant", "status", "created_by", "source", "source_hash",
+        "backend", "functions", "artifact", "deployment_id", "deployment_url", "build_log",
+        "build_attempts", "created", "updated", "started_at", "finished_at", "error_message",
+    ]  # fmt: skip
+
+    def has_add_permission(self, request):
+        return False  # deployments are made by deploying, which also builds them
+
+
+@admin.register(Invocation)
+class InvocationAdmin(admin.ModelAdmin):
+    list_display = ["request_id", "function", "deployment", "status", "trigger", "duration_ms", "started_at"]
+    list_filter = ["status", "trigger", "tenant"]
+    search_fields = ["request_id", "function", "deployment__short_id"]
+    readonly_fields = [f.name for f in Invocation._meta.fields]
+
+
+@admin.register(LogEntry)
+class LogEntryAdmin(admin.ModelAdmin):
+    list_display = ["timestamp", "level", "request_id", "seq", "message"]
+    list_filter = ["level", "tenant"]
+    search_fields = ["request_id", "message"]
+    readonly_fields = [f.name for f in LogEntry._meta.fields]
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(admin.ModelAdmin):
+    list_display = ["sha256", "size", "created"]
+    search_fields = ["sha256"]
+    readonly_fields = ["sha256", "size", "created", "content"]

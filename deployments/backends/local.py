@@ -1,0 +1,129 @@
+"""The local back end: analyse, type-check and bundle with Deno; the runtime serves it."""
+
+import json
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+
+from deployments.deno import run_deno
+from workers.analysis import SOURCE_NAME, clean_deno_output, exported_functions, write_source
+
+from .base import Backend, BuildFailed, BuildResult
+
+# The compiler options tenants' code is held to; quoted in every type-error message.
+COMPILER_OPTIONS = {"strict": True, "noImplicitAny": False}
+CHECK_RULES = "TypeScript strict mode, except that untyped parameters are allowed"
+DIAGNOSTIC = re.compile(r"^(TS\d+) \[ERROR\]: (.*)$")
+LOCATION = re.compile(r"^\s+at worker\.ts:(\d+):(\d+)$")
+NO_EXPORTS = (
+    "No exported functions found. Export at least one function, for example:\n"
+    "  export async function hello(payload: { name?: string }) {\n"
+    "    return { greeting: `Hello, ${payload.name ?? 'world'}!` };\n"
+    "  }"
+)
+
+
+def summarize_type_errors(output: str) -> list[str]:
+    """'worker.ts:2:9 TS2322 Type ... ' lines, one per diagnostic."""
+    found, current = [], None
+    for line in output.splitlines():
+        match = DIAGNOSTIC.match(line)
+        if match:
+            current = f"{match.group(1)} {match.group(2)}"
+            continue
+        where = LOCATION.match(line)
+        if where and current:
+            found.append(f"line {where.group(1)}, column {where.group(2)}: {current}")
+            current = None
+    return found
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def build(self, deployment) -> BuildResult:
+        log: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="build-") as tmp:
+            workdir = Path(tmp)
+            write_source(workdir, deployment.source)
+            (workdir / "deno.json").write_text(json.dumps({"compilerOptions": COMPILER_OPTIONS}))
+
+            doc = self._step(log, "Finding exported functions", ["doc", "--json", SOURCE_NAME], workdir)
+            if doc.returncode != 0:
+                raise BuildFailed(syntax_error_message(clean_deno_output(doc.stderr)), "\n".join(log))
+            functions = exported_functions(doc.stdout)
+            if not functions:
+                raise BuildFailed(NO_EXPORTS, "\n".join(log))
+            log.append(f"Exported functions: {', '.join(functions)}")
+
+            check = self._step(
+                log,
+                f"Type-checking ({CHECK_RULES})",
+                ["check", "--config", "deno.json", "--no-remote", "--no-npm", SOURCE_NAME],
+                workdir,
+            )
+            if check.returncode != 0:
+                raise BuildFailed(
+                    type_error_message(clean_deno_output(check.stdout + check.stderr)),
+                    "\n".join(log),
+                )
+
+            bundle = self._step(
+                log,
+                "Bundling",
+                [
+                    "bundle", "--quiet", "--no-check", "--platform=deno", "--no-remote",
+                    "--no-npm", "--config", "deno.json", "-o", "bundle.js", SOURCE_NAME,
+                ],
+                workdir,
+            )  # fmt: skip
+            if bundle.returncode != 0 or not (workdir / "bundle.js").exists():
+                raise BuildFailed(
+                    "Bundling failed: " + clean_deno_output(bundle.stderr), "\n".join(log)
+                )
+            artifact = (workdir / "bundle.js").read_text()
+        log.append(f"Bundle: {len(artifact.encode())} bytes")
+        return BuildResult(
+            functions=functions,
+            artifact=artifact,
+            deployment_id=f"local_{deployment.short_id}",
+            log=log,
+        )
+
+    def _step(self, log: list[str], title: str, args: list[str], workdir: Path):
+        log.append(f"$ deno {args[0]}: {title}")
+        try:
+            result = run_deno(args, workdir, settings.BUILD_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired as exc:
+            raise BuildFailed(
+                f"{title} did not finish within {settings.BUILD_TIMEOUT_SECONDS} s.",
+                "\n".join(log),
+            ) from exc
+        output = clean_deno_output(result.stderr if args[0] == "doc" else result.stdout + result.stderr)
+        if output:
+            log.append(output)
+        return result
+
+
+def syntax_error_message(output: str) -> str:
+    where = re.search(r"at worker\.ts:(\d+):(\d+)", output)
+    first = output.splitlines()[0] if output else "The module could not be parsed."
+    first = first.removeprefix("error: ")
+    if where:
+        return (
+            f"Syntax error at line {where.group(1)}, column {where.group(2)}: "
+            f"{first.removeprefix('SyntaxError: ')}\n\n{output}"
+        )
+    return f"The module could not be parsed: {first}\n\n{output}"
+
+
+def type_error_message(output: str) -> str:
+    errors = summarize_type_errors(output)
+    if not errors:
+        return f"Type check failed ({CHECK_RULES}):\n\n{output}"
+    listed = "\n".join(f"  {e}" for e in errors)
+    plural = "s" if len(errors) != 1 else ""
+    return f"{len(errors)} type error{plural} ({CHECK_RULES}):\n{listed}\n\n{output}"

@@ -1,0 +1,205 @@
+"""Deployments (immutable builds of a worker), their artifacts, invocations and log lines."""
+
+import hashlib
+import secrets
+import string
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from workers.models import Worker, runtime_url_for_host
+from workers_portal.models import Tenant
+
+SHORT_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_short_id() -> str:
+    return "".join(secrets.choice(SHORT_ID_ALPHABET) for _ in range(8))
+
+
+class Artifact(models.Model):
+    """Built code, stored once per content hash and never changed."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    content = models.TextField()
+    size = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.sha256[:12]
+
+    @classmethod
+    def store(cls, content: str) -> "Artifact":
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        artifact, _ = cls.objects.get_or_create(
+            sha256=digest, defaults={"content": content, "size": len(content.encode())}
+        )
+        return artifact
+
+
+class DeploymentQuerySet(models.QuerySet):
+    def for_member(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(tenant__memberships__user=user)
+
+
+class Deployment(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        BUILDING = "building"
+        READY = "ready"
+        ERROR = "error"
+        CANCELED = "canceled"
+
+    TERMINAL = frozenset({Status.READY, Status.ERROR, Status.CANCELED})
+
+    class Backend(models.TextChoices):
+        LOCAL = "local"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    short_id = models.CharField(max_length=8, unique=True, default=new_short_id, editable=False)
+    worker = models.ForeignKey(Worker, models.CASCADE, related_name="deployments")
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="deployments")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    source = models.TextField()
+    source_hash = models.CharField(max_length=64, editable=False)
+    backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.LOCAL)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    functions = models.JSONField(default=list, blank=True)
+    error_message = models.TextField(blank=True)
+    build_log = models.TextField(blank=True)
+    build_attempts = models.PositiveSmallIntegerField(default=0)
+    artifact = models.ForeignKey(Artifact, models.PROTECT, null=True, blank=True)
+    # The back end's own id and URL for this deployment (snake_case columns by design).
+    deployment_id = models.CharField(max_length=100, blank=True, db_column="deployment_id")
+    deployment_url = models.CharField(max_length=300, blank=True, db_column="deployment_url")
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    updated = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeploymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.worker} @ {self.short_id}"
+
+    def save(self, *args, **kwargs):
+        if not self.source_hash:
+            self.source_hash = hashlib.sha256(self.source.encode()).hexdigest()
+        if not self.tenant_id and self.worker_id:
+            self.tenant_id = self.worker.tenant_id
+        super().save(*args, **kwargs)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    @property
+    def host(self) -> str:
+        return f"{self.worker.name}--{self.short_id}--{self.tenant.slug}"
+
+    @property
+    def url(self) -> str:
+        return runtime_url_for_host(self.host)
+
+    @property
+    def path_url(self) -> str:
+        return f"{settings.RUNTIME_URL}/d/{self.host}"
+
+    @property
+    def build_seconds(self) -> float | None:
+        """Time from submit to a terminal state."""
+        if self.finished_at:
+            return (self.finished_at - self.created).total_seconds()
+        return None
+
+    def transition(self, old: str, new: str, **fields) -> bool:
+        """Compare-and-swap the status; True only for the caller whose update won."""
+        now = timezone.now()
+        fields.setdefault("updated", now)
+        if new in self.TERMINAL:
+            fields.setdefault("finished_at", now)
+        changed = Deployment.objects.filter(pk=self.pk, status=old).update(status=new, **fields)
+        if changed:
+            self.status = new
+            for name, value in fields.items():
+                if hasattr(value, "resolve_expression"):  # e.g. F("x") + 1: ask the row
+                    self.refresh_from_db(fields=[name])
+                else:
+                    setattr(self, name, value)
+        return bool(changed)
+
+
+class Invocation(models.Model):
+    class Trigger(models.TextChoices):
+        PORTAL = "portal"
+        API = "api"
+        HTTP = "http"
+        ASYNC = "async"
+        CRON = "cron"
+        RETRY = "retry"
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        ERROR = "error"
+        TIMEOUT = "timeout"
+        CRASHED = "crashed"
+
+    request_id = models.CharField(max_length=64, unique=True)
+    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="invocations")
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="invocations")
+    function = models.CharField(max_length=200)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.HTTP)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    status_code = models.PositiveSmallIntegerField(default=200)
+    error_message = models.TextField(blank=True)
+    duration_ms = models.FloatField(default=0)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    started_at = models.DateTimeField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["deployment", "-started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.function} {self.request_id}"
+
+
+class LogEntry(models.Model):
+    class Level(models.TextChoices):
+        DEBUG = "debug"
+        INFO = "info"
+        LOG = "log"
+        WARN = "warn"
+        ERROR = "error"
+
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="log_entries")
+    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="log_entries")
+    request_id = models.CharField(max_length=64)
+    seq = models.PositiveIntegerField()
+    timestamp = models.DateTimeField()
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.LOG)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+        # Lines are identified by (request id, sequence), never by time and text: two
+        # identical lines in one millisecond are both real, and a re-sent one is not new.
+        constraints = [
+            models.UniqueConstraint(fields=["request_id", "seq"], name="unique_log_line")
+        ]
+        indexes = [models.Index(fields=["deployment", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.request_id}#{self.seq} {self.message[:60]}"

@@ -1,0 +1,276 @@
+// The local data plane: serves deployment URLs, runs each deployment in its own isolate,
+// and reports invocations and console lines to the control plane in the background.
+// It keeps no state of its own: deployments are learned from the control plane and cached.
+import { type DeploymentConfig, type LogLine, type Outcome, Pool } from "./pool.ts";
+
+const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
+const BIND = env("RUNTIME_BIND", "127.0.0.1");
+const PORT = Number(env("RUNTIME_PORT", "8787"));
+const DOMAIN = env("RUNTIME_DOMAIN", "localhost").toLowerCase();
+const CONTROL = env("CONTROL_PLANE_URL", "http://127.0.0.1:8000").replace(/\/$/, "");
+const TOKEN = env("RUNTIME_TOKEN", "");
+const FLUSH_MS = 200;
+const MAX_QUEUED_LINES = 50_000;
+const ALIAS_TTL_MS = 1_000; // production URLs move when a newer deployment is ready
+const MISS_TTL_MS = 1_000;
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+// --- answers -----------------------------------------------------------------------------
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}) {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+function failure(status: number, code: string, message: string, extra: Record<string, unknown> = {}) {
+  return json(status, { error: { code, message }, ...extra });
+}
+
+// --- learning deployments from the control plane -----------------------------------------
+
+type Resolved = { config?: DeploymentConfig; status: number; error?: { code: string; message: string } };
+const hostCache = new Map<string, { value: Resolved; expires: number }>();
+const inflight = new Map<string, Promise<Resolved>>();
+const codeCache = new Map<string, string>();
+
+async function fetchHost(host: string): Promise<Resolved> {
+  const res = await fetch(`${CONTROL}/internal/runtime/hosts/${encodeURIComponent(host)}`, { headers: auth });
+  const body = await res.json().catch(() => null);
+  if (res.ok && body) {
+    const ttl = body.alias ? ALIAS_TTL_MS : Infinity; // a deployment host never changes
+    const value = { status: 200, config: body as DeploymentConfig };
+    hostCache.set(host, { value, expires: Date.now() + ttl });
+    return value;
+  }
+  if (res.status === 404 && body?.error) {
+    const value = { status: 404, error: body.error };
+    hostCache.set(host, { value, expires: Date.now() + MISS_TTL_MS });
+    return value;
+  }
+  throw new Error(`control plane answered ${res.status}`);
+}
+
+function resolveHost(host: string): Promise<Resolved> {
+  const hit = hostCache.get(host);
+  if (hit && hit.expires > Date.now()) return Promise.resolve(hit.value);
+  let pending = inflight.get(host);
+  if (!pending) {
+    pending = fetchHost(host).finally(() => inflight.delete(host));
+    inflight.set(host, pending);
+  }
+  return pending;
+}
+
+async function loadCode(config: DeploymentConfig): Promise<string> {
+  const cached = codeCache.get(config.artifact);
+  if (cached !== undefined) return cached;
+  const res = await fetch(`${CONTROL}/internal/runtime/artifacts/${config.artifact}`, { headers: auth });
+  if (!res.ok) throw new Error(`artifact ${config.artifact}: control plane answered ${res.status}`);
+  const code = await res.text();
+  codeCache.set(config.artifact, code);
+  return code;
+}
+
+// --- reporting to the control plane, never on the invocation's path -----------------------
+
+type IngestLine = LogLine & { requestId: string; deploymentId: string };
+type IngestInvocation = Record<string, unknown>;
+const queued = { invocations: [] as IngestInvocation[], logs: [] as IngestLine[] };
+const isolateLogIds = new Map<string, string>();
+let droppedLines = 0;
+let flushing = false;
+let backoffUntil = 0;
+
+function queueLine(deploymentId: string, requestId: string | null, line: LogLine) {
+  if (queued.logs.length >= MAX_QUEUED_LINES) {
+    droppedLines++;
+    return;
+  }
+  if (!requestId) {
+    // Lines printed outside any call (module top level, stray timers) belong to the isolate.
+    requestId = isolateLogIds.get(deploymentId) ?? `iso_${crypto.randomUUID().replaceAll("-", "")}`;
+    isolateLogIds.set(deploymentId, requestId);
+  }
+  queued.logs.push({ ...line, requestId, deploymentId });
+}
+
+async function flush() {
+  if (flushing || Date.now() < backoffUntil) return;
+  if (!queued.invocations.length && !queued.logs.length) return;
+  flushing = true;
+  const batch = { invocations: queued.invocations.splice(0, 500), logs: queued.logs.splice(0, 2000) };
+  try {
+    const res = await fetch(`${CONTROL}/internal/runtime/ingest`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify(batch),
+    });
+    await res.body?.cancel();
+    if (!res.ok) throw new Error(`ingest answered ${res.status}`);
+  } catch (err) {
+    // Put the batch back in front; ingest is idempotent, so a batch that did land is not
+    // doubled when it is sent again.
+    queued.invocations.unshift(...batch.invocations);
+    queued.logs.unshift(...batch.logs);
+    backoffUntil = Date.now() + 1_000;
+    console.error(`runtime: ingest failed (${(err as Error).message}); ${queued.logs.length} lines queued`);
+  } finally {
+    flushing = false;
+  }
+  if (droppedLines) {
+    console.error(`runtime: dropped ${droppedLines} log lines (queue full)`);
+    droppedLines = 0;
+  }
+}
+setInterval(flush, FLUSH_MS);
+
+const pool = new Pool(loadCode, queueLine);
+
+// --- HTTP -------------------------------------------------------------------------------
+
+function route(req: Request, url: URL): { host: string | null; path: string } {
+  if (url.pathname.startsWith("/d/")) {
+    const rest = url.pathname.slice(3);
+    const slash = rest.indexOf("/");
+    return slash < 0
+      ? { host: rest.toLowerCase(), path: "/" }
+      : { host: rest.slice(0, slash).toLowerCase(), path: rest.slice(slash) };
+  }
+  const hostname = (req.headers.get("host") ?? "").replace(/:\d+$/, "").toLowerCase();
+  if (hostname.endsWith(`.${DOMAIN}`)) {
+    return { host: hostname.slice(0, -(DOMAIN.length + 1)), path: url.pathname };
+  }
+  return { host: null, path: url.pathname };
+}
+
+class TooLarge extends Error {}
+
+async function readBody(req: Request, limit: number): Promise<string> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > limit) throw new TooLarge();
+  if (!req.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body) {
+    size += chunk.byteLength;
+    if (size > limit) throw new TooLarge();
+    chunks.push(chunk);
+  }
+  const all = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    all.set(c, offset);
+    offset += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+function newRequestId() {
+  return `req_${crypto.randomUUID().replaceAll("-", "")}`;
+}
+
+function answer(outcome: Outcome, requestId: string, durationMs: number): Response {
+  const headers = { "content-type": "application/json", "x-request-id": requestId };
+  const logs = JSON.stringify(outcome.logs);
+  const meta = `"durationMs":${durationMs.toFixed(2)},"requestId":"${requestId}"`;
+  if (outcome.status === 200) {
+    // The isolate already serialised the result; splice it in rather than parse it again.
+    return new Response(`{"result":${outcome.json},"logs":${logs},${meta}}`, { status: 200, headers });
+  }
+  const error = { code: outcome.code, message: outcome.error?.message ?? "", stack: outcome.error?.stack ?? "" };
+  return new Response(`{"error":${JSON.stringify(error)},"logs":${logs},${meta}}`, { status: outcome.status, headers });
+}
+
+const TRIGGERS = new Set(["portal", "api", "async", "cron", "retry"]);
+
+async function invoke(req: Request, host: string, fn: string): Promise<Response> {
+  const requestId = newRequestId();
+  let resolved: Resolved;
+  try {
+    resolved = await resolveHost(host);
+  } catch (err) {
+    return failure(503, "control_plane_unavailable", `Could not look up the deployment: ${(err as Error).message}`);
+  }
+  if (!resolved.config) {
+    return failure(404, resolved.error?.code ?? "deployment_not_found", resolved.error?.message ?? "No such deployment.");
+  }
+  const config = resolved.config;
+  if (!config.functions.includes(fn)) {
+    return failure(404, "function_not_found",
+      `This deployment has no exported function named "${fn}". Its functions: ${config.functions.join(", ")}.`);
+  }
+  let payload: unknown = null;
+  try {
+    const text = await readBody(req, config.maxBodyBytes);
+    if (text.trim()) payload = JSON.parse(text);
+  } catch (err) {
+    if (err instanceof TooLarge) {
+      return failure(413, "payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
+    }
+    return failure(400, "invalid_json", `The request body is not valid JSON: ${(err as Error).message}`);
+  }
+  const trusted = req.headers.get("x-runtime-token") === TOKEN && TOKEN !== "";
+  const triggerHeader = req.headers.get("x-invocation-trigger") ?? "";
+  const trigger = trusted && TRIGGERS.has(triggerHeader) ? triggerHeader : "http";
+
+  const startedAt = new Date();
+  const t0 = performance.now();
+  let outcome: Outcome;
+  try {
+    const isolate = await pool.get(config);
+    outcome = await isolate.call(requestId, fn, payload, config.timeoutMs);
+  } catch (err) {
+    outcome = { status: 503, code: "isolate_unavailable",
+      error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" }, logs: [] };
+  }
+  const durationMs = performance.now() - t0;
+  queued.invocations.push({
+    requestId, deploymentId: config.id, function: fn, trigger,
+    status: outcome.status === 200 ? "ok" : outcome.status === 504 ? "timeout" : outcome.code === "isolate_crashed" ? "crashed" : "error",
+    statusCode: outcome.status, durationMs, startedAt: startedAt.toISOString(),
+    errorMessage: outcome.error?.message ?? "",
+  });
+  return answer(outcome, requestId, durationMs);
+}
+
+async function handle(req: Request): Promise<Response> {
+  const url = new URL(req.url);
+  const { host, path } = route(req, url);
+  if (!host) {
+    if (path === "/healthz") return json(200, { ok: true, isolates: pool.size });
+    return failure(404, "not_found",
+      `No deployment at this address. Use http://<deployment-host>.${DOMAIN}:${PORT}/api/invoke/<function> or /d/<deployment-host>/api/invoke/<function>.`);
+  }
+  const match = path.match(/^\/api\/invoke\/([^/]+)\/?$/);
+  if (!match) {
+    return failure(404, "not_found", "Invoke a function with POST /api/invoke/<function>.");
+  }
+  if (req.method !== "POST") {
+    return failure(405, "method_not_allowed", "Invoke a function with POST and a JSON body.", {}) ;
+  }
+  return await invoke(req, host, decodeURIComponent(match[1]));
+}
+
+Deno.serve({
+  hostname: BIND,
+  port: PORT,
+  onListen: ({ hostname, port }) => console.log(`runtime: listening on http://${hostname}:${port} (*.${DOMAIN})`),
+}, async (req) => {
+  try {
+    return await handle(req);
+  } catch (err) {
+    console.error("runtime: unexpected error", err);
+    return failure(500, "runtime_error", "The runtime failed to handle this request.");
+  }
+});
+
+// Flush what is queued before a graceful stop.
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.addSignalListener(signal, async () => {
+    await flush();
+    Deno.exit(0);
+  });
+}

@@ -1,0 +1,154 @@
+// One Web Worker (isolate) per deployment, created on first call. A call that runs past
+// its timeout terminates that isolate (the only way to stop a busy loop); the next call
+// gets a fresh one, and other deployments are never touched.
+
+export type LogLine = { seq: number; level: string; message: string; timestamp: string };
+
+export type Outcome = {
+  status: number;
+  code?: string;
+  json?: string; // the result, already JSON
+  error?: { name: string; message: string; stack: string };
+  logs: LogLine[];
+};
+
+export type DeploymentConfig = {
+  id: string;
+  host: string;
+  functions: string[];
+  artifact: string;
+  timeoutMs: number;
+  maxBodyBytes: number;
+};
+
+type Pending = {
+  logs: LogLine[];
+  resolve: (o: Outcome) => void;
+  timer: number;
+};
+
+export type LateLog = (deploymentId: string, requestId: string | null, line: LogLine) => void;
+
+const BOOTSTRAP = new URL("./isolate.js", import.meta.url);
+let bootstrapUrl: string | null = null;
+
+async function bootstrap(): Promise<string> {
+  if (!bootstrapUrl) {
+    const text = await Deno.readTextFile(BOOTSTRAP);
+    bootstrapUrl = URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
+  }
+  return bootstrapUrl;
+}
+
+export class Isolate {
+  private pending = new Map<string, Pending>();
+  private worker: Worker;
+  dead = false;
+  lastUsed = Date.now();
+
+  constructor(
+    readonly config: DeploymentConfig,
+    code: string,
+    url: string,
+    private lateLog: LateLog,
+    private onDead: (iso: Isolate) => void,
+  ) {
+    this.worker = new Worker(url, {
+      type: "module",
+      name: `deployment-${config.host}`,
+      deno: { permissions: "none" },
+    } as WorkerOptions);
+    this.worker.onmessage = (e) => this.receive(e.data);
+    this.worker.onerror = (e) => {
+      e.preventDefault();
+      this.kill(500, "isolate_crashed", `The isolate crashed: ${e.message}`);
+    };
+    this.worker.postMessage({ t: "init", code });
+  }
+
+  call(requestId: string, fn: string, payload: unknown, timeoutMs: number): Promise<Outcome> {
+    this.lastUsed = Date.now();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        const call = this.pending.get(requestId);
+        if (!call) return;
+        this.pending.delete(requestId);
+        call.resolve({
+          status: 504,
+          code: "timeout",
+          error: {
+            name: "TimeoutError",
+            message: `The function did not finish within ${timeoutMs} ms and was stopped.`,
+            stack: "",
+          },
+          logs: call.logs,
+        });
+        this.kill(503, "isolate_restarted",
+          "Another call to this deployment timed out and its isolate was restarted; retry.");
+      }, timeoutMs);
+      this.pending.set(requestId, { logs: [], resolve, timer });
+      this.worker.postMessage({ t: "call", id: requestId, fn, payload });
+    });
+  }
+
+  private receive(msg: any) {
+    if (msg.t === "log") {
+      const line = { seq: msg.seq, level: msg.level, message: msg.message, timestamp: new Date(msg.ts).toISOString() };
+      const call = msg.id ? this.pending.get(msg.id) : undefined;
+      if (call) call.logs.push(line);
+      // Every line also goes to the control plane, including lines printed after a call
+      // answered (a timer it left behind) or outside any call.
+      this.lateLog(this.config.id, msg.id, line);
+      return;
+    }
+    if (msg.t !== "done") return;
+    const call = this.pending.get(msg.id);
+    if (!call) return;
+    this.pending.delete(msg.id);
+    clearTimeout(call.timer);
+    if (msg.ok) {
+      call.resolve({ status: 200, json: msg.json, logs: call.logs });
+    } else {
+      const status = msg.code === "function_not_found" ? 404 : 500;
+      call.resolve({ status, code: msg.code, error: msg.error, logs: call.logs });
+    }
+  }
+
+  kill(status: number, code: string, message: string) {
+    if (this.dead) return;
+    this.dead = true;
+    this.worker.terminate();
+    for (const [id, call] of this.pending) {
+      clearTimeout(call.timer);
+      call.resolve({ status, code, error: { name: "Error", message, stack: "" }, logs: call.logs });
+      this.pending.delete(id);
+    }
+    this.onDead(this);
+  }
+}
+
+export class Pool {
+  private isolates = new Map<string, Isolate>();
+
+  constructor(
+    private loadCode: (config: DeploymentConfig) => Promise<string>,
+    private lateLog: LateLog,
+  ) {}
+
+  async get(config: DeploymentConfig): Promise<Isolate> {
+    const existing = this.isolates.get(config.id);
+    if (existing && !existing.dead) return existing;
+    const [code, url] = await Promise.all([this.loadCode(config), bootstrap()]);
+    const again = this.isolates.get(config.id); // another request may have won the race
+    if (again && !again.dead) return again;
+    const iso = new Isolate(config, code, url, this.lateLog, (dead) => {
+      if (this.isolates.get(dead.config.id) === dead) this.isolates.delete(dead.config.id);
+    });
+    this.isolates.set(config.id, iso);
+    return iso;
+  }
+
+  get size() {
+    return this.isolates.size;
+  }
+}

@@ -1,0 +1,72 @@
+"""Tenant pages for one deployment: its page, the polling status panel, the invoke panel."""
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_POST
+
+from workers.forms import InvokeForm
+from workers_portal.access import require_deployer
+
+from .forms_context import invoke_context
+from .invoke import invoke_deployment
+from .models import Deployment
+
+# HTMX stops polling on this status (and still swaps the content in).
+STOP_POLLING = 286
+
+
+def deployment_for_member(request, code) -> Deployment:
+    """The deployment if the user is a member of its tenant; 404 for everyone else."""
+    return get_object_or_404(
+        Deployment.objects.for_member(request.user).select_related("worker", "tenant", "artifact"),
+        code=code,
+    )
+
+
+@login_required
+def deployment_detail(request, code):
+    deployment = deployment_for_member(request, code)
+    return render(request, "deployments/detail.html", invoke_context(deployment))
+
+
+@login_required
+def deployment_panel(request, code):
+    deployment = deployment_for_member(request, code)
+    status = STOP_POLLING if request.htmx and deployment.is_terminal else 200
+    return render(
+        request, "deployments/partials/panel.html", invoke_context(deployment), status=status
+    )
+
+
+@login_required
+def deployment_badge(request, code):
+    deployment = deployment_for_member(request, code)
+    status = STOP_POLLING if request.htmx and deployment.is_terminal else 200
+    return render(
+        request, "deployments/partials/badge.html", {"deployment": deployment}, status=status
+    )
+
+
+@login_required
+@require_POST
+def invoke(request, code):
+    deployment = deployment_for_member(request, code)
+    require_deployer(request.user, deployment.tenant)
+    form = InvokeForm(request.POST, functions=deployment.functions)
+    answer = None
+    if deployment.status != Deployment.Status.READY:
+        form.add_error(None, f"This deployment is {deployment.status}; only ready ones run.")
+    elif form.is_valid():
+        answer = invoke_deployment(
+            deployment, form.cleaned_data["function"], form.cleaned_data["payload"]
+        )
+    context = invoke_context(deployment, form)
+    context["answer"] = answer
+    if answer is not None:
+        body = answer.body
+        context["result_json"] = json.dumps(body.get("result"), indent=2) if answer.ok else None
+    if request.htmx:  # htmx swaps only 2xx answers, and form errors must show
+        return render(request, "deployments/partials/invoke_result.html", context)
+    return render(request, "deployments/detail.html", context, status=400 if form.errors else 200)

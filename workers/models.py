@@ -1,0 +1,75 @@
+"""Workers: a tenant's named function module, pointing at its production deployment."""
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxLengthValidator
+from django.db import models
+from django.db.models import Q
+
+from workers_portal.models import Tenant, label_validator
+
+
+class WorkerQuerySet(models.QuerySet):
+    def for_member(self, user):
+        """The one scoping path: workers of the tenants the user is a member of."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(tenant__memberships__user=user)
+
+
+class Worker(models.Model):
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="workers")
+    name = models.CharField(
+        max_length=30,
+        validators=[label_validator, MaxLengthValidator(30)],
+        help_text="Lowercase letters, digits and hyphens; part of the worker's URL.",
+    )
+    production = models.ForeignKey(
+        "deployments.Deployment",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The deployment the stable production URL serves.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = WorkerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="unique_worker_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug}/{self.name}"
+
+    @property
+    def host(self) -> str:
+        return f"{self.name}--{self.tenant.slug}"
+
+    @property
+    def url(self) -> str:
+        return runtime_url_for_host(self.host)
+
+    @property
+    def path_url(self) -> str:
+        return f"{settings.RUNTIME_URL}/d/{self.host}"
+
+    def latest_deployment(self):
+        return self.deployments.order_by("-created", "-id").first()
+
+    def promote(self, deployment) -> bool:
+        """Point production at `deployment` unless a newer ready deployment already is."""
+        newer = Q(production__isnull=True) | Q(production__created__lt=deployment.created)
+        return bool(Worker.objects.filter(newer, pk=self.pk).update(production=deployment))
+
+
+def runtime_url_for_host(host: str) -> str:
+    port = settings.RUNTIME_PUBLIC_PORT
+    default_port = {"http": 80, "https": 443}.get(settings.RUNTIME_PUBLIC_SCHEME)
+    suffix = "" if port == default_port else f":{port}"
+    return f"{settings.RUNTIME_PUBLIC_SCHEME}://{host}.{settings.RUNTIME_DOMAIN}{suffix}"

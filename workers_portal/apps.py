@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class WorkersPortalConfig(AppConfig):
+    name = "workers_portal"
+    verbose_name = "Tenancy"

@@ -1,0 +1,58 @@
+"""Tenancy: tenants and the users who are members of them, with a role each."""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+# Lowercase DNS-label pieces; "--" is reserved as the separator in runtime host names.
+label_validator = RegexValidator(
+    r"^[a-z0-9]([a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z0-9]$",
+    "Use lowercase letters, digits and single hyphens; start and end with a letter or digit.",
+)
+
+
+class Tenant(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUSPENDED = "suspended"
+
+    slug = models.CharField(max_length=20, unique=True, validators=[label_validator])
+    name = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        DEVELOPER = "developer"
+        VIEWER = "viewer"
+
+    # Roles that may deploy and invoke; viewers only read.
+    DEPLOY_ROLES = {Role.OWNER, Role.ADMIN, Role.DEVELOPER}
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.DEVELOPER)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "tenant"], name="unique_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+    @property
+    def can_deploy(self) -> bool:
+        return self.role in self.DEPLOY_ROLES

@@ -1,0 +1,175 @@
+"""Settings for every process (web, worker, beat, runtime), read from the environment."""
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+VAR_DIR.mkdir(exist_ok=True)
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
+if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
+        "string (or DEBUG=1 for a development run)."
+    )
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "workers_portal",
+    "workers",
+    "deployments",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "workers_portal.middleware.TenantMiddleware",
+]
+
+ROOT_URLCONF = "workers_portal.urls"
+WSGI_APPLICATION = "workers_portal.wsgi.application"
+ASGI_APPLICATION = "workers_portal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "workers_portal.context_processors.tenancy",
+            ],
+        },
+    },
+]
+
+# SQLite by default so a first run needs nothing. WAL, a busy timeout and IMMEDIATE
+# transactions let web, worker, beat and the runtime ingest share one file without
+# "database is locked".
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True  # serve from the app folders too, so no collectstatic for dev
+
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}
+
+# --- Celery ---------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# A build survives a killed worker: the message is acknowledged only after the task ran,
+# and a lost worker process puts it back. The beat sweep covers a whole-host crash.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 900)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-deployments": {
+        "task": "deployments.tasks.sweep_stuck_deployments",
+        "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=30.0),
+    },
+}
+
+# --- Builds -----------------------------------------------------------------------------
+DENO_DIR = Path(env.str("DENO_DIR", default=str(VAR_DIR / "deno")))
+BUILD_TIMEOUT_SECONDS = env.int("BUILD_TIMEOUT_SECONDS", default=120)
+# A deployment still building (or queued) this long after its last step is re-enqueued
+# by the sweep; after BUILD_MAX_ATTEMPTS it ends in error instead of waiting forever.
+BUILD_DEADLINE_SECONDS = env.int("BUILD_DEADLINE_SECONDS", default=300)
+BUILD_MAX_ATTEMPTS = env.int("BUILD_MAX_ATTEMPTS", default=3)
+MAX_SOURCE_BYTES = env.int("MAX_SOURCE_BYTES", default=1024 * 1024)
+DEFAULT_BACKEND = env.str("DEFAULT_BACKEND", default="local")
+
+# --- Runtime (the local data plane) -----------------------------------------------------
+RUNTIME_BIND = env.str("RUNTIME_BIND", default="127.0.0.1")
+RUNTIME_PORT = env.int("RUNTIME_PORT", default=8787)
+# Deployment URLs are http://<host>.<RUNTIME_DOMAIN>:<RUNTIME_PUBLIC_PORT>/
+RUNTIME_DOMAIN = env.str("RUNTIME_DOMAIN", default="localhost")
+RUNTIME_PUBLIC_SCHEME = env.str("RUNTIME_PUBLIC_SCHEME", default="http")
+RUNTIME_PUBLIC_PORT = env.int("RUNTIME_PUBLIC_PORT", default=RUNTIME_PORT)
+# How the control plane reaches the runtime, and the runtime the control plane.
+RUNTIME_URL = env.str("RUNTIME_URL", default=f"http://127.0.0.1:{RUNTIME_PORT}")
+CONTROL_PLANE_URL = env.str("CONTROL_PLANE_URL", default="http://127.0.0.1:8000")
+RUNTIME_TIMEOUT_SECONDS = env.float("RUNTIME_TIMEOUT_SECONDS", default=30.0)
+RUNTIME_MAX_BODY_BYTES = env.int("RUNTIME_MAX_BODY_BYTES", default=1024 * 1024)
+# The shared secret between runtime hosts and the control plane; derived from SECRET_KEY
+# unless set, so a single machine needs no extra configuration.
+RUNTIME_TOKEN = env.str(
+    "RUNTIME_TOKEN",
+    default=hmac.new(SECRET_KEY.encode(), b"runtime-token", hashlib.sha256).hexdigest(),
+)
