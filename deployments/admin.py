@@ -21,7 +21,15 @@ class DeploymentAdmin(admin.ModelAdmin):
 
 @admin.register(Invocation)
 class InvocationAdmin(admin.ModelAdmin):
-    list_display = ["request_id", "function", "deployment", "status", "trigger", "duration_ms", "started_at"]
+    list_display = [
+        "request_id",
+        "function",
+        "deployment",
+        "status",
+        "trigger",
+        "duration_ms",
+        "started_at",
+    ]
     list_filter = ["status", "trigger", "tenant"]
     search_fields = ["request_id", "function", "deployment__short_id"]
     readonly_fields = [f.name for f in Invocation._meta.fields]

@@ -22,7 +22,9 @@ def runtime_only(view):
         header = request.headers.get("Authorization", "")
         given = header.removeprefix("Bearer ").strip()
         if not given or not hmac.compare_digest(given, settings.RUNTIME_TOKEN):
-            return JsonResponse({"error": {"code": "not_found", "message": "Not found."}}, status=404)
+            return JsonResponse(
+                {"error": {"code": "not_found", "message": "Not found."}}, status=404
+            )
         return view(request, *args, **kwargs)
 
     return csrf_exempt(wrapped)
@@ -74,9 +76,7 @@ def resolve_host(request, host: str):
         if worker is None:
             return not_found("deployment_not_found", f"No worker {host}.")
         if worker.production is None:
-            return not_found(
-                "deployment_not_ready", f"Worker {host} has no ready deployment yet."
-            )
+            return not_found("deployment_not_ready", f"Worker {host} has no ready deployment yet.")
         return JsonResponse(deployment_config(worker.production, alias=True))
     return not_found("deployment_not_found", f"No deployment {host}.")
 
@@ -106,11 +106,15 @@ def ingest(request):
         invocations = list(batch.get("invocations", []))
         logs = list(batch.get("logs", []))
     except (ValueError, AttributeError, TypeError):
-        return JsonResponse({"error": {"code": "invalid_json", "message": "Bad batch."}}, status=400)
+        return JsonResponse(
+            {"error": {"code": "invalid_json", "message": "Bad batch."}}, status=400
+        )
     codes = {item.get("deploymentId") for item in invocations + logs}
     deployments = {
         str(d.code): d
-        for d in Deployment.objects.filter(code__in=[c for c in codes if c]).only("id", "code", "tenant_id")
+        for d in Deployment.objects.filter(code__in=[c for c in codes if c]).only(
+            "id", "code", "tenant_id"
+        )
     }
     new_invocations = []
     for item in invocations:

@@ -26,7 +26,10 @@ def invoke_deployment(deployment, function: str, payload_json: str) -> InvokeAns
     }
     try:
         response = httpx.post(
-            url, content=payload_json, headers=headers, timeout=settings.RUNTIME_TIMEOUT_SECONDS + 10
+            url,
+            content=payload_json,
+            headers=headers,
+            timeout=settings.RUNTIME_TIMEOUT_SECONDS + 10,
         )
     except httpx.HTTPError as exc:
         message = f"The runtime could not be reached at {settings.RUNTIME_URL} ({exc.__class__.__name__})."

@@ -28,7 +28,9 @@ Status = Deployment.Status
 )
 def build_deployment(deployment_pk: int) -> str | None:
     """Build one deployment. Safe to run twice: only one run's result is recorded."""
-    deployment = Deployment.objects.select_related("worker", "tenant").filter(pk=deployment_pk).first()
+    deployment = (
+        Deployment.objects.select_related("worker", "tenant").filter(pk=deployment_pk).first()
+    )
     if deployment is None or deployment.is_terminal:
         return None
     if deployment.status == Status.QUEUED:

@@ -38,17 +38,13 @@ class Membership(models.Model):
     # Roles that may deploy and invoke; viewers only read.
     DEPLOY_ROLES = {Role.OWNER, Role.ADMIN, Role.DEVELOPER}
 
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.DEVELOPER)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["user", "tenant"], name="unique_membership")
-        ]
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="unique_membership")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.tenant} ({self.role})"

@@ -14,8 +14,12 @@ urlpatterns = [
     path("workers/<uuid:code>/", worker_views.worker_detail, name="worker"),
     path("workers/<uuid:code>/deploy/", worker_views.redeploy, name="redeploy"),
     path("deployments/<uuid:code>/", deployment_views.deployment_detail, name="deployment"),
-    path("deployments/<uuid:code>/panel/", deployment_views.deployment_panel, name="deployment-panel"),
-    path("deployments/<uuid:code>/badge/", deployment_views.deployment_badge, name="deployment-badge"),
+    path(
+        "deployments/<uuid:code>/panel/", deployment_views.deployment_panel, name="deployment-panel"
+    ),
+    path(
+        "deployments/<uuid:code>/badge/", deployment_views.deployment_badge, name="deployment-badge"
+    ),
     path("deployments/<uuid:code>/invoke/", deployment_views.invoke, name="invoke"),
     path("internal/runtime/hosts/<str:host>", internal.resolve_host),
     path("internal/runtime/artifacts/<str:sha256>", internal.artifact),

@@ -51,9 +51,13 @@ class LocalBackend(Backend):
             write_source(workdir, deployment.source)
             (workdir / "deno.json").write_text(json.dumps({"compilerOptions": COMPILER_OPTIONS}))
 
-            doc = self._step(log, "Finding exported functions", ["doc", "--json", SOURCE_NAME], workdir)
+            doc = self._step(
+                log, "Finding exported functions", ["doc", "--json", SOURCE_NAME], workdir
+            )
             if doc.returncode != 0:
-                raise BuildFailed(syntax_error_message(clean_deno_output(doc.stderr)), "\n".join(log))
+                raise BuildFailed(
+                    syntax_error_message(clean_deno_output(doc.stderr)), "\n".join(log)
+                )
             functions = exported_functions(doc.stdout)
             if not functions:
                 raise BuildFailed(NO_EXPORTS, "\n".join(log))
@@ -102,7 +106,9 @@ class LocalBackend(Backend):
                 f"{title} did not finish within {settings.BUILD_TIMEOUT_SECONDS} s.",
                 "\n".join(log),
             ) from exc
-        output = clean_deno_output(result.stderr if args[0] == "doc" else result.stdout + result.stderr)
+        output = clean_deno_output(
+            result.stderr if args[0] == "doc" else result.stdout + result.stderr
+        )
         if output:
             log.append(output)
         return result

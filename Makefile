@@ -1,0 +1,27 @@
+.PHONY: run test check lint format setup clean
+
+PY := .venv/bin/python
+
+run:            ## set up, start Redis if needed, and run web, worker, beat and runtime
+	bin/run
+
+setup:
+	bin/setup
+
+test: setup     ## lint, migration check and the whole suite against private Postgres and Redis
+	bin/with-test-services $(MAKE) --no-print-directory check
+
+check: lint
+	$(PY) manage.py makemigrations --check --dry-run
+	.venv/bin/pytest --liveserver "$$LIVE_SERVER_ADDRESS"
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: setup
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

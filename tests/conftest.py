@@ -1,0 +1,170 @@
+"""Fixtures: users in every role, and the real processes end-to-end tests run against."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from workers_portal.models import Membership, Tenant
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = Path(os.environ.get("TEST_SERVICE_LOGS", "/tmp"))
+
+
+# --- people -------------------------------------------------------------------------------
+
+
+def make_user(username: str):
+    return get_user_model().objects.create_user(username, f"{username}@example.com", "pw-123456")
+
+
+@pytest.fixture
+def tenant(db):
+    return Tenant.objects.create(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def other_tenant(db):
+    return Tenant.objects.create(slug="globex", name="Globex")
+
+
+def member(tenant, username, role):
+    user = make_user(username)
+    Membership.objects.create(user=user, tenant=tenant, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(tenant):
+    return member(tenant, "olivia", Membership.Role.OWNER)
+
+
+@pytest.fixture
+def developer(tenant):
+    return member(tenant, "dev", Membership.Role.DEVELOPER)
+
+
+@pytest.fixture
+def viewer(tenant):
+    return member(tenant, "vera", Membership.Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(other_tenant):
+    """A member of another tenant: must never see anything of `tenant`."""
+    return member(other_tenant, "oscar", Membership.Role.OWNER)
+
+
+def client_for(client_class, user):
+    client = client_class()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+# --- real processes -----------------------------------------------------------------------
+
+
+def require_services():
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.fail("End-to-end tests need the private Postgres and Redis: run `make test`.")
+
+
+def e2e_database_url() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+    return f"postgres://{s['USER']}{password}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Process:
+    def __init__(self, name: str, args: list[str], env: dict[str, str]):
+        self.log_path = LOG_DIR / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        # Own session, so that killing it takes its children (pool processes, deno) along.
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def kill(self, sig=signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+        self.proc.wait(timeout=20)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+        self.log.close()
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """Starts real Celery workers against the test database; stops them after the test."""
+    require_services()
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no stale builds from earlier tests
+    started: list[Process] = []
+
+    def start(concurrency: int = 2) -> Process:
+        env = {**os.environ, "DATABASE_URL": e2e_database_url()}
+        worker = Process(
+            "celery",
+            [sys.executable, "-m", "celery", "-A", "workers_portal", "worker",
+             "--loglevel=INFO", f"--concurrency={concurrency}", "--without-gossip",
+             "--without-mingle", f"--hostname=test-{uuid.uuid4().hex[:6]}@%h"],
+            env,
+        )  # fmt: skip
+        started.append(worker)
+        wait_for(lambda: "ready." in worker.output(), 60, "the Celery worker to start")
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def runtime(live_server):
+    """The real data plane (`manage.py runtime`), learning deployments from the live server."""
+    require_services()
+    proc = Process("runtime", [sys.executable, "manage.py", "runtime"], dict(os.environ))
+
+    def healthy():
+        try:
+            return httpx.get(f"{settings.RUNTIME_URL}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(healthy, 60, "the runtime to answer", interval=0.2)
+    yield proc
+    proc.stop()

@@ -1,0 +1,183 @@
+"""The whole path with real parts: portal over HTTP -> Celery -> Deno build -> runtime."""
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+
+from deployments.models import Deployment, Invocation, LogEntry
+from deployments.tasks import sweep_stuck_deployments
+from workers.models import Worker
+
+from .conftest import ROOT, e2e_database_url, wait_for
+from .helpers import GREETER, TYPE_ERROR
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def portal_session(base_url: str, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=base_url, timeout=30, follow_redirects=False)
+    client.get("/login/")
+    response = client.post(
+        "/login/",
+        data={
+            "username": username,
+            "password": "pw-123456",
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+        },
+    )
+    assert response.status_code == 302, response.text
+    return client
+
+
+def form_post(client: httpx.Client, url: str, data: dict, **kwargs) -> httpx.Response:
+    return client.post(
+        url, data={**data, "csrfmiddlewaretoken": client.cookies["csrftoken"]}, **kwargs
+    )
+
+
+def test_portal_deploy_build_and_invoke_over_http(
+    live_server, runtime, start_worker, owner, tenant
+):
+    start_worker()
+    client = portal_session(live_server.url, owner.username)
+
+    response = form_post(client, "/workers/new/", {"name": "greeter", "source": GREETER})
+    assert response.status_code == 302
+    worker_page = response.headers["location"]
+    worker = Worker.objects.get(tenant=tenant, name="greeter")
+    deployment = worker.deployments.get()
+
+    # The status partial polls until the build ends, then answers 286 to stop polling.
+    panel = f"/deployments/{deployment.code}/panel/"
+    hx = {"HX-Request": "true"}
+    final = wait_for(
+        lambda: (r := client.get(panel, headers=hx)).status_code == 286 and r,
+        60,
+        "the build to end",
+        0.25,
+    )
+    assert "badge-ready" in final.text
+    assert f"{deployment.host}.localhost" in final.text  # the URL and a curl line to copy
+    assert "curl -X POST" in final.text
+
+    page = client.get(worker_page).text
+    assert "Production URL" in page and worker.url in page
+
+    # Invoke through the runtime URL, as any HTTP client would.
+    deployment.refresh_from_db()
+    answer = httpx.post(f"{deployment.path_url}/api/invoke/hello", json={"name": "Ada"}, timeout=30)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["result"] == {"greeting": "Hello, Ada!"}
+    assert [line["message"] for line in body["logs"]] == ["hello called", "name is Ada"]
+
+    # And through the portal's invoke panel, which renders result, duration and console.
+    result = form_post(
+        client, f"/deployments/{deployment.code}/invoke/",
+        {"function": "hello", "payload": '{"name": "Grace"}'}, headers=hx,
+    )  # fmt: skip
+    assert result.status_code == 200
+    assert "Hello, Grace!" in result.text
+    assert "hello called" in result.text and "name is Grace" in result.text
+    assert re.search(r"\d+(\.\d)? ms", result.text)
+    bad = form_post(
+        client, f"/deployments/{deployment.code}/invoke/",
+        {"function": "hello", "payload": "{oops"}, headers=hx,
+    )  # fmt: skip
+    assert "Not valid JSON" in bad.text
+
+    def recorded():
+        triggers = set(
+            Invocation.objects.filter(deployment=deployment).values_list("trigger", flat=True)
+        )
+        return triggers == {"http", "portal"}
+
+    wait_for(recorded, 10, "both invocations to be recorded")
+    assert LogEntry.objects.filter(deployment=deployment).count() == 4
+
+
+def test_failed_build_shows_the_error_in_the_portal(live_server, start_worker, owner, tenant):
+    start_worker()
+    client = portal_session(live_server.url, owner.username)
+    form_post(client, "/workers/new/", {"name": "broken", "source": TYPE_ERROR})
+    deployment = Deployment.objects.get(worker__name="broken")
+    panel = f"/deployments/{deployment.code}/panel/"
+    final = wait_for(
+        lambda: (r := client.get(panel, headers={"HX-Request": "true"})).status_code == 286 and r,
+        60, "the build to end", 0.25,
+    )  # fmt: skip
+    assert "The build failed" in final.text
+    assert "line 2, column 9: TS2322" in final.text
+
+
+def slow_source() -> str:
+    # Thousands of typed functions take deno check several seconds: time to kill the worker.
+    marker = uuid.uuid4().hex  # a fresh source, so no type-check cache makes it quick
+    lines = [f"// {marker}"]
+    for i in range(6000):
+        lines.append(
+            f"export async function f{i}(p: {{ a{i}: number; b: string[] }}): Promise<{{ r: number }}> "
+            f"{{ const x: Record<string, number> = {{ k{i}: p.a{i} }}; return {{ r: x.k{i} + p.b.length }}; }}"
+        )
+    return "\n".join(lines)
+
+
+def test_build_survives_its_worker_being_killed(start_worker, tenant, settings):
+    from deployments.deploy import deploy
+
+    first = start_worker(concurrency=1)
+    worker = Worker.objects.create(tenant=tenant, name="slow")
+    deployment = deploy(worker, slow_source())
+    wait_for(
+        lambda: Deployment.objects.get(pk=deployment.pk).status == "building",
+        60,
+        "the build to start",
+        0.02,
+    )
+    first.kill()  # SIGKILL to the worker and its children, mid-build
+    deployment.refresh_from_db()
+    assert deployment.status == "building"  # it really died mid-way
+
+    # The beat sweep finds it once its deadline has passed, and a live worker finishes it.
+    settings.BUILD_DEADLINE_SECONDS = 0
+    assert sweep_stuck_deployments() == {"requeued": 1, "failed": 0}
+    start_worker(concurrency=1)
+    wait_for(lambda: Deployment.objects.get(pk=deployment.pk).is_terminal, 120, "the rebuild", 0.2)
+    deployment.refresh_from_db()
+    assert deployment.status == "ready"
+    assert deployment.build_attempts == 2
+    assert len(deployment.functions) == 6000
+
+
+def run_deploy_command(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": e2e_database_url()}
+    return subprocess.run(
+        [sys.executable, "manage.py", "deploy", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_command_line_deploy_waits_and_reports(start_worker, tenant, tmp_path):
+    start_worker()
+    good = tmp_path / "good.ts"
+    good.write_text(GREETER)
+    result = run_deploy_command("acme", "cli-fn", str(good), "--wait")
+    assert result.returncode == 0, result.stderr
+    assert "status: ready" in result.stdout
+    deployment = Deployment.objects.get(worker__name="cli-fn")
+    assert f"url: {deployment.url}" in result.stdout
+
+    bad = tmp_path / "bad.ts"
+    bad.write_text(TYPE_ERROR)
+    result = run_deploy_command("acme", "cli-fn", str(bad), "--wait")
+    assert result.returncode == 1
+    assert "status: error" in result.stdout
+    assert "line 2, column 9: TS2322" in result.stderr
+
+    result = run_deploy_command("nobody", "cli-fn", str(good))
+    assert result.returncode == 1 and "No tenant with the slug 'nobody'" in result.stderr

@@ -1,0 +1,168 @@
+"""Tenant pages: what members see and may do, and that outsiders get 404 everywhere."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from deployments.models import Deployment
+from workers.models import Worker
+
+from .conftest import client_for
+from .helpers import GREETER, create_deployment
+
+
+@pytest.fixture
+def worker(tenant):
+    return Worker.objects.create(tenant=tenant, name="greeter")
+
+
+@pytest.fixture
+def deployment(worker):
+    return create_deployment(worker, GREETER)
+
+
+def worker_urls(worker, deployment):
+    return [
+        ("get", reverse("worker", args=[worker.code])),
+        ("post", reverse("redeploy", args=[worker.code])),
+        ("get", reverse("deployment", args=[deployment.code])),
+        ("get", reverse("deployment-panel", args=[deployment.code])),
+        ("get", reverse("deployment-badge", args=[deployment.code])),
+        ("post", reverse("invoke", args=[deployment.code])),
+    ]
+
+
+def test_outsider_gets_404_on_every_worker_and_deployment_page_and_partial(
+    worker, deployment, outsider
+):
+    client = client_for(Client, outsider)
+    for method, url in worker_urls(worker, deployment):
+        response = getattr(client, method)(url, {"source": GREETER}, HTTP_HX_REQUEST="true")
+        assert response.status_code == 404, (method, url)
+    # Nothing of the other tenant shows on the outsider's own dashboard either.
+    assert "greeter" not in client.get(reverse("dashboard")).content.decode()
+    assert Deployment.objects.count() == 1  # the refused redeploy created nothing
+
+
+def test_anonymous_visitors_are_sent_to_log_in(worker, deployment):
+    client = Client()
+    for method, url in worker_urls(worker, deployment):
+        response = getattr(client, method)(url)
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_dashboard_lists_workers_with_status_badges(owner_client, worker, deployment):
+    page = owner_client.get(reverse("dashboard")).content.decode()
+    assert "greeter" in page
+    assert "badge-queued" in page
+
+
+def test_new_worker_form_creates_worker_and_first_deployment(owner_client, tenant, owner):
+    response = owner_client.post(reverse("new-worker"), {"name": "my-fn", "source": GREETER})
+    worker = Worker.objects.get(tenant=tenant, name="my-fn")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("worker", args=[worker.code])
+    deployment = worker.deployments.get()
+    assert deployment.status == Deployment.Status.QUEUED
+    assert deployment.source == GREETER and deployment.created_by == owner
+
+
+@pytest.mark.parametrize(
+    "name, source, message",
+    [
+        ("Bad Name", GREETER, "Use lowercase letters"),
+        ("a--b", GREETER, "Use lowercase letters"),
+        ("ok", "   ", "The module is empty"),
+    ],
+)
+def test_new_worker_form_explains_bad_input(owner_client, tenant, name, source, message):
+    response = owner_client.post(reverse("new-worker"), {"name": name, "source": source})
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Worker.objects.exists()
+
+
+def test_too_large_module_is_refused_with_the_limit(owner_client, settings):
+    settings.MAX_SOURCE_BYTES = 100
+    response = owner_client.post(reverse("new-worker"), {"name": "big", "source": "x" * 101})
+    assert "the limit is 100 bytes" in response.content.decode()
+    assert not Worker.objects.exists()
+
+
+def test_duplicate_worker_name_is_refused(owner_client, worker):
+    response = owner_client.post(reverse("new-worker"), {"name": "greeter", "source": GREETER})
+    assert "exists already" in response.content.decode()
+    assert Worker.objects.count() == 1
+
+
+def test_worker_page_shows_deployments_newest_first_and_redeploy_form(
+    owner_client, worker, deployment
+):
+    newer = create_deployment(worker, GREETER.replace("hello called", "hello again"))
+    page = owner_client.get(reverse("worker", args=[worker.code])).content.decode()
+    assert page.index(newer.short_id) < page.index(deployment.short_id)
+    assert "hello again" in page  # the redeploy form starts from the newest code
+    assert reverse("redeploy", args=[worker.code]) in page
+
+
+def test_redeploy_creates_a_new_immutable_deployment(owner_client, worker, deployment):
+    response = owner_client.post(
+        reverse("redeploy", args=[worker.code]), {"source": GREETER + "\n// v2\n"}
+    )
+    assert response.status_code == 302
+    assert worker.deployments.count() == 2
+    deployment.refresh_from_db()
+    assert deployment.source == GREETER  # the earlier one is untouched
+
+
+def test_status_partial_polls_while_building_and_stops_when_terminal(owner_client, deployment):
+    url = reverse("deployment-panel", args=[deployment.code])
+    polling = owner_client.get(url, HTTP_HX_REQUEST="true")
+    assert polling.status_code == 200
+    assert 'hx-trigger="every 1s"' in polling.content.decode()
+    assert "Waiting for a builder" in polling.content.decode()
+
+    deployment.transition(Deployment.Status.QUEUED, Deployment.Status.BUILDING)
+    deployment.transition(
+        Deployment.Status.BUILDING, Deployment.Status.ERROR, error_message="line 2: broken"
+    )
+    done = owner_client.get(url, HTTP_HX_REQUEST="true")
+    assert done.status_code == 286  # htmx stops polling
+    body = done.content.decode()
+    assert "hx-trigger" not in body
+    assert "The build failed" in body and "line 2: broken" in body
+
+
+def test_badge_partial_stops_polling_when_terminal(owner_client, deployment):
+    url = reverse("deployment-badge", args=[deployment.code])
+    assert owner_client.get(url, HTTP_HX_REQUEST="true").status_code == 200
+    deployment.transition(Deployment.Status.QUEUED, Deployment.Status.CANCELED)
+    assert owner_client.get(url, HTTP_HX_REQUEST="true").status_code == 286
+
+
+def test_viewer_reads_but_may_not_deploy_or_invoke(client, viewer, worker, deployment):
+    client.force_login(viewer)
+    assert client.get(reverse("worker", args=[worker.code])).status_code == 200
+    assert (
+        client.post(reverse("redeploy", args=[worker.code]), {"source": GREETER}).status_code == 403
+    )
+    assert (
+        client.post(reverse("invoke", args=[deployment.code]), {"function": "hello"}).status_code
+        == 403
+    )
+    assert client.post(reverse("new-worker"), {"name": "x", "source": GREETER}).status_code == 403
+    assert Deployment.objects.count() == 1
+
+
+def test_invoke_panel_refuses_a_deployment_that_is_not_ready(owner_client, deployment):
+    response = owner_client.post(
+        reverse("invoke", args=[deployment.code]),
+        {"function": "hello", "payload": "{}"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "only ready ones run" in response.content.decode()
+
+
+def test_login_page_and_admin_render(client, db):
+    assert client.get(reverse("login")).status_code == 200
+    assert client.get("/admin/login/").status_code == 200

@@ -1,0 +1,48 @@
+"""Settings: refusing an insecure production start, and SQLite set up for four processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str, **env):
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "workers_portal.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_start_without_secret_key_refuses_and_names_the_variable():
+    result = run_python("import django; django.setup()", DEBUG="0")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+    assert "environment variable" in result.stderr
+
+
+def test_debug_start_with_the_development_key_works():
+    result = run_python("import django; django.setup(); print('ok')", DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_sqlite_default_uses_wal_busy_timeout_and_immediate_transactions(tmp_path):
+    db = tmp_path / "portal.sqlite3"
+    code = (
+        "import django; django.setup()\n"
+        "from django.db import connection\n"
+        "c = connection.cursor()\n"
+        "print(c.execute('PRAGMA journal_mode').fetchone()[0])\n"
+        "print(c.execute('PRAGMA busy_timeout').fetchone()[0])\n"
+        "print(connection.settings_dict['OPTIONS']['transaction_mode'])\n"
+    )
+    result = run_python(code, DEBUG="1", DATABASE_URL=f"sqlite:///{db}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["wal", "20000", "IMMEDIATE"]
