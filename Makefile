@@ -1,4 +1,4 @@
-.PHONY: run test check lint format setup clean
+.PHONY: run test check lint format setup clean bench
 
 PY := .venv/bin/python
 
@@ -25,3 +25,6 @@ format: setup
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
+
+bench: setup    ## deploy-to-ready and invocation latency against a bare Deno.serve
+	bin/with-test-services $(PY) bench/run.py

@@ -35,9 +35,10 @@ def deployment_detail(request, code):
 def deployment_panel(request, code):
     deployment = deployment_for_member(request, code)
     status = STOP_POLLING if request.htmx and deployment.is_terminal else 200
-    return render(
-        request, "deployments/partials/panel.html", invoke_context(deployment), status=status
-    )
+    context = invoke_context(deployment)
+    # On the worker page the final answer also refreshes the production URL section.
+    context["on_worker_page"] = request.GET.get("on") == "worker"
+    return render(request, "deployments/partials/panel.html", context, status=status)
 
 
 @login_required

@@ -166,3 +166,19 @@ def test_invoke_panel_refuses_a_deployment_that_is_not_ready(owner_client, deplo
 def test_login_page_and_admin_render(client, db):
     assert client.get(reverse("login")).status_code == 200
     assert client.get("/admin/login/").status_code == 200
+
+
+def test_worker_page_panel_refreshes_the_production_url_when_the_build_ends(
+    owner_client, worker, deployment
+):
+    page = owner_client.get(reverse("worker", args=[worker.code])).content.decode()
+    assert "Not live yet" in page
+    assert f"{reverse('deployment-panel', args=[deployment.code])}?on=worker" in page
+
+    deployment.transition(Deployment.Status.QUEUED, Deployment.Status.BUILDING)
+    deployment.transition(Deployment.Status.BUILDING, Deployment.Status.READY, functions=["hello"])
+    worker.promote(deployment)
+    url = reverse("deployment-panel", args=[deployment.code]) + "?on=worker"
+    body = owner_client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert f'id="production-{worker.code}" class="panel" hx-swap-oob="true"' in body
+    assert f"{worker.host}.localhost" in body and "Not live yet" not in body
