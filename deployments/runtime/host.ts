@@ -14,6 +14,7 @@ const MAX_QUEUED_LINES = 50_000;
 const ALIAS_TTL_MS = 1_000; // production URLs move when a newer deployment is ready
 const MISS_TTL_MS = 1_000;
 
+const CONTROL_TIMEOUT_MS = 10_000; // a hung control plane must not hang invocations forever
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 // --- answers -----------------------------------------------------------------------------
@@ -37,7 +38,10 @@ const inflight = new Map<string, Promise<Resolved>>();
 const codeCache = new Map<string, string>();
 
 async function fetchHost(host: string): Promise<Resolved> {
-  const res = await fetch(`${CONTROL}/internal/runtime/hosts/${encodeURIComponent(host)}`, { headers: auth });
+  const res = await fetch(`${CONTROL}/internal/runtime/hosts/${encodeURIComponent(host)}`, {
+    headers: auth,
+    signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
+  });
   const body = await res.json().catch(() => null);
   if (res.ok && body) {
     const ttl = body.alias ? ALIAS_TTL_MS : Infinity; // a deployment host never changes
@@ -67,7 +71,10 @@ function resolveHost(host: string): Promise<Resolved> {
 async function loadCode(config: DeploymentConfig): Promise<string> {
   const cached = codeCache.get(config.artifact);
   if (cached !== undefined) return cached;
-  const res = await fetch(`${CONTROL}/internal/runtime/artifacts/${config.artifact}`, { headers: auth });
+  const res = await fetch(`${CONTROL}/internal/runtime/artifacts/${config.artifact}`, {
+    headers: auth,
+    signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
+  });
   if (!res.ok) throw new Error(`artifact ${config.artifact}: control plane answered ${res.status}`);
   const code = await res.text();
   codeCache.set(config.artifact, code);
@@ -107,6 +114,7 @@ async function flush() {
       method: "POST",
       headers: { ...auth, "content-type": "application/json" },
       body: JSON.stringify(batch),
+      signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
     });
     await res.body?.cancel();
     if (!res.ok) throw new Error(`ingest answered ${res.status}`);

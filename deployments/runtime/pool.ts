@@ -24,7 +24,7 @@ export type DeploymentConfig = {
 type Pending = {
   logs: LogLine[];
   resolve: (o: Outcome) => void;
-  timer: number;
+  timer: ReturnType<typeof setTimeout>;
 };
 
 export type LateLog = (deploymentId: string, requestId: string | null, line: LogLine) => void;
