@@ -168,3 +168,18 @@ def runtime(live_server):
     wait_for(healthy, 60, "the runtime to answer", interval=0.2)
     yield proc
     proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def runtime_reports_settle(request):
+    """After a test that used the runtime, wait until its background reports have landed,
+    so they never race the database flush that ends a transactional test."""
+    yield
+    if "runtime" not in request.fixturenames:
+        return
+
+    def settled():
+        state = httpx.get(f"{settings.RUNTIME_URL}/healthz", timeout=2).json()
+        return state["pendingReports"] == 0 and not state["flushing"]
+
+    wait_for(settled, 15, "the runtime's reports to land", interval=0.05)

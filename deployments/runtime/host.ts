@@ -248,7 +248,10 @@ async function handle(req: Request): Promise<Response> {
   const url = new URL(req.url);
   const { host, path } = route(req, url);
   if (!host) {
-    if (path === "/healthz") return json(200, { ok: true, isolates: pool.size });
+    if (path === "/healthz") {
+      const pending = queued.logs.length + queued.invocations.length;
+      return json(200, { ok: true, isolates: pool.size, pendingReports: pending, flushing });
+    }
     return failure(404, "not_found",
       `No deployment at this address. Use http://<deployment-host>.${DOMAIN}:${PORT}/api/invoke/<function> or /d/<deployment-host>/api/invoke/<function>.`);
   }
