@@ -37,9 +37,9 @@ class InvocationAdmin(admin.ModelAdmin):
 
 @admin.register(LogEntry)
 class LogEntryAdmin(admin.ModelAdmin):
-    list_display = ["timestamp", "level", "request_id", "seq", "message"]
+    list_display = ["timestamp", "level", "function", "request_id", "seq", "message"]
     list_filter = ["level", "tenant"]
-    search_fields = ["request_id", "message"]
+    search_fields = ["request_id", "message", "function"]
     readonly_fields = [f.name for f in LogEntry._meta.fields]
 
 

@@ -2,17 +2,16 @@
 
 import hmac
 import json
-from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from workers.models import Worker
 
-from .models import Artifact, Deployment, Invocation, LogEntry
+from .ingest import store_runtime_batch
+from .models import Artifact, Deployment
 
 
 def runtime_only(view):
@@ -42,6 +41,8 @@ def deployment_config(deployment: Deployment, alias: bool) -> dict:
         "artifact": deployment.artifact_id,
         "timeoutMs": int(settings.RUNTIME_TIMEOUT_SECONDS * 1000),
         "maxBodyBytes": settings.RUNTIME_MAX_BODY_BYTES,
+        "maxLogLines": settings.RUNTIME_MAX_LOG_LINES,
+        "maxLineBytes": settings.RUNTIME_MAX_LINE_BYTES,
         "alias": alias,
     }
 
@@ -90,68 +91,15 @@ def artifact(request, sha256: str):
     return HttpResponse(found.content, content_type="text/javascript")
 
 
-def parse_time(value: str) -> datetime:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        return datetime.now(UTC)
-
-
 @runtime_only
 @require_POST
 def ingest(request):
     """Store invocations and log lines; idempotent, so a re-sent batch adds nothing."""
     try:
         batch = json.loads(request.body)
-        invocations = list(batch.get("invocations", []))
-        logs = list(batch.get("logs", []))
-    except (ValueError, AttributeError, TypeError):
+        invocations, lines = store_runtime_batch(batch)
+    except (ValueError, AttributeError, TypeError, KeyError):
         return JsonResponse(
-            {"error": {"code": "invalid_json", "message": "Bad batch."}}, status=400
+            {"error": {"code": "invalid_batch", "message": "Bad batch."}}, status=400
         )
-    codes = {item.get("deploymentId") for item in invocations + logs}
-    deployments = {
-        str(d.code): d
-        for d in Deployment.objects.filter(code__in=[c for c in codes if c]).only(
-            "id", "code", "tenant_id"
-        )
-    }
-    new_invocations = []
-    for item in invocations:
-        deployment = deployments.get(item.get("deploymentId"))
-        if deployment is None:
-            continue  # its deployment was deleted meanwhile
-        new_invocations.append(
-            Invocation(
-                request_id=str(item["requestId"])[:64],
-                deployment_id=deployment.id,
-                tenant_id=deployment.tenant_id,
-                function=str(item.get("function", ""))[:200],
-                trigger=item.get("trigger") or Invocation.Trigger.HTTP,
-                status=item.get("status") or Invocation.Status.ERROR,
-                status_code=int(item.get("statusCode") or 0),
-                error_message=str(item.get("errorMessage") or ""),
-                duration_ms=float(item.get("durationMs") or 0),
-                started_at=parse_time(item.get("startedAt")),
-            )
-        )
-    new_lines = []
-    for item in logs:
-        deployment = deployments.get(item.get("deploymentId"))
-        if deployment is None:
-            continue
-        new_lines.append(
-            LogEntry(
-                request_id=str(item["requestId"])[:64],
-                seq=int(item["seq"]),
-                deployment_id=deployment.id,
-                tenant_id=deployment.tenant_id,
-                timestamp=parse_time(item.get("timestamp")),
-                level=item.get("level") if item.get("level") in LogEntry.Level.values else "log",
-                message=str(item.get("message", "")),
-            )
-        )
-    with transaction.atomic():
-        Invocation.objects.bulk_create(new_invocations, ignore_conflicts=True)
-        LogEntry.objects.bulk_create(new_lines, ignore_conflicts=True)
-    return JsonResponse({"invocations": len(new_invocations), "logs": len(new_lines)})
+    return JsonResponse({"invocations": invocations, "logs": lines})

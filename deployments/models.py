@@ -10,7 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from workers.models import Worker, runtime_url_for_host
-from workers_portal.models import Tenant
+from workers_portal.models import Tenant, TenantScopedQuerySet
 
 SHORT_ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -37,13 +37,6 @@ class Artifact(models.Model):
             sha256=digest, defaults={"content": content, "size": len(content.encode())}
         )
         return artifact
-
-
-class DeploymentQuerySet(models.QuerySet):
-    def for_member(self, user):
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(tenant__memberships__user=user)
 
 
 class Deployment(models.Model):
@@ -85,7 +78,7 @@ class Deployment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    objects = DeploymentQuerySet.as_manager()
+    objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -168,6 +161,8 @@ class Invocation(models.Model):
     started_at = models.DateTimeField()
     created = models.DateTimeField(auto_now_add=True)
 
+    objects = TenantScopedQuerySet.as_manager()
+
     class Meta:
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["deployment", "-started_at"])]
@@ -188,9 +183,12 @@ class LogEntry(models.Model):
     deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="log_entries")
     request_id = models.CharField(max_length=64)
     seq = models.PositiveIntegerField()
+    function = models.CharField(max_length=200, blank=True)
     timestamp = models.DateTimeField()
     level = models.CharField(max_length=8, choices=Level.choices, default=Level.LOG)
     message = models.TextField()
+
+    objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -199,7 +197,7 @@ class LogEntry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["request_id", "seq"], name="unique_log_line")
         ]
-        indexes = [models.Index(fields=["deployment", "id"])]
+        indexes = [models.Index(fields=["deployment", "id"]), models.Index(fields=["timestamp"])]
 
     def __str__(self) -> str:
         return f"{self.request_id}#{self.seq} {self.message[:60]}"

@@ -9,7 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .backends import BuildFailed, TransientBackendError, get_backend
-from .models import Artifact, Deployment
+from .models import Artifact, Deployment, Invocation, LogEntry
 
 log = logging.getLogger(__name__)
 Status = Deployment.Status
@@ -91,3 +91,24 @@ def sweep_stuck_deployments() -> dict[str, int]:
             build_deployment.delay(deployment.pk)
             counts["requeued"] += 1
     return counts
+
+
+PRUNE_BATCH = 5000
+
+
+@shared_task(soft_time_limit=3000, time_limit=3600)
+def prune_old_logs() -> int:
+    """Delete lines and invocations past each tenant's retention, a small batch at a time, so
+    no statement holds locks long enough to stall ingest."""
+    from workers_portal.models import Tenant
+
+    deleted = 0
+    for tenant in Tenant.objects.all():
+        days = tenant.log_retention_days or settings.LOG_RETENTION_DAYS
+        cutoff = timezone.now() - timedelta(days=days)
+        for model, field in ((LogEntry, "timestamp"), (Invocation, "started_at")):
+            old = model.objects.filter(tenant=tenant, **{f"{field}__lt": cutoff})
+            while ids := list(old.values_list("id", flat=True)[:PRUNE_BATCH]):
+                count, _ = model.objects.filter(id__in=ids).delete()
+                deleted += count
+    return deleted

@@ -77,6 +77,27 @@ def owner_client(client, owner):
     return client
 
 
+def portal_session(base_url: str, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=base_url, timeout=30, follow_redirects=False)
+    client.get("/login/")
+    response = client.post(
+        "/login/",
+        data={
+            "username": username,
+            "password": "pw-123456",
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+        },
+    )
+    assert response.status_code == 302, response.text
+    return client
+
+
+def form_post(client: httpx.Client, url: str, data: dict, **kwargs) -> httpx.Response:
+    return client.post(
+        url, data={**data, "csrfmiddlewaretoken": client.cookies["csrftoken"]}, **kwargs
+    )
+
+
 # --- real processes -----------------------------------------------------------------------
 
 
@@ -183,3 +204,32 @@ def runtime_reports_settle(request):
         return state["pendingReports"] == 0 and not state["flushing"]
 
     wait_for(settled, 15, "the runtime's reports to land", interval=0.05)
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, django_db_blocker):
+    """The portal under uvicorn (ASGI), as in production, for streaming endpoints."""
+    require_services()
+    import socket
+
+    with django_db_blocker.unblock():
+        env = {**os.environ, "DATABASE_URL": e2e_database_url()}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = Process(
+        "uvicorn",
+        [sys.executable, "-m", "uvicorn", "workers_portal.asgi:application", "--port", str(port)],
+        env,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return httpx.get(f"{url}/login/", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 60, "uvicorn to answer", interval=0.2)
+    yield url
+    proc.stop()

@@ -13,31 +13,10 @@ from deployments.models import Deployment, Invocation, LogEntry
 from deployments.tasks import sweep_stuck_deployments
 from workers.models import Worker
 
-from .conftest import ROOT, e2e_database_url, wait_for
+from .conftest import ROOT, e2e_database_url, form_post, portal_session, wait_for
 from .helpers import GREETER, TYPE_ERROR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def portal_session(base_url: str, username: str) -> httpx.Client:
-    client = httpx.Client(base_url=base_url, timeout=30, follow_redirects=False)
-    client.get("/login/")
-    response = client.post(
-        "/login/",
-        data={
-            "username": username,
-            "password": "pw-123456",
-            "csrfmiddlewaretoken": client.cookies["csrftoken"],
-        },
-    )
-    assert response.status_code == 302, response.text
-    return client
-
-
-def form_post(client: httpx.Client, url: str, data: dict, **kwargs) -> httpx.Response:
-    return client.post(
-        url, data={**data, "csrfmiddlewaretoken": client.cookies["csrftoken"]}, **kwargs
-    )
 
 
 def test_portal_deploy_build_and_invoke_over_http(

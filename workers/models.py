@@ -7,15 +7,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models import Q
 
-from workers_portal.models import Tenant, label_validator
-
-
-class WorkerQuerySet(models.QuerySet):
-    def for_member(self, user):
-        """The one scoping path: workers of the tenants the user is a member of."""
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(tenant__memberships__user=user)
+from workers_portal.models import Tenant, TenantScopedQuerySet, label_validator
 
 
 class Worker(models.Model):
@@ -36,7 +28,7 @@ class Worker(models.Model):
     )
     created = models.DateTimeField(auto_now_add=True)
 
-    objects = WorkerQuerySet.as_manager()
+    objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -11,6 +11,14 @@ label_validator = RegexValidator(
 )
 
 
+class TenantScopedQuerySet(models.QuerySet):
+    def for_member(self, user):
+        """The one scoping path: rows of the tenants the user is a member of."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(tenant__memberships__user=user)
+
+
 class Tenant(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active"
@@ -19,6 +27,9 @@ class Tenant(models.Model):
     slug = models.CharField(max_length=20, unique=True, validators=[label_validator])
     name = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    log_retention_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Days console lines are kept; empty for the default."
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

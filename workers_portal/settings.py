@@ -144,6 +144,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.sweep_stuck_deployments",
         "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=30.0),
     },
+    "prune-old-logs": {
+        "task": "deployments.tasks.prune_old_logs",
+        "schedule": env.float("PRUNE_INTERVAL_SECONDS", default=3600.0),
+    },
 }
 
 # --- Builds -----------------------------------------------------------------------------
@@ -174,3 +178,12 @@ RUNTIME_TOKEN = env.str(
     "RUNTIME_TOKEN",
     default=hmac.new(SECRET_KEY.encode(), b"runtime-token", hashlib.sha256).hexdigest(),
 )
+
+# --- Logs -------------------------------------------------------------------------------
+LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=7)
+RUNTIME_MAX_LOG_LINES = env.int("RUNTIME_MAX_LOG_LINES", default=1000)  # per invocation
+RUNTIME_MAX_LINE_BYTES = env.int("RUNTIME_MAX_LINE_BYTES", default=8192)
+LOG_PAGE_SIZE = 200
+SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
+VERCEL_LOG_DRAIN_SECRET = env.str("VERCEL_LOG_DRAIN_SECRET", default="")
+VERCEL_LOG_DRAIN_VERIFY = env.str("VERCEL_LOG_DRAIN_VERIFY", default="")

@@ -2,11 +2,34 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from deployments import internal
+from deployments import api_logs, drains, internal, log_views
 from deployments import views as deployment_views
 from workers import views as worker_views
 
+
+def log_urls(kind: str, prefix: str) -> list:
+    return [
+        path(
+            f"{prefix}/<uuid:code>/logs/", log_views.log_page, {"kind": kind}, name=f"{kind}-logs"
+        ),
+        path(
+            f"{prefix}/<uuid:code>/logs/tail/",
+            log_views.log_tail,
+            {"kind": kind},
+            name=f"{kind}-logs-tail",
+        ),
+        path(
+            f"{prefix}/<uuid:code>/logs/older/",
+            log_views.log_older,
+            {"kind": kind},
+            name=f"{kind}-logs-older",
+        ),
+    ]
+
+
 urlpatterns = [
+    *log_urls("worker", "workers"),
+    *log_urls("deployment", "deployments"),
     path("", worker_views.dashboard, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -21,6 +44,10 @@ urlpatterns = [
         "deployments/<uuid:code>/badge/", deployment_views.deployment_badge, name="deployment-badge"
     ),
     path("deployments/<uuid:code>/invoke/", deployment_views.invoke, name="invoke"),
+    path("invocations/<str:request_id>/", log_views.invocation_detail, name="invocation"),
+    path("api/workers/<uuid:code>/logs", api_logs.logs_stream, name="api-logs-stream"),
+    path("api/workers/<uuid:code>/logs/poll", api_logs.logs_poll, name="api-logs-poll"),
+    path("api/drains/vercel", drains.vercel_drain, name="vercel-drain"),
     path("internal/runtime/hosts/<str:host>", internal.resolve_host),
     path("internal/runtime/artifacts/<str:sha256>", internal.artifact),
     path("internal/runtime/ingest", internal.ingest),

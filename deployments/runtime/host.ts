@@ -83,7 +83,7 @@ async function loadCode(config: DeploymentConfig): Promise<string> {
 
 // --- reporting to the control plane, never on the invocation's path -----------------------
 
-type IngestLine = LogLine & { requestId: string; deploymentId: string };
+type IngestLine = LogLine & { requestId: string; deploymentId: string; function: string };
 type IngestInvocation = Record<string, unknown>;
 const queued = { invocations: [] as IngestInvocation[], logs: [] as IngestLine[] };
 const isolateLogIds = new Map<string, string>();
@@ -91,7 +91,7 @@ let droppedLines = 0;
 let flushing = false;
 let backoffUntil = 0;
 
-function queueLine(deploymentId: string, requestId: string | null, line: LogLine) {
+function queueLine(deploymentId: string, requestId: string | null, fn: string, line: LogLine) {
   if (queued.logs.length >= MAX_QUEUED_LINES) {
     droppedLines++;
     return;
@@ -101,7 +101,7 @@ function queueLine(deploymentId: string, requestId: string | null, line: LogLine
     requestId = isolateLogIds.get(deploymentId) ?? `iso_${crypto.randomUUID().replaceAll("-", "")}`;
     isolateLogIds.set(deploymentId, requestId);
   }
-  queued.logs.push({ ...line, requestId, deploymentId });
+  queued.logs.push({ ...line, requestId, deploymentId, function: fn });
 }
 
 async function flush() {

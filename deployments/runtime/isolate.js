@@ -14,13 +14,44 @@ function format(args) {
     .join(" ");
 }
 
+// Limits set by the host at init; lines over them are dropped or cut, never silently.
+const limits = { maxLines: 1000, maxLineBytes: 8192 };
+const encoder = new TextEncoder();
+
+function capped(message) {
+  // A UTF-8 character takes at most 3 bytes per UTF-16 unit: measure only when it may matter.
+  if (message.length * 3 <= limits.maxLineBytes) return message;
+  const bytes = encoder.encode(message);
+  if (bytes.length <= limits.maxLineBytes) return message;
+  const kept = new TextDecoder().decode(bytes.subarray(0, limits.maxLineBytes)).replace(/\uFFFD$/, "");
+  return `${kept} … [truncated: the line was ${bytes.length} bytes, the limit is ${limits.maxLineBytes}]`;
+}
+
+function emit(call, level, message) {
+  const seq = call ? call.seq++ : isolateSeq++;
+  post({ t: "log", id: call ? call.id : null, fn: call ? call.fn : "", seq, level, message, ts: Date.now() });
+}
+
 const LEVELS = { log: "log", info: "info", debug: "debug", trace: "debug", warn: "warn", error: "error" };
 for (const [method, level] of Object.entries(LEVELS)) {
   console[method] = (...args) => {
     const call = calls.getStore();
-    const seq = call ? call.seq++ : isolateSeq++;
-    post({ t: "log", id: call ? call.id : null, seq, level, message: format(args), ts: Date.now() });
+    if (call) {
+      if (call.lines >= limits.maxLines) {
+        call.dropped++;
+        return;
+      }
+      call.lines++;
+    }
+    emit(call, level, capped(format(args)));
   };
+}
+
+function reportDropped(call) {
+  if (call.dropped > 0) {
+    emit(call, "warn", `truncated: ${call.dropped} lines dropped (the limit is ${limits.maxLines} lines per invocation)`);
+    call.dropped = 0;
+  }
 }
 
 // Errors that escape a call (a timer that throws after returning, a rejected promise no
@@ -44,43 +75,46 @@ function describe(err) {
 }
 
 async function run(msg) {
+  const done = await invoke(msg);
+  reportDropped(calls.getStore()); // before "done", so the marker is in the answer too
+  post(done);
+}
+
+async function invoke(msg) {
   let mod;
   try {
     mod = await loaded;
   } catch (err) {
     const error = describe(err);
     error.message = `The module failed to load: ${error.message}`;
-    post({ t: "done", id: msg.id, ok: false, code: "module_load_failed", error });
-    return;
+    return { t: "done", id: msg.id, ok: false, code: "module_load_failed", error };
   }
   const fn = mod[msg.fn];
   if (typeof fn !== "function") {
-    post({ t: "done", id: msg.id, ok: false, code: "function_not_found",
-           error: { name: "Error", message: `No exported function named ${msg.fn}`, stack: "" } });
-    return;
+    return { t: "done", id: msg.id, ok: false, code: "function_not_found",
+           error: { name: "Error", message: `No exported function named ${msg.fn}`, stack: "" } };
   }
   let value;
   try {
     value = await fn(msg.payload);
   } catch (err) {
-    post({ t: "done", id: msg.id, ok: false, code: "function_error", error: describe(err) });
-    return;
+    return { t: "done", id: msg.id, ok: false, code: "function_error", error: describe(err) };
   }
   let json;
   try {
     json = JSON.stringify(value === undefined ? null : value);
     if (json === undefined) json = "null"; // functions and symbols stringify to undefined
   } catch (err) {
-    post({ t: "done", id: msg.id, ok: false, code: "result_not_serializable",
-           error: { name: "TypeError", message: `The function's result is not JSON: ${err.message}`, stack: "" } });
-    return;
+    return { t: "done", id: msg.id, ok: false, code: "result_not_serializable",
+           error: { name: "TypeError", message: `The function's result is not JSON: ${err.message}`, stack: "" } };
   }
-  post({ t: "done", id: msg.id, ok: true, json });
+  return { t: "done", id: msg.id, ok: true, json };
 }
 
 self.onmessage = (event) => {
   const msg = event.data;
   if (msg.t === "init") {
+    Object.assign(limits, msg.limits ?? {});
     const url = URL.createObjectURL(new Blob([msg.code], { type: "text/javascript" }));
     loaded = import(url);
     loaded.then(
@@ -88,6 +122,6 @@ self.onmessage = (event) => {
       (err) => post({ t: "load_error", error: describe(err) }),
     );
   } else if (msg.t === "call") {
-    calls.run({ id: msg.id, seq: 0 }, () => run(msg));
+    calls.run({ id: msg.id, fn: msg.fn, seq: 0, lines: 0, dropped: 0 }, () => run(msg));
   }
 };

@@ -19,6 +19,8 @@ export type DeploymentConfig = {
   artifact: string;
   timeoutMs: number;
   maxBodyBytes: number;
+  maxLogLines: number;
+  maxLineBytes: number;
 };
 
 type Pending = {
@@ -27,7 +29,12 @@ type Pending = {
   timer: ReturnType<typeof setTimeout>;
 };
 
-export type LateLog = (deploymentId: string, requestId: string | null, line: LogLine) => void;
+export type LateLog = (
+  deploymentId: string,
+  requestId: string | null,
+  fn: string,
+  line: LogLine,
+) => void;
 
 const BOOTSTRAP = new URL("./isolate.js", import.meta.url);
 let bootstrapUrl: string | null = null;
@@ -63,7 +70,8 @@ export class Isolate {
       e.preventDefault();
       this.kill(500, "isolate_crashed", `The isolate crashed: ${e.message}`);
     };
-    this.worker.postMessage({ t: "init", code });
+    const limits = { maxLines: config.maxLogLines, maxLineBytes: config.maxLineBytes };
+    this.worker.postMessage({ t: "init", code, limits });
   }
 
   call(requestId: string, fn: string, payload: unknown, timeoutMs: number): Promise<Outcome> {
@@ -96,9 +104,9 @@ export class Isolate {
       const line = { seq: msg.seq, level: msg.level, message: msg.message, timestamp: new Date(msg.ts).toISOString() };
       const call = msg.id ? this.pending.get(msg.id) : undefined;
       if (call) call.logs.push(line);
-      // Every line also goes to the control plane, including lines printed after a call
-      // answered (a timer it left behind) or outside any call.
-      this.lateLog(this.config.id, msg.id, line);
+      // Every line also goes to the control plane as it is printed (the live tail), including
+      // lines printed after a call answered (a timer it left behind) or outside any call.
+      this.lateLog(this.config.id, msg.id, msg.fn ?? "", line);
       return;
     }
     if (msg.t !== "done") return;

@@ -1,0 +1,146 @@
+"""Portal log pages: the live tail of a worker or a deployment, and one invocation."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import reverse
+
+from workers.views import worker_for_member
+
+from .logs import LogFilter, cursor_from, latest_lines, lines_after, lines_before
+from .models import Invocation, LogEntry
+from .views import deployment_for_member
+
+TAIL_BATCH = 500
+
+
+@dataclass
+class Scope:
+    kind: str  # "worker" or "deployment"
+    obj: object
+    lines: object
+    title: str
+
+    def urls(self) -> dict:
+        code = self.obj.code
+        return {
+            "page_url": reverse(f"{self.kind}-logs", args=[code]),
+            "tail_url": reverse(f"{self.kind}-logs-tail", args=[code]),
+            "older_url": reverse(f"{self.kind}-logs-older", args=[code]),
+        }
+
+
+def scope_for(request, kind: str, code) -> Scope:
+    """The log lines a member may read in this scope; 404 for everyone else."""
+    base = LogEntry.objects.select_related("deployment")
+    if kind == "worker":
+        worker = worker_for_member(request, code)
+        return Scope(kind, worker, base.filter(deployment__worker=worker), worker.name)
+    deployment = deployment_for_member(request, code)
+    title = f"{deployment.worker.name} · {deployment.short_id}"
+    return Scope(kind, deployment, base.filter(deployment=deployment), title)
+
+
+def tail_context(scope: Scope, filters: LogFilter, cursor: int, paused: bool = False) -> dict:
+    return {
+        **scope.urls(),
+        "scope": scope,
+        "filters": filters,
+        "paused": paused,
+        "cursor": cursor,
+        "tail_query": filters.query(cursor=cursor),
+        "pause_query": filters.query(cursor=cursor, paused=1),
+    }
+
+
+@login_required
+def log_page(request, kind, code):
+    scope = scope_for(request, kind, code)
+    filters = LogFilter.from_params(request.GET)
+    before = cursor_from(request.GET.get("before"))
+    matching = filters.apply(scope.lines)
+    if before is not None:  # the "older" link, followed without htmx
+        lines = lines_before(matching, before, settings.LOG_PAGE_SIZE)
+    else:
+        lines = latest_lines(matching, settings.LOG_PAGE_SIZE)
+    # The tail follows every line after the newest one stored, matching or not.
+    newest = scope.lines.order_by("-id").values_list("id", flat=True).first() or 0
+    context = tail_context(scope, filters, newest)
+    context.update(
+        lines=lines[::-1],
+        older_query=filters.query(before=lines[0].id) if lines else "",
+        levels=LogEntry.Level.values,
+        functions=sorted(
+            set(
+                scope.lines.exclude(function="").values_list("function", flat=True).distinct()[:100]
+            )
+        ),
+    )
+    template = "deployments/partials/log_panel.html" if request.htmx else "deployments/logs.html"
+    return render(request, template, context)
+
+
+@login_required
+def log_tail(request, kind, code):
+    """New lines after the cursor (prepended by htmx), and the poller with the new cursor."""
+    scope = scope_for(request, kind, code)
+    filters = LogFilter.from_params(request.GET)
+    cursor = cursor_from(request.GET.get("cursor")) or 0
+    paused = request.GET.get("paused") == "1"
+    new_lines = []
+    if not paused:
+        # Read past non-matching lines too, so the cursor moves over them.
+        batch = lines_after(scope.lines, cursor, TAIL_BATCH)
+        if batch:
+            cursor = batch[-1].id
+            matching = {
+                line.id for line in filters.apply(scope.lines.filter(id__in=[b.id for b in batch]))
+            }
+            new_lines = [line for line in reversed(batch) if line.id in matching]
+    context = tail_context(scope, filters, cursor, paused)
+    context["new_lines"] = new_lines
+    return render(request, "deployments/partials/log_tail.html", context)
+
+
+@login_required
+def log_older(request, kind, code):
+    scope = scope_for(request, kind, code)
+    filters = LogFilter.from_params(request.GET)
+    before = cursor_from(request.GET.get("before")) or 0
+    lines = lines_before(filters.apply(scope.lines), before, settings.LOG_PAGE_SIZE)
+    context = {
+        **scope.urls(),
+        "scope": scope,
+        "older_lines": lines[::-1],
+        "older_query": filters.query(before=lines[0].id) if lines else "",
+    }
+    return render(request, "deployments/partials/log_older.html", context)
+
+
+@login_required
+def invocation_detail(request, request_id):
+    invocation = (
+        Invocation.objects.for_member(request.user)
+        .select_related("deployment__worker")
+        .filter(request_id=request_id)
+        .first()
+    )
+    lines = list(
+        LogEntry.objects.for_member(request.user)
+        .select_related("deployment__worker")
+        .filter(request_id=request_id)
+        .order_by("seq", "id")
+    )
+    if invocation is None and not lines:
+        raise Http404("No such invocation.")
+    deployment = invocation.deployment if invocation else lines[0].deployment
+    context = {
+        "invocation": invocation,
+        "lines": lines,
+        "request_id": request_id,
+        "deployment": deployment,
+    }
+    return render(request, "deployments/invocation.html", context)

@@ -1,0 +1,188 @@
+"""Live logs with real parts: lines pushed while a function runs, the browser tail, SSE."""
+
+import json
+import os
+import threading
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from deployments.models import LogEntry
+from workers.models import Worker
+
+from .conftest import portal_session, wait_for
+from .helpers import build_now
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SLOW = """\
+export async function slow(payload: unknown) {
+  console.log("first line");
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  console.log("second line");
+  return "done";
+}
+export async function chatty(payload: { lines: number }) {
+  for (let i = 0; i < payload.lines; i++) console.log(`line ${i}`);
+  console.log("x".repeat(10000));
+  return payload.lines;
+}
+"""
+
+
+@pytest.fixture
+def slow_worker(runtime, tenant, settings):
+    settings.RUNTIME_TIMEOUT_SECONDS = 10  # the function sleeps 2 s
+    worker = Worker.objects.create(tenant=tenant, name="slow")
+    deployment = build_now(worker, SLOW)
+    assert deployment.status == "ready", deployment.error_message
+    return worker, deployment
+
+
+def call_in_background(deployment, fn="slow"):
+    answer = {}
+
+    def call():
+        answer["response"] = httpx.post(
+            f"{deployment.path_url}/api/invoke/{fn}", json={}, timeout=30
+        )
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    return thread, answer
+
+
+def test_lines_are_stored_while_the_function_still_runs(slow_worker):
+    worker, deployment = slow_worker
+    thread, answer = call_in_background(deployment)
+    wait_for(lambda: LogEntry.objects.filter(message="first line").exists(), 1.9, "the first line")
+    assert thread.is_alive(), "the first line must arrive before the function returns"
+    assert not LogEntry.objects.filter(message="second line").exists()
+    thread.join(10)
+    body = answer["response"].json()
+    assert [line["message"] for line in body["logs"]] == ["first line", "second line"]
+    wait_for(lambda: LogEntry.objects.filter(message="second line").exists(), 5, "the second line")
+    first = LogEntry.objects.get(message="first line")
+    assert first.function == "slow" and first.request_id == body["requestId"] and first.seq == 0
+
+
+def test_line_count_and_size_caps_leave_a_visible_marker(slow_worker, settings):
+    worker, deployment = slow_worker
+    response = httpx.post(
+        f"{deployment.path_url}/api/invoke/chatty", json={"lines": 1500}, timeout=30
+    )
+    logs = response.json()["logs"]
+    limit = settings.RUNTIME_MAX_LOG_LINES
+    assert len(logs) == limit + 1
+    assert logs[-2]["message"] == f"line {limit - 1}"
+    assert (
+        logs[-1]["message"]
+        == f"truncated: 501 lines dropped (the limit is {limit} lines per invocation)"
+    )
+    small = httpx.post(
+        f"{deployment.path_url}/api/invoke/chatty", json={"lines": 1}, timeout=30
+    ).json()["logs"]
+    long_line = small[-1]["message"]
+    assert long_line.startswith("x" * 100) and len(long_line.encode()) < 10000
+    assert long_line.endswith(
+        f"[truncated: the line was 10000 bytes, the limit is {settings.RUNTIME_MAX_LINE_BYTES}]"
+    )
+
+
+def test_browser_tail_shows_the_first_line_before_the_function_returns(
+    live_server, slow_worker, owner
+):
+    from playwright.sync_api import sync_playwright
+
+    worker, deployment = slow_worker
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=os.environ.get("BROWSER_PATH", "/usr/bin/chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page()
+            page.goto(f"{live_server.url}/login/?next=/workers/{worker.code}/logs/")
+            page.fill("input[name=username]", owner.username)
+            page.fill("input[name=password]", "pw-123456")
+            page.click("main button[type=submit]")
+            page.wait_for_selector("#log-poller .live")
+            thread, answer = call_in_background(deployment)
+            page.wait_for_selector("#log-lines .log-line:has-text('first line')", timeout=1900)
+            assert thread.is_alive(), "the line must show while the function still runs"
+            assert page.locator("#log-lines .log-line:has-text('second line')").count() == 0
+            page.wait_for_selector("#log-lines .log-line:has-text('second line')", timeout=10000)
+            thread.join(10)
+            # Newest first, and every line exactly once.
+            texts = page.locator("#log-lines .log-line pre").all_inner_texts()
+            assert texts == ["second line", "first line"]
+        finally:
+            browser.close()
+
+
+def read_events(lines, count):
+    """The next `count` events with data from an iterator over the stream's lines."""
+    events, current = [], {}
+    for line in lines:
+        if line == "":
+            if "data" in current:
+                events.append(current)
+                if len(events) == count:
+                    return events
+            current = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            current[field] = value.lstrip(" ")
+    return events
+
+
+def add_lines(deployment, start, count):
+    LogEntry.objects.bulk_create(
+        [
+            LogEntry(
+                tenant=deployment.tenant, deployment=deployment, request_id="req_sse", seq=i,
+                function="slow", level="log", timestamp=timezone.now(), message=f"sse {i}",
+            )
+            for i in range(start, start + count)
+        ]
+    )  # fmt: skip
+
+
+def test_sse_stream_resumes_with_last_event_id_losing_nothing(asgi_server, tenant, owner):
+    worker = Worker.objects.create(tenant=tenant, name="streamed")
+    deployment = build_now(worker, SLOW)
+    add_lines(deployment, 0, 3)
+    client = portal_session(asgi_server, owner.username)
+    url = f"/api/workers/{worker.code}/logs"
+    with client.stream("GET", url, timeout=30) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = read_events(response.iter_lines(), 3)
+    assert [json.loads(e["data"])["message"] for e in events] == ["sse 0", "sse 1", "sse 2"]
+    last_id = events[-1]["id"]
+
+    add_lines(deployment, 3, 4)  # written while no one is connected
+    with client.stream("GET", url, headers={"Last-Event-ID": last_id}, timeout=30) as response:
+        lines = response.iter_lines()
+        resumed = read_events(lines, 4)
+        add_lines(deployment, 7, 1)  # and one while connected: pushed live
+        live = read_events(lines, 1)
+    messages = [json.loads(e["data"])["message"] for e in resumed + live]
+    assert messages == ["sse 3", "sse 4", "sse 5", "sse 6", "sse 7"]
+
+    # The client went away: the server ends the stream and drops its subscription.
+    redis_client = redis.Redis.from_url(settings.REDIS_URL)
+    channel = f"logs:worker:{worker.pk}"
+    wait_for(lambda: redis_client.pubsub_numsub(channel)[0][1] == 0, 10, "the stream to end")
+
+
+def test_sse_and_poll_endpoints_are_404_for_outsiders(asgi_server, tenant, outsider):
+    worker = Worker.objects.create(tenant=tenant, name="private")
+    client = portal_session(asgi_server, outsider.username)
+    assert client.get(f"/api/workers/{worker.code}/logs").status_code == 404
+    assert client.get(f"/api/workers/{worker.code}/logs/poll").status_code == 404
+    assert httpx.get(f"{asgi_server}/api/workers/{worker.code}/logs").status_code == 401
