@@ -28,4 +28,5 @@ clean:
 	rm -rf var .pytest_cache .ruff_cache
 
 bench: setup    ## deploy-to-ready and invocation latency against a bare Deno.serve
-	bin/with-test-services $(PY) bench/run.py
+	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/run.py
+	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/logs.py

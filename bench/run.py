@@ -6,53 +6,18 @@ by bin/with-test-services, and prints a table to paste into docs/benchmarks.md.
 
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import django
 import httpx
+from stack import ROOT, deploy_and_wait, pct, running_stack, settings, wait_http
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_portal.settings")
-django.setup()
-
-from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-
-from deployments.deno import deno_bin, deno_env  # noqa: E402
-from deployments.deploy import deploy  # noqa: E402
-from deployments.models import Deployment  # noqa: E402
-from workers.models import Worker  # noqa: E402
-from workers_portal.models import Tenant  # noqa: E402
+from deployments.deno import deno_bin, deno_env
+from workers.models import Worker
+from workers_portal.models import Tenant
 
 SOURCE = (ROOT / "bench" / "baseline.ts").read_text().split("\nconst port")[0]
 DEPLOYS = int(os.environ.get("BENCH_DEPLOYS", "10"))
 CALLS = int(os.environ.get("BENCH_CALLS", "500"))
-
-
-def start(args, env=None):
-    return subprocess.Popen(
-        args, cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-
-
-def wait_http(url, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer")
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def row(name, values, base=None):
@@ -73,22 +38,11 @@ def timed_calls(client, url, n, body=b'{"name": "bench"}'):
 
 
 def main():
-    call_command("migrate", verbosity=0)
-    web_port = settings.CONTROL_PLANE_URL.rsplit(":", 1)[1]
-    procs = [
-        start(
-            [sys.executable, "-m", "uvicorn", "workers_portal.asgi:application", "--port", web_port]
-        ),
-        start([sys.executable, "-m", "celery", "-A", "workers_portal", "worker", "-c", "2"]),
-        start([sys.executable, "manage.py", "runtime"]),
-        start(
-            [deno_bin(), "run", "--allow-net", str(ROOT / "bench" / "baseline.ts"), "8790"],
-            deno_env(),
-        ),
-    ]
-    try:
-        wait_http(settings.CONTROL_PLANE_URL + "/login/")
-        wait_http(settings.RUNTIME_URL + "/healthz")
+    baseline = (
+        [deno_bin(), "run", "--allow-net", str(ROOT / "bench" / "baseline.ts"), "8790"],
+        deno_env(),
+    )
+    with running_stack(extra=[baseline]):
         wait_http("http://127.0.0.1:8790/")
         tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
         worker, _ = Worker.objects.get_or_create(tenant=tenant, name="hello")
@@ -97,11 +51,7 @@ def main():
         for i in range(DEPLOYS + 1):
             source = f"{SOURCE}\n// deploy {i} {time.time()}\n"  # a new source every time
             t0 = time.perf_counter()
-            d = deploy(worker, source)
-            while not d.is_terminal:
-                time.sleep(0.02)
-                d.refresh_from_db()
-            assert d.status == Deployment.Status.READY, d.error_message
+            d = deploy_and_wait(worker, source)
             if i:  # the first deploy warms Deno's caches and the worker; not counted
                 ready_ms.append((time.perf_counter() - t0) * 1000)
             deployments.append(d)
@@ -115,9 +65,11 @@ def main():
             timed_calls(client, "http://127.0.0.1:8790/", 50)
             base = timed_calls(client, "http://127.0.0.1:8790/", CALLS)
 
+        version = subprocess.run(
+            [deno_bin(), "--version"], capture_output=True, text=True
+        ).stdout.split()[1]
         print(
-            f"deno {subprocess.run([deno_bin(), '--version'], capture_output=True, text=True).stdout.split()[1]}, "
-            f"{os.cpu_count()} cores, database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[1]}"
+            f"deno {version}, {os.cpu_count()} cores, database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[1]}"
         )
         print("\n| measure | n | p50 ms | p95 ms | p50 vs bare Deno.serve |")
         print("|---|---|---|---|---|")
@@ -125,9 +77,6 @@ def main():
         row("platform, warm call", warm, b)
         row("platform, cold call (first call of a new deployment)", cold_ms, b)
         row("deploy: submit to ready (local back end)", ready_ms)
-    finally:
-        for p in procs:
-            os.killpg(p.pid, 15)
 
 
 if __name__ == "__main__":

@@ -186,3 +186,98 @@ def test_sse_and_poll_endpoints_are_404_for_outsiders(asgi_server, tenant, outsi
     assert client.get(f"/api/workers/{worker.code}/logs").status_code == 404
     assert client.get(f"/api/workers/{worker.code}/logs/poll").status_code == 404
     assert httpx.get(f"{asgi_server}/api/workers/{worker.code}/logs").status_code == 401
+
+
+class FlakyControlPlane:
+    """A proxy in front of the live server whose ingest can be switched off, to play a
+    control plane that is briefly down."""
+
+    def __init__(self, target: str):
+        import http.server
+
+        proxy = self
+        self.ingest_down = False
+        self.refused = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def forward(self):
+                if proxy.ingest_down and self.path.startswith("/internal/runtime/ingest"):
+                    proxy.refused += 1
+                    self.send_response(503)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in {"host", "content-length"}
+                }
+                upstream = httpx.request(
+                    self.command, target + self.path, content=body, headers=headers, timeout=30
+                )
+                self.send_response(upstream.status_code)
+                for key in ("content-type",):
+                    if key in upstream.headers:
+                        self.send_header(key, upstream.headers[key])
+                self.send_header("content-length", str(len(upstream.content)))
+                self.end_headers()
+                self.wfile.write(upstream.content)
+
+            do_GET = do_POST = forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_lines_survive_a_control_plane_that_is_briefly_down(live_server, tenant):
+    import socket
+    import sys
+
+    from .conftest import Process
+
+    proxy = FlakyControlPlane(live_server.url)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CONTROL_PLANE_URL": proxy.url, "RUNTIME_PORT": str(port)}
+    host = Process("runtime-flaky", [sys.executable, "manage.py", "runtime"], env)
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, "the runtime", 0.2)
+        worker = Worker.objects.create(tenant=tenant, name="resilient")
+        deployment = build_now(worker, SLOW)
+        proxy.ingest_down = True
+        url = f"http://127.0.0.1:{port}/d/{deployment.host}/api/invoke/chatty"
+        body = httpx.post(url, json={"lines": 50}, timeout=30).json()
+        wait_for(lambda: proxy.refused >= 2, 10, "ingest to be refused and retried")
+        assert not LogEntry.objects.filter(request_id=body["requestId"]).exists()
+
+        proxy.ingest_down = False  # back up: the buffered lines arrive, each once
+        wait_for(
+            lambda: LogEntry.objects.filter(request_id=body["requestId"]).count() == 51,
+            15,
+            "the buffered lines",
+        )
+        stored = list(
+            LogEntry.objects.filter(request_id=body["requestId"])
+            .order_by("seq")
+            .values_list("seq", flat=True)
+        )
+        assert stored == list(range(51))
+    finally:
+        host.stop()
+        proxy.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -88,7 +88,7 @@ def test_page_shows_newest_first_and_the_tail_follows_from_the_cursor(
     page = owner_client.get(reverse("worker-logs", args=[worker.code])).content.decode()
     assert messages(page) == ["line 2", "line 1", "line 0"]
     newest = LogEntry.objects.order_by("-id").first().id
-    assert f"cursor={newest}" in page and 'hx-trigger="every 1s"' in page
+    assert f"cursor={newest}" in page and 'hx-trigger="every 500ms"' in page
 
     tail_url = reverse("worker-logs-tail", args=[worker.code])
     nothing = owner_client.get(f"{tail_url}?cursor={newest}").content.decode()

@@ -9,7 +9,8 @@ const PORT = Number(env("RUNTIME_PORT", "8787"));
 const DOMAIN = env("RUNTIME_DOMAIN", "localhost").toLowerCase();
 const CONTROL = env("CONTROL_PLANE_URL", "http://127.0.0.1:8000").replace(/\/$/, "");
 const TOKEN = env("RUNTIME_TOKEN", "");
-const FLUSH_MS = 200;
+const FLUSH_MS = 200; // the longest a line waits before it is sent
+const COALESCE_MS = 25; // after the first new line, wait this long to batch its neighbours
 const MAX_QUEUED_LINES = 50_000;
 const ALIAS_TTL_MS = 1_000; // production URLs move when a newer deployment is ready
 const MISS_TTL_MS = 1_000;
@@ -102,6 +103,18 @@ function queueLine(deploymentId: string, requestId: string | null, fn: string, l
     isolateLogIds.set(deploymentId, requestId);
   }
   queued.logs.push({ ...line, requestId, deploymentId, function: fn });
+  scheduleFlush();
+}
+
+let flushTimer: ReturnType<typeof setTimeout> | null = null;
+
+function scheduleFlush() {
+  if (flushTimer === null) {
+    flushTimer = setTimeout(() => {
+      flushTimer = null;
+      flush();
+    }, COALESCE_MS);
+  }
 }
 
 async function flush() {
@@ -128,6 +141,7 @@ async function flush() {
   } finally {
     flushing = false;
   }
+  if (queued.logs.length && Date.now() >= backoffUntil) scheduleFlush(); // more waiting: go on
   if (droppedLines) {
     console.error(`runtime: dropped ${droppedLines} log lines (queue full)`);
     droppedLines = 0;
@@ -235,6 +249,7 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
       error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" }, logs: [] };
   }
   const durationMs = performance.now() - t0;
+  scheduleFlush();
   queued.invocations.push({
     requestId, deploymentId: config.id, function: fn, trigger,
     status: outcome.status === 200 ? "ok" : outcome.status === 504 ? "timeout" : outcome.code === "isolate_crashed" ? "crashed" : "error",
