@@ -15,6 +15,7 @@ from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
+from workers.api_keys import principal_for
 from workers.models import Worker
 
 from .ingest import channel
@@ -34,17 +35,26 @@ def worker_lines(worker: Worker):
     return LogEntry.objects.select_related("deployment").filter(deployment__worker=worker)
 
 
-def find_worker(user, code):
-    return Worker.objects.for_member(user).filter(code=code).first()
+def find_worker(request, code) -> Worker | JsonResponse:
+    """The worker if the caller (API key with read scope, or member) may read its logs."""
+    principal = principal_for(request)
+    if principal is None:
+        return api_error(
+            401, "unauthenticated", "Log in or send `Authorization: Bearer <API key>`."
+        )
+    worker = Worker.objects.filter(tenant_id__in=principal.tenant_ids, code=code).first()
+    if worker is None:
+        return api_error(404, "not_found", "No such worker.")
+    if not principal.can(worker.tenant_id, "read"):
+        return api_error(403, "forbidden", "This key lacks the read scope.")
+    return worker
 
 
 @require_GET
 def logs_poll(request, code):
-    if not request.user.is_authenticated:
-        return api_error(401, "unauthenticated", "Log in or send an API key.")
-    worker = find_worker(request.user, code)
-    if worker is None:
-        return api_error(404, "not_found", "No such worker.")
+    worker = find_worker(request, code)
+    if isinstance(worker, JsonResponse):
+        return worker
     lines = worker_lines(worker)
     filters = LogFilter.from_params(request.GET)
     cursor = cursor_from(request.GET.get("cursor"))
@@ -53,7 +63,8 @@ def logs_poll(request, code):
         cursor = lines.order_by("-id").values_list("id", flat=True).first() or 0
     else:
         batch = lines_after(lines, cursor, BATCH)
-        found = [line for line in batch if line.id in _matching(filters, lines, batch)]
+        matching = _matching(filters, lines, batch)
+        found = [line for line in batch if line.id in matching]
         cursor = batch[-1].id if batch else cursor
     return JsonResponse({"lines": [as_json(line) for line in found], "cursor": cursor})
 
@@ -70,12 +81,9 @@ def event(line: LogEntry) -> str:
 
 @require_GET
 async def logs_stream(request, code):
-    user = await request.auser()
-    if not user.is_authenticated:
-        return api_error(401, "unauthenticated", "Log in or send an API key.")
-    worker = await sync_to_async(find_worker)(user, code)
-    if worker is None:
-        return api_error(404, "not_found", "No such worker.")
+    worker = await sync_to_async(find_worker)(request, code)
+    if isinstance(worker, JsonResponse):
+        return worker
     filters = LogFilter.from_params(request.GET)
     cursor = cursor_from(request.headers.get("Last-Event-ID") or request.GET.get("cursor"))
     response = StreamingHttpResponse(

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Worker
+from .models import ApiKey, Worker
 
 
 @admin.register(Worker)
@@ -10,3 +10,11 @@ class WorkerAdmin(admin.ModelAdmin):
     search_fields = ["name", "tenant__slug", "tenant__name", "code"]
     readonly_fields = ["code", "created"]
     raw_id_fields = ["production"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "tenant", "scopes", "last_used_at", "revoked_at"]
+    list_filter = ["tenant"]
+    search_fields = ["name", "prefix", "tenant__slug"]
+    readonly_fields = ["prefix", "secret_hash", "created", "last_used_at", "created_by"]

@@ -65,3 +65,37 @@ def runtime_url_for_host(host: str) -> str:
     default_port = {"http": 80, "https": 443}.get(settings.RUNTIME_PUBLIC_SCHEME)
     suffix = "" if port == default_port else f":{port}"
     return f"{settings.RUNTIME_PUBLIC_SCHEME}://{host}.{settings.RUNTIME_DOMAIN}{suffix}"
+
+
+class ApiKey(models.Model):
+    """A tenant's key for the JSON API. Only a hash of the secret is stored; the prefix
+    is kept in clear so people can tell their keys apart."""
+
+    class Scope(models.TextChoices):
+        DEPLOY = "deploy"
+        INVOKE = "invoke"
+        READ = "read"
+
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

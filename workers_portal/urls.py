@@ -4,6 +4,7 @@ from django.urls import path
 
 from deployments import api_logs, drains, internal, log_views
 from deployments import views as deployment_views
+from workers import api, key_views
 from workers import views as worker_views
 
 
@@ -34,6 +35,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("workers/new/", worker_views.new_worker, name="new-worker"),
+    path("keys/", key_views.api_keys, name="api-keys"),
+    path("keys/<int:pk>/revoke/", key_views.revoke_key, name="revoke-key"),
     path("workers/<uuid:code>/", worker_views.worker_detail, name="worker"),
     path("workers/<uuid:code>/deploy/", worker_views.redeploy, name="redeploy"),
     path("deployments/<uuid:code>/", deployment_views.deployment_detail, name="deployment"),
@@ -45,6 +48,13 @@ urlpatterns = [
     ),
     path("deployments/<uuid:code>/invoke/", deployment_views.invoke, name="invoke"),
     path("invocations/<str:request_id>/", log_views.invocation_detail, name="invocation"),
+    path("api/workers", api.workers, name="api-workers"),
+    path("api/workers/<uuid:code>", api.worker_detail, name="api-worker"),
+    path(
+        "api/workers/<uuid:code>/deployments", api.worker_deployments, name="api-worker-deployments"
+    ),
+    path("api/workers/<uuid:code>/production", api.worker_production, name="api-worker-production"),
+    path("api/deployments/<uuid:code>", api.deployment_detail, name="api-deployment"),
     path("api/workers/<uuid:code>/logs", api_logs.logs_stream, name="api-logs-stream"),
     path("api/workers/<uuid:code>/logs/poll", api_logs.logs_poll, name="api-logs-poll"),
     path("api/drains/vercel", drains.vercel_drain, name="vercel-drain"),

@@ -89,6 +89,7 @@ type IngestInvocation = Record<string, unknown>;
 const queued = { invocations: [] as IngestInvocation[], logs: [] as IngestLine[] };
 const isolateLogIds = new Map<string, string>();
 let droppedLines = 0;
+let droppedInvocations = 0;
 let flushing = false;
 let backoffUntil = 0;
 
@@ -142,9 +143,9 @@ async function flush() {
     flushing = false;
   }
   if (queued.logs.length && Date.now() >= backoffUntil) scheduleFlush(); // more waiting: go on
-  if (droppedLines) {
-    console.error(`runtime: dropped ${droppedLines} log lines (queue full)`);
-    droppedLines = 0;
+  if (droppedLines || droppedInvocations) {
+    console.error(`runtime: queue full, dropped ${droppedLines} log lines and ${droppedInvocations} invocation records`);
+    droppedLines = droppedInvocations = 0;
   }
 }
 setInterval(flush, FLUSH_MS);
@@ -250,6 +251,10 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
   }
   const durationMs = performance.now() - t0;
   scheduleFlush();
+  if (queued.invocations.length >= MAX_QUEUED_LINES) {
+    queued.invocations.shift(); // bounded: while the control plane is down, keep the newest
+    droppedInvocations++;
+  }
   queued.invocations.push({
     requestId, deploymentId: config.id, function: fn, trigger,
     status: outcome.status === 200 ? "ok" : outcome.status === 504 ? "timeout" : outcome.code === "isolate_crashed" ? "crashed" : "error",

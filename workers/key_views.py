@@ -1,0 +1,48 @@
+"""Tenant pages for API keys: list, create (the secret is shown once), revoke."""
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from workers_portal.access import require_admin
+
+from .api_keys import issue_key
+from .models import ApiKey
+
+
+class KeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, help_text="Where the key is used, e.g. “GitHub Actions”."
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=ApiKey.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[ApiKey.Scope.DEPLOY, ApiKey.Scope.READ],
+    )
+
+
+@login_required
+def api_keys(request):
+    if request.tenant is None:
+        return render(request, "workers/no_tenant.html", status=404)
+    require_admin(request.user, request.tenant)
+    form = KeyForm(request.POST or None)
+    secret = None
+    if request.method == "POST" and form.is_valid():
+        _, secret = issue_key(
+            request.tenant, form.cleaned_data["name"], form.cleaned_data["scopes"], request.user
+        )
+        form = KeyForm()
+    keys = ApiKey.objects.filter(tenant=request.tenant)
+    return render(request, "workers/api_keys.html", {"form": form, "keys": keys, "secret": secret})
+
+
+@login_required
+@require_POST
+def revoke_key(request, pk):
+    key = get_object_or_404(ApiKey.objects.for_member(request.user), pk=pk)
+    require_admin(request.user, key.tenant)
+    ApiKey.objects.filter(pk=key.pk, revoked_at=None).update(revoked_at=timezone.now())
+    return redirect("api-keys")
