@@ -5,10 +5,12 @@ import json
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from workers.models import Worker
+from workers.models import ApiKey, Worker
+from workers_portal.models import Tenant
 
 from .ingest import store_runtime_batch
 from .models import Artifact, Deployment
@@ -36,6 +38,8 @@ def not_found(code: str, message: str) -> JsonResponse:
 def deployment_config(deployment: Deployment, alias: bool) -> dict:
     return {
         "id": str(deployment.code),
+        "tenant": deployment.tenant_id,
+        "public": deployment.worker.public,
         "host": deployment.host,
         "functions": deployment.functions,
         "artifact": deployment.artifact_id,
@@ -61,6 +65,8 @@ def resolve_host(request, host: str):
         )
         if deployment is None:
             return not_found("deployment_not_found", f"No deployment {host}.")
+        if deployment.tenant.status != Tenant.Status.ACTIVE:
+            return not_found("tenant_suspended", "This deployment's tenant is suspended.")
         if deployment.status != Deployment.Status.READY:
             return not_found(
                 "deployment_not_ready",
@@ -70,12 +76,14 @@ def resolve_host(request, host: str):
     if len(parts) == 2:
         name, slug = parts
         worker = (
-            Worker.objects.select_related("production__worker", "production__tenant")
+            Worker.objects.select_related("tenant", "production__worker", "production__tenant")
             .filter(name=name, tenant__slug=slug)
             .first()
         )
         if worker is None:
             return not_found("deployment_not_found", f"No worker {host}.")
+        if worker.tenant.status != Tenant.Status.ACTIVE:
+            return not_found("tenant_suspended", "This worker's tenant is suspended.")
         if worker.production is None:
             return not_found("deployment_not_ready", f"Worker {host} has no ready deployment yet.")
         return JsonResponse(deployment_config(worker.production, alias=True))
@@ -103,3 +111,17 @@ def ingest(request):
             {"error": {"code": "invalid_batch", "message": "Bad batch."}}, status=400
         )
     return JsonResponse({"invocations": invocations, "logs": lines})
+
+
+@runtime_only
+@require_GET
+def api_key(request, prefix: str):
+    """What a runtime host needs to check an API key itself: its hash, tenant and scopes."""
+    key = ApiKey.objects.select_related("tenant").filter(prefix=prefix, revoked_at=None).first()
+    if key is None or key.tenant.status != Tenant.Status.ACTIVE:
+        return not_found("key_not_found", "No such key.")
+    # Hosts ask again every few seconds while a key is in use: a cheap last-used clock.
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return JsonResponse(
+        {"tenant": key.tenant_id, "secretHash": key.secret_hash, "scopes": key.scopes}
+    )

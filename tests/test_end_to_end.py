@@ -11,6 +11,7 @@ import pytest
 
 from deployments.models import Deployment, Invocation, LogEntry
 from deployments.tasks import sweep_stuck_deployments
+from workers.api_keys import issue_key
 from workers.models import Worker
 
 from .conftest import ROOT, e2e_database_url, form_post, portal_session, wait_for
@@ -47,9 +48,15 @@ def test_portal_deploy_build_and_invoke_over_http(
     page = client.get(worker_page).text
     assert "Production URL" in page and worker.url in page
 
-    # Invoke through the runtime URL, as any HTTP client would.
+    # Invoke through the runtime URL, as any HTTP client would: the worker is private, so
+    # with an API key that may invoke.
     deployment.refresh_from_db()
-    answer = httpx.post(f"{deployment.path_url}/api/invoke/hello", json={"name": "Ada"}, timeout=30)
+    url = f"{deployment.path_url}/api/invoke/hello"
+    assert httpx.post(url, json={}, timeout=30).status_code == 401
+    _, key = issue_key(tenant, "caller", ["invoke"])
+    answer = httpx.post(
+        url, json={"name": "Ada"}, headers={"authorization": f"Bearer {key}"}, timeout=30
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert body["result"] == {"greeting": "Hello, Ada!"}

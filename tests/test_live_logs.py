@@ -36,7 +36,7 @@ export async function chatty(payload: { lines: number }) {
 @pytest.fixture
 def slow_worker(runtime, tenant, settings):
     settings.RUNTIME_TIMEOUT_SECONDS = 10  # the function sleeps 2 s
-    worker = Worker.objects.create(tenant=tenant, name="slow")
+    worker = Worker.objects.create(tenant=tenant, name="slow", public=True)
     deployment = build_now(worker, SLOW)
     assert deployment.status == "ready", deployment.error_message
     return worker, deployment
@@ -251,7 +251,7 @@ def test_lines_survive_a_control_plane_that_is_briefly_down(live_server, tenant)
     host = Process("runtime-flaky", [sys.executable, "manage.py", "runtime"], env)
     try:
         wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, "the runtime", 0.2)
-        worker = Worker.objects.create(tenant=tenant, name="resilient")
+        worker = Worker.objects.create(tenant=tenant, name="resilient", public=True)
         deployment = build_now(worker, SLOW)
         proxy.ingest_down = True
         url = f"http://127.0.0.1:{port}/d/{deployment.host}/api/invoke/chatty"

@@ -25,6 +25,7 @@ def worker_urls(worker, deployment):
     return [
         ("get", reverse("worker", args=[worker.code])),
         ("post", reverse("redeploy", args=[worker.code])),
+        ("post", reverse("worker-visibility", args=[worker.code])),
         ("get", reverse("deployment", args=[deployment.code])),
         ("get", reverse("deployment-panel", args=[deployment.code])),
         ("get", reverse("deployment-badge", args=[deployment.code])),
@@ -182,3 +183,21 @@ def test_worker_page_panel_refreshes_the_production_url_when_the_build_ends(
     body = owner_client.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert f'id="production-{worker.code}" class="panel" hx-swap-oob="true"' in body
     assert f"{worker.host}.localhost" in body and "Not live yet" not in body
+
+
+def test_worker_visibility_toggle(owner_client, viewer, worker):
+    assert not worker.public
+    page = owner_client.get(reverse("worker", args=[worker.code])).content.decode()
+    assert "Private" in page and "Make public" in page
+    owner_client.post(reverse("worker-visibility", args=[worker.code]), {"public": "1"})
+    worker.refresh_from_db()
+    assert worker.public
+    viewer_client = client_for(Client, viewer)
+    assert (
+        viewer_client.post(
+            reverse("worker-visibility", args=[worker.code]), {"public": "0"}
+        ).status_code
+        == 403
+    )
+    worker.refresh_from_db()
+    assert worker.public

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def worker(tenant):
-    return Worker.objects.create(tenant=tenant, name="edge")
+    return Worker.objects.create(tenant=tenant, name="edge", public=True)
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def invoke(host: str, fn: str, body: bytes | str = b"{}", timeout: float = 30) -
 
 
 def test_result_logs_duration_and_request_id(runtime, tenant):
-    worker = Worker.objects.create(tenant=tenant, name="greeter")
+    worker = Worker.objects.create(tenant=tenant, name="greeter", public=True)
     deployment = build_now(worker, GREETER)
     response = invoke(deployment.host, "hello", '{"name": "Ann"}')
     assert response.status_code == 200
@@ -62,7 +62,7 @@ def test_result_logs_duration_and_request_id(runtime, tenant):
 
 
 def test_subdomain_url_and_production_url(runtime, tenant):
-    worker = Worker.objects.create(tenant=tenant, name="greeter")
+    worker = Worker.objects.create(tenant=tenant, name="greeter", public=True)
     first = build_now(worker, GREETER)
     # A browser or curl resolves <host>.localhost to loopback and sends that Host header.
     response = httpx.post(
@@ -170,7 +170,7 @@ def test_concurrent_calls_keep_their_own_console_lines(edge):
 
 
 def test_tenant_code_has_no_file_env_process_or_network_access(runtime, tenant):
-    worker = Worker.objects.create(tenant=tenant, name="sneaky")
+    worker = Worker.objects.create(tenant=tenant, name="sneaky", public=True)
     deployment = build_now(
         worker,
         """

@@ -92,6 +92,7 @@ def worker_json(w: Worker) -> dict:
         "name": w.name,
         "tenant": w.tenant.slug,
         "url": w.url,
+        "public": w.public,
         "production": deployment_json(w.production) if w.production else None,
         "latestDeployment": deployment_json(latest) if latest else None,
         "createdAt": w.created.isoformat(),

@@ -18,6 +18,10 @@ class Worker(models.Model):
         validators=[label_validator, MaxLengthValidator(30)],
         help_text="Lowercase letters, digits and hyphens; part of the worker's URL.",
     )
+    public = models.BooleanField(
+        default=False,
+        help_text="Public workers answer anyone; private ones need an API key with the invoke scope.",
+    )
     production = models.ForeignKey(
         "deployments.Deployment",
         models.SET_NULL,

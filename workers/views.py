@@ -81,3 +81,12 @@ def redeploy(request, code):
         return render(request, "workers/detail.html", detail_context(worker, form), status=400)
     deploy(worker, form.cleaned_data["source"], request.user)
     return redirect("worker", code=worker.code)
+
+
+@login_required
+@require_POST
+def set_visibility(request, code):
+    worker = worker_for_member(request, code)
+    require_deployer(request.user, worker.tenant)
+    Worker.objects.filter(pk=worker.pk).update(public=request.POST.get("public") == "1")
+    return redirect("worker", code=worker.code)

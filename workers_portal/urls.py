@@ -39,6 +39,7 @@ urlpatterns = [
     path("keys/<int:pk>/revoke/", key_views.revoke_key, name="revoke-key"),
     path("workers/<uuid:code>/", worker_views.worker_detail, name="worker"),
     path("workers/<uuid:code>/deploy/", worker_views.redeploy, name="redeploy"),
+    path("workers/<uuid:code>/visibility/", worker_views.set_visibility, name="worker-visibility"),
     path("deployments/<uuid:code>/", deployment_views.deployment_detail, name="deployment"),
     path(
         "deployments/<uuid:code>/panel/", deployment_views.deployment_panel, name="deployment-panel"
@@ -60,6 +61,7 @@ urlpatterns = [
     path("api/drains/vercel", drains.vercel_drain, name="vercel-drain"),
     path("internal/runtime/hosts/<str:host>", internal.resolve_host),
     path("internal/runtime/artifacts/<str:sha256>", internal.artifact),
+    path("internal/runtime/keys/<str:prefix>", internal.api_key),
     path("internal/runtime/ingest", internal.ingest),
     path("admin/", admin.site.urls),
 ]

@@ -12,8 +12,12 @@ const TOKEN = env("RUNTIME_TOKEN", "");
 const FLUSH_MS = 200; // the longest a line waits before it is sent
 const COALESCE_MS = 25; // after the first new line, wait this long to batch its neighbours
 const MAX_QUEUED_LINES = 50_000;
+// How long an answer from the control plane is trusted. Short, so that a revoked key, a
+// suspended tenant or a deleted worker stops answering within seconds, without a restart.
+const HOST_TTL_MS = 2_000;
 const ALIAS_TTL_MS = 1_000; // production URLs move when a newer deployment is ready
 const MISS_TTL_MS = 1_000;
+const KEY_TTL_MS = 2_000;
 
 const CONTROL_TIMEOUT_MS = 10_000; // a hung control plane must not hang invocations forever
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -45,7 +49,7 @@ async function fetchHost(host: string): Promise<Resolved> {
   });
   const body = await res.json().catch(() => null);
   if (res.ok && body) {
-    const ttl = body.alias ? ALIAS_TTL_MS : Infinity; // a deployment host never changes
+    const ttl = body.alias ? ALIAS_TTL_MS : HOST_TTL_MS;
     const value = { status: 200, config: body as DeploymentConfig };
     hostCache.set(host, { value, expires: Date.now() + ttl });
     return value;
@@ -63,10 +67,66 @@ function resolveHost(host: string): Promise<Resolved> {
   if (hit && hit.expires > Date.now()) return Promise.resolve(hit.value);
   let pending = inflight.get(host);
   if (!pending) {
-    pending = fetchHost(host).finally(() => inflight.delete(host));
+    pending = fetchHost(host)
+      .catch((err) => {
+        // The control plane is unreachable: keep serving what we knew rather than fail.
+        if (hit?.value.config) return hit.value;
+        throw err;
+      })
+      .finally(() => inflight.delete(host));
     inflight.set(host, pending);
   }
   return pending;
+}
+
+// --- API keys (private workers) ------------------------------------------------------------
+
+type KeyInfo = { tenant: number; secretHash: string; scopes: string[] } | null;
+const keyCache = new Map<string, { value: KeyInfo; expires: number }>();
+
+async function lookupKey(prefix: string): Promise<KeyInfo> {
+  const hit = keyCache.get(prefix);
+  if (hit && hit.expires > Date.now()) return hit.value;
+  const res = await fetch(`${CONTROL}/internal/runtime/keys/${encodeURIComponent(prefix)}`, {
+    headers: auth,
+    signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
+  });
+  let value: KeyInfo = null;
+  if (res.ok) value = await res.json();
+  else await res.body?.cancel();
+  if (!res.ok && res.status !== 404) throw new Error(`control plane answered ${res.status}`);
+  keyCache.set(prefix, { value, expires: Date.now() + KEY_TTL_MS });
+  return value;
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** null when the caller may invoke this deployment, else the error answer. */
+async function checkAccess(req: Request, config: DeploymentConfig): Promise<Response | null> {
+  if (config.public) return null;
+  const header = req.headers.get("authorization") ?? "";
+  const token = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+  const match = token.match(/^wk_([0-9a-f]+)_/);
+  if (!match) {
+    return failure(401, "unauthorized",
+      "This worker is private: send `Authorization: Bearer <API key>` with a key that has the invoke scope.");
+  }
+  let key: KeyInfo;
+  try {
+    key = await lookupKey(match[1]);
+  } catch (err) {
+    return failure(503, "control_plane_unavailable", `Could not check the API key: ${(err as Error).message}`);
+  }
+  if (!key || key.tenant !== config.tenant || (await sha256Hex(token)) !== key.secretHash) {
+    return failure(401, "unauthorized", "The API key is not valid for this worker (unknown, revoked or another tenant's).");
+  }
+  if (!key.scopes.includes("invoke")) {
+    return failure(403, "forbidden", "The API key lacks the invoke scope.");
+  }
+  return null;
 }
 
 async function loadCode(config: DeploymentConfig): Promise<string> {
@@ -221,6 +281,11 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
     return failure(404, resolved.error?.code ?? "deployment_not_found", resolved.error?.message ?? "No such deployment.");
   }
   const config = resolved.config;
+  const trusted = TOKEN !== "" && req.headers.get("x-runtime-token") === TOKEN;
+  if (!trusted) {
+    const denied = await checkAccess(req, config);
+    if (denied) return denied;
+  }
   if (!config.functions.includes(fn)) {
     return failure(404, "function_not_found",
       `This deployment has no exported function named "${fn}". Its functions: ${config.functions.join(", ")}.`);
@@ -235,7 +300,6 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
     }
     return failure(400, "invalid_json", `The request body is not valid JSON: ${(err as Error).message}`);
   }
-  const trusted = req.headers.get("x-runtime-token") === TOKEN && TOKEN !== "";
   const triggerHeader = req.headers.get("x-invocation-trigger") ?? "";
   const trigger = trusted && TRIGGERS.has(triggerHeader) ? triggerHeader : "http";
 

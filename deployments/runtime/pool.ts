@@ -14,6 +14,8 @@ export type Outcome = {
 
 export type DeploymentConfig = {
   id: string;
+  tenant: number;
+  public: boolean;
   host: string;
   functions: string[];
   artifact: string;
