@@ -26,6 +26,8 @@ def worker_urls(worker, deployment):
         ("get", reverse("worker", args=[worker.code])),
         ("post", reverse("redeploy", args=[worker.code])),
         ("post", reverse("worker-visibility", args=[worker.code])),
+        ("get", reverse("delete-worker", args=[worker.code])),
+        ("post", reverse("delete-worker", args=[worker.code])),
         ("get", reverse("deployment", args=[deployment.code])),
         ("get", reverse("deployment-panel", args=[deployment.code])),
         ("get", reverse("deployment-badge", args=[deployment.code])),
@@ -201,3 +203,13 @@ def test_worker_visibility_toggle(owner_client, viewer, worker):
     )
     worker.refresh_from_db()
     assert worker.public
+
+
+def test_delete_worker_asks_for_its_name(owner_client, viewer, worker, deployment):
+    url = reverse("delete-worker", args=[worker.code])
+    assert "Type the worker" in owner_client.get(url).content.decode()
+    wrong = owner_client.post(url, {"confirm_name": "nope"})
+    assert wrong.status_code == 400 and Worker.objects.filter(pk=worker.pk).exists()
+    assert client_for(Client, viewer).post(url, {"confirm_name": "greeter"}).status_code == 403
+    assert owner_client.post(url, {"confirm_name": "greeter"}).status_code == 302
+    assert not Worker.objects.filter(pk=worker.pk).exists() and not Deployment.objects.exists()

@@ -90,3 +90,18 @@ def set_visibility(request, code):
     require_deployer(request.user, worker.tenant)
     Worker.objects.filter(pk=worker.pk).update(public=request.POST.get("public") == "1")
     return redirect("worker", code=worker.code)
+
+
+@login_required
+def delete_worker(request, code):
+    """GET asks to confirm; POST deletes the worker with its deployments and logs."""
+    worker = worker_for_member(request, code)
+    require_deployer(request.user, worker.tenant)
+    if request.method == "POST":
+        if request.POST.get("confirm_name") != worker.name:
+            return render(
+                request, "workers/delete.html", {"worker": worker, "mismatch": True}, status=400
+            )
+        worker.delete()
+        return redirect("dashboard")
+    return render(request, "workers/delete.html", {"worker": worker})

@@ -39,6 +39,7 @@ urlpatterns = [
     path("keys/<int:pk>/revoke/", key_views.revoke_key, name="revoke-key"),
     path("workers/<uuid:code>/", worker_views.worker_detail, name="worker"),
     path("workers/<uuid:code>/deploy/", worker_views.redeploy, name="redeploy"),
+    path("workers/<uuid:code>/delete/", worker_views.delete_worker, name="delete-worker"),
     path("workers/<uuid:code>/visibility/", worker_views.set_visibility, name="worker-visibility"),
     path("deployments/<uuid:code>/", deployment_views.deployment_detail, name="deployment"),
     path(
