@@ -174,6 +174,34 @@ def start_worker(transactional_db):
         worker.stop()
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start_runtime(**env: str) -> tuple[Process, str]:
+    """Another runtime (`manage.py runtime`) with its own settings, on its own port."""
+    port = str(free_port())
+    proc = Process(
+        "runtime",
+        [sys.executable, "manage.py", "runtime"],
+        {**os.environ, "RUNTIME_PORT": port, **env},
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: answers(f"{url}/healthz"), 60, "the runtime to answer", interval=0.2)
+    return proc, url
+
+
 @pytest.fixture(scope="session")
 def runtime(live_server):
     """The real data plane (`manage.py runtime`), learning deployments from the live server."""

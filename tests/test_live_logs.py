@@ -13,7 +13,7 @@ from django.utils import timezone
 from deployments.models import LogEntry
 from workers.models import Worker
 
-from .conftest import portal_session, wait_for
+from .conftest import portal_session, start_runtime, wait_for
 from .helpers import build_now
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -238,23 +238,13 @@ class FlakyControlPlane:
 
 
 def test_lines_survive_a_control_plane_that_is_briefly_down(live_server, tenant):
-    import socket
-    import sys
-
-    from .conftest import Process
-
     proxy = FlakyControlPlane(live_server.url)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "CONTROL_PLANE_URL": proxy.url, "RUNTIME_PORT": str(port)}
-    host = Process("runtime-flaky", [sys.executable, "manage.py", "runtime"], env)
+    host, runtime_url = start_runtime(CONTROL_PLANE_URL=proxy.url)
     try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, "the runtime", 0.2)
         worker = Worker.objects.create(tenant=tenant, name="resilient", public=True)
         deployment = build_now(worker, SLOW)
         proxy.ingest_down = True
-        url = f"http://127.0.0.1:{port}/d/{deployment.host}/api/invoke/chatty"
+        url = f"{runtime_url}/d/{deployment.host}/api/invoke/chatty"
         body = httpx.post(url, json={"lines": 50}, timeout=30).json()
         wait_for(lambda: proxy.refused >= 2, 10, "ingest to be refused and retried")
         assert not LogEntry.objects.filter(request_id=body["requestId"]).exists()
@@ -274,10 +264,3 @@ def test_lines_survive_a_control_plane_that_is_briefly_down(live_server, tenant)
     finally:
         host.stop()
         proxy.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False

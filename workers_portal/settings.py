@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import os
 from pathlib import Path
 
 import environ
@@ -172,6 +173,9 @@ RUNTIME_URL = env.str("RUNTIME_URL", default=f"http://127.0.0.1:{RUNTIME_PORT}")
 CONTROL_PLANE_URL = env.str("CONTROL_PLANE_URL", default="http://127.0.0.1:8000")
 RUNTIME_TIMEOUT_SECONDS = env.float("RUNTIME_TIMEOUT_SECONDS", default=30.0)
 RUNTIME_MAX_BODY_BYTES = env.int("RUNTIME_MAX_BODY_BYTES", default=1024 * 1024)
+RUNTIME_PROCESSES = env.int("RUNTIME_PROCESSES", default=os.cpu_count() or 1)
+RUNTIME_IDLE_SECONDS = env.int("RUNTIME_IDLE_SECONDS", default=300)  # then an isolate is stopped
+RUNTIME_MAX_ISOLATES = env.int("RUNTIME_MAX_ISOLATES", default=200)  # per host process
 # The shared secret between runtime hosts and the control plane; derived from SECRET_KEY
 # unless set, so a single machine needs no extra configuration.
 RUNTIME_TOKEN = env.str(

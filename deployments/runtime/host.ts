@@ -210,7 +210,10 @@ async function flush() {
 }
 setInterval(flush, FLUSH_MS);
 
-const pool = new Pool(loadCode, queueLine);
+const pool = new Pool(loadCode, queueLine, {
+  idleMs: Number(env("RUNTIME_IDLE_SECONDS", "300")) * 1000,
+  maxIsolates: Number(env("RUNTIME_MAX_ISOLATES", "200")),
+});
 
 // --- HTTP -------------------------------------------------------------------------------
 
@@ -334,7 +337,7 @@ async function handle(req: Request): Promise<Response> {
   if (!host) {
     if (path === "/healthz") {
       const pending = queued.logs.length + queued.invocations.length;
-      return json(200, { ok: true, isolates: pool.size, pendingReports: pending, flushing });
+      return json(200, { ok: true, pid: Deno.pid, isolates: pool.size, pendingReports: pending, flushing });
     }
     return failure(404, "not_found",
       `No deployment at this address. Use http://<deployment-host>.${DOMAIN}:${PORT}/api/invoke/<function> or /d/<deployment-host>/api/invoke/<function>.`);
@@ -352,6 +355,7 @@ async function handle(req: Request): Promise<Response> {
 Deno.serve({
   hostname: BIND,
   port: PORT,
+  reusePort: true, // several host processes share the port (one per core); the kernel spreads connections
   onListen: ({ hostname, port }) => console.log(`runtime: listening on http://${hostname}:${port} (*.${DOMAIN})`),
 }, async (req) => {
   try {

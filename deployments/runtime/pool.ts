@@ -124,6 +124,10 @@ export class Isolate {
     }
   }
 
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
   kill(status: number, code: string, message: string) {
     if (this.dead) return;
     this.dead = true;
@@ -143,7 +147,26 @@ export class Pool {
   constructor(
     private loadCode: (config: DeploymentConfig) => Promise<string>,
     private lateLog: LateLog,
-  ) {}
+    private limits: { idleMs: number; maxIsolates: number },
+  ) {
+    setInterval(() => this.evictIdle(), Math.min(10_000, limits.idleMs));
+  }
+
+  /** Stops isolates nobody called for a while; a later call starts a fresh one (cold). */
+  evictIdle() {
+    const cutoff = Date.now() - this.limits.idleMs;
+    for (const iso of [...this.isolates.values()]) {
+      if (!iso.busy && iso.lastUsed < cutoff) iso.kill(503, "evicted", "The isolate was idle and stopped.");
+    }
+  }
+
+  /** Makes room for one more isolate by stopping the least recently used idle ones. */
+  private makeRoom() {
+    const idle = [...this.isolates.values()].filter((iso) => !iso.busy).sort((a, b) => a.lastUsed - b.lastUsed);
+    while (this.isolates.size >= this.limits.maxIsolates && idle.length) {
+      idle.shift()!.kill(503, "evicted", "The isolate was stopped to make room.");
+    }
+  }
 
   async get(config: DeploymentConfig): Promise<Isolate> {
     const existing = this.isolates.get(config.id);
@@ -151,6 +174,7 @@ export class Pool {
     const [code, url] = await Promise.all([this.loadCode(config), bootstrap()]);
     const again = this.isolates.get(config.id); // another request may have won the race
     if (again && !again.dead) return again;
+    this.makeRoom();
     const iso = new Isolate(config, code, url, this.lateLog, (dead) => {
       if (this.isolates.get(dead.config.id) === dead) this.isolates.delete(dead.config.id);
     });

@@ -2,6 +2,7 @@
 
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -14,12 +15,16 @@ RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 
 
 def host_command() -> list[str]:
-    env_names = "RUNTIME_BIND,RUNTIME_PORT,RUNTIME_DOMAIN,CONTROL_PLANE_URL,RUNTIME_TOKEN"
+    env_names = (
+        "RUNTIME_BIND,RUNTIME_PORT,RUNTIME_DOMAIN,CONTROL_PLANE_URL,RUNTIME_TOKEN,"
+        "RUNTIME_IDLE_SECONDS,RUNTIME_MAX_ISOLATES"
+    )
     return [
         deno_bin(),
         "run",
         "--quiet",
         "--unstable-worker-options",  # per-isolate permissions for each deployment's Worker
+        "--unstable-net",  # reusePort: several host processes share one port
         "--allow-net",
         f"--allow-env={env_names}",
         f"--allow-read={RUNTIME_DIR}",
@@ -35,38 +40,60 @@ def host_env() -> dict[str, str]:
         RUNTIME_DOMAIN=settings.RUNTIME_DOMAIN,
         CONTROL_PLANE_URL=settings.CONTROL_PLANE_URL,
         RUNTIME_TOKEN=settings.RUNTIME_TOKEN,
+        RUNTIME_IDLE_SECONDS=str(settings.RUNTIME_IDLE_SECONDS),
+        RUNTIME_MAX_ISOLATES=str(settings.RUNTIME_MAX_ISOLATES),
     )
 
 
 class Command(BaseCommand):
-    help = "Run the local data plane (a Deno host serving deployment URLs); restart it if it dies."
+    help = (
+        "Run the local data plane: Deno host processes sharing one port (one per core by "
+        "default), each restarted if it dies."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--processes", type=int, default=settings.RUNTIME_PROCESSES,
+            help="host processes sharing the port (default: RUNTIME_PROCESSES, one per core)",
+        )  # fmt: skip
 
     def handle(self, *args, **options):
-        stopping = False
-        proc: subprocess.Popen | None = None
+        stopping = threading.Event()
+        hosts: list[subprocess.Popen] = []
 
         def stop(signum, frame):
-            nonlocal stopping
-            stopping = True
-            if proc and proc.poll() is None:
-                proc.terminate()
+            stopping.set()
+            for proc in hosts:
+                if proc.poll() is None:
+                    proc.terminate()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        threads = [
+            threading.Thread(target=self.supervise, args=(n, hosts, stopping), daemon=True)
+            for n in range(max(1, options["processes"]))
+        ]
+        for thread in threads:
+            thread.start()
+        while not stopping.is_set():
+            stopping.wait(1)
+        for thread in threads:
+            thread.join(10)
+
+    def supervise(self, number: int, hosts: list, stopping: threading.Event) -> None:
         restarts = 0
-        while not stopping:
+        while not stopping.is_set():
             started = time.monotonic()
             proc = subprocess.Popen(host_command(), env=host_env(), cwd=RUNTIME_DIR)
+            hosts.append(proc)
             code = proc.wait()
-            if stopping:
-                break
+            hosts.remove(proc)
+            if stopping.is_set():
+                return
             # A host that ran a while earns a fast restart; one crashing at start backs off.
             restarts = 0 if time.monotonic() - started > 30 else restarts + 1
             delay = min(0.5 * 2**restarts, 10)
-            self.stderr.write(f"runtime host exited with {code}; restarting in {delay:.1f} s")
-            time.sleep(delay)
-        if proc and proc.poll() is None:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            self.stderr.write(
+                f"runtime host {number} exited with {code}; restarting in {delay:.1f} s"
+            )
+            stopping.wait(delay)

@@ -1,0 +1,78 @@
+"""Runtime lifecycle: idle isolates are stopped, the pool is bounded, and several host
+processes share one port."""
+
+import httpx
+import pytest
+
+from workers.models import Worker
+
+from .conftest import start_runtime, wait_for
+from .helpers import GREETER, build_now
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def health(url):
+    return httpx.get(f"{url}/healthz", timeout=2).json()
+
+
+def invoke(url, deployment):
+    return httpx.post(f"{url}/d/{deployment.host}/api/invoke/hello", json={"name": "x"}, timeout=30)
+
+
+@pytest.fixture
+def two_deployments(live_server, tenant):
+    first = build_now(Worker.objects.create(tenant=tenant, name="one", public=True), GREETER)
+    second = build_now(Worker.objects.create(tenant=tenant, name="two", public=True), GREETER)
+    return first, second
+
+
+def test_idle_isolates_are_stopped_and_start_again_on_the_next_call(two_deployments):
+    first, _ = two_deployments
+    host, url = start_runtime(RUNTIME_PROCESSES="1", RUNTIME_IDLE_SECONDS="1")
+    try:
+        assert invoke(url, first).status_code == 200
+        assert health(url)["isolates"] == 1
+        wait_for(lambda: health(url)["isolates"] == 0, 10, "the idle isolate to be stopped", 0.2)
+        assert invoke(url, first).json()["result"] == {"greeting": "Hello, x!"}
+    finally:
+        host.stop()
+
+
+def test_the_pool_is_bounded_and_evicts_the_least_recently_used(two_deployments):
+    first, second = two_deployments
+    host, url = start_runtime(RUNTIME_PROCESSES="1", RUNTIME_MAX_ISOLATES="1")
+    try:
+        for deployment in (first, second, first):
+            assert invoke(url, deployment).status_code == 200
+            assert health(url)["isolates"] == 1
+    finally:
+        host.stop()
+
+
+def test_host_processes_share_the_port_and_a_dead_one_is_restarted(two_deployments):
+    import os
+    import signal
+
+    first, _ = two_deployments
+    host, url = start_runtime(RUNTIME_PROCESSES="2")
+    try:
+        pids = set()
+        # New connections are spread over the processes by the kernel.
+        wait_for(
+            lambda: pids.add(health(url)["pid"]) or len(pids) == 2, 20, "both host processes", 0.05
+        )
+        assert invoke(url, first).status_code == 200
+        victim = next(iter(pids))
+        os.kill(victim, signal.SIGKILL)
+        # The supervisor starts a new one; the survivor keeps answering meanwhile.
+        wait_for(lambda: invoke(url, first).status_code == 200, 10, "calls to keep working", 0.1)
+        fresh = set()
+        wait_for(
+            lambda: fresh.add(health(url)["pid"]) or (len(fresh) == 2 and victim not in fresh),
+            30,
+            "a replacement host",
+            0.05,
+        )
+    finally:
+        host.stop()
