@@ -11,7 +11,7 @@ from functools import cache
 
 import redis
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from .models import Deployment, Invocation, LogEntry
 
@@ -49,11 +49,19 @@ def parse_time(value) -> datetime:
         return datetime.now(UTC)
 
 
+def lock_ingest() -> None:
+    """Within a transaction: wait for, and hold off, other log inserts until commit. Deleting
+    a worker takes it too, so an insert never lands between the delete's look at the rows
+    that point to its deployments and the delete itself."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK])
+
+
 def store(invocations: list[Invocation], lines: list[LogEntry], worker_ids: set[int]) -> None:
     with transaction.atomic():
-        if lines and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK])
+        if lines or invocations:
+            lock_ingest()
         Invocation.objects.bulk_create(invocations, ignore_conflicts=True)
         LogEntry.objects.bulk_create(lines, ignore_conflicts=True)
         if lines:
@@ -69,6 +77,14 @@ def deployments_by(field: str, keys) -> dict[str, Deployment]:
 
 
 def store_runtime_batch(batch: dict) -> tuple[int, int]:
+    try:
+        return _store_runtime_batch(batch)
+    except IntegrityError:
+        # A deployment was deleted after we looked it up: look again; its lines are dropped.
+        return _store_runtime_batch(batch)
+
+
+def _store_runtime_batch(batch: dict) -> tuple[int, int]:
     invocations = list(batch.get("invocations", []))
     logs = list(batch.get("logs", []))
     deployments = deployments_by("code", {i.get("deploymentId") for i in invocations + logs})

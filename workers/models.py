@@ -4,7 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 
 from workers_portal.models import Tenant, TenantScopedQuerySet, label_validator
@@ -54,6 +54,13 @@ class Worker(models.Model):
     @property
     def path_url(self) -> str:
         return f"{settings.RUNTIME_URL}/d/{self.host}"
+
+    def delete(self, *args, **kwargs):
+        from deployments.ingest import lock_ingest
+
+        with transaction.atomic():
+            lock_ingest()  # no log line may be stored for it half-way through the delete
+            return super().delete(*args, **kwargs)
 
     def latest_deployment(self):
         return self.deployments.order_by("-created", "-id").first()
