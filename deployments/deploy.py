@@ -4,8 +4,14 @@ from django.conf import settings
 from django.db import transaction
 
 from workers.models import Worker
+from workers.secrets import decrypt, seal
 
 from .models import Deployment
+
+
+def snapshot_secrets(worker: Worker) -> str:
+    values = {s.name: decrypt(s.value_encrypted) for s in worker.secrets.all()}
+    return seal(values)
 
 
 def deploy(worker: Worker, source: str, user=None, backend: str | None = None) -> Deployment:
@@ -16,6 +22,7 @@ def deploy(worker: Worker, source: str, user=None, backend: str | None = None) -
             worker=worker,
             tenant=worker.tenant,
             source=source,
+            secrets_sealed=snapshot_secrets(worker),
             created_by=user if user is not None and user.is_authenticated else None,
             backend=backend or settings.DEFAULT_BACKEND,
         )

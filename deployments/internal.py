@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from workers.models import ApiKey, Worker
+from workers.secrets import unseal
 from workers_portal.models import Tenant
 
 from .ingest import store_runtime_batch
@@ -48,6 +49,7 @@ def deployment_config(deployment: Deployment, alias: bool) -> dict:
         "maxLogLines": settings.RUNTIME_MAX_LOG_LINES,
         "maxLineBytes": settings.RUNTIME_MAX_LINE_BYTES,
         "alias": alias,
+        "env": unseal(deployment.secrets_sealed),
     }
 
 

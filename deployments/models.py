@@ -66,6 +66,8 @@ class Deployment(models.Model):
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
     functions = models.JSONField(default=list, blank=True)
+    # The worker's secrets when it was deployed (encrypted): a rollback brings its set back.
+    secrets_sealed = models.TextField(blank=True, editable=False)
     error_message = models.TextField(blank=True)
     build_log = models.TextField(blank=True)
     build_attempts = models.PositiveSmallIntegerField(default=0)

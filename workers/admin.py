@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ApiKey, Worker
+from .models import ApiKey, Worker, WorkerSecret
 
 
 @admin.register(Worker)
@@ -18,3 +18,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ["tenant"]
     search_fields = ["name", "prefix", "tenant__slug"]
     readonly_fields = ["prefix", "secret_hash", "created", "last_used_at", "created_by"]
+
+
+@admin.register(WorkerSecret)
+class WorkerSecretAdmin(admin.ModelAdmin):
+    list_display = ["name", "worker", "updated"]
+    search_fields = ["name", "worker__name"]
+    readonly_fields = ["worker", "name", "updated"]
+    exclude = ["value_encrypted"]  # write-only, even for operators
+
+    def has_add_permission(self, request):
+        return False

@@ -110,3 +110,22 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class WorkerSecret(models.Model):
+    """An environment variable of a worker, readable by its code as process.env.NAME. The
+    value is encrypted and never shown again; each deployment takes a snapshot."""
+
+    worker = models.ForeignKey(Worker, models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=64)
+    value_encrypted = models.TextField(editable=False)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["worker", "name"], name="unique_secret_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.worker} {self.name}"

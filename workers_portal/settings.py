@@ -1,5 +1,6 @@
 """Settings for every process (web, worker, beat, runtime), read from the environment."""
 
+import base64
 import hashlib
 import hmac
 import os
@@ -193,3 +194,16 @@ LOG_PAGE_SIZE = 200
 SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
 VERCEL_LOG_DRAIN_SECRET = env.str("VERCEL_LOG_DRAIN_SECRET", default="")
 VERCEL_LOG_DRAIN_VERIFY = env.str("VERCEL_LOG_DRAIN_VERIFY", default="")
+
+# --- Secrets ------------------------------------------------------------------------------
+# Fernet keys for workers' secrets; the first encrypts, all decrypt (for rotation: put the
+# new key first, run `manage.py rotate_secrets`, then drop the old one). By default one key
+# derived from SECRET_KEY.
+SECRETS_ENCRYPTION_KEYS = env.list(
+    "SECRETS_ENCRYPTION_KEYS",
+    default=[
+        base64.urlsafe_b64encode(
+            hmac.new(SECRET_KEY.encode(), b"worker-secrets", hashlib.sha256).digest()
+        ).decode()
+    ],
+)

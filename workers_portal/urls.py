@@ -4,7 +4,7 @@ from django.urls import path
 
 from deployments import api_logs, drains, internal, log_views
 from deployments import views as deployment_views
-from workers import api, key_views
+from workers import api, key_views, secret_views
 from workers import views as worker_views
 
 
@@ -39,6 +39,12 @@ urlpatterns = [
     path("keys/<int:pk>/revoke/", key_views.revoke_key, name="revoke-key"),
     path("workers/<uuid:code>/", worker_views.worker_detail, name="worker"),
     path("workers/<uuid:code>/deploy/", worker_views.redeploy, name="redeploy"),
+    path("workers/<uuid:code>/secrets/", secret_views.worker_secrets, name="worker-secrets"),
+    path(
+        "workers/<uuid:code>/secrets/<str:name>/delete/",
+        secret_views.delete_secret,
+        name="delete-secret",
+    ),
     path("workers/<uuid:code>/delete/", worker_views.delete_worker, name="delete-worker"),
     path("workers/<uuid:code>/visibility/", worker_views.set_visibility, name="worker-visibility"),
     path("deployments/<uuid:code>/", deployment_views.deployment_detail, name="deployment"),

@@ -115,6 +115,12 @@ self.onmessage = (event) => {
   const msg = event.data;
   if (msg.t === "init") {
     Object.assign(limits, msg.limits ?? {});
+    // The deployment's secrets, as process.env (also what node:process exports); the
+    // isolate has no access to the host's real environment.
+    Object.defineProperty(globalThis.process, "env", {
+      value: Object.freeze({ ...(msg.env ?? {}) }),
+      configurable: true,
+    });
     const url = URL.createObjectURL(new Blob([msg.code], { type: "text/javascript" }));
     loaded = import(url);
     loaded.then(

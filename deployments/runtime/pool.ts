@@ -23,6 +23,7 @@ export type DeploymentConfig = {
   maxBodyBytes: number;
   maxLogLines: number;
   maxLineBytes: number;
+  env: Record<string, string>;
 };
 
 type Pending = {
@@ -73,7 +74,7 @@ export class Isolate {
       this.kill(500, "isolate_crashed", `The isolate crashed: ${e.message}`);
     };
     const limits = { maxLines: config.maxLogLines, maxLineBytes: config.maxLineBytes };
-    this.worker.postMessage({ t: "init", code, limits });
+    this.worker.postMessage({ t: "init", code, limits, env: config.env ?? {} });
   }
 
   call(requestId: string, fn: string, payload: unknown, timeoutMs: number): Promise<Outcome> {

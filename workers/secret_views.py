@@ -1,0 +1,55 @@
+"""Tenant pages for a worker's secrets: write-only values, shown masked."""
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from workers_portal.access import require_admin
+
+from .models import WorkerSecret
+from .secrets import NAME, encrypt
+from .views import worker_for_member
+
+
+class SecretForm(forms.Form):
+    name = forms.CharField(max_length=64, help_text="Read in code as process.env.NAME.")
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False), strip=False, max_length=32768
+    )
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        if not NAME.match(name):
+            raise forms.ValidationError(
+                "Use capital letters, digits and _, starting with a letter or _."
+            )
+        return name
+
+
+@login_required
+def worker_secrets(request, code):
+    worker = worker_for_member(request, code)
+    require_admin(request.user, worker.tenant)
+    form = SecretForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        WorkerSecret.objects.update_or_create(
+            worker=worker,
+            name=form.cleaned_data["name"],
+            defaults={"value_encrypted": encrypt(form.cleaned_data["value"])},
+        )
+        return redirect("worker-secrets", code=worker.code)
+    return render(
+        request,
+        "workers/secrets.html",
+        {"worker": worker, "form": form, "secrets": worker.secrets.all()},
+    )
+
+
+@login_required
+@require_POST
+def delete_secret(request, code, name):
+    worker = worker_for_member(request, code)
+    require_admin(request.user, worker.tenant)
+    get_object_or_404(WorkerSecret, worker=worker, name=name).delete()
+    return redirect("worker-secrets", code=worker.code)
