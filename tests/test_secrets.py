@@ -90,7 +90,9 @@ def test_rotation_re_encrypts_with_the_new_key(owner_client, worker, settings):
 @pytest.mark.django_db(transaction=True)
 def test_code_reads_secrets_as_process_env_and_rollback_brings_the_old_set(runtime, tenant, owner):
     worker = Worker.objects.create(tenant=tenant, name="envy")
-    WorkerSecret.objects.create(worker=worker, name="API_TOKEN", value_encrypted=_enc("secret-value-one"))
+    WorkerSecret.objects.create(
+        worker=worker, name="API_TOKEN", value_encrypted=_enc("secret-value-one")
+    )
     first = build_now(worker, READS_ENV)
     first.secrets_sealed = snapshot_secrets(worker)
     first.save()
@@ -108,7 +110,8 @@ def test_code_reads_secrets_as_process_env_and_rollback_brings_the_old_set(runti
     second.secrets_sealed = snapshot_secrets(worker)
     second.save()
     assert call(second.host)["result"] == "secret-value-two"
-    assert call(first.host)["result"] == "secret-value-one"  # immutable: the old deployment keeps its set
+    # Deployments are immutable: the old one keeps its set.
+    assert call(first.host)["result"] == "secret-value-one"
 
     client = Client()
     client.post(
