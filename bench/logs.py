@@ -113,7 +113,9 @@ def main():
             "bench", password="bench-pw-1"
         )
         Membership.objects.get_or_create(user=user, tenant=tenant)
-        worker, _ = Worker.objects.get_or_create(tenant=tenant, name="logger")
+        worker, _ = Worker.objects.update_or_create(
+            tenant=tenant, name="logger", defaults={"public": True}
+        )
         deployment = deploy_and_wait(worker, SOURCE + f"// {time.time()}\n")
         client = login("bench", "bench-pw-1")
         httpx.post(f"{deployment.path_url}/api/invoke/tick", json={"n": 1, "gapMs": 0})  # warm

@@ -45,7 +45,9 @@ def main():
     with running_stack(extra=[baseline]):
         wait_http("http://127.0.0.1:8790/")
         tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
-        worker, _ = Worker.objects.get_or_create(tenant=tenant, name="hello")
+        worker, _ = Worker.objects.update_or_create(
+            tenant=tenant, name="hello", defaults={"public": True}
+        )
 
         ready_ms, cold_ms, deployments = [], [], []
         for i in range(DEPLOYS + 1):

@@ -36,8 +36,8 @@ def not_found(code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=404)
 
 
-def deployment_config(deployment: Deployment, alias: bool) -> dict:
-    return {
+def deployment_config(deployment: Deployment, alias: bool, have: str = "") -> dict:
+    config = {
         "id": str(deployment.code),
         "tenant": deployment.tenant_id,
         "public": deployment.worker.public,
@@ -51,6 +51,10 @@ def deployment_config(deployment: Deployment, alias: bool) -> dict:
         "alias": alias,
         "env": unseal(deployment.secrets_sealed),
     }
+    if have != deployment.artifact_id:
+        # The code comes along unless the host has it already: a cold start is one request.
+        config["code"] = deployment.artifact.content
+    return config
 
 
 @runtime_only
@@ -61,7 +65,7 @@ def resolve_host(request, host: str):
     if len(parts) == 3:
         name, short_id, slug = parts
         deployment = (
-            Deployment.objects.select_related("worker", "tenant")
+            Deployment.objects.select_related("worker", "tenant", "artifact")
             .filter(short_id=short_id, worker__name=name, tenant__slug=slug)
             .first()
         )
@@ -74,11 +78,13 @@ def resolve_host(request, host: str):
                 "deployment_not_ready",
                 f"Deployment {host} is {deployment.status}, not ready; nothing is served for it.",
             )
-        return JsonResponse(deployment_config(deployment, alias=False))
+        return JsonResponse(deployment_config(deployment, False, request.GET.get("have", "")))
     if len(parts) == 2:
         name, slug = parts
         worker = (
-            Worker.objects.select_related("tenant", "production__worker", "production__tenant")
+            Worker.objects.select_related(
+                "tenant", "production__worker", "production__tenant", "production__artifact"
+            )
             .filter(name=name, tenant__slug=slug)
             .first()
         )
@@ -88,7 +94,7 @@ def resolve_host(request, host: str):
             return not_found("tenant_suspended", "This worker's tenant is suspended.")
         if worker.production is None:
             return not_found("deployment_not_ready", f"Worker {host} has no ready deployment yet.")
-        return JsonResponse(deployment_config(worker.production, alias=True))
+        return JsonResponse(deployment_config(worker.production, True, request.GET.get("have", "")))
     return not_found("deployment_not_found", f"No deployment {host}.")
 
 

@@ -40,6 +40,11 @@ def test_resolves_deployment_and_production_hosts(client, worker):
     assert body["id"] == str(deployment.code)
     assert body["functions"] == ["hello"] and body["alias"] is False
     assert body["timeoutMs"] == int(settings.RUNTIME_TIMEOUT_SECONDS * 1000)
+    assert "function hello" in body["code"]  # a cold start needs no second request
+    again = client.get(
+        f"/internal/runtime/hosts/{deployment.host}?have={body['artifact']}", **auth()
+    )
+    assert "code" not in again.json()  # ... and a host that has the code is not sent it again
     code = client.get(f"/internal/runtime/artifacts/{body['artifact']}", **auth())
     assert "function hello" in code.content.decode()
 

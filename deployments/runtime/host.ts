@@ -41,14 +41,28 @@ type Resolved = { config?: DeploymentConfig; status: number; error?: { code: str
 const hostCache = new Map<string, { value: Resolved; expires: number }>();
 const inflight = new Map<string, Promise<Resolved>>();
 const codeCache = new Map<string, string>();
+const MAX_CACHED_ARTIFACTS = 500;
+
+function rememberCode(artifact: string, code: string) {
+  codeCache.set(artifact, code);
+  if (codeCache.size > MAX_CACHED_ARTIFACTS) {
+    codeCache.delete(codeCache.keys().next().value!); // the oldest one in
+  }
+}
 
 async function fetchHost(host: string): Promise<Resolved> {
-  const res = await fetch(`${CONTROL}/internal/runtime/hosts/${encodeURIComponent(host)}`, {
+  const known = hostCache.get(host)?.value.config?.artifact;
+  const have = known && codeCache.has(known) ? `?have=${known}` : "";
+  const res = await fetch(`${CONTROL}/internal/runtime/hosts/${encodeURIComponent(host)}${have}`, {
     headers: auth,
     signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
   });
   const body = await res.json().catch(() => null);
   if (res.ok && body) {
+    if (typeof body.code === "string") {
+      rememberCode(body.artifact, body.code);
+      delete body.code;
+    }
     const ttl = body.alias ? ALIAS_TTL_MS : HOST_TTL_MS;
     const value = { status: 200, config: body as DeploymentConfig };
     hostCache.set(host, { value, expires: Date.now() + ttl });
@@ -138,7 +152,7 @@ async function loadCode(config: DeploymentConfig): Promise<string> {
   });
   if (!res.ok) throw new Error(`artifact ${config.artifact}: control plane answered ${res.status}`);
   const code = await res.text();
-  codeCache.set(config.artifact, code);
+  rememberCode(config.artifact, code);
   return code;
 }
 
@@ -214,6 +228,7 @@ const pool = new Pool(loadCode, queueLine, {
   idleMs: Number(env("RUNTIME_IDLE_SECONDS", "300")) * 1000,
   maxIsolates: Number(env("RUNTIME_MAX_ISOLATES", "200")),
 });
+pool.warmSpare();
 
 // --- HTTP -------------------------------------------------------------------------------
 
