@@ -143,3 +143,24 @@ def test_sweep_requeues_a_stuck_build_and_fails_one_that_keeps_dying(worker, set
     assert hopeless.status == Status.ERROR
     assert "did not finish after 3 attempts" in hopeless.error_message
     assert recent.status == Status.BUILDING  # still within its deadline
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        'import data from "/tmp/build-secret.json" with { type: "json" };',
+        'import { x } from "./other.ts";',
+        'export { y } from "/tmp/build-secret.json" with { type: "json" };',
+        '/// <reference path="/tmp/build-secret.json" />',
+    ],
+)
+def test_imports_are_refused_before_any_file_of_the_build_machine_is_read(worker, header, tmp_path):
+    from pathlib import Path
+
+    Path("/tmp/build-secret.json").write_text('{"token": "build-machine-secret-42"}')
+    source = f"{header}\nexport async function f(p: unknown) {{ return 1; }}\n"
+    deployment = build_now(worker, source)
+    assert deployment.status == Status.ERROR
+    assert deployment.error_message.startswith("Imports are not supported")
+    assert "build-machine-secret-42" not in deployment.error_message + deployment.build_log
+    assert deployment.artifact is None

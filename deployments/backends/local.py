@@ -18,6 +18,11 @@ COMPILER_OPTIONS = {"strict": True, "noImplicitAny": False}
 CHECK_RULES = "TypeScript strict mode, except that untyped parameters are allowed"
 DIAGNOSTIC = re.compile(r"^(TS\d+) \[ERROR\]: (.*)$")
 LOCATION = re.compile(r"^\s+at worker\.ts:(\d+):(\d+)$")
+REFERENCE = re.compile(r"^\s*///\s*<reference\b", re.MULTILINE)
+IMPORTS_REFUSED = (
+    "Imports are not supported: a worker is one self-contained TypeScript module "
+    "(the runtime's own APIs, fetch, crypto and the like, need no import)."
+)
 NO_EXPORTS = (
     "No exported functions found. Export at least one function, for example:\n"
     "  export async function hello(payload: { name?: string }) {\n"
@@ -51,6 +56,7 @@ class LocalBackend(Backend):
             write_source(workdir, deployment.source)
             (workdir / "deno.json").write_text(json.dumps({"compilerOptions": COMPILER_OPTIONS}))
 
+            self._check_imports(log, deployment.source, workdir)
             doc = self._step(
                 log, "Finding exported functions", ["doc", "--json", SOURCE_NAME], workdir
             )
@@ -96,6 +102,35 @@ class LocalBackend(Backend):
             deployment_id=f"local_{deployment.short_id}",
             log=log,
         )
+
+    def _check_imports(self, log: list[str], source: str, workdir: Path) -> None:
+        """A worker is one self-contained module. Imports are refused before anything reads
+        them: the bundler would otherwise copy any file of the build machine into the
+        artifact (`import x from "/etc/passwd" with { type: "text" }`)."""
+        if REFERENCE.search(source):
+            raise BuildFailed(
+                IMPORTS_REFUSED + " Remove the `/// <reference …>` line.", "\n".join(log)
+            )
+        info = self._step(
+            log,
+            "Checking imports",
+            ["info", "--json", "--no-remote", "--no-npm", SOURCE_NAME],
+            workdir,
+        )
+        if info.returncode != 0:
+            raise BuildFailed(syntax_error_message(clean_deno_output(info.stderr)), "\n".join(log))
+        modules = json.loads(info.stdout).get("modules", [])
+        imported = sorted(
+            {
+                dep.get("specifier", "?")
+                for module in modules
+                if str(module.get("specifier", "")).endswith("/" + SOURCE_NAME)
+                for dep in module.get("dependencies", [])
+            }
+        )
+        if imported or len(modules) > 1:
+            listed = ", ".join(imported) or "other modules"
+            raise BuildFailed(f"{IMPORTS_REFUSED} This module imports: {listed}.", "\n".join(log))
 
     def _step(self, log: list[str], title: str, args: list[str], workdir: Path):
         log.append(f"$ deno {args[0]}: {title}")
