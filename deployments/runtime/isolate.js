@@ -4,13 +4,20 @@
 // isolate never mix their lines.
 import { AsyncLocalStorage } from "node:async_hooks";
 
+// What the isolate's own plumbing uses is taken before tenant code runs, so code that
+// overwrites JSON.stringify, postMessage or Date.now breaks only itself, never the answer's
+// JSON or the log lines' shape.
+const stringify = JSON.stringify;
+const inspect = Deno.inspect;
+const now = Date.now;
+const postMessage = self.postMessage.bind(self);
 const calls = new AsyncLocalStorage();
-const post = (message) => self.postMessage(message);
+const post = (message) => postMessage(message);
 let isolateSeq = 0;
 
 function format(args) {
   return args
-    .map((a) => (typeof a === "string" ? a : Deno.inspect(a, { depth: 6, colors: false })))
+    .map((a) => (typeof a === "string" ? a : inspect(a, { depth: 6, colors: false })))
     .join(" ");
 }
 
@@ -29,7 +36,7 @@ function capped(message) {
 
 function emit(call, level, message) {
   const seq = call ? call.seq++ : isolateSeq++;
-  post({ t: "log", id: call ? call.id : null, fn: call ? call.fn : "", seq, level, message, ts: Date.now() });
+  post({ t: "log", id: call ? call.id : null, fn: call ? call.fn : "", seq, level, message, ts: now() });
 }
 
 const LEVELS = { log: "log", info: "info", debug: "debug", trace: "debug", warn: "warn", error: "error" };
@@ -102,7 +109,7 @@ async function invoke(msg) {
   }
   let json;
   try {
-    json = JSON.stringify(value === undefined ? null : value);
+    json = stringify(value === undefined ? null : value);
     if (json === undefined) json = "null"; // functions and symbols stringify to undefined
   } catch (err) {
     return { t: "done", id: msg.id, ok: false, code: "result_not_serializable",

@@ -1,0 +1,106 @@
+"""Hostile tenant code: each attempt gets a clear error and the host keeps serving others."""
+
+import httpx
+import pytest
+from django.conf import settings
+
+from deployments.models import LogEntry
+from workers.models import Worker
+
+from .conftest import wait_for
+from .helpers import build_now
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+POLLUTER = """\
+export async function pollute(payload: unknown) {
+  (Object.prototype as any).polluted = "yes";
+  (globalThis as any).shared = "from A";
+  (globalThis as any).fetch = () => "hijacked";
+  JSON.stringify = () => "hijacked";
+  return "done";
+}
+"""
+VICTIM = """\
+export async function look(payload: unknown) {
+  return {
+    polluted: ({} as any).polluted ?? null,
+    shared: (globalThis as any).shared ?? null,
+    fetchIsNative: String(globalThis.fetch).includes("native") || String(globalThis.fetch).includes("fetch"),
+  };
+}
+"""
+NAUGHTY = """\
+export async function timerThrows(payload: unknown) {
+  setTimeout(() => { throw new Error("thrown from a timer"); }, 10);
+  return "answered";
+}
+export async function rejects(payload: unknown) {
+  Promise.reject(new Error("nobody awaits me"));
+  return "answered";
+}
+export async function importsFile(payload: unknown) {
+  const url = "file:///etc/passwd";
+  return await import(url);
+}
+export async function privateNetwork(payload: unknown) {
+  return await fetch("http://10.0.0.1/");
+}
+export async function ok(payload: unknown) {
+  return "still fine";
+}
+"""
+
+
+def deploy(tenant, name, source):
+    worker = Worker.objects.create(tenant=tenant, name=name, public=True)
+    deployment = build_now(worker, source)
+    assert deployment.status == "ready", deployment.error_message
+    return deployment
+
+
+def call(deployment, fn):
+    return httpx.post(
+        f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/{fn}", json={}, timeout=30
+    )
+
+
+def test_one_deployment_cannot_change_anothers_globals(runtime, tenant, other_tenant):
+    polluter = deploy(tenant, "polluter", POLLUTER)
+    victim = deploy(other_tenant, "victim", VICTIM)
+    assert call(polluter, "pollute").json()["result"] == "done"
+    assert call(victim, "look").json()["result"] == {
+        "polluted": None,
+        "shared": None,
+        "fetchIsNative": True,
+    }
+
+
+def test_errors_escaping_a_call_are_logged_and_the_isolate_lives_on(runtime, tenant):
+    naughty = deploy(tenant, "naughty", NAUGHTY)
+    for fn in ("timerThrows", "rejects"):
+        assert call(naughty, fn).json()["result"] == "answered"
+    wait_for(
+        lambda: LogEntry.objects.filter(message__contains="thrown from a timer").exists(),
+        5,
+        "the timer error",
+    )
+    wait_for(
+        lambda: LogEntry.objects.filter(message__contains="nobody awaits me").exists(),
+        5,
+        "the rejection",
+    )
+    assert LogEntry.objects.get(message__contains="thrown from a timer").level == "error"
+    assert call(naughty, "ok").json()["result"] == "still fine"
+
+
+def test_file_imports_and_private_addresses_are_refused(runtime, tenant):
+    naughty = deploy(tenant, "naughty", NAUGHTY)
+    for fn in ("importsFile", "privateNetwork"):
+        response = call(naughty, fn)
+        assert response.status_code == 500
+        assert (
+            "NotCapable" in response.json()["error"]["stack"]
+            or "Requires" in response.json()["error"]["message"]
+        )
+    assert call(naughty, "ok").json()["result"] == "still fine"
