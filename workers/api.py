@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from deployments.deploy import deploy
 from deployments.models import Deployment
+from workers_portal.audit import record
 from workers_portal.models import Tenant, label_validator
 
 from .api_keys import principal_for
@@ -142,6 +143,7 @@ def workers(request):
         with transaction.atomic():
             worker, _ = Worker.objects.get_or_create(tenant=tenant, name=name)
             deployment = deploy(worker, code, user)
+            record(request, tenant, "deploy", name, deployment=deployment.short_id)
     except IntegrityError:
         return error(409, "conflict", "The worker was created by another request; retry.")
     response = worker_json(worker)
@@ -168,6 +170,7 @@ def worker_detail(request, code):
         return denied
     if request.method == "DELETE":
         worker.delete()
+        record(request, worker.tenant, "worker.delete", worker.name)
         return HttpResponse(status=204)
     return JsonResponse(worker_json(worker))
 
@@ -218,6 +221,7 @@ def worker_production(request, code):
             409, "not_ready", f"That deployment is {target.status}; only ready ones serve."
         )
     Worker.objects.filter(pk=worker.pk).update(production=target)
+    record(request, worker.tenant, "production.set", worker.name, deployment=target.short_id)
     worker.refresh_from_db()
     return JsonResponse(worker_json(worker))
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from workers_portal.access import require_admin
+from workers_portal.audit import record
 
 from .api_keys import issue_key
 from .models import ApiKey
@@ -31,8 +32,11 @@ def api_keys(request):
     form = KeyForm(request.POST or None)
     secret = None
     if request.method == "POST" and form.is_valid():
-        _, secret = issue_key(
+        key, secret = issue_key(
             request.tenant, form.cleaned_data["name"], form.cleaned_data["scopes"], request.user
+        )
+        record(
+            request, request.tenant, "key.create", key.name, prefix=key.prefix, scopes=key.scopes
         )
         form = KeyForm()
     keys = ApiKey.objects.filter(tenant=request.tenant)
@@ -44,5 +48,6 @@ def api_keys(request):
 def revoke_key(request, pk):
     key = get_object_or_404(ApiKey.objects.for_member(request.user), pk=pk)
     require_admin(request.user, key.tenant)
-    ApiKey.objects.filter(pk=key.pk, revoked_at=None).update(revoked_at=timezone.now())
+    if ApiKey.objects.filter(pk=key.pk, revoked_at=None).update(revoked_at=timezone.now()):
+        record(request, key.tenant, "key.revoke", key.name, prefix=key.prefix)
     return redirect("api-keys")

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from workers_portal.access import require_admin
+from workers_portal.audit import record
 
 from .models import WorkerSecret
 from .secrets import NAME, encrypt
@@ -38,6 +39,7 @@ def worker_secrets(request, code):
             name=form.cleaned_data["name"],
             defaults={"value_encrypted": encrypt(form.cleaned_data["value"])},
         )
+        record(request, worker.tenant, "secret.set", f"{worker.name} {form.cleaned_data['name']}")
         return redirect("worker-secrets", code=worker.code)
     return render(
         request,
@@ -52,4 +54,5 @@ def delete_secret(request, code, name):
     worker = worker_for_member(request, code)
     require_admin(request.user, worker.tenant)
     get_object_or_404(WorkerSecret, worker=worker, name=name).delete()
+    record(request, worker.tenant, "secret.delete", f"{worker.name} {name}")
     return redirect("worker-secrets", code=worker.code)

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 from deployments.deploy import deploy
 from deployments.forms_context import invoke_context
 from workers_portal.access import require_deployer
+from workers_portal.audit import record
 
 from .forms import DeployForm, NewWorkerForm
 from .models import Worker
@@ -46,7 +47,11 @@ def new_worker(request):
                 worker = Worker.objects.create(
                     tenant=request.tenant, name=form.cleaned_data["name"]
                 )
-                deploy(worker, form.cleaned_data["source"], request.user)
+                deployment = deploy(worker, form.cleaned_data["source"], request.user)
+                record(request, worker.tenant, "worker.create", worker.name)
+                record(
+                    request, worker.tenant, "deploy", worker.name, deployment=deployment.short_id
+                )
         except IntegrityError:
             form.add_error("name", "A worker with this name exists already.")
         else:
@@ -79,7 +84,8 @@ def redeploy(request, code):
     form = DeployForm(request.POST)
     if not form.is_valid():
         return render(request, "workers/detail.html", detail_context(worker, form), status=400)
-    deploy(worker, form.cleaned_data["source"], request.user)
+    deployment = deploy(worker, form.cleaned_data["source"], request.user)
+    record(request, worker.tenant, "deploy", worker.name, deployment=deployment.short_id)
     return redirect("worker", code=worker.code)
 
 
@@ -88,7 +94,9 @@ def redeploy(request, code):
 def set_visibility(request, code):
     worker = worker_for_member(request, code)
     require_deployer(request.user, worker.tenant)
-    Worker.objects.filter(pk=worker.pk).update(public=request.POST.get("public") == "1")
+    public = request.POST.get("public") == "1"
+    Worker.objects.filter(pk=worker.pk).update(public=public)
+    record(request, worker.tenant, "worker.visibility", worker.name, public=public)
     return redirect("worker", code=worker.code)
 
 
@@ -103,5 +111,6 @@ def delete_worker(request, code):
                 request, "workers/delete.html", {"worker": worker, "mismatch": True}, status=400
             )
         worker.delete()
+        record(request, worker.tenant, "worker.delete", worker.name)
         return redirect("dashboard")
     return render(request, "workers/delete.html", {"worker": worker})

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from .models import Membership, Tenant
+from .audit import record
+from .models import AuditEvent, Membership, Tenant
 
 
 class MembershipInline(admin.TabularInline):
@@ -15,6 +16,29 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+    actions = ["suspend", "resume"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        record(request, obj, "tenant.change" if change else "tenant.create", obj.slug,
+               fields=form.changed_data)  # fmt: skip
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        if formset.has_changed():
+            record(request, form.instance, "member.change", form.instance.slug)
+
+    @admin.action(description="Suspend the selected tenants (their URLs stop within seconds)")
+    def suspend(self, request, queryset):
+        for tenant in queryset.filter(status=Tenant.Status.ACTIVE):
+            Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
+            record(request, tenant, "tenant.suspend", tenant.slug)
+
+    @admin.action(description="Resume the selected tenants")
+    def resume(self, request, queryset):
+        for tenant in queryset.filter(status=Tenant.Status.SUSPENDED):
+            Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.ACTIVE)
+            record(request, tenant, "tenant.resume", tenant.slug)
 
 
 @admin.register(Membership)
@@ -23,3 +47,31 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "user__email", "tenant__name", "tenant__slug"]
     autocomplete_fields = ["user", "tenant"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        record(
+            request,
+            obj.tenant,
+            "member.change" if change else "member.add",
+            str(obj.user),
+            role=obj.role,
+        )
+
+    def delete_model(self, request, obj):
+        record(request, obj.tenant, "member.remove", str(obj.user))
+        super().delete_model(request, obj)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created", "tenant", "actor_label", "action", "target", "ip"]
+    list_filter = ["action", "tenant"]
+    search_fields = ["actor_label", "target", "tenant__slug"]
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -63,3 +63,26 @@ class Membership(models.Model):
     @property
     def can_deploy(self) -> bool:
         return self.role in self.DEPLOY_ROLES
+
+
+class AuditEvent(models.Model):
+    """Who did what, when and from where, in a tenant."""
+
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, help_text="The user or API key, as it was.")
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target}"
