@@ -133,7 +133,7 @@ class LocalBackend(Backend):
             raise BuildFailed(f"{IMPORTS_REFUSED} This module imports: {listed}.", "\n".join(log))
 
     def _step(self, log: list[str], title: str, args: list[str], workdir: Path):
-        log.append(f"$ deno {args[0]}: {title}")
+        log.append(f"-> {title}")
         try:
             result = run_deno(args, workdir, settings.BUILD_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired as exc:
