@@ -5,6 +5,7 @@ from django.db import transaction
 
 from workers.models import Worker
 from workers.secrets import decrypt, seal
+from workers_portal.quotas import check_deploy
 
 from .models import Deployment
 
@@ -15,8 +16,10 @@ def snapshot_secrets(worker: Worker) -> str:
 
 
 def deploy(worker: Worker, source: str, user=None, backend: str | None = None) -> Deployment:
+    """A new deployment of `worker`, built once committed. Raises QuotaExceeded."""
     from .tasks import build_deployment
 
+    check_deploy(worker.tenant)
     with transaction.atomic():
         deployment = Deployment.objects.create(
             worker=worker,

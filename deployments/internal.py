@@ -2,6 +2,7 @@
 
 import hmac
 import json
+import math
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -45,7 +46,11 @@ def deployment_config(deployment: Deployment, alias: bool, have: str = "") -> di
         "functions": deployment.functions,
         "artifact": deployment.artifact_id,
         "timeoutMs": int(settings.RUNTIME_TIMEOUT_SECONDS * 1000),
-        "maxBodyBytes": settings.RUNTIME_MAX_BODY_BYTES,
+        "maxBodyBytes": deployment.tenant.quota("max_payload_bytes"),
+        # Each host process counts on its own, so each gets its share of the tenant's rate.
+        "invocationsPerMinute": math.ceil(
+            deployment.tenant.quota("max_invocations_per_minute") / settings.RUNTIME_PROCESSES
+        ),
         "maxLogLines": settings.RUNTIME_MAX_LOG_LINES,
         "maxLineBytes": settings.RUNTIME_MAX_LINE_BYTES,
         "alias": alias,

@@ -16,6 +16,7 @@ from deployments.deploy import deploy
 from deployments.models import Deployment
 from workers_portal.audit import record
 from workers_portal.models import Tenant, label_validator
+from workers_portal.quotas import QuotaExceeded, check_new_worker
 
 from .api_keys import principal_for
 from .models import Worker
@@ -141,11 +142,20 @@ def workers(request):
     user = request.user if request.principal.key is None else None
     try:
         with transaction.atomic():
-            worker, _ = Worker.objects.get_or_create(tenant=tenant, name=name)
+            worker = Worker.objects.filter(tenant=tenant, name=name).first()
+            if worker is None:
+                check_new_worker(tenant)
+                worker = Worker.objects.create(tenant=tenant, name=name)
             deployment = deploy(worker, code, user)
             record(request, tenant, "deploy", name, deployment=deployment.short_id)
     except IntegrityError:
         return error(409, "conflict", "The worker was created by another request; retry.")
+    except QuotaExceeded as exc:
+        if exc.retry_after is None:
+            return error(403, "quota_exceeded", exc.message)
+        response = error(429, "quota_exceeded", exc.message)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     response = worker_json(worker)
     response["deployment"] = deployment_json(deployment)
     return JsonResponse(response, status=202)

@@ -9,6 +9,7 @@ from deployments.deploy import deploy
 from deployments.forms_context import invoke_context
 from workers_portal.access import require_deployer
 from workers_portal.audit import record
+from workers_portal.quotas import QuotaExceeded, check_new_worker, usage
 
 from .forms import DeployForm, NewWorkerForm
 from .models import Worker
@@ -32,7 +33,8 @@ def dashboard(request):
         )
         for worker in workers:
             worker.latest = worker.latest_deployment()
-    return render(request, "workers/dashboard.html", {"workers": workers})
+    quotas = usage(request.tenant) if request.tenant is not None else []
+    return render(request, "workers/dashboard.html", {"workers": workers, "quotas": quotas})
 
 
 @login_required
@@ -43,6 +45,7 @@ def new_worker(request):
     form = NewWorkerForm(request.POST or None, tenant=request.tenant)
     if request.method == "POST" and form.is_valid():
         try:
+            check_new_worker(request.tenant)
             with transaction.atomic():
                 worker = Worker.objects.create(
                     tenant=request.tenant, name=form.cleaned_data["name"]
@@ -54,6 +57,9 @@ def new_worker(request):
                 )
         except IntegrityError:
             form.add_error("name", "A worker with this name exists already.")
+        except QuotaExceeded as exc:
+            form.add_error(None, exc.message)
+            return render(request, "workers/new.html", {"form": form}, status=429)
         else:
             return redirect("worker", code=worker.code)
     return render(request, "workers/new.html", {"form": form})
@@ -84,7 +90,11 @@ def redeploy(request, code):
     form = DeployForm(request.POST)
     if not form.is_valid():
         return render(request, "workers/detail.html", detail_context(worker, form), status=400)
-    deployment = deploy(worker, form.cleaned_data["source"], request.user)
+    try:
+        deployment = deploy(worker, form.cleaned_data["source"], request.user)
+    except QuotaExceeded as exc:
+        form.add_error(None, exc.message)
+        return render(request, "workers/detail.html", detail_context(worker, form), status=429)
     record(request, worker.tenant, "deploy", worker.name, deployment=deployment.short_id)
     return redirect("worker", code=worker.code)
 

@@ -30,6 +30,11 @@ class Tenant(models.Model):
     log_retention_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Days console lines are kept; empty for the default."
     )
+    # Quotas, set by operators; empty means the platform's default (settings QUOTA_*).
+    max_workers = models.PositiveIntegerField(null=True, blank=True)
+    max_deployments_per_hour = models.PositiveIntegerField(null=True, blank=True)
+    max_invocations_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    max_payload_bytes = models.PositiveIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -37,6 +42,11 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def quota(self, name: str) -> int:
+        """This tenant's limit, or the platform default."""
+        own = getattr(self, name)
+        return own if own is not None else getattr(settings, f"QUOTA_{name.upper()}")
 
 
 class Membership(models.Model):

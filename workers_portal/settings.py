@@ -207,3 +207,9 @@ SECRETS_ENCRYPTION_KEYS = env.list(
         ).decode()
     ],
 )
+
+# --- Quotas (defaults; operators set per-tenant values in the admin) ----------------------
+QUOTA_MAX_WORKERS = env.int("QUOTA_MAX_WORKERS", default=100)
+QUOTA_MAX_DEPLOYMENTS_PER_HOUR = env.int("QUOTA_MAX_DEPLOYMENTS_PER_HOUR", default=60)
+QUOTA_MAX_INVOCATIONS_PER_MINUTE = env.int("QUOTA_MAX_INVOCATIONS_PER_MINUTE", default=6000)
+QUOTA_MAX_PAYLOAD_BYTES = env.int("QUOTA_MAX_PAYLOAD_BYTES", default=RUNTIME_MAX_BODY_BYTES)

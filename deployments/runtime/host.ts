@@ -31,8 +31,14 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   });
 }
 
-function failure(status: number, code: string, message: string, extra: Record<string, unknown> = {}) {
-  return json(status, { error: { code, message }, ...extra });
+function failure(
+  status: number,
+  code: string,
+  message: string,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+) {
+  return json(status, { error: { code, message }, ...extra }, headers);
 }
 
 // --- learning deployments from the control plane -----------------------------------------
@@ -285,6 +291,26 @@ function answer(outcome: Outcome, requestId: string, durationMs: number): Respon
   return new Response(`{"error":${JSON.stringify(error)},"logs":${logs},${meta}}`, { status: outcome.status, headers });
 }
 
+// Invocations per minute per tenant, counted in fixed one-minute windows in this process.
+const windows = new Map<number, { start: number; count: number }>();
+
+function rateLimit(config: DeploymentConfig): Response | null {
+  const now = Date.now();
+  let window = windows.get(config.tenant);
+  if (!window || now - window.start >= 60_000) {
+    window = { start: now, count: 0 };
+    windows.set(config.tenant, window);
+  }
+  if (window.count >= config.invocationsPerMinute) {
+    const retryAfter = Math.max(1, Math.ceil((window.start + 60_000 - now) / 1000));
+    return failure(429, "rate_limited",
+      `This tenant's invocation quota is used up for this minute; retry in ${retryAfter} s.`,
+      {}, { "retry-after": String(retryAfter) });
+  }
+  window.count++;
+  return null;
+}
+
 const TRIGGERS = new Set(["portal", "api", "async", "cron", "retry"]);
 
 async function invoke(req: Request, host: string, fn: string): Promise<Response> {
@@ -304,6 +330,8 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
     const denied = await checkAccess(req, config);
     if (denied) return denied;
   }
+  const limited = rateLimit(config);
+  if (limited) return limited;
   if (!config.functions.includes(fn)) {
     return failure(404, "function_not_found",
       `This deployment has no exported function named "${fn}". Its functions: ${config.functions.join(", ")}.`);

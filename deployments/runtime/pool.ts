@@ -21,6 +21,7 @@ export type DeploymentConfig = {
   artifact: string;
   timeoutMs: number;
   maxBodyBytes: number;
+  invocationsPerMinute: number;
   maxLogLines: number;
   maxLineBytes: number;
   env: Record<string, string>;

@@ -11,6 +11,7 @@ from deployments.deploy import deploy
 from deployments.models import Deployment
 from workers.models import Worker
 from workers_portal.models import Tenant, label_validator
+from workers_portal.quotas import QuotaExceeded, check_new_worker
 
 
 class Command(BaseCommand):
@@ -33,8 +34,15 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(f"Invalid worker name {name!r}: {exc.messages[0]}") from exc
         source = self.read_source(options["file"])
-        worker, created = Worker.objects.get_or_create(tenant=tenant, name=name)
-        deployment = deploy(worker, source, backend=None)
+        try:
+            worker = Worker.objects.filter(tenant=tenant, name=name).first()
+            created = worker is None
+            if created:
+                check_new_worker(tenant)
+                worker = Worker.objects.create(tenant=tenant, name=name)
+            deployment = deploy(worker, source, backend=None)
+        except QuotaExceeded as exc:
+            raise CommandError(exc.message) from exc
         verb = "Created worker and queued" if created else "Queued"
         self.stdout.write(f"{verb} deployment {deployment.short_id} of {tenant.slug}/{name}")
         if not options["wait"]:
