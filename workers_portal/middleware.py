@@ -1,6 +1,6 @@
 """Resolves the tenant a signed-in user is working in (request.tenant, request.membership)."""
 
-from .models import Membership
+from .models import Membership, Tenant
 
 SESSION_KEY = "tenant_id"
 
@@ -12,9 +12,16 @@ class TenantMiddleware:
     def __call__(self, request):
         request.tenant = None
         request.membership = None
+        # A tenant's own domain shows its brand to everyone, even on the login page.
+        host = request.get_host().split(":")[0].lower()
+        request.domain_tenant = Tenant.objects.filter(custom_domain=host).first()
         if request.user.is_authenticated:
             memberships = Membership.objects.filter(user=request.user).select_related("tenant")
-            chosen = request.session.get(SESSION_KEY)
+            chosen = (
+                request.domain_tenant.id
+                if request.domain_tenant
+                else request.session.get(SESSION_KEY)
+            )
             membership = None
             if chosen is not None:
                 membership = memberships.filter(tenant_id=chosen).first()

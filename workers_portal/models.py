@@ -35,6 +35,17 @@ class Tenant(models.Model):
     max_deployments_per_hour = models.PositiveIntegerField(null=True, blank=True)
     max_invocations_per_minute = models.PositiveIntegerField(null=True, blank=True)
     max_payload_bytes = models.PositiveIntegerField(null=True, blank=True)
+    # White-label: what this tenant's members see instead of the platform's brand.
+    brand_name = models.CharField(max_length=100, blank=True)
+    brand_logo_url = models.URLField(blank=True)
+    brand_color = models.CharField(
+        max_length=7, blank=True, validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use #rrggbb.")]
+    )
+    support_email = models.EmailField(blank=True)
+    custom_domain = models.CharField(
+        max_length=253, null=True, blank=True, unique=True,
+        help_text="A host name that serves this tenant's portal under its brand.",
+    )  # fmt: skip
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -213,3 +213,9 @@ QUOTA_MAX_WORKERS = env.int("QUOTA_MAX_WORKERS", default=100)
 QUOTA_MAX_DEPLOYMENTS_PER_HOUR = env.int("QUOTA_MAX_DEPLOYMENTS_PER_HOUR", default=60)
 QUOTA_MAX_INVOCATIONS_PER_MINUTE = env.int("QUOTA_MAX_INVOCATIONS_PER_MINUTE", default=6000)
 QUOTA_MAX_PAYLOAD_BYTES = env.int("QUOTA_MAX_PAYLOAD_BYTES", default=RUNTIME_MAX_BODY_BYTES)
+
+# --- Brand (white-label): the operator's; a tenant may override it ------------------------
+PLATFORM_NAME = env.str("PLATFORM_NAME", default="Functions")
+PLATFORM_LOGO_URL = env.str("PLATFORM_LOGO_URL", default="")
+PLATFORM_COLOR = env.str("PLATFORM_COLOR", default="#2563eb")
+PLATFORM_SUPPORT_EMAIL = env.str("PLATFORM_SUPPORT_EMAIL", default="")
