@@ -1,5 +1,6 @@
 from django.conf import settings
 
+from .middleware import domain_tenant
 from .models import Membership
 
 
@@ -26,7 +27,7 @@ def tenancy(request):
         memberships = Membership.objects.filter(user=user).select_related("tenant")
     tenant = getattr(request, "tenant", None)
     return {
-        "brand": brand_for(getattr(request, "domain_tenant", None) or tenant),
+        "brand": brand_for(domain_tenant(request) or tenant),
         "tenant": tenant,
         "membership": getattr(request, "membership", None),
         "memberships": memberships,

@@ -5,6 +5,16 @@ from .models import Membership, Tenant
 SESSION_KEY = "tenant_id"
 
 
+def domain_tenant(request) -> Tenant | None:
+    """The tenant whose custom domain this request came to: its brand is shown to everyone
+    there, even on the login page. Looked up once, and only when a page asks (the internal
+    API and the runtime's ingest never do)."""
+    if not hasattr(request, "_domain_tenant"):
+        host = request.get_host().split(":")[0].lower()
+        request._domain_tenant = Tenant.objects.filter(custom_domain=host).first()
+    return request._domain_tenant
+
+
 class TenantMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -12,16 +22,10 @@ class TenantMiddleware:
     def __call__(self, request):
         request.tenant = None
         request.membership = None
-        # A tenant's own domain shows its brand to everyone, even on the login page.
-        host = request.get_host().split(":")[0].lower()
-        request.domain_tenant = Tenant.objects.filter(custom_domain=host).first()
         if request.user.is_authenticated:
             memberships = Membership.objects.filter(user=request.user).select_related("tenant")
-            chosen = (
-                request.domain_tenant.id
-                if request.domain_tenant
-                else request.session.get(SESSION_KEY)
-            )
+            on_domain = domain_tenant(request)
+            chosen = on_domain.id if on_domain else request.session.get(SESSION_KEY)
             membership = None
             if chosen is not None:
                 membership = memberships.filter(tenant_id=chosen).first()
