@@ -213,3 +213,12 @@ def test_delete_worker_asks_for_its_name(owner_client, viewer, worker, deploymen
     assert client_for(Client, viewer).post(url, {"confirm_name": "greeter"}).status_code == 403
     assert owner_client.post(url, {"confirm_name": "greeter"}).status_code == 302
     assert not Worker.objects.filter(pk=worker.pk).exists() and not Deployment.objects.exists()
+
+
+def test_operators_see_each_tenants_usage_in_the_admin(client, tenant, worker, deployment):
+    from django.contrib.auth import get_user_model
+
+    operator = get_user_model().objects.create_superuser("operator", "op@example.com", "pw-123456")
+    client.force_login(operator)
+    page = client.get("/admin/workers_portal/tenant/").content.decode()
+    assert "Acme" in page and "1 / 100" in page and "1 / 60" in page

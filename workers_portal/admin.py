@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 from django.contrib import admin
+from django.utils import timezone
 
 from .audit import record
 from .models import AuditEvent, Membership, Tenant
@@ -12,10 +15,33 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "status", "created"]
+    list_display = [
+        "name",
+        "slug",
+        "status",
+        "workers",
+        "deployments_last_hour",
+        "invocations_last_day",
+        "created",
+    ]
     list_filter = ["status"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+
+    # Usage at a glance for operators; each against the tenant's quota where it has one.
+    @admin.display(description="workers")
+    def workers(self, tenant):
+        return f"{tenant.workers.count()} / {tenant.quota('max_workers')}"
+
+    @admin.display(description="deployments, last hour")
+    def deployments_last_hour(self, tenant):
+        since = timezone.now() - timedelta(hours=1)
+        return f"{tenant.deployments.filter(created__gte=since).count()} / {tenant.quota('max_deployments_per_hour')}"
+
+    @admin.display(description="invocations, last 24 h")
+    def invocations_last_day(self, tenant):
+        return tenant.invocations.filter(started_at__gte=timezone.now() - timedelta(days=1)).count()
+
     actions = ["suspend", "resume"]
 
     def save_model(self, request, obj, form, change):
