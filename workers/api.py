@@ -111,6 +111,14 @@ def find_worker(request, code) -> Worker | None:
     return visible_workers(request).filter(code=code).first()
 
 
+def worker_or_error(request, code) -> Worker | JsonResponse:
+    """The worker if the caller may act on it with the view's scope, else the error."""
+    worker = find_worker(request, code)
+    if worker is None:
+        return error(404, "not_found", "No such worker.")
+    return allowed(request, worker.tenant_id) or worker
+
+
 @api_view({"GET": "read", "POST": "deploy"})
 def workers(request):
     if request.method == "GET":
@@ -173,11 +181,9 @@ def choose_tenant(request, slug) -> Tenant | None:
 
 @api_view({"GET": "read", "DELETE": "deploy"})
 def worker_detail(request, code):
-    worker = find_worker(request, code)
-    if worker is None:
-        return error(404, "not_found", "No such worker.")
-    if denied := allowed(request, worker.tenant_id):
-        return denied
+    worker = worker_or_error(request, code)
+    if isinstance(worker, JsonResponse):
+        return worker
     if request.method == "DELETE":
         worker.delete()
         record(request, worker.tenant, "worker.delete", worker.name)
@@ -187,11 +193,9 @@ def worker_detail(request, code):
 
 @api_view({"GET": "read"})
 def worker_deployments(request, code):
-    worker = find_worker(request, code)
-    if worker is None:
-        return error(404, "not_found", "No such worker.")
-    if denied := allowed(request, worker.tenant_id):
-        return denied
+    worker = worker_or_error(request, code)
+    if isinstance(worker, JsonResponse):
+        return worker
     found = worker.deployments.select_related("worker", "tenant")[:100]
     return JsonResponse({"deployments": [deployment_json(d) for d in found]})
 
@@ -209,11 +213,9 @@ def deployment_detail(request, code):
 @api_view({"POST": "deploy"})
 def worker_production(request, code):
     """Promote a ready deployment to production, or roll back to an earlier one."""
-    worker = find_worker(request, code)
-    if worker is None:
-        return error(404, "not_found", "No such worker.")
-    if denied := allowed(request, worker.tenant_id):
-        return denied
+    worker = worker_or_error(request, code)
+    if isinstance(worker, JsonResponse):
+        return worker
     body = read_json(request)
     if isinstance(body, JsonResponse):
         return body
