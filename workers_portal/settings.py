@@ -219,3 +219,9 @@ PLATFORM_NAME = env.str("PLATFORM_NAME", default="Functions")
 PLATFORM_LOGO_URL = env.str("PLATFORM_LOGO_URL", default="")
 PLATFORM_COLOR = env.str("PLATFORM_COLOR", default="#2563eb")
 PLATFORM_SUPPORT_EMAIL = env.str("PLATFORM_SUPPORT_EMAIL", default="")
+
+# --- Email (invitations); printed to the console unless configured ---------------------
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))

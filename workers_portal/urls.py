@@ -6,6 +6,7 @@ from deployments import api_logs, drains, internal, log_views
 from deployments import views as deployment_views
 from workers import api, key_views, secret_views
 from workers import views as worker_views
+from workers_portal import members
 from workers_portal import views as portal_views
 
 
@@ -38,6 +39,10 @@ urlpatterns = [
     path("workers/new/", worker_views.new_worker, name="new-worker"),
     path("keys/", key_views.api_keys, name="api-keys"),
     path("audit/", portal_views.audit_log, name="audit-log"),
+    path("members/", members.members, name="members"),
+    path("members/<int:pk>/role/", members.change_role, name="member-role"),
+    path("members/<int:pk>/remove/", members.remove_member, name="member-remove"),
+    path("invite/<str:token>/", members.accept_invitation, name="accept-invitation"),
     path("keys/<int:pk>/revoke/", key_views.revoke_key, name="revoke-key"),
     path("workers/<uuid:code>/", worker_views.worker_detail, name="worker"),
     path("workers/<uuid:code>/deploy/", worker_views.redeploy, name="redeploy"),
