@@ -28,6 +28,7 @@ MATRIX = {
     "delete worker (confirm page)": (OK, OK, OK, FORBIDDEN, MISSING),
     "manage secrets": (OK, OK, FORBIDDEN, FORBIDDEN, MISSING),
     "manage API keys": (OK, OK, FORBIDDEN, FORBIDDEN, None),
+    "manage members": (OK, OK, FORBIDDEN, FORBIDDEN, None),
     "read audit log": (OK, OK, FORBIDDEN, FORBIDDEN, None),
 }
 
@@ -65,6 +66,7 @@ def perform(client: Client, action: str, worker, deployment) -> int:
         "delete worker (confirm page)": lambda: client.get(reverse("delete-worker", args=[code])),
         "manage secrets": lambda: client.get(reverse("worker-secrets", args=[code])),
         "manage API keys": lambda: client.get(reverse("api-keys")),
+        "manage members": lambda: client.get(reverse("members")),
         "read audit log": lambda: client.get(reverse("audit-log")),
     }
     status = responses[action]().status_code

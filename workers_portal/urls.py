@@ -4,7 +4,7 @@ from django.urls import path
 
 from deployments import api_logs, drains, internal, log_views
 from deployments import views as deployment_views
-from workers import api, key_views, secret_views
+from workers import api, key_views, openapi, secret_views
 from workers import views as worker_views
 from workers_portal import members
 from workers_portal import views as portal_views
@@ -63,6 +63,7 @@ urlpatterns = [
     ),
     path("deployments/<uuid:code>/invoke/", deployment_views.invoke, name="invoke"),
     path("invocations/<str:request_id>/", log_views.invocation_detail, name="invocation"),
+    path("api/openapi.json", openapi.openapi, name="openapi"),
     path("api/workers", api.workers, name="api-workers"),
     path("api/workers/<uuid:code>", api.worker_detail, name="api-worker"),
     path(
