@@ -52,6 +52,8 @@ def deployment_config(deployment: Deployment, alias: bool, have: str = "") -> di
             deployment.tenant.quota("max_invocations_per_minute") / settings.RUNTIME_PROCESSES
         ),
         "maxLogLines": settings.RUNTIME_MAX_LOG_LINES,
+        "maxConcurrency": settings.RUNTIME_MAX_CONCURRENCY,
+        "maxResultBytes": settings.RUNTIME_MAX_RESULT_BYTES,
         "maxLineBytes": settings.RUNTIME_MAX_LINE_BYTES,
         "alias": alias,
         "env": unseal(deployment.secrets_sealed),

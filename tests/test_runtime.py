@@ -192,3 +192,24 @@ export async function probe(payload: unknown) {
     assert set(result) == {"read", "env", "run", "ffi", "net"}
     for name, outcome in result.items():
         assert "NotCapable" in outcome or "Requires" in outcome, (name, outcome)
+
+
+def test_concurrency_and_result_size_limits(runtime, tenant, settings):
+    settings.RUNTIME_MAX_CONCURRENCY = 1
+    settings.RUNTIME_MAX_RESULT_BYTES = 100
+    deployment = build_now(
+        Worker.objects.create(tenant=tenant, name="limits", public=True), EDGE_CASES
+    )
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(invoke, deployment.host, "nap", '{"ms": 1500, "tag": "a"}')
+        time.sleep(0.5)
+        busy = invoke(deployment.host, "echo", "1")
+        assert (
+            busy.status_code == 429
+            and busy.json()["error"]["code"] == "too_many_concurrent_invocations"
+        )
+        assert busy.headers["retry-after"] == "1"
+        assert slow.result().status_code == 200
+    big = invoke(deployment.host, "echo", '"' + "x" * 200 + '"')
+    assert big.status_code == 500 and big.json()["error"]["code"] == "result_too_large"
+    assert invoke(deployment.host, "echo", "1").json()["result"] == {"got": 1}

@@ -354,6 +354,11 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
   let outcome: Outcome;
   try {
     const isolate = await pool.get(config);
+    if (isolate.inFlight >= config.maxConcurrency) {
+      return failure(429, "too_many_concurrent_invocations",
+        `This deployment already runs ${config.maxConcurrency} invocations; retry shortly.`,
+        {}, { "retry-after": "1" });
+    }
     outcome = await isolate.call(requestId, fn, payload, config.timeoutMs);
   } catch (err) {
     outcome = { status: 503, code: "isolate_unavailable",

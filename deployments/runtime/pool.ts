@@ -24,6 +24,8 @@ export type DeploymentConfig = {
   invocationsPerMinute: number;
   maxLogLines: number;
   maxLineBytes: number;
+  maxConcurrency: number;
+  maxResultBytes: number;
   env: Record<string, string>;
 };
 
@@ -114,7 +116,19 @@ export class Isolate {
     if (!call) return;
     this.pending.delete(msg.id);
     clearTimeout(call.timer);
-    if (msg.ok) {
+    if (msg.ok && msg.json.length > this.config.maxResultBytes) {
+      // Length in UTF-16 units: a cheap lower bound of the UTF-8 size, enough for a cap.
+      call.resolve({
+        status: 500,
+        code: "result_too_large",
+        error: {
+          name: "RangeError",
+          message: `The function's result is larger than ${this.config.maxResultBytes} bytes.`,
+          stack: "",
+        },
+        logs: call.logs,
+      });
+    } else if (msg.ok) {
       call.resolve({ status: 200, json: msg.json, logs: call.logs });
     } else {
       const status = msg.code === "function_not_found" ? 404 : 500;
@@ -124,6 +138,10 @@ export class Isolate {
 
   get busy(): boolean {
     return this.pending.size > 0;
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
   }
 
   kill(status: number, code: string, message: string) {
