@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from deployments.deno import deno_bin, deno_env
+from workers_portal.startup import require_secure_settings
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 
@@ -58,6 +59,7 @@ class Command(BaseCommand):
         )  # fmt: skip
 
     def handle(self, *args, **options):
+        require_secure_settings()
         stopping = threading.Event()
         hosts: list[subprocess.Popen] = []
 
