@@ -65,6 +65,20 @@ def outsider(other_tenant):
     return member(other_tenant, "oscar", Membership.Role.OWNER)
 
 
+@pytest.fixture
+def worker(tenant):
+    from workers.models import Worker
+
+    return Worker.objects.create(tenant=tenant, name="greeter")
+
+
+@pytest.fixture
+def deployment(worker):
+    from .helpers import GREETER, create_deployment
+
+    return create_deployment(worker, GREETER)
+
+
 def client_for(client_class, user):
     client = client_class()
     client.force_login(user)
@@ -235,29 +249,13 @@ def runtime_reports_settle(request):
 
 
 @pytest.fixture(scope="session")
-def asgi_server(django_db_setup, django_db_blocker):
+def asgi_server(django_db_setup):
     """The portal under uvicorn (ASGI), as in production, for streaming endpoints."""
     require_services()
-    import socket
-
-    with django_db_blocker.unblock():
-        env = {**os.environ, "DATABASE_URL": e2e_database_url()}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = Process(
-        "uvicorn",
-        [sys.executable, "-m", "uvicorn", "workers_portal.asgi:application", "--port", str(port)],
-        env,
-    )
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", "workers_portal.asgi:application", "--port", str(port)]
+    proc = Process("uvicorn", args, {**os.environ, "DATABASE_URL": e2e_database_url()})
     url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return httpx.get(f"{url}/login/", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, 60, "uvicorn to answer", interval=0.2)
+    wait_for(lambda: answers(f"{url}/login/"), 60, "uvicorn to answer", interval=0.2)
     yield url
     proc.stop()

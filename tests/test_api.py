@@ -25,11 +25,6 @@ def key(tenant):
     return issue_key(tenant, "ci", ["deploy", "read"])[1]
 
 
-@pytest.fixture
-def worker(tenant):
-    return Worker.objects.create(tenant=tenant, name="greeter")
-
-
 def ready(deployment):
     deployment.transition(S.QUEUED, S.BUILDING)
     deployment.transition(S.BUILDING, S.READY, functions=["hello"])

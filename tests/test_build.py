@@ -7,7 +7,6 @@ from django.utils import timezone
 
 from deployments.models import Artifact, Deployment
 from deployments.tasks import build_deployment, sweep_stuck_deployments
-from workers.models import Worker
 
 from .helpers import (
     EDGE_CASES,
@@ -20,11 +19,6 @@ from .helpers import (
 )
 
 Status = Deployment.Status
-
-
-@pytest.fixture
-def worker(tenant):
-    return Worker.objects.create(tenant=tenant, name="greeter")
 
 
 def test_ready_build_finds_exports_stores_artifact_and_goes_live(worker):

@@ -2,18 +2,11 @@
 
 import json
 
-import pytest
 from django.conf import settings
 
 from deployments.models import Invocation, LogEntry
-from workers.models import Worker
 
 from .helpers import GREETER, build_now, create_deployment
-
-
-@pytest.fixture
-def worker(tenant):
-    return Worker.objects.create(tenant=tenant, name="greeter")
 
 
 def auth(token=None):

@@ -19,16 +19,6 @@ from .conftest import client_for
 from .helpers import GREETER, create_deployment
 
 
-@pytest.fixture
-def worker(tenant):
-    return Worker.objects.create(tenant=tenant, name="greeter")
-
-
-@pytest.fixture
-def deployment(worker):
-    return create_deployment(worker, GREETER)
-
-
 def add_lines(
     deployment, count, request_id="req_a", function="hello", level="log", start=0, text="line"
 ):

@@ -11,16 +11,6 @@ from .conftest import client_for
 from .helpers import GREETER, create_deployment
 
 
-@pytest.fixture
-def worker(tenant):
-    return Worker.objects.create(tenant=tenant, name="greeter")
-
-
-@pytest.fixture
-def deployment(worker):
-    return create_deployment(worker, GREETER)
-
-
 def worker_urls(worker, deployment):
     return [
         ("get", reverse("worker", args=[worker.code])),

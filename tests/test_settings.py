@@ -20,11 +20,38 @@ def run_python(code: str, **env):
     )
 
 
-def test_production_start_without_secret_key_refuses_and_names_the_variable():
-    result = run_python("import django; django.setup()", DEBUG="0")
-    assert result.returncode != 0
-    assert "SECRET_KEY" in result.stderr
-    assert "environment variable" in result.stderr
+def run(args, **env):
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL"}}
+    return subprocess.run(
+        args, cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_production_start_without_secret_key_refuses_and_names_the_variable(tmp_path):
+    db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    starts = {
+        "web": [sys.executable, "-c", "import workers_portal.asgi"],
+        "runtime": [sys.executable, "manage.py", "runtime"],
+        # No broker at port 1: the refusal must come before any connection attempt.
+        "worker": [sys.executable, "-m", "celery", "-A", "workers_portal", "worker"],
+    }
+    for name, args in starts.items():
+        result = run(args, DEBUG="0", DATABASE_URL=db, REDIS_URL="redis://127.0.0.1:1/0")
+        assert result.returncode != 0, name
+        assert "SECRET_KEY" in result.stderr and "environment variable" in result.stderr, name
+    deploy_check = run(
+        [sys.executable, "manage.py", "check", "--deploy"], DEBUG="0", DATABASE_URL=db
+    )
+    assert "workers_portal.E001" in deploy_check.stderr
+
+
+def test_commands_that_serve_nothing_need_no_key(tmp_path):
+    result = run(
+        [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+        DEBUG="0", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
 
 
 def test_debug_start_with_the_development_key_works():
