@@ -12,7 +12,8 @@ class DeploymentAdmin(admin.ModelAdmin):
     readonly_fields = [
         "code", "short_id", "worker", "tenant", "status", "created_by", "source", "source_hash",
         "backend", "functions", "artifact", "deployment_id", "deployment_url", "build_log",
-        "build_attempts", "created", "updated", "started_at", "finished_at", "error_message",
+        "backend_state", "build_attempts", "created", "updated", "started_at", "finished_at",
+        "error_message",
     ]  # fmt: skip
 
     def has_add_permission(self, request):

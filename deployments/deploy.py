@@ -27,7 +27,23 @@ def deploy(worker: Worker, source: str, user=None, backend: str | None = None) -
             source=source,
             secrets_sealed=snapshot_secrets(worker),
             created_by=user if user is not None and user.is_authenticated else None,
-            backend=backend or settings.DEFAULT_BACKEND,
+            backend=backend or worker.tenant.backend or settings.DEFAULT_BACKEND,
         )
         build_deployment.delay_on_commit(deployment.pk)
     return deployment
+
+
+def cancel(deployment: Deployment) -> bool:
+    """Stop a build that has not ended; on a remote back end, cancel it there too. False if
+    it had already ended (nothing to cancel)."""
+    from .tasks import cancel_remote
+
+    while not deployment.is_terminal:
+        if deployment.transition(deployment.status, Deployment.Status.CANCELED):
+            if deployment.backend != Deployment.Backend.LOCAL and deployment.deployment_id:
+                cancel_remote.delay_on_commit(deployment.pk)
+            # A remote build whose id is not saved yet is canceled by its submit task,
+            # which finds the row canceled when it saves.
+            return True
+        deployment.refresh_from_db()  # it moved on meanwhile: look again
+    return False

@@ -140,3 +140,26 @@ def api_key(request, prefix: str):
     return JsonResponse(
         {"tenant": key.tenant_id, "secretHash": key.secret_hash, "scopes": key.scopes}
     )
+
+
+@csrf_exempt
+@require_POST
+def deployment_ingest(request, code):
+    """Log lines and invocations pushed by one generated (Vercel) deployment, authenticated
+    by that deployment's own token: it can add lines to itself and to nothing else."""
+    from .generator import ingest_token
+
+    deployment = Deployment.objects.filter(code=code).first()
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if deployment is None or not hmac.compare_digest(given, ingest_token(deployment)):
+        return not_found("not_found", "Not found.")
+    try:
+        batch = json.loads(request.body)
+        for item in [*batch.get("invocations", []), *batch.get("logs", [])]:
+            item["deploymentId"] = str(deployment.code)  # whatever the body says
+        invocations, lines = store_runtime_batch(batch)
+    except (ValueError, AttributeError, TypeError, KeyError):
+        return JsonResponse(
+            {"error": {"code": "invalid_batch", "message": "Bad batch."}}, status=400
+        )
+    return JsonResponse({"invocations": invocations, "logs": lines})

@@ -51,6 +51,7 @@ class Deployment(models.Model):
 
     class Backend(models.TextChoices):
         LOCAL = "local"
+        VERCEL = "vercel"
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     short_id = models.CharField(max_length=8, unique=True, default=new_short_id, editable=False)
@@ -75,6 +76,11 @@ class Deployment(models.Model):
     # The back end's own id and URL for this deployment (snake_case columns by design).
     deployment_id = models.CharField(max_length=100, blank=True, db_column="deployment_id")
     deployment_url = models.CharField(max_length=300, blank=True, db_column="deployment_url")
+    # The back end's own word for the build's state (Vercel's readyState), as last polled.
+    backend_state = models.CharField(max_length=32, blank=True)
+    # Whether callers must send the deployment's invocation secret (a private worker's
+    # deployment on a back end that cannot check the platform's API keys itself).
+    invoke_secret_required = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now, db_index=True)
     updated = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -105,6 +111,8 @@ class Deployment(models.Model):
 
     @property
     def url(self) -> str:
+        if self.backend == self.Backend.VERCEL:
+            return self.deployment_url
         return runtime_url_for_host(self.host)
 
     @property

@@ -1,6 +1,7 @@
 """Celery tasks: build deployments, and sweep the ones a crash left behind."""
 
 import logging
+import random
 from datetime import timedelta
 
 from celery import shared_task
@@ -10,23 +11,28 @@ from django.utils import timezone
 
 from .backends import BuildFailed, TransientBackendError, get_backend
 from .models import Artifact, Deployment, Invocation, LogEntry
+from .vercel_client import poll_delay
 
 log = logging.getLogger(__name__)
 Status = Deployment.Status
 
 
+MAX_TRANSIENT_RETRIES = 8
+
+
+def backoff(attempt: int) -> float:
+    return min(300.0, 2.0**attempt) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not a secret
+
+
 @shared_task(
+    bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=settings.BUILD_TIMEOUT_SECONDS * 4,
     time_limit=settings.BUILD_TIMEOUT_SECONDS * 4 + 30,
-    autoretry_for=(TransientBackendError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
+    max_retries=MAX_TRANSIENT_RETRIES,
 )
-def build_deployment(deployment_pk: int) -> str | None:
+def build_deployment(self, deployment_pk: int) -> str | None:
     """Build one deployment. Safe to run twice: only one run's result is recorded."""
     deployment = (
         Deployment.objects.select_related("worker", "tenant").filter(pk=deployment_pk).first()
@@ -45,6 +51,8 @@ def build_deployment(deployment_pk: int) -> str | None:
     # A deployment already BUILDING is rebuilt: its earlier run died (redelivery after a
     # crash). Builds are deterministic, and the compare-and-swap below records one result.
     backend = get_backend(deployment.backend)
+    if backend.remote:
+        return submit_remote(self, deployment, backend)
     try:
         result = backend.build(deployment)
     except BuildFailed as exc:
@@ -65,6 +73,141 @@ def build_deployment(deployment_pk: int) -> str | None:
     if ready:
         deployment.worker.promote(deployment)
     return Status.READY
+
+
+def submit_remote(task, deployment: Deployment, backend) -> str | None:
+    """Hand the build to a remote back end, save its id at once, then poll it."""
+    if not deployment.deployment_id:
+        try:
+            submitted = backend.submit(deployment)
+        except BuildFailed as exc:
+            deployment.transition(
+                Status.BUILDING, Status.ERROR, error_message=exc.message, build_log=exc.log
+            )
+            return Status.ERROR
+        except TransientBackendError as exc:
+            return retry_transient(task, deployment, exc)
+        saved = Deployment.objects.filter(pk=deployment.pk, status=Status.BUILDING).update(
+            deployment_id=submitted.deployment_id,
+            deployment_url=f"https://{submitted.url}",
+            backend_state=submitted.state,
+            functions=submitted.functions,
+            invoke_secret_required=submitted.secret_required,
+            build_log="\n".join(submitted.log),
+            updated=timezone.now(),
+        )
+        if not saved:  # canceled while we were submitting: cancel it there too
+            deployment.deployment_id = submitted.deployment_id
+            cancel_remote.delay(deployment.pk)
+            return None
+    poll_deployment.apply_async((deployment.pk,), countdown=1)
+    return "submitted"
+
+
+def retry_transient(task, deployment: Deployment, exc: TransientBackendError):
+    """A rate limit is waited out as told, without spending a retry; other transient errors
+    are retried with backoff, and end the build with the reason once retries run out."""
+    if exc.retry_after is not None:
+        log.info("Deployment %s: rate limited, waiting %.1f s", deployment.pk, exc.retry_after)
+        task.apply_async((deployment.pk,), countdown=exc.retry_after + 0.1)
+        return "waiting"
+    if task.request.retries >= MAX_TRANSIENT_RETRIES:
+        message = f"The back end kept failing ({task.request.retries + 1} attempts): {exc}"
+        deployment.transition(Status.BUILDING, Status.ERROR, error_message=message)
+        return Status.ERROR
+    raise task.retry(countdown=backoff(task.request.retries), exc=exc)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def poll_deployment(deployment_pk: int, failures: int = 0) -> str | None:
+    """Follow a remote build until it ends, at the cadence of Vercel's own CLI. Each poll
+    touches `updated`, so the sweep only picks up a build whose polling stopped."""
+    deployment = (
+        Deployment.objects.select_related("worker", "tenant").filter(pk=deployment_pk).first()
+    )
+    if deployment is None or deployment.is_terminal or not deployment.deployment_id:
+        return None
+    backend = get_backend(deployment.backend)
+    elapsed = (timezone.now() - (deployment.started_at or deployment.created)).total_seconds()
+    try:
+        polled = backend.poll(deployment)
+    except TransientBackendError as exc:
+        if exc.retry_after is not None:  # rate limited: wait as told, not a failure
+            poll_deployment.apply_async((deployment_pk, failures), countdown=exc.retry_after + 0.1)
+            return "waiting"
+        if failures + 1 >= settings.VERCEL_POLL_MAX_FAILURES:
+            message = f"Lost track of the build: {failures + 1} status checks failed, the last with: {exc}"
+            deployment.transition(Status.BUILDING, Status.ERROR, error_message=message)
+            return Status.ERROR
+        poll_deployment.apply_async((deployment_pk, failures + 1), countdown=backoff(failures + 1))
+        return "retrying"
+    except BuildFailed as exc:
+        deployment.transition(Status.BUILDING, Status.ERROR, error_message=exc.message)
+        return Status.ERROR
+    fields = {"backend_state": polled.state, "deployment_url": f"https://{polled.url}"}
+    if polled.log:
+        fields["build_log"] = with_remote_log(deployment.build_log, polled.log)
+    if polled.ready:
+        if deployment.transition(Status.BUILDING, Status.READY, **fields):
+            deployment.worker.promote(deployment)
+        return Status.READY
+    if polled.canceled:
+        deployment.transition(Status.BUILDING, Status.CANCELED, **fields)
+        return Status.CANCELED
+    if polled.failed:
+        deployment.transition(
+            Status.BUILDING, Status.ERROR, error_message=polled.error_message, **fields
+        )
+        return Status.ERROR
+    if elapsed > settings.VERCEL_BUILD_DEADLINE_SECONDS:
+        message = f"The build did not finish within {settings.VERCEL_BUILD_DEADLINE_SECONDS // 60} minutes; it was canceled."
+        if deployment.transition(Status.BUILDING, Status.ERROR, error_message=message, **fields):
+            cancel_remote.delay(deployment.pk)
+        return Status.ERROR
+    # Still building (or in a state we do not know yet): show progress, look again later.
+    Deployment.objects.filter(pk=deployment.pk, status=Status.BUILDING).update(
+        updated=timezone.now(), **fields
+    )
+    poll_deployment.apply_async((deployment_pk, 0), countdown=poll_delay(elapsed))
+    return "building"
+
+
+REMOTE_LOG_MARK = "\n-> Build on the back end\n"
+
+
+def with_remote_log(build_log: str, remote: str) -> str:
+    """Our own steps' log, then the back end's build output (each poll brings all of it)."""
+    return build_log.split(REMOTE_LOG_MARK)[0] + REMOTE_LOG_MARK + remote
+
+
+@shared_task(bind=True, max_retries=MAX_TRANSIENT_RETRIES)
+def cancel_remote(self, deployment_pk: int) -> None:
+    deployment = Deployment.objects.filter(pk=deployment_pk).first()
+    if deployment is None or not deployment.deployment_id:
+        return
+    try:
+        get_backend(deployment.backend).cancel(deployment)
+    except TransientBackendError as exc:
+        raise self.retry(
+            countdown=exc.retry_after or backoff(self.request.retries), exc=exc
+        ) from exc
+    except BuildFailed as exc:  # e.g. it finished meanwhile: nothing left to cancel
+        log.info("Cancel of %s on the back end: %s", deployment_pk, exc.message)
+
+
+@shared_task(bind=True, max_retries=MAX_TRANSIENT_RETRIES)
+def delete_remote(self, backend: str, deployment_ids: list[str]) -> int:
+    """Delete a deleted worker's deployments on their back end (the rows are gone already)."""
+    remote = get_backend(backend)
+    for position, deployment_id in enumerate(deployment_ids):
+        try:
+            remote.delete(deployment_id)
+        except TransientBackendError as exc:
+            countdown = exc.retry_after or backoff(self.request.retries)
+            raise self.retry(
+                args=(backend, deployment_ids[position:]), countdown=countdown, exc=exc
+            ) from exc
+    return len(deployment_ids)
 
 
 @shared_task

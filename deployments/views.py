@@ -3,12 +3,14 @@
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from workers.forms import InvokeForm
 from workers_portal.access import require_deployer
+from workers_portal.audit import record
 
+from .deploy import cancel
 from .forms_context import invoke_context
 from .invoke import invoke_deployment
 from .models import Deployment
@@ -71,3 +73,16 @@ def invoke(request, code):
     if request.htmx:  # htmx swaps only 2xx answers, and form errors must show
         return render(request, "deployments/partials/invoke_result.html", context)
     return render(request, "deployments/detail.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def cancel_deployment(request, code):
+    deployment = deployment_for_member(request, code)
+    require_deployer(request.user, deployment.tenant)
+    if cancel(deployment):
+        record(request, deployment.tenant, "deployment.cancel", deployment.short_id)
+    context = invoke_context(deployment)
+    if request.htmx:
+        return render(request, "deployments/partials/panel.html", context)
+    return redirect("deployment", code=deployment.code)

@@ -259,3 +259,24 @@ def asgi_server(django_db_setup):
     wait_for(lambda: answers(f"{url}/login/"), 60, "uvicorn to answer", interval=0.2)
     yield url
     proc.stop()
+
+
+@pytest.fixture
+def fake_vercel(settings, monkeypatch):
+    """The stand-in Vercel API, configured for this process and for Celery workers started
+    afterwards. Ends the test red if any request or answer strayed from Vercel's spec."""
+    from .fake_vercel import FakeVercel
+
+    fake = FakeVercel().start()
+    values = {
+        "VERCEL_API_URL": fake.url,
+        "VERCEL_API_TOKEN": fake.token,
+        "VERCEL_TEAM_ID": fake.team_id,
+        "VERCEL_WORKER_PROJECT_ID": fake.project_id,
+    }
+    for name, value in values.items():
+        setattr(settings, name, value)
+        monkeypatch.setenv(name, value)
+    yield fake
+    fake.stop()
+    assert fake.errors == [], "requests or answers that do not match Vercel's OpenAPI description"

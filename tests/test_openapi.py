@@ -89,6 +89,8 @@ def test_every_operation_answers_as_described(api, tenant, other_tenant, setting
         api("POST", f"/api/workers/{worker.code}/production", {"id": str(queued.code)}).status_code
         == 409
     )
+    assert api("POST", f"/api/deployments/{queued.code}/cancel").status_code == 200
+    assert api("POST", f"/api/deployments/{queued.code}/cancel").status_code == 409
     # Errors are described too.
     assert api("POST", "/api/workers", raw="{nope").status_code == 400
     assert api("POST", "/api/workers", {"name": "Bad Name", "code": GREETER}).status_code == 400

@@ -12,7 +12,7 @@ from django.http import HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from deployments.deploy import deploy
+from deployments.deploy import cancel, deploy
 from deployments.models import Deployment
 from workers_portal.audit import record
 from workers_portal.models import Tenant, label_validator
@@ -207,6 +207,24 @@ def deployment_detail(request, code):
         return error(404, "not_found", "No such deployment.")
     if denied := allowed(request, d.tenant_id):
         return denied
+    return JsonResponse(deployment_json(d))
+
+
+@api_view({"POST": "deploy"})
+def deployment_cancel(request, code):
+    """Stop a build that has not ended (on Vercel too); 409 once it has."""
+    d = Deployment.objects.filter(tenant_id__in=request.principal.tenant_ids, code=code).first()
+    if d is None:
+        return error(404, "not_found", "No such deployment.")
+    if denied := allowed(request, d.tenant_id):
+        return denied
+    if not cancel(d):
+        return error(
+            409,
+            "already_finished",
+            f"This deployment is {d.status}; only builds that have not ended can be canceled.",
+        )
+    record(request, d.tenant, "deployment.cancel", d.short_id)
     return JsonResponse(deployment_json(d))
 
 

@@ -177,6 +177,13 @@ SPEC = {
             "parameters": [ID],
             "get": {"summary": "A deployment", "responses": responses("200", DEPLOYMENT)},
         },
+        "/api/deployments/{id}/cancel": {
+            "parameters": [ID],
+            "post": {
+                "summary": "Cancel a build that has not ended (on its back end too)",
+                "responses": responses("200", DEPLOYMENT, "409"),
+            },
+        },
         "/api/workers/{id}/logs/poll": {
             "parameters": [ID, {"name": "cursor", "in": "query", "schema": {"type": "integer"}}],
             "get": {

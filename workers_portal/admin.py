@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import admin
 from django.utils import timezone
 
@@ -19,14 +20,19 @@ class TenantAdmin(admin.ModelAdmin):
         "name",
         "slug",
         "status",
+        "backend_name",
         "workers",
         "deployments_last_hour",
         "invocations_last_day",
         "created",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", "backend"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+
+    @admin.display(description="back end")
+    def backend_name(self, tenant):
+        return tenant.backend or f"{settings.DEFAULT_BACKEND} (default)"
 
     # Usage at a glance for operators; each against the tenant's quota where it has one.
     @admin.display(description="workers")

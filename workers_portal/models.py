@@ -35,6 +35,12 @@ class Tenant(models.Model):
     max_deployments_per_hour = models.PositiveIntegerField(null=True, blank=True)
     max_invocations_per_minute = models.PositiveIntegerField(null=True, blank=True)
     max_payload_bytes = models.PositiveIntegerField(null=True, blank=True)
+    backend = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[("local", "local (this platform's runtime)"), ("vercel", "Vercel")],
+        help_text="Where this tenant's deployments run; blank for the platform's default.",
+    )
     # White-label: what this tenant's members see instead of the platform's brand.
     brand_name = models.CharField(max_length=100, blank=True)
     brand_logo_url = models.URLField(blank=True)

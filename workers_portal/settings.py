@@ -192,6 +192,20 @@ RUNTIME_MAX_LOG_LINES = env.int("RUNTIME_MAX_LOG_LINES", default=1000)  # per in
 RUNTIME_MAX_LINE_BYTES = env.int("RUNTIME_MAX_LINE_BYTES", default=8192)
 LOG_PAGE_SIZE = 200
 SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
+# --- Vercel back end ----------------------------------------------------------------------
+VERCEL_API_URL = env.str("VERCEL_API_URL", default="https://api.vercel.com")
+VERCEL_API_TOKEN = env.str("VERCEL_API_TOKEN", default="")
+VERCEL_TEAM_ID = env.str("VERCEL_TEAM_ID", default="")
+VERCEL_WORKER_PROJECT_ID = env.str("VERCEL_WORKER_PROJECT_ID", default="")
+# Sent as x-vercel-protection-bypass when the platform invokes a deployment (keep Deployment
+# Protection on, the secure choice).
+VERCEL_PROTECTION_BYPASS = env.str("VERCEL_PROTECTION_BYPASS", default="")
+# Files bigger than this are uploaded by SHA-1 (POST /v2/files) instead of sent inline.
+VERCEL_INLINE_FILE_BYTES = env.int("VERCEL_INLINE_FILE_BYTES", default=64 * 1024)
+VERCEL_BUILD_DEADLINE_SECONDS = env.int("VERCEL_BUILD_DEADLINE_SECONDS", default=45 * 60 + 300)
+VERCEL_POLL_MAX_FAILURES = env.int("VERCEL_POLL_MAX_FAILURES", default=10)
+# Where generated deployments push their log lines (must be reachable from Vercel).
+PUBLIC_CONTROL_PLANE_URL = env.str("PUBLIC_CONTROL_PLANE_URL", default=CONTROL_PLANE_URL)
 VERCEL_LOG_DRAIN_SECRET = env.str("VERCEL_LOG_DRAIN_SECRET", default="")
 VERCEL_LOG_DRAIN_VERIFY = env.str("VERCEL_LOG_DRAIN_VERIFY", default="")
 

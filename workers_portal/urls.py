@@ -62,6 +62,11 @@ urlpatterns = [
         "deployments/<uuid:code>/badge/", deployment_views.deployment_badge, name="deployment-badge"
     ),
     path("deployments/<uuid:code>/invoke/", deployment_views.invoke, name="invoke"),
+    path(
+        "deployments/<uuid:code>/cancel/",
+        deployment_views.cancel_deployment,
+        name="cancel-deployment",
+    ),
     path("invocations/<str:request_id>/", log_views.invocation_detail, name="invocation"),
     path("api/openapi.json", openapi.openapi, name="openapi"),
     path("api/workers", api.workers, name="api-workers"),
@@ -71,6 +76,7 @@ urlpatterns = [
     ),
     path("api/workers/<uuid:code>/production", api.worker_production, name="api-worker-production"),
     path("api/deployments/<uuid:code>", api.deployment_detail, name="api-deployment"),
+    path("api/deployments/<uuid:code>/cancel", api.deployment_cancel, name="api-deployment-cancel"),
     path("api/workers/<uuid:code>/logs", api_logs.logs_stream, name="api-logs-stream"),
     path("api/workers/<uuid:code>/logs/poll", api_logs.logs_poll, name="api-logs-poll"),
     path("api/drains/vercel", drains.vercel_drain, name="vercel-drain"),
@@ -78,5 +84,10 @@ urlpatterns = [
     path("internal/runtime/artifacts/<str:sha256>", internal.artifact),
     path("internal/runtime/keys/<str:prefix>", internal.api_key),
     path("internal/runtime/ingest", internal.ingest),
+    path(
+        "internal/deployments/<uuid:code>/ingest",
+        internal.deployment_ingest,
+        name="deployment-ingest",
+    ),
     path("admin/", admin.site.urls),
 ]

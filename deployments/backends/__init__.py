@@ -8,6 +8,10 @@ def get_backend(name: str) -> Backend:
         from .local import LocalBackend
 
         return LocalBackend()
+    if name == "vercel":
+        from .vercel import VercelBackend
+
+        return VercelBackend()
     raise ValueError(f"Unknown back end {name!r}")
 
 

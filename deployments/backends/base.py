@@ -30,6 +30,8 @@ class BuildResult:
 
 class Backend:
     name: str
+    # A remote back end builds elsewhere: `submit`, then `poll` until a terminal state.
+    remote = False
 
     def build(self, deployment) -> BuildResult:  # pragma: no cover - interface
         raise NotImplementedError

@@ -53,34 +53,7 @@ class LocalBackend(Backend):
         log: list[str] = []
         with tempfile.TemporaryDirectory(prefix="build-") as tmp:
             workdir = Path(tmp)
-            write_source(workdir, deployment.source)
-            (workdir / "deno.json").write_text(json.dumps({"compilerOptions": COMPILER_OPTIONS}))
-
-            self._check_imports(log, deployment.source, workdir)
-            doc = self._step(
-                log, "Finding exported functions", ["doc", "--json", SOURCE_NAME], workdir
-            )
-            if doc.returncode != 0:
-                raise BuildFailed(
-                    syntax_error_message(clean_deno_output(doc.stderr)), "\n".join(log)
-                )
-            functions = exported_functions(doc.stdout)
-            if not functions:
-                raise BuildFailed(NO_EXPORTS, "\n".join(log))
-            log.append(f"Exported functions: {', '.join(functions)}")
-
-            check = self._step(
-                log,
-                f"Type-checking ({CHECK_RULES})",
-                ["check", "--config", "deno.json", "--no-remote", "--no-npm", SOURCE_NAME],
-                workdir,
-            )
-            if check.returncode != 0:
-                raise BuildFailed(
-                    type_error_message(clean_deno_output(check.stdout + check.stderr)),
-                    "\n".join(log),
-                )
-
+            functions = self.analyse(deployment, workdir, log)
             bundle = self._step(
                 log,
                 "Bundling",
@@ -102,6 +75,31 @@ class LocalBackend(Backend):
             deployment_id=f"local_{deployment.short_id}",
             log=log,
         )
+
+    def analyse(self, deployment, workdir: Path, log: list[str]) -> list[str]:
+        """Refuse imports, find the exported functions (no code run) and type-check; the
+        same checks on every back end, so a module is held to the same rules everywhere."""
+        write_source(workdir, deployment.source)
+        (workdir / "deno.json").write_text(json.dumps({"compilerOptions": COMPILER_OPTIONS}))
+        self._check_imports(log, deployment.source, workdir)
+        doc = self._step(log, "Finding exported functions", ["doc", "--json", SOURCE_NAME], workdir)
+        if doc.returncode != 0:
+            raise BuildFailed(syntax_error_message(clean_deno_output(doc.stderr)), "\n".join(log))
+        functions = exported_functions(doc.stdout)
+        if not functions:
+            raise BuildFailed(NO_EXPORTS, "\n".join(log))
+        log.append(f"Exported functions: {', '.join(functions)}")
+        check = self._step(
+            log,
+            f"Type-checking ({CHECK_RULES})",
+            ["check", "--config", "deno.json", "--no-remote", "--no-npm", SOURCE_NAME],
+            workdir,
+        )
+        if check.returncode != 0:
+            raise BuildFailed(
+                type_error_message(clean_deno_output(check.stdout + check.stderr)), "\n".join(log)
+            )
+        return functions
 
     def _check_imports(self, log: list[str], source: str, workdir: Path) -> None:
         """A worker is one self-contained module. Imports are refused before anything reads

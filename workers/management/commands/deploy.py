@@ -23,6 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("file", help="the TypeScript module, or - for standard input")
         parser.add_argument("--wait", action="store_true", help="wait until the build ends")
         parser.add_argument("--timeout", type=float, default=300, help="seconds --wait waits")
+        parser.add_argument(
+            "--backend",
+            choices=[choice.value for choice in Deployment.Backend],
+            help="where this deployment runs (default: the tenant's back end)",
+        )
 
     def handle(self, *args, **options):
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
@@ -40,7 +45,7 @@ class Command(BaseCommand):
             if created:
                 check_new_worker(tenant)
                 worker = Worker.objects.create(tenant=tenant, name=name)
-            deployment = deploy(worker, source, backend=None)
+            deployment = deploy(worker, source, backend=options["backend"])
         except QuotaExceeded as exc:
             raise CommandError(exc.message) from exc
         verb = "Created worker and queued" if created else "Queued"

@@ -1,0 +1,147 @@
+"""The Vercel back end: check the module like the local back end does, generate a Next.js
+project, submit it as one deployment of the shared worker project, and read its state.
+
+Every worker deployment is an immutable deployment inside ONE Vercel project
+(VERCEL_WORKER_PROJECT_ID). Submitting is idempotent: `meta` carries our deployment's code,
+and a submit first looks for a Vercel deployment with it (one may exist if an earlier attempt
+died between Vercel's answer and our save).
+"""
+
+import base64
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from deployments import vercel_client as api
+from deployments.generator import SECRETS_KEY_ENV, generate, secrets_key
+
+from .base import Backend, BuildFailed, TransientBackendError
+from .local import LocalBackend
+
+
+@dataclass
+class Submitted:
+    deployment_id: str
+    url: str
+    state: str
+    functions: list[str]
+    log: list[str] = field(default_factory=list)
+    secret_required: bool = False
+
+
+@dataclass
+class Polled:
+    state: str
+    url: str
+    error_message: str = ""
+    log: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "READY"
+
+    @property
+    def canceled(self) -> bool:
+        return self.state == "CANCELED"
+
+    @property
+    def failed(self) -> bool:
+        return api.is_failed(self.state) and not self.canceled
+
+
+def translate(exc: api.VercelError) -> Exception:
+    """Vercel's errors as the build's: transient ones are waited for, others end the build."""
+    if isinstance(exc, api.VercelTransient):
+        return TransientBackendError(exc.message, retry_after=exc.retry_after)
+    return BuildFailed(exc.message)
+
+
+class VercelBackend(Backend):
+    name = "vercel"
+    remote = True
+
+    def client(self) -> api.VercelClient:
+        try:
+            return api.VercelClient()
+        except api.VercelNotConfigured as exc:
+            raise BuildFailed(exc.message) from exc
+
+    def submit(self, deployment) -> Submitted:
+        log: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="build-") as tmp:
+            functions = LocalBackend().analyse(deployment, Path(tmp), log)
+        code = str(deployment.code)
+        try:
+            with self.client() as client:
+                existing = client.find_by_meta(api.META_KEY, code)
+                if existing:
+                    log.append(
+                        f"-> Found the Vercel deployment of an earlier attempt: {existing['uid']}"
+                    )
+                    state = existing.get("readyState") or existing.get("state") or "QUEUED"
+                    meta = existing.get("meta") or {}
+                    required = meta.get("invokeSecret") == "required"
+                    return Submitted(
+                        existing["uid"], existing["url"], state, functions, log, required
+                    )
+                files = generate(deployment, functions)
+                required = not deployment.worker.public
+                if deployment.secrets_sealed:  # the key that opens them, set on the project
+                    key = base64.b64encode(secrets_key()).decode()
+                    client.upsert_env(SECRETS_KEY_ENV, key)
+                log.append(f"-> Submitting {len(files)} files to Vercel")
+                answer = client.create_deployment(
+                    f"{deployment.worker.name}-{deployment.tenant.slug}",
+                    files,
+                    meta={
+                        api.META_KEY: code,
+                        "tenant": deployment.tenant.slug,
+                        "invokeSecret": "required" if required else "none",
+                    },
+                    inline_limit=settings.VERCEL_INLINE_FILE_BYTES,
+                )
+        except api.VercelError as exc:
+            raise translate(exc) from exc
+        log.append(f"Vercel deployment {answer['id']} ({answer['url']}): {answer['readyState']}")
+        return Submitted(
+            answer["id"], answer["url"], answer["readyState"], functions, log, required
+        )
+
+    def poll(self, deployment) -> Polled:
+        try:
+            with self.client() as client:
+                answer = client.get_deployment(deployment.deployment_id)
+                state = answer["readyState"]
+                try:
+                    log = api.build_log(client.events(deployment.deployment_id))
+                except api.VercelError:
+                    log = ""  # the build log is a nicety; the state is what matters
+        except api.VercelError as exc:
+            raise translate(exc) from exc
+        error = ""
+        if api.is_failed(state) and state != "CANCELED":
+            message = answer.get("errorMessage") or "The build failed on Vercel."
+            code = answer.get("errorCode")
+            error = f"{message} ({code})" if code else message
+            if state == "DELETED":
+                error = "The deployment was deleted on Vercel before it was ready."
+        return Polled(state=state, url=answer["url"], error_message=error, log=log)
+
+    def cancel(self, deployment) -> None:
+        try:
+            with self.client() as client:
+                client.cancel_deployment(deployment.deployment_id)
+        except api.VercelError as exc:
+            raise translate(exc) from exc
+
+    def delete(self, deployment_id: str) -> None:
+        try:
+            with self.client() as client:
+                client.delete_deployment(deployment_id)
+        except api.VercelPermanent as exc:
+            if exc.status != 404:  # already gone is what we wanted
+                raise translate(exc) from exc
+        except api.VercelError as exc:
+            raise translate(exc) from exc

@@ -1,0 +1,197 @@
+// The invocation handler of a generated deployment: the local runtime's contract (answers,
+// status codes, error codes), console lines captured per request with sequence numbers,
+// and pushed to the platform while the function runs.
+import { AsyncLocalStorage } from "node:async_hooks";
+import { createDecipheriv, createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { inspect } from "node:util";
+import { after } from "next/server";
+import { start } from "workflow/api";
+import config from "./deployment.json";
+import { runFunction } from "./step";
+import { invokeWithRetries } from "./workflow";
+
+type Line = { seq: number; level: string; message: string; timestamp: string };
+type Call = { requestId: string; fn: string; seq: number; lines: Line[]; dropped: number; pending: Line[] };
+
+const calls = new AsyncLocalStorage<Call>();
+const original = { ...console };
+const LEVELS: Record<string, string> = {
+  log: "log", info: "info", debug: "debug", trace: "debug", warn: "warn", error: "error",
+};
+
+function format(args: unknown[]): string {
+  return args.map((a) => (typeof a === "string" ? a : inspect(a, { depth: 6 }))).join(" ");
+}
+
+function capped(message: string): string {
+  const bytes = Buffer.byteLength(message);
+  if (bytes <= config.limits.maxLineBytes) return message;
+  const kept = Buffer.from(message).subarray(0, config.limits.maxLineBytes).toString().replace(/\uFFFD$/, "");
+  return `${kept} … [truncated: the line was ${bytes} bytes, the limit is ${config.limits.maxLineBytes}]`;
+}
+
+function record(call: Call, level: string, message: string) {
+  const line = { seq: call.seq++, level, message, timestamp: new Date().toISOString() };
+  call.lines.push(line);
+  call.pending.push(line);
+  schedulePush(call);
+}
+
+for (const [method, level] of Object.entries(LEVELS)) {
+  (console as any)[method] = (...args: unknown[]) => {
+    const call = calls.getStore();
+    if (!call) return (original as any)[method](...args);
+    if (call.lines.length - call.dropped >= config.limits.maxLines) {
+      call.dropped++;
+      return;
+    }
+    record(call, level, capped(format(args)));
+  };
+}
+
+// --- pushing lines to the platform's ingest (live tail) -----------------------------------
+const timers = new WeakMap<Call, ReturnType<typeof setTimeout>>();
+
+function schedulePush(call: Call) {
+  if (!config.ingest.url || timers.has(call)) return;
+  timers.set(call, setTimeout(() => {
+    timers.delete(call);
+    void push(call, []);
+  }, 25));
+}
+
+async function push(call: Call, invocations: object[]): Promise<void> {
+  const lines = call.pending.splice(0);
+  if (!config.ingest.url || (lines.length === 0 && invocations.length === 0)) return;
+  const body = JSON.stringify({
+    invocations,
+    logs: lines.map((l) => ({ ...l, requestId: call.requestId, function: call.fn, deploymentId: config.deployment })),
+  });
+  for (let attempt = 0; attempt < 4; attempt++) {
+    try {
+      const res = await fetch(config.ingest.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${config.ingest.token}` },
+        body,
+        signal: AbortSignal.timeout(5000),
+      });
+      if (res.ok || (res.status >= 400 && res.status < 500 && res.status !== 429)) return;
+    } catch {
+      // network error: retry below
+    }
+    await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+  }
+}
+
+// --- the deployment's secrets, as process.env -----------------------------------------------
+function loadSecrets() {
+  if (!config.secrets) return;
+  const key = process.env.WORKERS_SECRETS_KEY;
+  if (!key) {
+    original.error("WORKERS_SECRETS_KEY is not set on the project: this deployment's secrets are unavailable");
+    return;
+  }
+  const sealed = Buffer.from(config.secrets, "base64");
+  const decipher = createDecipheriv("aes-256-gcm", Buffer.from(key, "base64"), sealed.subarray(0, 12));
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+  const plain = Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]);
+  Object.assign(process.env, JSON.parse(plain.toString("utf8")));
+}
+loadSecrets();
+
+// --- answers -------------------------------------------------------------------------------
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+}
+
+function failure(status: number, code: string, message: string): Response {
+  return json(status, { error: { code, message } });
+}
+
+function authorized(request: Request): boolean {
+  if (!config.invokeSecretSha256) return true;
+  const given = request.headers.get("x-invoke-secret") ?? "";
+  const digest = createHash("sha256").update(given).digest();
+  return timingSafeEqual(digest, Buffer.from(config.invokeSecretSha256, "hex"));
+}
+
+class Timeout extends Error {}
+
+function describe(err: unknown) {
+  if (err instanceof Error) return { message: err.message, stack: err.stack ?? "" };
+  return { message: String(err), stack: "" };
+}
+
+export async function handleInvoke(request: Request, fn: string): Promise<Response> {
+  if (!authorized(request)) {
+    return failure(401, "unauthorized", "This deployment needs its invocation secret in the x-invoke-secret header.");
+  }
+  if (!config.functions.includes(fn)) {
+    return failure(404, "function_not_found",
+      `This deployment has no exported function named "${fn}". Its functions: ${config.functions.join(", ")}.`);
+  }
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > config.limits.maxBodyBytes) {
+    return failure(413, "payload_too_large", `The request body is larger than ${config.limits.maxBodyBytes} bytes.`);
+  }
+  const text = await request.text();
+  if (Buffer.byteLength(text) > config.limits.maxBodyBytes) {
+    return failure(413, "payload_too_large", `The request body is larger than ${config.limits.maxBodyBytes} bytes.`);
+  }
+  let payload: unknown = null;
+  try {
+    if (text.trim()) payload = JSON.parse(text);
+  } catch (err) {
+    return failure(400, "invalid_json", `The request body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (new URL(request.url).searchParams.get("async") === "1") {
+    const run = await start(invokeWithRetries, [fn, payload]);
+    return json(202, { runId: run.runId });
+  }
+
+  const requestId = `req_${randomUUID().replaceAll("-", "")}`;
+  const call: Call = { requestId, fn, seq: 0, lines: [], dropped: 0, pending: [] };
+  const startedAt = new Date();
+  const t0 = performance.now();
+  let status = 200;
+  let body: Record<string, unknown>;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Timeout()), config.limits.timeoutMs);
+    });
+    const value = await calls.run(call, () => Promise.race([runFunction(fn, payload), deadline]));
+    const result = value === undefined ? null : value;
+    try {
+      JSON.stringify(result);
+      body = { result };
+    } catch (err) {
+      status = 500;
+      body = { error: { code: "result_not_serializable", message: `The function's result is not JSON: ${(err as Error).message}`, stack: "" } };
+    }
+  } catch (err) {
+    if (err instanceof Timeout) {
+      status = 504;
+      body = { error: { code: "timeout", message: `The function did not finish within ${config.limits.timeoutMs} ms and was stopped.`, stack: "" } };
+    } else {
+      status = 500;
+      body = { error: { code: "function_error", ...describe(err) } };
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  if (call.dropped > 0) {
+    record(call, "warn", `truncated: ${call.dropped} lines dropped (the limit is ${config.limits.maxLines} lines per invocation)`);
+  }
+  const durationMs = Math.round((performance.now() - t0) * 100) / 100;
+  const error = (body as any).error;
+  const invocation = {
+    requestId, deploymentId: config.deployment, function: fn, trigger: "http",
+    status: status === 200 ? "ok" : status === 504 ? "timeout" : "error",
+    statusCode: status, durationMs, startedAt: startedAt.toISOString(), errorMessage: error?.message ?? "",
+  };
+  // The rest of the lines and the invocation go out after the answer; the platform keeps
+  // the function alive until they are sent.
+  after(() => push(call, [invocation]));
+  return json(status, { ...body, logs: call.lines, durationMs, requestId }, { "x-request-id": requestId });
+}

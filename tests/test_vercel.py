@@ -1,0 +1,336 @@
+"""The Vercel back end against a stand-in of the Vercel API (a real HTTP server that checks
+every request and answer against Vercel's OpenAPI description): the generated project, the
+client, and submit + poll through real Celery workers."""
+
+import json
+import time
+
+import httpx
+import pytest
+
+from deployments import vercel_client as api
+from deployments.deploy import deploy
+from deployments.generator import generate, ingest_token, invoke_secret
+from deployments.models import Deployment, LogEntry
+from deployments.tasks import build_deployment, poll_deployment, sweep_stuck_deployments
+from workers.models import Worker, WorkerSecret
+from workers.secrets import encrypt
+
+from .conftest import wait_for
+from .helpers import GREETER
+
+S = Deployment.Status
+pytestmark = pytest.mark.django_db
+
+
+def vercel_worker(tenant, name="greeter") -> Worker:
+    tenant.backend = "vercel"
+    tenant.save()
+    return Worker.objects.create(tenant=tenant, name=name)
+
+
+def settled(deployment: Deployment, timeout: float = 60) -> Deployment:
+    wait_for(lambda: Deployment.objects.get(pk=deployment.pk).is_terminal, timeout, "the build")
+    deployment.refresh_from_db()
+    return deployment
+
+
+# --- the generated project ---------------------------------------------------------------------
+
+
+def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
+    worker = vercel_worker(tenant)
+    WorkerSecret.objects.create(
+        worker=worker, name="API_SECRET", value_encrypted=encrypt("s3cr3t-value")
+    )
+    from deployments.deploy import snapshot_secrets
+
+    deployment = Deployment.objects.create(
+        worker=worker, source=GREETER, backend="vercel", secrets_sealed=snapshot_secrets(worker)
+    )
+    files = generate(deployment, ["hello"])
+    assert sorted(files) == [
+        "app/api/invoke/[fn]/route.ts",
+        "lib/deployment.json",
+        "lib/invoke.ts",
+        "lib/step.ts",
+        "lib/worker.ts",
+        "lib/workflow.ts",
+        "next-env.d.ts",
+        "next.config.ts",
+        "package.json",
+        "tsconfig.json",
+    ]
+    assert files == generate(Deployment.objects.get(pk=deployment.pk), ["hello"])  # byte-identical
+    assert files["lib/worker.ts"] == GREETER
+    package = json.loads(files["package.json"])
+    assert package["dependencies"] == {
+        "next": "16.4.6", "react": "19.3.1", "react-dom": "19.3.1", "workflow": "4.8.9"
+    }  # fmt: skip
+    assert "withWorkflow(" in files["next.config.ts"]
+    assert '"use step"' in files["lib/step.ts"]
+    assert "(worker as any)[fn]" in files["lib/step.ts"]
+    config = json.loads(files["lib/deployment.json"])
+    assert config["functions"] == ["hello"]
+    assert config["ingest"]["token"] == ingest_token(deployment)
+    # A private worker's deployment needs its secret; only the secret's digest is in the files,
+    # and the worker's secrets travel encrypted.
+    assert config["invokeSecretSha256"] and invoke_secret(deployment) not in json.dumps(files)
+    assert "s3cr3t-value" not in json.dumps(files) and config["secrets"]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [("a---b", "t"), ("greeter-", "-acme"), ("Big_Name", "ACME"), ("x" * 90, "y" * 30)],
+)
+def test_deployment_names_are_valid_and_never_hold_three_hyphens(parts):
+    name = api.deployment_name(*parts)
+    assert "---" not in name
+    assert 1 <= len(name) <= 100
+    assert name == name.lower() and not name.endswith("-")
+
+
+# --- the client ------------------------------------------------------------------------------------
+
+
+def test_large_files_are_uploaded_when_vercel_asks_for_them(fake_vercel, db):
+    with api.VercelClient() as client:
+        answer = client.create_deployment(
+            "big", {"a.txt": "x" * 5000, "b.txt": "small"}, meta={"k": "v"}, inline_limit=100
+        )
+    assert answer["readyState"] == "QUEUED"
+    assert len(fake_vercel.calls("POST", "/v13/deployments")) == 2  # refused once: missing_files
+    assert len(fake_vercel.calls("POST", "/v2/files")) == 1  # only the big one
+    assert fake_vercel.builds[answer["id"]].files["a.txt"] == b"x" * 5000
+    # teamId travels on every call (the stand-in answers 404 without it, like a wrong team).
+    assert all(query.get("teamId") == "team_fake" for _, _, query, _ in fake_vercel.requests)
+
+
+def test_errors_are_sorted_into_transient_and_permanent(fake_vercel, db):
+    fake_vercel.fail("GET", "/v13/deployments/", 429, retry_after="7")
+    fake_vercel.fail("GET", "/v13/deployments/", 503)
+    with api.VercelClient() as client:
+        with pytest.raises(api.VercelTransient) as limited:
+            client.get_deployment("dpl_x")
+        assert limited.value.retry_after == 7
+        with pytest.raises(api.VercelTransient) as unavailable:
+            client.get_deployment("dpl_x")
+        assert unavailable.value.status == 503
+        with pytest.raises(api.VercelPermanent) as missing:
+            client.get_deployment("dpl_x")
+        assert missing.value.code == "not_found" and "could not be found" in missing.value.message
+
+
+def test_rate_limit_without_retry_after_uses_reset_ms():
+    reset = time.time() + 12
+    response = httpx.Response(429, json={})
+    body = {"error": {"limit": {"remaining": 0, "resetMs": int(reset * 1000), "total": 100}}}
+    assert 10 < api.retry_after_seconds(response, body) <= 12
+    dated = httpx.Response(429, headers={"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    assert api.retry_after_seconds(dated, {}) == 0
+
+
+def test_an_undocumented_answer_is_a_clear_error(fake_vercel, db):
+    fake_vercel.malformed.add(("GET", "/v13/deployments/"))
+    with api.VercelClient() as client, pytest.raises(api.VercelBadAnswer) as bad:
+        client.get_deployment("dpl_x")
+    assert "does not match the documented shape" in bad.value.message
+    assert "'id'" in bad.value.message
+
+
+def test_the_stand_in_refuses_bodies_outside_the_spec(fake_vercel, db):
+    """The stand-in really checks bodies: a field Vercel does not document is a 400."""
+    response = httpx.post(
+        f"{fake_vercel.url}/v13/deployments",
+        params={"teamId": fake_vercel.team_id},
+        headers={"authorization": f"Bearer {fake_vercel.token}"},
+        json={"name": "x", "project": fake_vercel.project_id, "env": {"A": "b"}},
+    )
+    assert response.status_code == 400 and "'env' was unexpected" in response.text
+    fake_vercel.errors.clear()
+
+
+def test_a_vercel_deploy_without_configuration_names_the_missing_variables(tenant, settings):
+    settings.VERCEL_API_TOKEN = ""
+    settings.VERCEL_TEAM_ID = ""
+    worker = vercel_worker(tenant)
+    deployment = Deployment.objects.create(worker=worker, source=GREETER, backend="vercel")
+    build_deployment(deployment.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == S.ERROR
+    assert "VERCEL_API_TOKEN, VERCEL_TEAM_ID" in deployment.error_message
+
+
+def test_a_module_that_does_not_type_check_fails_before_vercel_sees_it(fake_vercel, tenant):
+    worker = vercel_worker(tenant)
+    deployment = Deployment.objects.create(
+        worker=worker,
+        source="export async function f(): Promise<number> { return 'x'; }",
+        backend="vercel",
+    )
+    build_deployment(deployment.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == S.ERROR and "TS2322" in deployment.error_message
+    assert fake_vercel.requests == []
+
+
+# --- submit and poll through real Celery workers ------------------------------------------------
+
+
+def test_portal_deploy_runs_on_vercel_end_to_end(fake_vercel, start_worker, tenant, owner, client):
+    worker = vercel_worker(tenant)
+    client.force_login(owner)
+    start_worker()
+    response = client.post(f"/workers/{worker.code}/deploy/", {"source": GREETER})
+    assert response.status_code == 302
+    deployment = worker.deployments.get()
+    assert deployment.backend == "vercel"
+    # While it builds, the panel says where and how far (Vercel's own state).
+    wait_for(lambda: Deployment.objects.get(pk=deployment.pk).backend_state, 30, "a submit")
+    deployment = settled(deployment)
+    assert deployment.status == S.READY, deployment.error_message
+    build = fake_vercel.builds[deployment.deployment_id]
+    assert deployment.deployment_url == f"https://{build.url}"
+    assert build.meta["workersDeployment"] == str(deployment.code)
+    assert "lib/worker.ts" in build.files and "next build" in deployment.build_log
+    assert deployment.functions == ["hello"]
+    worker.refresh_from_db()
+    assert worker.production_id == deployment.pk
+    panel = client.get(f"/deployments/{deployment.code}/panel/", HTTP_HX_REQUEST="true")
+    assert panel.status_code == 286  # terminal: htmx stops polling
+    text = panel.content.decode()
+    assert "Ready" in text and build.url in text and "on Vercel" in text
+    assert invoke_secret(deployment) in text  # the owner gets the curl line with the secret
+    # Polling followed the CLI's cadence: about one look per second while it built.
+    assert len(fake_vercel.calls("GET", "/v13/deployments/")) <= 6
+
+
+def test_rate_limited_submit_waits_and_makes_one_deployment(fake_vercel, start_worker, tenant):
+    worker = vercel_worker(tenant)
+    fake_vercel.fail("POST", "/v13/deployments", 429, retry_after="1")
+    fake_vercel.fail("GET", "/v13/deployments/", 429, times=2, retry_after="1")
+    fake_vercel.fail("GET", "/v13/deployments/", 500)
+    start_worker()
+    deployment = settled(deploy(worker, GREETER))
+    assert deployment.status == S.READY, deployment.error_message
+    assert len(fake_vercel.calls("POST", "/v13/deployments")) == 2
+    assert len(fake_vercel.with_meta("workersDeployment", str(deployment.code))) == 1
+    assert deployment.build_attempts == 1
+
+
+def test_a_failed_vercel_build_shows_its_message(fake_vercel, start_worker, tenant, owner, client):
+    worker = vercel_worker(tenant)
+    fake_vercel.build_error = ("BUILD_FAILED", 'Command "next build" exited with 1')
+    start_worker()
+    deployment = settled(deploy(worker, GREETER))
+    assert deployment.status == S.ERROR
+    assert deployment.error_message == 'Command "next build" exited with 1 (BUILD_FAILED)'
+    client.force_login(owner)
+    page = client.get(f"/deployments/{deployment.code}/").content.decode()
+    assert "The build failed" in page and "next build&quot; exited with 1 (BUILD_FAILED)" in page
+
+
+def test_an_undocumented_status_answer_ends_the_build_with_a_clear_error(
+    fake_vercel, start_worker, tenant
+):
+    worker = vercel_worker(tenant)
+    fake_vercel.malformed.add(("GET", "/v13/deployments/"))
+    start_worker()
+    deployment = settled(deploy(worker, GREETER))
+    assert deployment.status == S.ERROR
+    assert "does not match the documented shape" in deployment.error_message
+
+
+def test_a_crash_between_create_and_save_is_recovered_without_a_duplicate(
+    fake_vercel, start_worker, tenant, settings
+):
+    worker = vercel_worker(tenant)
+    fake_vercel.hold_create_seconds = 5  # Vercel has created it; its answer is on the way
+    first = start_worker(concurrency=1)
+    deployment = deploy(worker, GREETER)
+    assert fake_vercel.create_seen.wait(60)
+    first.kill()  # SIGKILL: the worker never saves the id
+    deployment.refresh_from_db()
+    assert deployment.status == S.BUILDING and deployment.deployment_id == ""
+    fake_vercel.hold_create_seconds = 0
+
+    settings.BUILD_DEADLINE_SECONDS = 0
+    assert sweep_stuck_deployments() == {"requeued": 1, "failed": 0}
+    start_worker(concurrency=1)
+    deployment = settled(deployment)
+    assert deployment.status == S.READY, deployment.error_message
+    builds = fake_vercel.with_meta("workersDeployment", str(deployment.code))
+    assert len(builds) == 1 and deployment.deployment_id == builds[0].id
+    assert len(fake_vercel.calls("POST", "/v13/deployments")) == 1
+    assert "earlier attempt" in deployment.build_log
+
+
+def test_cancel_in_the_portal_cancels_on_vercel(fake_vercel, start_worker, tenant, owner, client):
+    worker = vercel_worker(tenant)
+    fake_vercel.building_seconds = 120
+    start_worker()
+    deployment = deploy(worker, GREETER)
+    wait_for(lambda: Deployment.objects.get(pk=deployment.pk).deployment_id, 30, "the submit")
+    client.force_login(owner)
+    panel = client.post(f"/deployments/{deployment.code}/cancel/", HTTP_HX_REQUEST="true")
+    assert panel.status_code == 200 and "was canceled" in panel.content.decode()
+    deployment.refresh_from_db()
+    assert deployment.status == S.CANCELED
+    build = fake_vercel.builds[deployment.deployment_id]
+    wait_for(lambda: fake_vercel.state(build) == "CANCELED", 30, "the cancel on Vercel")
+    # Polling stops: the row stays canceled, the worker has no production deployment.
+    time.sleep(1.5)
+    deployment.refresh_from_db()
+    worker.refresh_from_db()
+    assert deployment.status == S.CANCELED and worker.production_id is None
+
+
+def test_deleting_a_worker_deletes_its_vercel_deployments(
+    fake_vercel, start_worker, tenant, owner, client
+):
+    worker = vercel_worker(tenant)
+    start_worker()
+    deployments = [settled(deploy(worker, GREETER)) for _ in range(2)]
+    ids = [d.deployment_id for d in deployments]
+    client.force_login(owner)
+    response = client.post(f"/workers/{worker.code}/delete/", {"confirm_name": worker.name})
+    assert response.status_code == 302
+    wait_for(lambda: all(fake_vercel.builds[i].deleted for i in ids), 30, "the deletes on Vercel")
+    assert len(fake_vercel.calls("DELETE", "/v13/deployments/")) == 2
+
+
+def test_outsiders_cannot_cancel(fake_vercel, tenant, outsider, client):
+    worker = vercel_worker(tenant)
+    deployment = Deployment.objects.create(worker=worker, source=GREETER, backend="vercel")
+    client.force_login(outsider)
+    assert client.post(f"/deployments/{deployment.code}/cancel/").status_code == 404
+    deployment.refresh_from_db()
+    assert deployment.status == S.QUEUED
+
+
+def test_poll_of_an_ended_or_local_deployment_does_nothing(tenant):
+    worker = Worker.objects.create(tenant=tenant, name="local")
+    deployment = Deployment.objects.create(worker=worker, source=GREETER)
+    assert poll_deployment(deployment.pk) is None
+
+
+# --- log lines pushed by generated deployments ----------------------------------------------------
+
+
+def test_a_generated_deployment_pushes_lines_with_its_own_token(tenant, client):
+    worker = vercel_worker(tenant)
+    deployment = Deployment.objects.create(worker=worker, source=GREETER, backend="vercel")
+    other = Deployment.objects.create(worker=worker, source=GREETER, backend="vercel")
+    line = {"requestId": "req_1", "seq": 0, "level": "log", "message": "hi", "timestamp": "2026-11-29T00:00:00Z"}  # fmt: skip
+    batch = json.dumps({"logs": [{**line, "deploymentId": str(other.code)}]})
+    url = f"/internal/deployments/{deployment.code}/ingest"
+    for token in ["", ingest_token(other), "x" * 64]:
+        denied = client.post(url, batch, "application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert denied.status_code == 404
+    auth = f"Bearer {ingest_token(deployment)}"
+    for _ in range(2):  # a re-sent batch adds nothing
+        ok = client.post(url, batch, "application/json", HTTP_AUTHORIZATION=auth)
+        assert ok.status_code == 200
+    stored = LogEntry.objects.get()
+    # The line lands on the deployment the token belongs to, whatever the body claims.
+    assert stored.deployment_id == deployment.pk and stored.message == "hi"
