@@ -139,12 +139,12 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
 
 
 class Process:
-    def __init__(self, name: str, args: list[str], env: dict[str, str]):
+    def __init__(self, name: str, args: list[str], env: dict[str, str], cwd: Path = ROOT):
         self.log_path = LOG_DIR / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         # Own session, so that killing it takes its children (pool processes, deno) along.
         self.proc = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            args, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
 

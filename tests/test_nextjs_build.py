@@ -1,0 +1,155 @@
+"""The generated project is a real Next.js app: its dependencies come from npm, `next build`
+compiles it, and `next start` serves the invocation contract of the local runtime, pushes its
+console lines to the platform, and sees the deployment's secrets as process.env."""
+
+import base64
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from deployments.deploy import snapshot_secrets
+from deployments.generator import generate, secrets_key
+from deployments.invoke import invoke_deployment
+from deployments.models import Deployment, Invocation, LogEntry
+from workers.models import Worker, WorkerSecret
+from workers.secrets import encrypt
+
+from .conftest import Process, answers, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+NPM_CACHE = ROOT / "var" / "npm-cache"
+SOURCE = """\
+type Pair = { a: number; b: number };
+
+export async function add(payload: Pair): Promise<{ sum: number }> {
+  console.log("adding", payload.a, payload.b);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  console.warn({ checked: true });
+  return { sum: payload.a + payload.b };
+}
+
+export async function boom(payload: unknown) {
+  console.error("about to fail");
+  throw new TypeError("bad input");
+}
+
+export async function secret() {
+  return { value: process.env.API_SECRET ?? null };
+}
+
+export async function slow() {
+  console.log("before the wait");
+  await new Promise((resolve) => setTimeout(resolve, 10_000));
+  return "late";
+}
+"""
+
+
+def run(args: list[str], cwd: Path, timeout: float) -> float:
+    env = {**os.environ, "NEXT_TELEMETRY_DISABLED": "1", "npm_config_cache": str(NPM_CACHE)}
+    started = time.monotonic()
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, (
+        f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    return time.monotonic() - started
+
+
+@pytest.mark.e2e
+def test_next_build_and_the_invocation_contract(
+    transactional_db, live_server, tenant, tmp_path, settings
+):
+    assert shutil.which("npm"), "npm is needed (bin/with-test-services installs it)"
+    settings.PUBLIC_CONTROL_PLANE_URL = live_server.url
+    worker = Worker.objects.create(tenant=tenant, name="adder")
+    WorkerSecret.objects.create(
+        worker=worker, name="API_SECRET", value_encrypted=encrypt("opens-sesame")
+    )
+    deployment = Deployment.objects.create(
+        worker=worker, source=SOURCE, backend="vercel", secrets_sealed=snapshot_secrets(worker)
+    )
+    project = tmp_path / "project"
+    for path, content in generate(deployment, ["add", "boom", "secret", "slow"]).items():
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(content)
+
+    install = run(["npm", "install", "--no-audit", "--no-fund", "--prefer-offline"], project, 600)
+    build = run(["npx", "next", "build"], project, 600)
+    print(f"npm install: {install:.1f} s, next build: {build:.1f} s")
+    port = free_port()
+    server = Process(
+        "next",
+        ["npx", "next", "start", "-p", str(port), "-H", "127.0.0.1"],
+        {**os.environ, "NEXT_TELEMETRY_DISABLED": "1",
+         "WORKERS_SECRETS_KEY": base64.b64encode(secrets_key()).decode()},
+        cwd=project,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(
+            lambda: answers(f"{url}/api/invoke/add") or "Ready" in server.output(), 60, "next start"
+        )
+        Deployment.objects.filter(pk=deployment.pk).update(
+            status="ready", deployment_url=url, invoke_secret_required=True, functions=["add"]
+        )
+        deployment.refresh_from_db()
+
+        ok = invoke_deployment(deployment, "add", '{"a": 2, "b": 3}')
+        assert ok.status == 200, ok.body
+        assert ok.body["result"] == {"sum": 5}
+        assert [(line["seq"], line["level"], line["message"]) for line in ok.body["logs"]] == [
+            (0, "log", "adding 2 3"),
+            (1, "warn", "{ checked: true }"),
+        ]
+        assert ok.body["requestId"].startswith("req_") and ok.body["durationMs"] >= 50
+
+        failed = invoke_deployment(deployment, "boom", "{}")
+        assert failed.status == 500
+        assert failed.body["error"]["code"] == "function_error"
+        assert failed.body["error"]["message"] == "bad input"
+        assert "TypeError: bad input" in failed.body["error"]["stack"]
+        assert failed.body["logs"][0]["message"] == "about to fail"
+
+        assert invoke_deployment(deployment, "secret", "{}").body["result"] == {
+            "value": "opens-sesame"
+        }
+        unknown = invoke_deployment(deployment, "nope", "{}")
+        assert unknown.status == 404 and unknown.body["error"]["code"] == "function_not_found"
+        bad = invoke_deployment(deployment, "add", "{nope")
+        assert bad.status == 400 and bad.body["error"]["code"] == "invalid_json"
+        huge = invoke_deployment(
+            deployment, "add", '"' + "x" * django_settings.RUNTIME_MAX_BODY_BYTES + '"'
+        )
+        assert huge.status == 413 and huge.body["error"]["code"] == "payload_too_large"
+        late = invoke_deployment(deployment, "slow", "{}")
+        assert late.status == 504 and late.body["error"]["code"] == "timeout"
+        assert late.body["logs"][0]["message"] == "before the wait"
+
+        # Without the deployment's invocation secret: refused.
+        Deployment.objects.filter(pk=deployment.pk).update(invoke_secret_required=False)
+        deployment.refresh_from_db()
+        refused = invoke_deployment(deployment, "add", '{"a": 1, "b": 1}')
+        assert refused.status == 401 and refused.body["error"]["code"] == "unauthorized"
+
+        # The lines and invocations reached the platform by themselves (pushed, not polled).
+        wait_for(
+            lambda: LogEntry.objects.filter(request_id=ok.body["requestId"]).count() == 2,
+            30,
+            "the pushed lines",
+        )
+        pushed = LogEntry.objects.filter(request_id=ok.body["requestId"]).order_by("seq")
+        assert [line.message for line in pushed] == ["adding 2 3", "{ checked: true }"]
+        assert all(line.deployment_id == deployment.pk for line in pushed)
+        wait_for(
+            lambda: Invocation.objects.filter(request_id=failed.body["requestId"]).exists(),
+            30,
+            "the pushed invocation",
+        )
+        assert Invocation.objects.get(request_id=failed.body["requestId"]).status == "error"
+    finally:
+        server.stop()
