@@ -334,3 +334,27 @@ def test_a_generated_deployment_pushes_lines_with_its_own_token(tenant, client):
     stored = LogEntry.objects.get()
     # The line lands on the deployment the token belongs to, whatever the body claims.
     assert stored.deployment_id == deployment.pk and stored.message == "hi"
+
+
+def test_the_deploy_command_picks_vercel_for_one_deployment(
+    fake_vercel, start_worker, tenant, tmp_path
+):
+    from .test_end_to_end import run_deploy_command
+
+    start_worker()
+    source = tmp_path / "greeter.ts"
+    source.write_text(GREETER)
+    done = run_deploy_command(tenant.slug, "greeter", str(source), "--backend", "vercel", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "status: ready" in done.stdout
+    deployment = Deployment.objects.get(worker__name="greeter")
+    assert deployment.backend == "vercel"
+    assert f"url: {deployment.deployment_url}" in done.stdout
+    assert deployment.deployment_url.endswith(".vercel.app")
+
+
+def test_operators_choose_a_tenants_back_end_in_the_admin(admin_client, tenant):
+    page = admin_client.get(f"/admin/workers_portal/tenant/{tenant.pk}/change/").content.decode()
+    assert 'name="backend"' in page and "Vercel" in page
+    listing = admin_client.get("/admin/workers_portal/tenant/").content.decode()
+    assert "local (default)" in listing
