@@ -54,6 +54,7 @@ def deployment_config(deployment: Deployment, alias: bool, have: str = "") -> di
         "maxLogLines": settings.RUNTIME_MAX_LOG_LINES,
         "maxConcurrency": settings.RUNTIME_MAX_CONCURRENCY,
         "maxResultBytes": settings.RUNTIME_MAX_RESULT_BYTES,
+        "memoryMb": settings.RUNTIME_MEMORY_MB,
         "maxLineBytes": settings.RUNTIME_MAX_LINE_BYTES,
         "alias": alias,
         "env": unseal(deployment.secrets_sealed),

@@ -1,5 +1,8 @@
 """Hostile tenant code: each attempt gets a clear error and the host keeps serving others."""
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 from django.conf import settings
@@ -48,6 +51,17 @@ export async function privateNetwork(payload: unknown) {
 }
 export async function ok(payload: unknown) {
   return "still fine";
+}
+"""
+
+
+HOG = """\
+export async function hog(payload: unknown) {
+  const kept: number[][] = [];
+  while (true) kept.push(new Array(100_000).fill(1.5));
+}
+export async function ok(payload: unknown) {
+  return "fine";
 }
 """
 
@@ -104,3 +118,22 @@ def test_file_imports_and_private_addresses_are_refused(runtime, tenant):
             or "Requires" in response.json()["error"]["message"]
         )
     assert call(naughty, "ok").json()["result"] == "still fine"
+
+
+def test_allocating_without_end_stops_only_that_isolate(runtime, tenant, other_tenant):
+    hog = deploy(tenant, "hog", HOG)
+    calm = deploy(other_tenant, "calm", VICTIM)
+    pid = httpx.get(f"{settings.RUNTIME_URL}/healthz").json()["pid"]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(call, hog, "hog")
+        time.sleep(0.5)  # the hog is at its heap limit by now
+        while not pending.done():  # another tenant's calls keep being answered meanwhile
+            assert call(calm, "look").status_code == 200
+        answer = pending.result()
+    assert answer.status_code in (500, 504)
+    error = answer.json()["error"]
+    assert error["code"] in ("memory_limit_exceeded", "timeout")
+    assert f"{settings.RUNTIME_MEMORY_MB} MB" in error["message"]
+    # The host process lived through it, and the deployment answers again.
+    assert httpx.get(f"{settings.RUNTIME_URL}/healthz").json()["pid"] == pid
+    assert call(hog, "ok").json()["result"] == "fine"

@@ -178,6 +178,8 @@ RUNTIME_PROCESSES = env.int("RUNTIME_PROCESSES", default=os.cpu_count() or 1)
 RUNTIME_IDLE_SECONDS = env.int("RUNTIME_IDLE_SECONDS", default=300)  # then an isolate is stopped
 RUNTIME_MAX_ISOLATES = env.int("RUNTIME_MAX_ISOLATES", default=200)  # per host process
 RUNTIME_MAX_CONCURRENCY = env.int("RUNTIME_MAX_CONCURRENCY", default=100)  # per deployment
+# Heap limit of each deployment's isolate; over it, the isolate is stopped (not the host).
+RUNTIME_MEMORY_MB = env.int("RUNTIME_MEMORY_MB", default=128)
 RUNTIME_MAX_RESULT_BYTES = env.int("RUNTIME_MAX_RESULT_BYTES", default=6 * 1024 * 1024)
 # The shared secret between runtime hosts and the control plane; derived from SECRET_KEY
 # unless set, so a single machine needs no extra configuration.

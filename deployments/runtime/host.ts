@@ -233,6 +233,7 @@ setInterval(flush, FLUSH_MS);
 const pool = new Pool(loadCode, queueLine, {
   idleMs: Number(env("RUNTIME_IDLE_SECONDS", "300")) * 1000,
   maxIsolates: Number(env("RUNTIME_MAX_ISOLATES", "200")),
+  defaultMemoryMb: Number(env("RUNTIME_MEMORY_MB", "128")),
 });
 pool.warmSpare();
 

@@ -1,8 +1,10 @@
-// Runs inside one deployment's Web Worker (no file, env, net, run or FFI permission).
+// Runs inside one deployment's isolate: a worker thread started by the sandbox root (no
+// file, env, net, run or FFI permission), talking to the host over its own MessagePort.
 // Loads the deployment's bundle, runs calls, and attributes console lines to the call
 // that printed them, also after an await (AsyncLocalStorage), so concurrent calls in one
 // isolate never mix their lines.
 import { AsyncLocalStorage } from "node:async_hooks";
+import { workerData } from "node:worker_threads";
 
 // What the isolate's own plumbing uses is taken before tenant code runs, so code that
 // overwrites JSON.stringify, postMessage or Date.now breaks only itself, never the answer's
@@ -10,7 +12,8 @@ import { AsyncLocalStorage } from "node:async_hooks";
 const stringify = JSON.stringify;
 const inspect = Deno.inspect;
 const now = Date.now;
-const postMessage = self.postMessage.bind(self);
+const port = workerData.port;
+const postMessage = port.postMessage.bind(port);
 const calls = new AsyncLocalStorage();
 const post = (message) => postMessage(message);
 let isolateSeq = 0;
@@ -63,11 +66,11 @@ function reportDropped(call) {
 
 // Errors that escape a call (a timer that throws after returning, a rejected promise no
 // one awaited) are logged, never allowed to kill the isolate and its other calls.
-self.addEventListener("unhandledrejection", (event) => {
+globalThis.addEventListener("unhandledrejection", (event) => {
   event.preventDefault();
   console.error("Unhandled promise rejection:", event.reason);
 });
-self.addEventListener("error", (event) => {
+globalThis.addEventListener("error", (event) => {
   event.preventDefault();
   console.error("Uncaught error:", event.error ?? event.message);
 });
@@ -118,7 +121,7 @@ async function invoke(msg) {
   return { t: "done", id: msg.id, ok: true, json };
 }
 
-self.onmessage = (event) => {
+port.onmessage = (event) => {
   const msg = event.data;
   if (msg.t === "init") {
     Object.assign(limits, msg.limits ?? {});

@@ -1,6 +1,6 @@
-// One Web Worker (isolate) per deployment, created on first call. A call that runs past
-// its timeout terminates that isolate (the only way to stop a busy loop); the next call
-// gets a fresh one, and other deployments are never touched.
+// One isolate per deployment, created on first call. A call that runs past its timeout
+// stops that isolate (the only way to stop a busy loop), and so does going over the memory
+// limit; the next call gets a fresh one, and other deployments are never touched.
 
 export type LogLine = { seq: number; level: string; message: string; timestamp: string };
 
@@ -26,6 +26,7 @@ export type DeploymentConfig = {
   maxLineBytes: number;
   maxConcurrency: number;
   maxResultBytes: number;
+  memoryMb: number;
   env: Record<string, string>;
 };
 
@@ -42,38 +43,90 @@ export type LateLog = (
   line: LogLine,
 ) => void;
 
-const BOOTSTRAP = new URL("./isolate.js", import.meta.url);
-let bootstrapUrl: string | null = null;
+async function dataUrl(file: string): Promise<string> {
+  const bytes = await Deno.readFile(new URL(file, import.meta.url));
+  return `data:text/javascript;base64,${btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""))}`;
+}
 
-async function bootstrap(): Promise<string> {
-  if (!bootstrapUrl) {
-    const text = await Deno.readTextFile(BOOTSTRAP);
-    bootstrapUrl = URL.createObjectURL(new Blob([text], { type: "text/javascript" }));
+/** What the host holds of one isolate: its port, and a way to stop it. */
+export type Channel = {
+  id: number;
+  port: MessagePort;
+  memoryMb: number;
+  stop: () => void;
+  gone?: Ended; // set if it ended before anyone held it (a spare that died unused)
+};
+type Ended = { code: string; message: string; exitCode?: number };
+
+/** The sandbox root (sandbox.js): starts and stops isolates, says when one died. */
+export class Sandbox {
+  private root: Worker | null = null;
+  private ended = new Map<number, (why: Ended) => void>();
+  private nextId = 1;
+
+  async start(): Promise<void> {
+    const [rootUrl, isolateUrl] = await Promise.all([dataUrl("./sandbox.js"), dataUrl("./isolate.js")]);
+    this.root = new Worker(rootUrl, { type: "module", deno: { permissions: "none" } } as WorkerOptions);
+    this.root.postMessage({ t: "init", isolateUrl });
+    this.root.onmessage = (e) => {
+      const msg = e.data;
+      const done = this.ended.get(msg.id);
+      if (!done) return;
+      this.ended.delete(msg.id);
+      done({ code: msg.code ?? "", message: msg.message ?? "", exitCode: msg.exitCode });
+    };
+    this.root.onerror = (e) => {
+      // Without its root no isolate can start: let the supervisor start a fresh process.
+      console.error(`runtime: the sandbox root failed (${e.message}); exiting`);
+      Deno.exit(70);
+    };
   }
-  return bootstrapUrl;
+
+  isolate(memoryMb: number, onEnd: (why: Ended) => void): Channel {
+    const id = this.nextId++;
+    const { port1, port2 } = new MessageChannel();
+    this.ended.set(id, onEnd);
+    // The young generation is part of the budget too; V8's default would let it grow past.
+    const youngMb = Math.max(1, Math.min(16, Math.floor(memoryMb / 8)));
+    this.root!.postMessage({ t: "start", id, port: port2, memoryMb, youngMb }, [port2]);
+    return { id, port: port1, memoryMb, stop: () => this.root!.postMessage({ t: "stop", id }) };
+  }
+
+  /** Lets the death of an isolate be told to whoever holds it now (a spare changes hands). */
+  rebind(channel: Channel, onEnd: (why: Ended) => void) {
+    if (this.ended.has(channel.id)) this.ended.set(channel.id, onEnd);
+  }
 }
 
 export class Isolate {
   private pending = new Map<string, Pending>();
-  private worker: Worker;
   dead = false;
   lastUsed = Date.now();
 
   constructor(
     readonly config: DeploymentConfig,
     code: string,
-    worker: Worker,
+    private channel: Channel,
+    sandbox: Sandbox,
     private lateLog: LateLog,
     private onDead: (iso: Isolate) => void,
   ) {
-    this.worker = worker;
-    this.worker.onmessage = (e) => this.receive(e.data);
-    this.worker.onerror = (e) => {
-      e.preventDefault();
-      this.kill(500, "isolate_crashed", `The isolate crashed: ${e.message}`);
-    };
+    channel.port.onmessage = (e) => this.receive(e.data);
+    sandbox.rebind(channel, (why) => this.ended(why));
+    if (channel.gone) queueMicrotask(() => this.ended(channel.gone!));
     const limits = { maxLines: config.maxLogLines, maxLineBytes: config.maxLineBytes };
-    this.worker.postMessage({ t: "init", code, limits, env: config.env ?? {} });
+    channel.port.postMessage({ t: "init", code, limits, env: config.env ?? {} });
+  }
+
+  private ended(why: Ended) {
+    if (why.code === "ERR_WORKER_OUT_OF_MEMORY") {
+      this.kill(500, "memory_limit_exceeded",
+        `Memory limit exceeded: the deployment used more than its ${this.channel.memoryMb} MB and its isolate was stopped.`);
+    } else if (why.message) {
+      this.kill(500, "isolate_crashed", `The isolate crashed: ${why.message}`);
+    } else {
+      this.kill(500, "isolate_crashed", `The isolate stopped unexpectedly (exit code ${why.exitCode ?? "?"}).`);
+    }
   }
 
   call(requestId: string, fn: string, payload: unknown, timeoutMs: number): Promise<Outcome> {
@@ -88,7 +141,10 @@ export class Isolate {
           code: "timeout",
           error: {
             name: "TimeoutError",
-            message: `The function did not finish within ${timeoutMs} ms and was stopped.`,
+            // A function at its heap limit spins in garbage collection until this timer
+            // stops it (V8 reports the limit itself only now and then): say both causes.
+            message: `The function did not finish within ${timeoutMs} ms and was stopped ` +
+              `(a loop that never ends, or memory held at the deployment's limit of ${this.channel.memoryMb} MB).`,
             stack: "",
           },
           logs: call.logs,
@@ -97,7 +153,7 @@ export class Isolate {
           "Another call to this deployment timed out and its isolate was restarted; retry.");
       }, timeoutMs);
       this.pending.set(requestId, { logs: [], resolve, timer });
-      this.worker.postMessage({ t: "call", id: requestId, fn, payload });
+      this.channel.port.postMessage({ t: "call", id: requestId, fn, payload });
     });
   }
 
@@ -147,7 +203,8 @@ export class Isolate {
   kill(status: number, code: string, message: string) {
     if (this.dead) return;
     this.dead = true;
-    this.worker.terminate();
+    this.channel.stop();
+    this.channel.port.close();
     for (const [id, call] of this.pending) {
       clearTimeout(call.timer);
       call.resolve({ status, code, error: { name: "Error", message, stack: "" }, logs: call.logs });
@@ -159,12 +216,15 @@ export class Isolate {
 
 export class Pool {
   private isolates = new Map<string, Isolate>();
+  private sandbox = new Sandbox();
+  private ready: Promise<void>;
 
   constructor(
     private loadCode: (config: DeploymentConfig) => Promise<string>,
     private lateLog: LateLog,
-    private limits: { idleMs: number; maxIsolates: number },
+    private limits: { idleMs: number; maxIsolates: number; defaultMemoryMb: number },
   ) {
+    this.ready = this.sandbox.start();
     setInterval(() => this.evictIdle(), Math.min(10_000, limits.idleMs));
   }
 
@@ -191,7 +251,8 @@ export class Pool {
     const again = this.isolates.get(config.id); // another request may have won the race
     if (again && !again.dead) return again;
     this.makeRoom();
-    const iso = new Isolate(config, code, await this.takeSpare(), this.lateLog, (dead) => {
+    const channel = await this.takeSpare(config.memoryMb);
+    const iso = new Isolate(config, code, channel, this.sandbox, this.lateLog, (dead) => {
       if (this.isolates.get(dead.config.id) === dead) this.isolates.delete(dead.config.id);
     });
     this.isolates.set(config.id, iso);
@@ -202,22 +263,27 @@ export class Pool {
     return this.isolates.size;
   }
 
-  // One Web Worker is booted ahead of need, so a cold start skips the ~20 ms a Worker takes
-  // to boot: it only loads the deployment's code. Spares have no permissions, like all.
-  private spare: Promise<Worker> | null = null;
+  // One isolate is started ahead of need (with the default memory limit), so a cold start
+  // skips the ~20 ms an isolate takes to boot: it only loads the deployment's code.
+  private spare: Promise<Channel> | null = null;
 
-  private static async boot(): Promise<Worker> {
-    return new Worker(await bootstrap(), { type: "module", deno: { permissions: "none" } } as WorkerOptions);
+  private async boot(memoryMb: number): Promise<Channel> {
+    await this.ready;
+    const channel: Channel = this.sandbox.isolate(memoryMb, (why) => {
+      channel.gone = why;
+    });
+    return channel;
   }
 
   warmSpare() {
-    this.spare ??= Pool.boot();
+    this.spare ??= this.boot(this.limits.defaultMemoryMb);
   }
 
-  private takeSpare(): Promise<Worker> {
-    const worker = this.spare ?? Pool.boot();
+  private async takeSpare(memoryMb: number): Promise<Channel> {
+    if (memoryMb !== this.limits.defaultMemoryMb) return this.boot(memoryMb);
+    const channel = this.spare ?? this.boot(memoryMb);
     this.spare = null;
     setTimeout(() => this.warmSpare(), 0); // boot the next one after this call is served
-    return worker;
+    return channel;
   }
 }

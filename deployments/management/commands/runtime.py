@@ -18,7 +18,7 @@ RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 def host_command() -> list[str]:
     env_names = (
         "RUNTIME_BIND,RUNTIME_PORT,RUNTIME_DOMAIN,CONTROL_PLANE_URL,RUNTIME_TOKEN,"
-        "RUNTIME_IDLE_SECONDS,RUNTIME_MAX_ISOLATES"
+        "RUNTIME_IDLE_SECONDS,RUNTIME_MAX_ISOLATES,RUNTIME_MEMORY_MB"
     )
     return [
         deno_bin(),
@@ -43,6 +43,7 @@ def host_env() -> dict[str, str]:
         RUNTIME_TOKEN=settings.RUNTIME_TOKEN,
         RUNTIME_IDLE_SECONDS=str(settings.RUNTIME_IDLE_SECONDS),
         RUNTIME_MAX_ISOLATES=str(settings.RUNTIME_MAX_ISOLATES),
+        RUNTIME_MEMORY_MB=str(settings.RUNTIME_MEMORY_MB),
     )
 
 
