@@ -27,6 +27,11 @@ format: setup
 clean:
 	rm -rf var .pytest_cache .ruff_cache
 
-bench: setup    ## deploy-to-ready and invocation latency against a bare Deno.serve
+bench: setup    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs
+	bin/ensure-package wrk wrk
+	bin/ensure-package npm npm
+	cd bench && npm install --no-audit --no-fund --loglevel=error
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/run.py
+	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/throughput.py
+	RUNTIME_TIMEOUT_SECONDS=30 RUNTIME_PROCESSES=2 bin/with-test-services $(PY) bench/throughput.py
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/logs.py

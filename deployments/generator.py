@@ -17,6 +17,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from workers.secrets import unseal
+from workers_portal.limits import effective_limits
 
 TEMPLATE_DIR = Path(__file__).parent / "nextjs"
 WORKER_FILE = "lib/worker.ts"
@@ -64,6 +65,7 @@ def invoke_secret(deployment) -> str:
 
 def deployment_config(deployment, functions: list[str]) -> dict:
     private = not deployment.worker.public
+    limits = effective_limits(deployment.worker)
     return {
         "deployment": str(deployment.code),
         "functions": list(functions),
@@ -76,10 +78,10 @@ def deployment_config(deployment, functions: list[str]) -> dict:
             "token": ingest_token(deployment),
         },
         "limits": {
-            "timeoutMs": int(settings.RUNTIME_TIMEOUT_SECONDS * 1000),
-            "maxBodyBytes": settings.RUNTIME_MAX_BODY_BYTES,
-            "maxLines": settings.RUNTIME_MAX_LOG_LINES,
-            "maxLineBytes": settings.RUNTIME_MAX_LINE_BYTES,
+            "timeoutMs": int(limits["timeout_seconds"] * 1000),
+            "maxBodyBytes": deployment.tenant.quota("max_payload_bytes"),
+            "maxLines": limits["max_log_lines"],
+            "maxLineBytes": limits["max_line_bytes"],
         },
         "secrets": seal_for_vercel(unseal(deployment.secrets_sealed)),
     }

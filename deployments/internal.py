@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from workers.models import ApiKey, Worker
 from workers.secrets import unseal
+from workers_portal.limits import effective_limits
 from workers_portal.models import Tenant
 
 from .ingest import store_runtime_batch
@@ -38,6 +39,7 @@ def not_found(code: str, message: str) -> JsonResponse:
 
 
 def deployment_config(deployment: Deployment, alias: bool, have: str = "") -> dict:
+    limits = effective_limits(deployment.worker)
     config = {
         "id": str(deployment.code),
         "tenant": deployment.tenant_id,
@@ -45,17 +47,17 @@ def deployment_config(deployment: Deployment, alias: bool, have: str = "") -> di
         "host": deployment.host,
         "functions": deployment.functions,
         "artifact": deployment.artifact_id,
-        "timeoutMs": int(settings.RUNTIME_TIMEOUT_SECONDS * 1000),
+        "timeoutMs": int(limits["timeout_seconds"] * 1000),
         "maxBodyBytes": deployment.tenant.quota("max_payload_bytes"),
         # Each host process counts on its own, so each gets its share of the tenant's rate.
         "invocationsPerMinute": math.ceil(
             deployment.tenant.quota("max_invocations_per_minute") / settings.RUNTIME_PROCESSES
         ),
-        "maxLogLines": settings.RUNTIME_MAX_LOG_LINES,
-        "maxConcurrency": settings.RUNTIME_MAX_CONCURRENCY,
-        "maxResultBytes": settings.RUNTIME_MAX_RESULT_BYTES,
-        "memoryMb": settings.RUNTIME_MEMORY_MB,
-        "maxLineBytes": settings.RUNTIME_MAX_LINE_BYTES,
+        "maxLogLines": limits["max_log_lines"],
+        "maxConcurrency": limits["max_concurrency"],
+        "maxResultBytes": limits["max_result_bytes"],
+        "memoryMb": limits["memory_mb"],
+        "maxLineBytes": limits["max_line_bytes"],
         "alias": alias,
         "env": unseal(deployment.secrets_sealed),
     }

@@ -7,10 +7,11 @@ from django.core.validators import MaxLengthValidator
 from django.db import models, transaction
 from django.db.models import Q
 
+from workers_portal.limits import RuntimeLimits
 from workers_portal.models import Tenant, TenantScopedQuerySet, label_validator
 
 
-class Worker(models.Model):
+class Worker(RuntimeLimits):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="workers")
     name = models.CharField(

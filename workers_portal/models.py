@@ -4,6 +4,8 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from .limits import RuntimeLimits
+
 # Lowercase DNS-label pieces; "--" is reserved as the separator in runtime host names.
 label_validator = RegexValidator(
     r"^[a-z0-9]([a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z0-9]$",
@@ -19,7 +21,7 @@ class TenantScopedQuerySet(models.QuerySet):
         return self.filter(tenant__memberships__user=user)
 
 
-class Tenant(models.Model):
+class Tenant(RuntimeLimits):
     class Status(models.TextChoices):
         ACTIVE = "active"
         SUSPENDED = "suspended"

@@ -234,6 +234,7 @@ const pool = new Pool(loadCode, queueLine, {
   idleMs: Number(env("RUNTIME_IDLE_SECONDS", "300")) * 1000,
   maxIsolates: Number(env("RUNTIME_MAX_ISOLATES", "200")),
   defaultMemoryMb: Number(env("RUNTIME_MEMORY_MB", "128")),
+  spares: 2,
 });
 pool.warmSpare();
 
@@ -367,11 +368,10 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
   }
   const durationMs = performance.now() - t0;
   scheduleFlush();
-  if (queued.invocations.length >= MAX_QUEUED_LINES) {
-    queued.invocations.shift(); // bounded: while the control plane is down, keep the newest
-    droppedInvocations++;
-  }
-  queued.invocations.push({
+  // Bounded: while the control plane is down (or slower than the calls), newer records are
+  // dropped and counted; never an O(n) shift on the request path.
+  if (queued.invocations.length >= MAX_QUEUED_LINES) droppedInvocations++;
+  else queued.invocations.push({
     requestId, deploymentId: config.id, function: fn, trigger,
     status: outcome.status === 200 ? "ok" : outcome.status === 504 ? "timeout" : outcome.code === "isolate_crashed" ? "crashed" : "error",
     statusCode: outcome.status, durationMs, startedAt: startedAt.toISOString(),

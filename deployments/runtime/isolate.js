@@ -121,6 +121,8 @@ async function invoke(msg) {
   return { t: "done", id: msg.id, ok: true, json };
 }
 
+post({ t: "up" }); // the pool waits for this before counting it as a ready spare
+
 port.onmessage = (event) => {
   const msg = event.data;
   if (msg.t === "init") {

@@ -92,6 +92,20 @@ export class Sandbox {
     return { id, port: port1, memoryMb, stop: () => this.root!.postMessage({ t: "stop", id }) };
   }
 
+  /** Resolves once the isolate has started (it says so on its port), or ended. */
+  booted(channel: Channel): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, 10_000);
+      channel.port.onmessage = (e) => {
+        if (e.data?.t === "up") {
+          clearTimeout(timer);
+          channel.port.onmessage = null;
+          resolve();
+        }
+      };
+    });
+  }
+
   /** Lets the death of an isolate be told to whoever holds it now (a spare changes hands). */
   rebind(channel: Channel, onEnd: (why: Ended) => void) {
     if (this.ended.has(channel.id)) this.ended.set(channel.id, onEnd);
@@ -222,7 +236,7 @@ export class Pool {
   constructor(
     private loadCode: (config: DeploymentConfig) => Promise<string>,
     private lateLog: LateLog,
-    private limits: { idleMs: number; maxIsolates: number; defaultMemoryMb: number },
+    private limits: { idleMs: number; maxIsolates: number; defaultMemoryMb: number; spares: number },
   ) {
     this.ready = this.sandbox.start();
     setInterval(() => this.evictIdle(), Math.min(10_000, limits.idleMs));
@@ -263,9 +277,11 @@ export class Pool {
     return this.isolates.size;
   }
 
-  // One isolate is started ahead of need (with the default memory limit), so a cold start
-  // skips the ~20 ms an isolate takes to boot: it only loads the deployment's code.
-  private spare: Promise<Channel> | null = null;
+  // A few isolates are started ahead of need (with the default memory limit), so a cold
+  // start skips booting one (tens to hundreds of ms for a worker thread): it only loads
+  // the deployment's code. They boot one after another, never all at once.
+  private spares: Channel[] = [];
+  private booting = false;
 
   private async boot(memoryMb: number): Promise<Channel> {
     await this.ready;
@@ -275,15 +291,26 @@ export class Pool {
     return channel;
   }
 
-  warmSpare() {
-    this.spare ??= this.boot(this.limits.defaultMemoryMb);
+  async warmSpare() {
+    if (this.booting) return;
+    this.booting = true;
+    try {
+      while (this.spares.length < this.limits.spares) {
+        const channel = await this.boot(this.limits.defaultMemoryMb);
+        await this.sandbox.booted(channel);
+        if (!channel.gone) this.spares.push(channel);
+      }
+    } finally {
+      this.booting = false;
+    }
   }
 
-  private async takeSpare(memoryMb: number): Promise<Channel> {
-    if (memoryMb !== this.limits.defaultMemoryMb) return this.boot(memoryMb);
-    const channel = this.spare ?? this.boot(memoryMb);
-    this.spare = null;
+  private takeSpare(memoryMb: number): Promise<Channel> {
+    let channel: Channel | undefined;
+    if (memoryMb === this.limits.defaultMemoryMb) {
+      while ((channel = this.spares.shift()) && channel.gone);
+    }
     setTimeout(() => this.warmSpare(), 0); // boot the next one after this call is served
-    return channel;
+    return channel ? Promise.resolve(channel) : this.boot(memoryMb);
   }
 }

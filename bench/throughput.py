@@ -1,0 +1,126 @@
+"""`make bench`, third part: warm throughput under load, against a bare Deno.serve (the
+baseline) and workerd running the same function, and memory per idle loaded deployment.
+
+The load generator is wrk (one thread, 32 connections, 10 s per target, after a 3 s warm-up)
+on the same 2-core machine as the servers: every target shares the CPU with it alike.
+"""
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+from stack import ROOT, deploy_and_wait, running_stack, settings, wait_http
+
+from deployments.deno import deno_bin, deno_env
+from deployments.models import Deployment
+from workers.models import Worker
+from workers_portal.models import Tenant
+
+SOURCE = (ROOT / "bench" / "baseline.ts").read_text().split("\nconst port")[0]
+WORKERD = ROOT / "bench" / "node_modules" / ".bin" / "workerd"
+DURATION = os.environ.get("BENCH_SECONDS", "10")
+CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
+IDLE_DEPLOYMENTS = int(os.environ.get("BENCH_IDLE_DEPLOYMENTS", "40"))
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, seconds: str = DURATION) -> dict:
+    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+            "-s", str(ROOT / "bench" / "post.lua"), url]  # fmt: skip
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    assert "Non-2xx" not in out, out
+
+    def latency(p: str) -> float:
+        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * UNITS[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"rps": rps, "p50": latency("50"), "p99": latency("99")}
+
+
+def rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+
+
+def main():
+    workerd_dir = ROOT / "var" / "bench-workerd"
+    workerd_dir.mkdir(parents=True, exist_ok=True)
+    (workerd_dir / "worker.js").write_text((ROOT / "bench/workerd/worker.js").read_text())
+    (workerd_dir / "config.capnp").write_text((ROOT / "bench/workerd/config.capnp").read_text())
+    extra = [
+        (
+            [deno_bin(), "run", "--allow-net", str(ROOT / "bench" / "baseline.ts"), "8790"],
+            deno_env(),
+        ),
+        ([str(WORKERD), "serve", str(workerd_dir / "config.capnp")], {}),
+    ]
+    with running_stack(extra=extra):
+        wait_http("http://127.0.0.1:8790/")
+        wait_http("http://127.0.0.1:8791/")
+        tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+        # A load test is far above any sensible per-tenant rate quota.
+        Tenant.objects.filter(pk=tenant.pk).update(max_invocations_per_minute=10**9)
+        worker, _ = Worker.objects.update_or_create(
+            tenant=tenant, name="hello", defaults={"public": True}
+        )
+        deployment = deploy_and_wait(worker, f"{SOURCE}\n// {time.time()}\n")
+        targets = {
+            "bare Deno.serve (baseline)": "http://127.0.0.1:8790/",
+            "platform deployment URL": f"{deployment.path_url}/api/invoke/hello",
+            "workerd": "http://127.0.0.1:8791/",
+        }
+        results = {}
+        for name, url in targets.items():
+            wrk(url, "3")  # warm-up: JIT, connections, the isolate
+            results[name] = wrk(url)
+        base = results["bare Deno.serve (baseline)"]
+        processes = os.environ.get("RUNTIME_PROCESSES", "?")
+        print(f"wrk -t1 -c{CONNECTIONS} -d{DURATION}s, runtime host processes: {processes}\n")
+        print("| server | req/s | p50 ms | p99 ms | req/s vs baseline | p50 vs baseline |")
+        print("|---|---|---|---|---|---|")
+        for name, r in results.items():
+            print(
+                f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
+                f"| {r['rps'] / base['rps']:.0%} | {r['p50'] / base['p50']:.2f}x |"
+            )
+
+        # Memory per idle loaded deployment: load N more deployments (the same code, stored
+        # once) into the one host process, then compare its resident memory.
+        pid = httpx.get(f"{settings.RUNTIME_URL}/healthz").json()["pid"]
+        artifact = Deployment.objects.get(pk=deployment.pk).artifact
+        idle = []
+        for i in range(IDLE_DEPLOYMENTS):
+            w, _ = Worker.objects.update_or_create(
+                tenant=tenant, name=f"idle{i}", defaults={"public": True}
+            )
+            idle.append(
+                Deployment.objects.create(
+                    worker=w,
+                    tenant=tenant,
+                    source=SOURCE,
+                    status="ready",
+                    functions=["hello"],
+                    artifact=artifact,
+                )  # fmt: skip
+            )
+        time.sleep(3)
+        before = rss_kb(pid)
+        with httpx.Client(timeout=30) as client:
+            for d in idle:
+                r = client.post(f"{d.path_url}/api/invoke/hello", json={"name": "x"})
+                assert r.status_code == 200, r.text
+        time.sleep(3)  # spares booted again, garbage collected
+        after = rss_kb(pid)
+        per = (after - before) / 1024 / IDLE_DEPLOYMENTS
+        print(
+            f"\nmemory: host RSS {before / 1024:.0f} MB -> {after / 1024:.0f} MB after loading "
+            f"{IDLE_DEPLOYMENTS} deployments: {per:.1f} MB per idle loaded deployment"
+        )
+
+
+if __name__ == "__main__":
+    main()
