@@ -180,6 +180,10 @@ RUNTIME_MAX_ISOLATES = env.int("RUNTIME_MAX_ISOLATES", default=200)  # per host 
 RUNTIME_MAX_CONCURRENCY = env.int("RUNTIME_MAX_CONCURRENCY", default=100)  # per deployment
 # Heap limit of each deployment's isolate; over it, the isolate is stopped (not the host).
 RUNTIME_MEMORY_MB = env.int("RUNTIME_MEMORY_MB", default=128)
+# Outbound requests of tenant code: public addresses only, minus RUNTIME_EGRESS_DENY; when
+# RUNTIME_EGRESS_ALLOW is set, only what it names (host names, ".domain" suffixes or IPs).
+RUNTIME_EGRESS_ALLOW = env.list("RUNTIME_EGRESS_ALLOW", default=[])
+RUNTIME_EGRESS_DENY = env.list("RUNTIME_EGRESS_DENY", default=[])
 RUNTIME_MAX_RESULT_BYTES = env.int("RUNTIME_MAX_RESULT_BYTES", default=6 * 1024 * 1024)
 # The shared secret between runtime hosts and the control plane; derived from SECRET_KEY
 # unless set, so a single machine needs no extra configuration.

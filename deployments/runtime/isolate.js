@@ -121,6 +121,32 @@ async function invoke(msg) {
   return { t: "done", id: msg.id, ok: true, json };
 }
 
+// Isolates have no network permission: `fetch` asks the host, which applies the operator's
+// egress policy (public addresses only, allow and deny lists) and answers with the response.
+const NativeRequest = Request;
+const NativeResponse = Response;
+const outbound = new Map();
+let outboundSeq = 0;
+
+async function fetchThroughHost(input, init) {
+  const request = new NativeRequest(input, init);
+  const body = request.body ? await request.arrayBuffer() : null;
+  const id = ++outboundSeq;
+  const answer = await new Promise((resolve) => {
+    outbound.set(id, resolve);
+    const message = { t: "fetch", id, url: request.url, method: request.method, headers: [...request.headers], body };
+    port.postMessage(message, body ? [body] : []);
+  });
+  if (!answer.ok) throw new TypeError(answer.error);
+  const empty = answer.status === 204 || answer.status === 205 || answer.status === 304;
+  const response = new NativeResponse(empty ? null : answer.body, {
+    status: answer.status, statusText: answer.statusText, headers: answer.headers,
+  });
+  Object.defineProperty(response, "url", { value: answer.url });
+  return response;
+}
+globalThis.fetch = fetchThroughHost;
+
 post({ t: "up" }); // the pool waits for this before counting it as a ready spare
 
 port.onmessage = (event) => {
@@ -139,6 +165,9 @@ port.onmessage = (event) => {
       () => post({ t: "loaded" }),
       (err) => post({ t: "load_error", error: describe(err) }),
     );
+  } else if (msg.t === "fetched") {
+    outbound.get(msg.id)?.(msg.answer);
+    outbound.delete(msg.id);
   } else if (msg.t === "call") {
     calls.run({ id: msg.id, fn: msg.fn, seq: 0, lines: 0, dropped: 0 }, () => run(msg));
   }

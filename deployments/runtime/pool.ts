@@ -1,6 +1,7 @@
 // One isolate per deployment, created on first call. A call that runs past its timeout
 // stops that isolate (the only way to stop a busy loop), and so does going over the memory
 // limit; the next call gets a fresh one, and other deployments are never touched.
+import { egress } from "./egress.ts";
 
 export type LogLine = { seq: number; level: string; message: string; timestamp: string };
 
@@ -172,6 +173,12 @@ export class Isolate {
   }
 
   private receive(msg: any) {
+    if (msg.t === "fetch") {
+      egress(msg, this.config.timeoutMs).then((answer) => {
+        if (!this.dead) this.channel.port.postMessage({ t: "fetched", id: msg.id, answer }, answer.ok ? [answer.body] : []);
+      });
+      return;
+    }
     if (msg.t === "log") {
       const line = { seq: msg.seq, level: msg.level, message: msg.message, timestamp: new Date(msg.ts).toISOString() };
       const call = msg.id ? this.pending.get(msg.id) : undefined;

@@ -18,7 +18,8 @@ RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 def host_command() -> list[str]:
     env_names = (
         "RUNTIME_BIND,RUNTIME_PORT,RUNTIME_DOMAIN,CONTROL_PLANE_URL,RUNTIME_TOKEN,"
-        "RUNTIME_IDLE_SECONDS,RUNTIME_MAX_ISOLATES,RUNTIME_MEMORY_MB"
+        "RUNTIME_IDLE_SECONDS,RUNTIME_MAX_ISOLATES,RUNTIME_MEMORY_MB,"
+        "RUNTIME_EGRESS_ALLOW,RUNTIME_EGRESS_DENY"
     )
     return [
         deno_bin(),
@@ -44,6 +45,8 @@ def host_env() -> dict[str, str]:
         RUNTIME_IDLE_SECONDS=str(settings.RUNTIME_IDLE_SECONDS),
         RUNTIME_MAX_ISOLATES=str(settings.RUNTIME_MAX_ISOLATES),
         RUNTIME_MEMORY_MB=str(settings.RUNTIME_MEMORY_MB),
+        RUNTIME_EGRESS_ALLOW=",".join(settings.RUNTIME_EGRESS_ALLOW),
+        RUNTIME_EGRESS_DENY=",".join(settings.RUNTIME_EGRESS_DENY),
     )
 
 
