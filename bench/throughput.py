@@ -73,8 +73,11 @@ def main():
             "platform deployment URL": f"{deployment.path_url}/api/invoke/hello",
             "workerd": "http://127.0.0.1:8791/",
         }
+        only = os.environ.get("BENCH_ONLY")  # e.g. "platform": measure one target alone
         results = {}
         for name, url in targets.items():
+            if only and only not in name and "baseline" not in name:
+                continue
             wrk(url, "3")  # warm-up: JIT, connections, the isolate
             results[name] = wrk(url)
         base = results["bare Deno.serve (baseline)"]

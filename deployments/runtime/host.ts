@@ -12,6 +12,8 @@ const TOKEN = env("RUNTIME_TOKEN", "");
 const FLUSH_MS = 200; // the longest a line waits before it is sent
 const COALESCE_MS = 25; // after the first new line, wait this long to batch its neighbours
 const MAX_QUEUED_LINES = 50_000;
+// Benchmarks only: measure serving without shipping invocations and lines (see docs).
+const NO_REPORTS = env("RUNTIME_BENCH_NO_REPORTS", "") === "1";
 // How long an answer from the control plane is trusted. Short, so that a revoked key, a
 // suspended tenant or a deleted worker stops answering within seconds, without a restart.
 const HOST_TTL_MS = 2_000;
@@ -199,6 +201,10 @@ function scheduleFlush() {
 }
 
 async function flush() {
+  if (NO_REPORTS) {
+    queued.logs.length = queued.invocations.length = 0;
+    return;
+  }
   if (flushing || Date.now() < backoffUntil) return;
   if (!queued.invocations.length && !queued.logs.length) return;
   flushing = true;
@@ -258,9 +264,12 @@ function route(req: Request, url: URL): { host: string | null; path: string } {
 class TooLarge extends Error {}
 
 async function readBody(req: Request, limit: number): Promise<string> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
+  const length = req.headers.get("content-length");
+  const declared = Number(length ?? "0");
   if (declared > limit) throw new TooLarge();
   if (!req.body) return "";
+  // A declared length within the limit is enforced by the HTTP server itself: read at once.
+  if (length !== null) return await req.text();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of req.body) {

@@ -18,10 +18,14 @@ const calls = new AsyncLocalStorage();
 const post = (message) => postMessage(message);
 let isolateSeq = 0;
 
+// This file is loaded from a data: URL; in stack traces it is shown by name instead.
+const SELF = /data:text\/javascript;base64,[A-Za-z0-9+/=]+/g;
+const clean = (text) => (typeof text === "string" ? text.replace(SELF, "runtime:isolate.js") : text);
+
 function format(args) {
-  return args
+  return clean(args
     .map((a) => (typeof a === "string" ? a : inspect(a, { depth: 6, colors: false })))
-    .join(" ");
+    .join(" "));
 }
 
 // Limits set by the host at init; lines over them are dropped or cut, never silently.
@@ -79,7 +83,7 @@ let loaded;
 
 function describe(err) {
   if (err instanceof Error) {
-    return { name: err.name, message: err.message, stack: err.stack ?? "" };
+    return { name: err.name, message: err.message, stack: clean(err.stack ?? "") };
   }
   return { name: "Error", message: typeof err === "string" ? err : format([err]), stack: "" };
 }
