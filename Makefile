@@ -34,4 +34,6 @@ bench: setup    ## latency, throughput (vs bare Deno.serve and workerd), memory,
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/run.py
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/throughput.py
 	RUNTIME_TIMEOUT_SECONDS=30 RUNTIME_PROCESSES=2 bin/with-test-services $(PY) bench/throughput.py
+	RUNTIME_TIMEOUT_SECONDS=30 RUNTIME_BENCH_NO_REPORTS=1 BENCH_ONLY=platform BENCH_IDLE_DEPLOYMENTS=1 \
+	  bin/with-test-services $(PY) bench/throughput.py
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/logs.py

@@ -50,6 +50,23 @@ def test_the_pool_is_bounded_and_evicts_the_least_recently_used(two_deployments)
         host.stop()
 
 
+def test_a_host_over_its_memory_budget_stops_least_recently_used_isolates(two_deployments):
+    first, second = two_deployments
+    roomy, roomy_url = start_runtime(RUNTIME_PROCESSES="1")
+    tight, tight_url = start_runtime(RUNTIME_PROCESSES="1", RUNTIME_MEMORY_BUDGET_MB="1")
+    try:
+        for deployment in (first, second):
+            assert invoke(roomy_url, deployment).status_code == 200
+            assert invoke(tight_url, deployment).status_code == 200
+        assert health(roomy_url)["isolates"] == 2
+        # Far over a 1 MB budget: each cold start first stops the idle isolates.
+        assert health(tight_url)["isolates"] == 1
+        assert invoke(tight_url, first).json()["result"] == {"greeting": "Hello, x!"}
+    finally:
+        roomy.stop()
+        tight.stop()
+
+
 def test_host_processes_share_the_port_and_a_dead_one_is_restarted(two_deployments):
     import os
     import signal

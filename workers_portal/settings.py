@@ -176,6 +176,9 @@ RUNTIME_TIMEOUT_SECONDS = env.float("RUNTIME_TIMEOUT_SECONDS", default=30.0)
 RUNTIME_MAX_BODY_BYTES = env.int("RUNTIME_MAX_BODY_BYTES", default=1024 * 1024)
 RUNTIME_PROCESSES = env.int("RUNTIME_PROCESSES", default=os.cpu_count() or 1)
 RUNTIME_IDLE_SECONDS = env.int("RUNTIME_IDLE_SECONDS", default=300)  # then an isolate is stopped
+# Resident memory a host process aims to stay under: past it, least recently used idle
+# isolates are stopped (checked on every cold start and every 10 s).
+RUNTIME_MEMORY_BUDGET_MB = env.int("RUNTIME_MEMORY_BUDGET_MB", default=2048)
 RUNTIME_MAX_ISOLATES = env.int("RUNTIME_MAX_ISOLATES", default=200)  # per host process
 RUNTIME_MAX_CONCURRENCY = env.int("RUNTIME_MAX_CONCURRENCY", default=100)  # per deployment
 # Heap limit of each deployment's isolate; over it, the isolate is stopped (not the host).

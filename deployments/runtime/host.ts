@@ -241,6 +241,7 @@ const pool = new Pool(loadCode, queueLine, {
   maxIsolates: Number(env("RUNTIME_MAX_ISOLATES", "200")),
   defaultMemoryMb: Number(env("RUNTIME_MEMORY_MB", "128")),
   spares: 2,
+  memoryBudgetBytes: Number(env("RUNTIME_MEMORY_BUDGET_MB", "2048")) * 1024 * 1024,
 });
 pool.warmSpare();
 

@@ -238,14 +238,22 @@ export class Isolate {
 export class Pool {
   private isolates = new Map<string, Isolate>();
   private sandbox = new Sandbox();
+  private baseRss = Deno.memoryUsage().rss; // before any deployment is loaded
   private ready: Promise<void>;
 
   constructor(
     private loadCode: (config: DeploymentConfig) => Promise<string>,
     private lateLog: LateLog,
-    private limits: { idleMs: number; maxIsolates: number; defaultMemoryMb: number; spares: number },
+    private limits: {
+      idleMs: number;
+      maxIsolates: number;
+      defaultMemoryMb: number;
+      spares: number;
+      memoryBudgetBytes: number;
+    },
   ) {
     this.ready = this.sandbox.start();
+    this.ready.then(() => (this.baseRss = Deno.memoryUsage().rss));
     setInterval(() => this.evictIdle(), Math.min(10_000, limits.idleMs));
   }
 
@@ -255,14 +263,27 @@ export class Pool {
     for (const iso of [...this.isolates.values()]) {
       if (!iso.busy && iso.lastUsed < cutoff) iso.kill(503, "evicted", "The isolate was idle and stopped.");
     }
+    this.stopLeastRecentlyUsed(this.overBudget(), "to keep the host within its memory budget");
+  }
+
+  /** How many isolates to stop so the process gets back under its memory budget, judged by
+   * its resident memory and what an isolate has cost on average. */
+  private overBudget(): number {
+    const rss = Deno.memoryUsage().rss;
+    if (rss <= this.limits.memoryBudgetBytes || this.isolates.size === 0) return 0;
+    const each = Math.max(1, (rss - this.baseRss) / this.isolates.size);
+    return Math.ceil((rss - this.limits.memoryBudgetBytes * 0.9) / each);
+  }
+
+  private stopLeastRecentlyUsed(count: number, why: string) {
+    const idle = [...this.isolates.values()].filter((iso) => !iso.busy).sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const iso of idle.slice(0, count)) iso.kill(503, "evicted", `The isolate was stopped ${why}.`);
   }
 
   /** Makes room for one more isolate by stopping the least recently used idle ones. */
   private makeRoom() {
-    const idle = [...this.isolates.values()].filter((iso) => !iso.busy).sort((a, b) => a.lastUsed - b.lastUsed);
-    while (this.isolates.size >= this.limits.maxIsolates && idle.length) {
-      idle.shift()!.kill(503, "evicted", "The isolate was stopped to make room.");
-    }
+    const overCount = this.isolates.size + 1 - this.limits.maxIsolates;
+    this.stopLeastRecentlyUsed(Math.max(overCount, this.overBudget()), "to make room");
   }
 
   async get(config: DeploymentConfig): Promise<Isolate> {
