@@ -66,6 +66,15 @@ export async function ok(payload: unknown) {
 """
 
 
+WHERE = """\
+export async function where(payload: unknown) {
+  const name = "node:worker_threads"; // imported at run time: builds refuse imports
+  const { workerData } = await import(name);
+  return { cwd: process.cwd(), argv: process.argv, port: workerData?.port ?? null };
+}
+"""
+
+
 def deploy(tenant, name, source):
     worker = Worker.objects.create(tenant=tenant, name=name, public=True)
     deployment = build_now(worker, source)
@@ -139,3 +148,8 @@ def test_allocating_without_end_stops_only_that_isolate(runtime, tenant, other_t
     # The host process lived through it, and the deployment answers again.
     assert httpx.get(f"{settings.RUNTIME_URL}/healthz").json()["pid"] == pid
     assert call(hog, "ok").json()["result"] == "fine"
+
+
+def test_the_isolate_shows_neither_the_install_path_nor_its_channel_to_the_host(runtime, tenant):
+    where = call(deploy(tenant, "where", WHERE), "where").json()["result"]
+    assert where == {"cwd": "/", "argv": ["/deno", "worker.js"], "port": None}

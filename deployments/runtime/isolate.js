@@ -13,6 +13,21 @@ const stringify = JSON.stringify;
 const inspect = Deno.inspect;
 const now = Date.now;
 const port = workerData.port;
+delete workerData.port; // tenant code reaches the host only through console and fetch
+
+// Where the runtime is installed is not the tenant's business (these need no permission).
+for (const [owner, key, value] of [
+  [globalThis.process, "cwd", () => "/"],
+  [globalThis.process, "argv", ["/deno", "worker.js"]],
+  [globalThis.process, "argv0", "deno"],
+  [Deno, "cwd", () => "/"],
+]) {
+  try {
+    Object.defineProperty(owner, key, { get: () => value, configurable: true });
+  } catch {
+    // not redefinable in this Deno: left as is
+  }
+}
 const postMessage = port.postMessage.bind(port);
 const calls = new AsyncLocalStorage();
 const post = (message) => postMessage(message);
