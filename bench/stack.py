@@ -45,8 +45,18 @@ def running_stack(extra=()):
     call_command("migrate", verbosity=0)
     web_port = settings.CONTROL_PLANE_URL.rsplit(":", 1)[1]
     procs = [
+        # Persistent database connections, as in production (the test harness turns them
+        # off for the test server's sake).
         start(
-            [sys.executable, "-m", "uvicorn", "workers_portal.asgi:application", "--port", web_port]
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "workers_portal.asgi:application",
+                "--port",
+                web_port,
+            ],
+            {"CONN_MAX_AGE": "60"},
         ),
         start([sys.executable, "-m", "celery", "-A", "workers_portal", "worker", "-c", "2"]),
         start([sys.executable, "manage.py", "runtime"]),

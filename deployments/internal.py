@@ -19,6 +19,12 @@ from .ingest import store_runtime_batch
 from .models import Artifact, Deployment
 
 
+def runtime_token_ok(request) -> bool:
+    header = request.headers.get("Authorization", "")
+    given = header.removeprefix("Bearer ").strip()
+    return bool(given) and hmac.compare_digest(given, settings.RUNTIME_TOKEN)
+
+
 def runtime_only(view):
     """Only callers holding RUNTIME_TOKEN get in; everyone else sees a 404."""
 

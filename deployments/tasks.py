@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from .announce import announce
 from .backends import BuildFailed, TransientBackendError, get_backend
 from .models import Artifact, Deployment, Invocation, LogEntry
 from .vercel_client import poll_delay
@@ -72,6 +73,8 @@ def build_deployment(self, deployment_pk: int) -> str | None:
     )
     if ready:
         deployment.worker.promote(deployment)
+        # Runtime hosts fetch its code now, so its first call only starts the isolate.
+        announce(deployment.host, deployment.worker.host)
     return Status.READY
 
 

@@ -1,6 +1,8 @@
 """Runtime lifecycle: idle isolates are stopped, the pool is bounded, and several host
 processes share one port."""
 
+import time
+
 import httpx
 import pytest
 
@@ -91,5 +93,22 @@ def test_host_processes_share_the_port_and_a_dead_one_is_restarted(two_deploymen
             "a replacement host",
             0.05,
         )
+    finally:
+        host.stop()
+
+
+def test_a_new_deployment_is_announced_and_fetched_before_its_first_call(asgi_server, tenant):
+    """Hosts follow the control plane's announcements (a stream, under ASGI): a deployment
+    that becomes ready has its code on the host before anyone calls it."""
+    host, url = start_runtime(RUNTIME_PROCESSES="1", CONTROL_PLANE_URL=asgi_server)
+    try:
+        wait_for(lambda: health(url)["cachedCode"] == 0, 10, "the runtime")
+        time.sleep(1)  # its announcement stream is open
+        deployment = build_now(
+            Worker.objects.create(tenant=tenant, name="new", public=True), GREETER
+        )
+        wait_for(lambda: health(url)["cachedCode"] == 1, 10, "the code fetched ahead")
+        assert health(url)["isolates"] == 0  # nothing started yet: only the code is there
+        assert invoke(url, deployment).json()["result"] == {"greeting": "Hello, x!"}
     finally:
         host.stop()

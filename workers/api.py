@@ -12,6 +12,7 @@ from django.http import HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
+from deployments.announce import announce
 from deployments.deploy import cancel, deploy
 from deployments.models import Deployment
 from workers_portal.audit import record
@@ -251,6 +252,7 @@ def worker_production(request, code):
             409, "not_ready", f"That deployment is {target.status}; only ready ones serve."
         )
     Worker.objects.filter(pk=worker.pk).update(production=target)
+    announce(worker.host)
     record(request, worker.tenant, "production.set", worker.name, deployment=target.short_id)
     worker.refresh_from_db()
     return JsonResponse(worker_json(worker))

@@ -57,9 +57,11 @@ class Worker(RuntimeLimits):
         return f"{settings.RUNTIME_URL}/d/{self.host}"
 
     def delete(self, *args, **kwargs):
+        from deployments.announce import announce_worker
         from deployments.ingest import lock_ingest
 
         with transaction.atomic():
+            announce_worker(self)  # after commit, hosts forget what they cached of it
             lock_ingest()  # no log line may be stored for it half-way through the delete
             return super().delete(*args, **kwargs)
 

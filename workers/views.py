@@ -5,6 +5,7 @@ from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from deployments.announce import announce_worker
 from deployments.deploy import deploy
 from deployments.forms_context import invoke_context
 from workers_portal.access import require_deployer
@@ -106,6 +107,7 @@ def set_visibility(request, code):
     require_deployer(request.user, worker.tenant)
     public = request.POST.get("public") == "1"
     Worker.objects.filter(pk=worker.pk).update(public=public)
+    announce_worker(worker)  # hosts check access with what they cached: refresh it
     record(request, worker.tenant, "worker.visibility", worker.name, public=public)
     return redirect("worker", code=worker.code)
 

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from deployments import api_logs, drains, internal, log_views
+from deployments import announce, api_logs, drains, internal, log_views
 from deployments import views as deployment_views
 from workers import api, key_views, openapi, secret_views
 from workers import views as worker_views
@@ -84,6 +84,7 @@ urlpatterns = [
     path("internal/runtime/artifacts/<str:sha256>", internal.artifact),
     path("internal/runtime/keys/<str:prefix>", internal.api_key),
     path("internal/runtime/ingest", internal.ingest),
+    path("internal/runtime/events", announce.events),
     path(
         "internal/deployments/<uuid:code>/ingest",
         internal.deployment_ingest,

@@ -101,6 +101,49 @@ function resolveHost(host: string): Promise<Resolved> {
   return pending;
 }
 
+// --- announcements: learning deployments before their first call --------------------------
+// The control plane announces hosts whose configuration changed (a new ready deployment, a
+// promotion, a visibility change, a deletion). Their cache entries are refreshed at once, so
+// a new deployment's first call finds its code here and only starts an isolate.
+
+function learn(hosts: string[]) {
+  for (const host of hosts) {
+    const hit = hostCache.get(host);
+    if (hit) hit.expires = 0; // stale, but kept to serve from if the control plane is down
+    resolveHost(host).catch(() => {}); // a failure here is retried by the first call
+  }
+}
+
+async function followAnnouncements() {
+  for (;;) {
+    try {
+      const res = await fetch(`${CONTROL}/internal/runtime/events`, { headers: auth });
+      if (res.status !== 200 || !res.body) {
+        await res.body?.cancel();
+        // 204: the control plane runs without streaming (WSGI); look again later.
+        await new Promise((r) => setTimeout(r, res.status === 204 ? 60_000 : 5_000));
+        continue;
+      }
+      let buffer = "";
+      for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+        buffer += chunk;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          for (const line of block.split("\n")) {
+            if (line.startsWith("data: ")) learn(JSON.parse(line.slice(6)).hosts ?? []);
+          }
+        }
+      }
+    } catch {
+      // the control plane restarted or is unreachable: reconnect below
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+followAnnouncements();
+
 // --- API keys (private workers) ------------------------------------------------------------
 
 type KeyInfo = { tenant: number; secretHash: string; scopes: string[] } | null;
@@ -240,7 +283,7 @@ const pool = new Pool(loadCode, queueLine, {
   idleMs: Number(env("RUNTIME_IDLE_SECONDS", "300")) * 1000,
   maxIsolates: Number(env("RUNTIME_MAX_ISOLATES", "200")),
   defaultMemoryMb: Number(env("RUNTIME_MEMORY_MB", "128")),
-  spares: 2,
+  spares: 4,
   memoryBudgetBytes: Number(env("RUNTIME_MEMORY_BUDGET_MB", "2048")) * 1024 * 1024,
 });
 pool.warmSpare();
@@ -396,7 +439,7 @@ async function handle(req: Request): Promise<Response> {
   if (!host) {
     if (path === "/healthz") {
       const pending = queued.logs.length + queued.invocations.length;
-      return json(200, { ok: true, pid: Deno.pid, isolates: pool.size, pendingReports: pending, flushing });
+      return json(200, { ok: true, pid: Deno.pid, isolates: pool.size, spares: pool.readySpares, knownHosts: hostCache.size, cachedCode: codeCache.size, pendingReports: pending, flushing });
     }
     return failure(404, "not_found",
       `No deployment at this address. Use http://<deployment-host>.${DOMAIN}:${PORT}/api/invoke/<function> or /d/<deployment-host>/api/invoke/<function>.`);

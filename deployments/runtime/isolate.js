@@ -166,8 +166,6 @@ async function fetchThroughHost(input, init) {
 }
 globalThis.fetch = fetchThroughHost;
 
-post({ t: "up" }); // the pool waits for this before counting it as a ready spare
-
 port.onmessage = (event) => {
   const msg = event.data;
   if (msg.t === "init") {
