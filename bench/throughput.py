@@ -92,7 +92,10 @@ def main():
             )
 
         # Memory per idle loaded deployment: load N more deployments (the same code, stored
-        # once) into the one host process, then compare its resident memory.
+        # once) into the one host process, then compare its resident memory. With several
+        # host processes the calls spread over them and one process's memory says nothing.
+        if processes != "1" or IDLE_DEPLOYMENTS < 10:
+            return
         pid = httpx.get(f"{settings.RUNTIME_URL}/healthz").json()["pid"]
         artifact = Deployment.objects.get(pk=deployment.pk).artifact
         idle = []
