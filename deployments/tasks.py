@@ -57,10 +57,7 @@ def build_deployment(self, deployment_pk: int) -> str | None:
     try:
         result = backend.build(deployment)
     except BuildFailed as exc:
-        deployment.transition(
-            Status.BUILDING, Status.ERROR, error_message=exc.message, build_log=exc.log
-        )
-        return Status.ERROR
+        return failed(deployment, exc)
     artifact = Artifact.store(result.artifact)
     ready = deployment.transition(
         Status.BUILDING,
@@ -78,16 +75,21 @@ def build_deployment(self, deployment_pk: int) -> str | None:
     return Status.READY
 
 
+def failed(deployment: Deployment, exc: BuildFailed) -> str:
+    """The tenant's code cannot be built: the message and the log so far go on the row."""
+    deployment.transition(
+        Status.BUILDING, Status.ERROR, error_message=exc.message, build_log=exc.log
+    )
+    return Status.ERROR
+
+
 def submit_remote(task, deployment: Deployment, backend) -> str | None:
     """Hand the build to a remote back end, save its id at once, then poll it."""
     if not deployment.deployment_id:
         try:
             submitted = backend.submit(deployment)
         except BuildFailed as exc:
-            deployment.transition(
-                Status.BUILDING, Status.ERROR, error_message=exc.message, build_log=exc.log
-            )
-            return Status.ERROR
+            return failed(deployment, exc)
         except TransientBackendError as exc:
             return retry_transient(task, deployment, exc)
         saved = Deployment.objects.filter(pk=deployment.pk, status=Status.BUILDING).update(

@@ -127,6 +127,18 @@ def test_too_large_payload_is_413(edge):
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
     assert invoke(edge.host, "echo", '{"a": 1}').json()["result"] == {"got": {"a": 1}}
+    # Without a declared length (chunked), the body is counted as it arrives.
+    chunks = (b"x" * 65536 for _ in range(settings.RUNTIME_MAX_BODY_BYTES // 65536 + 2))
+    chunked = httpx.post(
+        f"{settings.RUNTIME_URL}/d/{edge.host}/api/invoke/echo", content=chunks, timeout=30
+    )
+    assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "payload_too_large"
+    small = httpx.post(
+        f"{settings.RUNTIME_URL}/d/{edge.host}/api/invoke/echo",
+        content=(part for part in [b'{"a"', b": 2}"]),
+        timeout=30,
+    )
+    assert small.json()["result"] == {"got": {"a": 2}}
 
 
 def test_throw_is_500_with_message_stack_and_the_lines_before_it(edge):

@@ -201,24 +201,28 @@ def worker_deployments(request, code):
     return JsonResponse({"deployments": [deployment_json(d) for d in found]})
 
 
-@api_view({"GET": "read"})
-def deployment_detail(request, code):
+def deployment_or_error(request, code) -> Deployment | JsonResponse:
+    """The deployment if the caller's tenants hold it and the scope allows; else the error."""
     d = Deployment.objects.filter(tenant_id__in=request.principal.tenant_ids, code=code).first()
     if d is None:
         return error(404, "not_found", "No such deployment.")
-    if denied := allowed(request, d.tenant_id):
-        return denied
+    return allowed(request, d.tenant_id) or d
+
+
+@api_view({"GET": "read"})
+def deployment_detail(request, code):
+    d = deployment_or_error(request, code)
+    if isinstance(d, JsonResponse):
+        return d
     return JsonResponse(deployment_json(d))
 
 
 @api_view({"POST": "deploy"})
 def deployment_cancel(request, code):
     """Stop a build that has not ended (on Vercel too); 409 once it has."""
-    d = Deployment.objects.filter(tenant_id__in=request.principal.tenant_ids, code=code).first()
-    if d is None:
-        return error(404, "not_found", "No such deployment.")
-    if denied := allowed(request, d.tenant_id):
-        return denied
+    d = deployment_or_error(request, code)
+    if isinstance(d, JsonResponse):
+        return d
     if not cancel(d):
         return error(
             409,

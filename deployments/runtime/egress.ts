@@ -9,6 +9,8 @@
 //     (the control plane, Redis, Postgres and the cloud metadata service live there), after
 //     resolving the name, so a public name pointing inward is refused too.
 
+import { readLimited } from "./body.ts";
+
 const env = (name: string) => Deno.env.get(name) ?? "";
 const list = (value: string) => value.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
 const ALLOW = list(env("RUNTIME_EGRESS_ALLOW"));
@@ -129,20 +131,9 @@ export async function egress(req: FetchRequest, timeoutMs: number): Promise<Fetc
         }
         continue;
       }
-      const chunks: Uint8Array[] = [];
-      let size = 0;
-      for await (const chunk of res.body ?? []) {
-        size += chunk.byteLength;
-        if (size > MAX_RESPONSE_BYTES) {
-          throw new Refused(`The response of ${url.host} is larger than ${MAX_RESPONSE_BYTES} bytes.`);
-        }
-        chunks.push(chunk);
-      }
-      const all = new Uint8Array(size);
-      let offset = 0;
-      for (const c of chunks) {
-        all.set(c, offset);
-        offset += c.byteLength;
+      const all = await readLimited(res.body, MAX_RESPONSE_BYTES);
+      if (all === null) {
+        throw new Refused(`The response of ${url.host} is larger than ${MAX_RESPONSE_BYTES} bytes.`);
       }
       return { ok: true, status: res.status, statusText: res.statusText, headers: [...res.headers], body: all.buffer, url: url.href };
     }

@@ -1,6 +1,7 @@
 // The local data plane: serves deployment URLs, runs each deployment in its own isolate,
 // and reports invocations and console lines to the control plane in the background.
 // It keeps no state of its own: deployments are learned from the control plane and cached.
+import { readLimited } from "./body.ts";
 import { type DeploymentConfig, type LogLine, type Outcome, Pool } from "./pool.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
@@ -314,19 +315,8 @@ async function readBody(req: Request, limit: number): Promise<string> {
   if (!req.body) return "";
   // A declared length within the limit is enforced by the HTTP server itself: read at once.
   if (length !== null) return await req.text();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of req.body) {
-    size += chunk.byteLength;
-    if (size > limit) throw new TooLarge();
-    chunks.push(chunk);
-  }
-  const all = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    all.set(c, offset);
-    offset += c.byteLength;
-  }
+  const all = await readLimited(req.body, limit); // chunked: counted as it arrives
+  if (all === null) throw new TooLarge();
   return new TextDecoder().decode(all);
 }
 
