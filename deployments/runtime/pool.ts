@@ -87,9 +87,7 @@ export class Sandbox {
     const id = this.nextId++;
     const { port1, port2 } = new MessageChannel();
     this.ended.set(id, onEnd);
-    // The young generation is part of the budget too; V8's default would let it grow past.
-    const youngMb = Math.max(1, Math.min(16, Math.floor(memoryMb / 8)));
-    this.root!.postMessage({ t: "start", id, port: port2, memoryMb, youngMb }, [port2]);
+    this.root!.postMessage({ t: "start", id, port: port2, memoryMb }, [port2]);
     return { id, port: port1, memoryMb, stop: () => this.root!.postMessage({ t: "stop", id }) };
   }
 
