@@ -9,14 +9,21 @@ import subprocess
 import time
 
 import httpx
-from stack import ROOT, deploy_and_wait, pct, running_stack, settings, wait_http
+from stack import (
+    ROOT,
+    SOURCE,
+    deploy_and_wait,
+    pct,
+    public_worker,
+    ready_copy,
+    running_stack,
+    settings,
+    wait_http,
+)
 
 from deployments.deno import deno_bin, deno_env
-from deployments.models import Deployment
-from workers.models import Worker
 from workers_portal.models import Tenant
 
-SOURCE = (ROOT / "bench" / "baseline.ts").read_text().split("\nconst port")[0]
 DEPLOYS = int(os.environ.get("BENCH_DEPLOYS", "10"))
 CALLS = int(os.environ.get("BENCH_CALLS", "500"))
 
@@ -46,9 +53,7 @@ def main():
     with running_stack(extra=[baseline]):
         wait_http("http://127.0.0.1:8790/")
         tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
-        worker, _ = Worker.objects.update_or_create(
-            tenant=tenant, name="hello", defaults={"public": True}
-        )
+        worker = public_worker(tenant, "hello")
 
         ready_ms, cold_ms, burst_ms, deployments = [], [], [], []
         with httpx.Client(timeout=30) as client:
@@ -64,17 +69,7 @@ def main():
                 deployments.append(d)
             # A burst: 10 more deployments (the same code, stored once), never called, then
             # their first calls back to back: more cold starts at once than isolates kept ready.
-            burst = [
-                Deployment.objects.create(
-                    worker=worker,
-                    tenant=tenant,
-                    source=SOURCE,
-                    status="ready",
-                    functions=["hello"],
-                    artifact=deployments[-1].artifact,
-                )  # fmt: skip
-                for _ in range(10)
-            ]
+            burst = [ready_copy(worker, deployments[-1].artifact) for _ in range(10)]
             time.sleep(2)
             for d in burst:
                 burst_ms += timed_calls(client, f"{d.path_url}/api/invoke/hello", 1)

@@ -71,6 +71,24 @@ def running_stack(extra=()):
             os.killpg(p.pid, 15)
 
 
+# The function every benchmark serves: the baseline's, without its server.
+SOURCE = (ROOT / "bench" / "baseline.ts").read_text().split("\nconst port")[0]
+
+
+def public_worker(tenant, name: str):
+    from workers.models import Worker
+
+    return Worker.objects.update_or_create(tenant=tenant, name=name, defaults={"public": True})[0]
+
+
+def ready_copy(worker, artifact) -> Deployment:
+    """A ready deployment of already built code, made without a build (for load set-ups)."""
+    return Deployment.objects.create(
+        worker=worker, tenant=worker.tenant, source=SOURCE, status="ready",
+        functions=["hello"], artifact=artifact,
+    )  # fmt: skip
+
+
 def deploy_and_wait(worker, source) -> Deployment:
     d = deploy(worker, source)
     while not d.is_terminal:

@@ -12,14 +12,21 @@ import time
 from pathlib import Path
 
 import httpx
-from stack import ROOT, deploy_and_wait, running_stack, settings, wait_http
+from stack import (
+    ROOT,
+    SOURCE,
+    deploy_and_wait,
+    public_worker,
+    ready_copy,
+    running_stack,
+    settings,
+    wait_http,
+)
 
 from deployments.deno import deno_bin, deno_env
 from deployments.models import Deployment
-from workers.models import Worker
 from workers_portal.models import Tenant
 
-SOURCE = (ROOT / "bench" / "baseline.ts").read_text().split("\nconst port")[0]
 WORKERD = ROOT / "bench" / "node_modules" / ".bin" / "workerd"
 DURATION = os.environ.get("BENCH_SECONDS", "10")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
@@ -64,9 +71,7 @@ def main():
         tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
         # A load test is far above any sensible per-tenant rate quota.
         Tenant.objects.filter(pk=tenant.pk).update(max_invocations_per_minute=10**9)
-        worker, _ = Worker.objects.update_or_create(
-            tenant=tenant, name="hello", defaults={"public": True}
-        )
+        worker = public_worker(tenant, "hello")
         deployment = deploy_and_wait(worker, f"{SOURCE}\n// {time.time()}\n")
         targets = {
             "bare Deno.serve (baseline)": "http://127.0.0.1:8790/",
@@ -98,21 +103,9 @@ def main():
             return
         pid = httpx.get(f"{settings.RUNTIME_URL}/healthz").json()["pid"]
         artifact = Deployment.objects.get(pk=deployment.pk).artifact
-        idle = []
-        for i in range(IDLE_DEPLOYMENTS):
-            w, _ = Worker.objects.update_or_create(
-                tenant=tenant, name=f"idle{i}", defaults={"public": True}
-            )
-            idle.append(
-                Deployment.objects.create(
-                    worker=w,
-                    tenant=tenant,
-                    source=SOURCE,
-                    status="ready",
-                    functions=["hello"],
-                    artifact=artifact,
-                )  # fmt: skip
-            )
+        idle = [
+            ready_copy(public_worker(tenant, f"idle{i}"), artifact) for i in range(IDLE_DEPLOYMENTS)
+        ]
         time.sleep(3)
         before = rss_kb(pid)
         with httpx.Client(timeout=30) as client:

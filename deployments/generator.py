@@ -51,16 +51,20 @@ def seal_for_vercel(values: dict[str, str]) -> str | None:
     return base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plain, None)).decode()
 
 
+def derived(purpose: str, deployment) -> str:
+    """A secret of one deployment for one purpose, derived from SECRET_KEY (nothing stored)."""
+    message = f"{purpose}:{deployment.code}".encode()
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
+
+
 def ingest_token(deployment) -> str:
     """Lets one generated deployment push its own log lines, and nothing else."""
-    message = f"ingest:{deployment.code}".encode()
-    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
+    return derived("ingest", deployment)
 
 
 def invoke_secret(deployment) -> str:
     """The secret a caller sends as x-invoke-secret to a private worker's deployment."""
-    message = f"invoke:{deployment.code}".encode()
-    return "wis_" + hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
+    return "wis_" + derived("invoke", deployment)
 
 
 def deployment_config(deployment, functions: list[str]) -> dict:

@@ -19,22 +19,21 @@ from .ingest import store_runtime_batch
 from .models import Artifact, Deployment
 
 
+def bearer_matches(request, secret: str) -> bool:
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return bool(given) and hmac.compare_digest(given, secret)
+
+
 def runtime_token_ok(request) -> bool:
-    header = request.headers.get("Authorization", "")
-    given = header.removeprefix("Bearer ").strip()
-    return bool(given) and hmac.compare_digest(given, settings.RUNTIME_TOKEN)
+    return bearer_matches(request, settings.RUNTIME_TOKEN)
 
 
 def runtime_only(view):
     """Only callers holding RUNTIME_TOKEN get in; everyone else sees a 404."""
 
     def wrapped(request, *args, **kwargs):
-        header = request.headers.get("Authorization", "")
-        given = header.removeprefix("Bearer ").strip()
-        if not given or not hmac.compare_digest(given, settings.RUNTIME_TOKEN):
-            return JsonResponse(
-                {"error": {"code": "not_found", "message": "Not found."}}, status=404
-            )
+        if not runtime_token_ok(request):
+            return not_found("not_found", "Not found.")
         return view(request, *args, **kwargs)
 
     return csrf_exempt(wrapped)
@@ -127,13 +126,21 @@ def artifact(request, sha256: str):
 @require_POST
 def ingest(request):
     """Store invocations and log lines; idempotent, so a re-sent batch adds nothing."""
+    return store_batch(request)
+
+
+def store_batch(request, only: Deployment | None = None) -> JsonResponse:
+    """The batch in the body, stored; with `only`, every item is put on that deployment,
+    whatever the body says."""
     try:
         batch = json.loads(request.body)
+        if only is not None:
+            for item in [*batch.get("invocations", []), *batch.get("logs", [])]:
+                item["deploymentId"] = str(only.code)
         invocations, lines = store_runtime_batch(batch)
     except (ValueError, AttributeError, TypeError, KeyError):
-        return JsonResponse(
-            {"error": {"code": "invalid_batch", "message": "Bad batch."}}, status=400
-        )
+        message = 'Bad batch: expected {"invocations": [...], "logs": [...]} as JSON.'
+        return JsonResponse({"error": {"code": "invalid_batch", "message": message}}, status=400)
     return JsonResponse({"invocations": invocations, "logs": lines})
 
 
@@ -159,16 +166,6 @@ def deployment_ingest(request, code):
     from .generator import ingest_token
 
     deployment = Deployment.objects.filter(code=code).first()
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if deployment is None or not hmac.compare_digest(given, ingest_token(deployment)):
+    if deployment is None or not bearer_matches(request, ingest_token(deployment)):
         return not_found("not_found", "Not found.")
-    try:
-        batch = json.loads(request.body)
-        for item in [*batch.get("invocations", []), *batch.get("logs", [])]:
-            item["deploymentId"] = str(deployment.code)  # whatever the body says
-        invocations, lines = store_runtime_batch(batch)
-    except (ValueError, AttributeError, TypeError, KeyError):
-        return JsonResponse(
-            {"error": {"code": "invalid_batch", "message": "Bad batch."}}, status=400
-        )
-    return JsonResponse({"invocations": invocations, "logs": lines})
+    return store_batch(request, only=deployment)

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 
+from workers_portal.limits import effective_limits
+
 
 @dataclass
 class InvokeAnswer:
@@ -16,7 +18,7 @@ class InvokeAnswer:
         return self.status == 200
 
 
-def target(deployment, function: str) -> tuple[str, dict[str, str]]:
+def target(deployment) -> tuple[str, dict[str, str]]:
     """Where the deployment answers, and the headers that let the platform in."""
     headers = {"content-type": "application/json"}
     if deployment.backend == "vercel":
@@ -26,27 +28,23 @@ def target(deployment, function: str) -> tuple[str, dict[str, str]]:
             headers["x-invoke-secret"] = invoke_secret(deployment)
         if settings.VERCEL_PROTECTION_BYPASS:
             headers["x-vercel-protection-bypass"] = settings.VERCEL_PROTECTION_BYPASS
-        return f"{deployment.deployment_url}/api/invoke/{function}", headers
+        return deployment.deployment_url, headers
     # Lets the runtime record this call as made from the portal.
     headers["x-runtime-token"] = settings.RUNTIME_TOKEN
     headers["x-invocation-trigger"] = "portal"
-    return f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/{function}", headers
+    return deployment.path_url, headers
 
 
 def invoke_deployment(deployment, function: str, payload_json: str) -> InvokeAnswer:
-    url, headers = target(deployment, function)
+    base, headers = target(deployment)
+    # The worker's own timeout (it may be longer than the platform's), and time to answer.
+    timeout = effective_limits(deployment.worker)["timeout_seconds"] + 10
     try:
         response = httpx.post(
-            url,
-            content=payload_json,
-            headers=headers,
-            timeout=settings.RUNTIME_TIMEOUT_SECONDS + 10,
+            f"{base}/api/invoke/{function}", content=payload_json, headers=headers, timeout=timeout
         )
     except httpx.HTTPError as exc:
-        where = (
-            url.split("/api/invoke/")[0] if deployment.backend == "vercel" else settings.RUNTIME_URL
-        )
-        message = f"The deployment could not be reached at {where} ({exc.__class__.__name__})."
+        message = f"The deployment could not be reached at {base} ({exc.__class__.__name__})."
         return InvokeAnswer(503, {"error": {"code": "runtime_unavailable", "message": message}})
     try:
         body = response.json()

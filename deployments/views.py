@@ -80,9 +80,13 @@ def invoke(request, code):
 def cancel_deployment(request, code):
     deployment = deployment_for_member(request, code)
     require_deployer(request.user, deployment.tenant)
+    context = invoke_context(deployment)
     if cancel(deployment):
         record(request, deployment.tenant, "deployment.cancel", deployment.short_id)
-    context = invoke_context(deployment)
+    else:
+        context["notice"] = (
+            f"Nothing to cancel: the build had already ended ({deployment.get_status_display()})."
+        )
     if request.htmx:
         return render(request, "deployments/partials/panel.html", context)
     return redirect("deployment", code=deployment.code)

@@ -299,6 +299,35 @@ def test_deleting_a_worker_deletes_its_vercel_deployments(
     assert len(fake_vercel.calls("DELETE", "/v13/deployments/")) == 2
 
 
+def test_cancelling_a_build_that_ended_says_so(tenant, owner, client):
+    worker = vercel_worker(tenant)
+    deployment = Deployment.objects.create(
+        worker=worker, source=GREETER, backend="vercel", status=S.READY
+    )
+    client.force_login(owner)
+    panel = client.post(f"/deployments/{deployment.code}/cancel/", HTTP_HX_REQUEST="true")
+    assert "Nothing to cancel: the build had already ended (Ready)." in panel.content.decode()
+    deployment.refresh_from_db()
+    assert deployment.status == S.READY
+
+
+def test_a_deployment_that_cannot_be_reached_is_named_in_the_error(tenant):
+    from deployments.invoke import invoke_deployment
+
+    from .conftest import free_port
+
+    worker = vercel_worker(tenant)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    deployment = Deployment.objects.create(
+        worker=worker, source=GREETER, backend="vercel", status=S.READY, deployment_url=url
+    )
+    answer = invoke_deployment(deployment, "hello", "{}")
+    assert answer.status == 503
+    assert answer.body["error"]["message"] == (
+        f"The deployment could not be reached at {url} (ConnectError)."
+    )
+
+
 def test_outsiders_cannot_cancel(fake_vercel, tenant, outsider, client):
     worker = vercel_worker(tenant)
     deployment = Deployment.objects.create(worker=worker, source=GREETER, backend="vercel")
