@@ -1,7 +1,6 @@
 """The internal API the runtime hosts call: learn deployments, fetch artifacts, ingest."""
 
 import hmac
-import json
 import math
 
 from django.conf import settings
@@ -133,13 +132,9 @@ def store_batch(request, only: Deployment | None = None) -> JsonResponse:
     """The batch in the body, stored; with `only`, every item is put on that deployment,
     whatever the body says."""
     try:
-        batch = json.loads(request.body)
-        if only is not None:
-            for item in [*batch.get("invocations", []), *batch.get("logs", [])]:
-                item["deploymentId"] = str(only.code)
-        invocations, lines = store_runtime_batch(batch)
-    except (ValueError, AttributeError, TypeError, KeyError):
-        message = 'Bad batch: expected {"invocations": [...], "logs": [...]} as JSON.'
+        invocations, lines = store_runtime_batch(request.body, only)
+    except (ValueError, AttributeError, TypeError, KeyError) as exc:
+        message = f'Bad batch: expected {{"invocations": [...], "logs": [...]}} as JSON ({exc}).'
         return JsonResponse({"error": {"code": "invalid_batch", "message": message}}, status=400)
     return JsonResponse({"invocations": invocations, "logs": lines})
 

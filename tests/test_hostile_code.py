@@ -66,6 +66,25 @@ export async function ok(payload: unknown) {
 """
 
 
+SNOOP = """\
+export async function snoop(payload: unknown) {
+  // Replace what a console line is written with, hoping to be handed the host's channel.
+  const caught: unknown[] = [];
+  for (const name of ["store", "load", "wait", "notify"]) {
+    (Atomics as any)[name] = (...args: unknown[]) => { caught.push(args[0]); return 0; };
+  }
+  for (const proto of [DataView.prototype, Uint8Array.prototype, TextEncoder.prototype] as any[]) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      try { proto[name] = () => { caught.push(name); }; } catch { /* read-only */ }
+    }
+  }
+  console.log("after the trap", { n: 1 });
+  console.warn("ünïcode ✓");
+  return { caught: caught.length };
+}
+"""
+
+
 WHERE = """\
 export async function where(payload: unknown) {
   const name = "node:worker_threads"; // imported at run time: builds refuse imports
@@ -97,6 +116,20 @@ def test_one_deployment_cannot_change_anothers_globals(runtime, tenant, other_te
         "shared": None,
         "fetchIsNative": True,
     }
+
+
+def test_console_lines_cannot_be_hijacked_or_garbled_by_replaced_builtins(
+    runtime, tenant, other_tenant
+):
+    snoop = deploy(tenant, "snoop", SNOOP)
+    calm = deploy(other_tenant, "calm", VICTIM)
+    body = call(snoop, "snoop").json()
+    assert body["result"] == {"caught": 0}  # none of the replaced functions was called
+    assert [(line["level"], line["message"]) for line in body["logs"]] == [
+        ("log", "after the trap { n: 1 }"),
+        ("warn", "ünïcode ✓"),
+    ]
+    assert call(calm, "look").status_code == 200
 
 
 def test_errors_escaping_a_call_are_logged_and_the_isolate_lives_on(runtime, tenant):

@@ -90,3 +90,89 @@ def test_ingest_rejects_a_malformed_batch(client, db):
         "/internal/runtime/ingest", "not json", content_type="application/json", **auth()
     )
     assert response.status_code == 400
+
+
+def mixed_batch(deployment) -> dict:
+    code = str(deployment.code)
+    line = {"requestId": "req_2", "deploymentId": code, "function": "hello", "level": "log"}
+    return {
+        "invocations": [
+            {"requestId": "req_2", "deploymentId": code, "function": "hello", "status": "ok",
+             "statusCode": 200, "durationMs": 0.25, "startedAt": 1798761600000},
+            {"requestId": "req_gone", "deploymentId": "7b0c5a3e-0000-4000-8000-000000000000",
+             "status": "ok", "statusCode": 200, "startedAt": "2026-01-01T00:00:00Z"},
+        ],
+        "logs": [
+            {**line, "seq": 2, "message": "sent first", "timestamp": "2026-01-01T00:00:00.002Z"},
+            {**line, "seq": 0, "message": "a\u0000b", "timestamp": "2026-01-01T00:00:00.000Z"},
+            {**line, "seq": 1, "message": "a literal \\u0000", "level": "shout", "timestamp": 1},
+            {**line, "seq": 3, "deploymentId": "not-a-uuid", "message": "nowhere"},
+        ],
+    }  # fmt: skip
+
+
+def stored_rows():
+    invocations = list(
+        Invocation.objects.values_list("request_id", "status_code", "duration_ms", "started_at")
+    )
+    lines = list(
+        LogEntry.objects.order_by("id").values_list("seq", "level", "message", "timestamp")
+    )
+    return invocations, lines
+
+
+def test_ingest_skips_unknown_deployments_and_keeps_order_text_and_times(client, worker):
+    deployment = build_now(worker, GREETER)
+    response = client.post(
+        "/internal/runtime/ingest",
+        json.dumps(mixed_batch(deployment)),
+        content_type="application/json",
+        **auth(),
+    )
+    assert response.status_code == 200 and response.json() == {"invocations": 1, "logs": 3}
+    invocations, lines = stored_rows()
+    assert [(rid, code, ms) for rid, code, ms, _ in invocations] == [("req_2", 200, 0.25)]
+    assert invocations[0][3].isoformat() == "2027-01-01T00:00:00+00:00"  # from milliseconds
+    # In the order sent; NUL (which Postgres text cannot hold) shown as U+FFFD; a literal
+    # backslash-u0000 left alone; an unknown level stored as "log".
+    assert [(seq, level, text) for seq, level, text, _ in lines] == [
+        (2, "log", "sent first"),
+        (0, "log", "a\ufffdb"),
+        (1, "log", "a literal \\u0000"),
+    ]
+    assert lines[0][3].isoformat() == "2026-01-01T00:00:00.002000+00:00"
+
+
+def test_the_row_by_row_ingest_used_on_sqlite_stores_the_same(worker):
+    from deployments.ingest import _store_runtime_batch
+
+    deployment = build_now(worker, GREETER)
+    batch = mixed_batch(deployment)
+    for item in batch["logs"]:
+        item["message"] = item["message"].replace("\u0000", "\ufffd")
+    assert _store_runtime_batch(batch) == (1, 3)
+    invocations, lines = stored_rows()
+    assert [(rid, code, ms) for rid, code, ms, _ in invocations] == [("req_2", 200, 0.25)]
+    assert [(seq, level, text) for seq, level, text, _ in lines] == [
+        (2, "log", "sent first"),
+        (0, "log", "a\ufffdb"),
+        (1, "log", "a literal \\u0000"),
+    ]
+
+
+def test_ingest_explains_a_batch_of_the_wrong_shape(client, worker):
+    deployment = build_now(worker, GREETER)
+    line = {"requestId": "req_3", "deploymentId": str(deployment.code), "seq": 0}
+    for body in [
+        {"logs": {"not": "a list"}},
+        {"logs": [{**line, "seq": "first"}]},
+        {"logs": [{**line, "timestamp": "yesterday-ish"}]},
+        {"logs": [{**line, "seq": None}]},
+    ]:
+        response = client.post(
+            "/internal/runtime/ingest", json.dumps(body), content_type="application/json", **auth()
+        )
+        assert response.status_code == 400, body
+        assert response.json()["error"]["code"] == "invalid_batch"
+        assert "Bad batch" in response.json()["error"]["message"]
+    assert not LogEntry.objects.exists()

@@ -30,6 +30,11 @@ export async function chatty(payload: { lines: number }) {
   console.log("x".repeat(10000));
   return payload.lines;
 }
+export async function flood(payload: { lines: number }) {
+  // Far more than the shared ring between isolate and host holds at once, multi-byte text.
+  for (let i = 0; i < payload.lines; i++) console.log(`${i} ` + "é€😀".repeat(700));
+  return payload.lines;
+}
 """
 
 
@@ -90,6 +95,28 @@ def test_line_count_and_size_caps_leave_a_visible_marker(slow_worker, settings):
     assert long_line.endswith(
         f"[truncated: the line was 10000 bytes, the limit is {settings.RUNTIME_MAX_LINE_BYTES}]"
     )
+
+
+def test_a_flood_of_long_lines_arrives_whole_and_in_order(slow_worker, settings):
+    worker, deployment = slow_worker
+    count = settings.RUNTIME_MAX_LOG_LINES  # 1000 lines of about 6 KB: megabytes in one call
+    response = httpx.post(
+        f"{deployment.path_url}/api/invoke/flood", json={"lines": count}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    logs = response.json()["logs"]
+    assert [line["message"] for line in logs] == [f"{i} " + "é€😀" * 700 for i in range(count)]
+    assert [line["seq"] for line in logs] == list(range(count))
+    request_id = response.json()["requestId"]
+    stored = wait_for(
+        lambda: LogEntry.objects.filter(request_id=request_id).count() == count or None,
+        20,
+        "every line stored",
+    )
+    assert stored
+    first, last = LogEntry.objects.filter(request_id=request_id).order_by("id")[:: count - 1]
+    assert (first.seq, last.seq) == (0, count - 1)
+    assert last.message == f"{count - 1} " + "é€😀" * 700
 
 
 def test_browser_tail_shows_the_first_line_before_the_function_returns(

@@ -1,7 +1,9 @@
 // One isolate per deployment, created on first call. A call that runs past its timeout
 // stops that isolate (the only way to stop a busy loop), and so does going over the memory
 // limit; the next call gets a fresh one, and other deployments are never touched.
+import { setImmediate } from "node:timers";
 import { egress } from "./egress.ts";
+import { LogRing, ringBytes } from "./ring.ts";
 
 export type LogLine = { seq: number; level: string; message: string; timestamp: string };
 
@@ -34,7 +36,8 @@ export type DeploymentConfig = {
 type Pending = {
   logs: LogLine[];
   resolve: (o: Outcome) => void;
-  timer: ReturnType<typeof setTimeout>;
+  deadline: number;
+  timeoutMs: number;
 };
 
 export type LateLog = (
@@ -99,6 +102,8 @@ export class Sandbox {
 
 export class Isolate {
   private pending = new Map<string, Pending>();
+  private outbox: { id: string; fn: string; payload: unknown }[] = [];
+  private ring: LogRing;
   dead = false;
   lastUsed = Date.now();
 
@@ -114,7 +119,8 @@ export class Isolate {
     sandbox.rebind(channel, (why) => this.ended(why));
     if (channel.gone) queueMicrotask(() => this.ended(channel.gone!));
     const limits = { maxLines: config.maxLogLines, maxLineBytes: config.maxLineBytes };
-    channel.port.postMessage({ t: "init", code, limits, env: config.env ?? {} });
+    this.ring = new LogRing(ringBytes(config.maxLineBytes));
+    channel.port.postMessage({ t: "init", code, limits, env: config.env ?? {}, ring: this.ring.buffer });
   }
 
   private ended(why: Ended) {
@@ -131,52 +137,80 @@ export class Isolate {
   call(requestId: string, fn: string, payload: unknown, timeoutMs: number): Promise<Outcome> {
     this.lastUsed = Date.now();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        const call = this.pending.get(requestId);
-        if (!call) return;
-        this.pending.delete(requestId);
-        call.resolve({
-          status: 504,
-          code: "timeout",
-          error: {
-            name: "TimeoutError",
-            // A function at its heap limit spins in garbage collection until this timer
-            // stops it (V8 reports the limit itself only now and then): say both causes.
-            message: `The function did not finish within ${timeoutMs} ms and was stopped ` +
-              `(a loop that never ends, or memory held at the deployment's limit of ${this.channel.memoryMb} MB).`,
-            stack: "",
-          },
-          logs: call.logs,
-        });
-        this.kill(503, "isolate_restarted",
-          "Another call to this deployment timed out and its isolate was restarted; retry.");
-      }, timeoutMs);
-      this.pending.set(requestId, { logs: [], resolve, timer });
-      this.channel.port.postMessage({ t: "call", id: requestId, fn, payload });
+      // No timer per call (one costs more than the call's messages): the pool's tick
+      // looks at the deadlines.
+      this.pending.set(requestId, { logs: [], resolve, deadline: performance.now() + timeoutMs, timeoutMs });
+      if (this.outbox.push({ id: requestId, fn, payload }) === 1) {
+        // A lone call leaves at once; while others are in flight, the calls that arrive in
+        // this turn of the event loop go together in one message.
+        if (this.pending.size > 1) setImmediate(this.send);
+        else queueMicrotask(this.send);
+      }
     });
   }
 
+  private send = () => {
+    if (this.dead || !this.outbox.length) return;
+    const list = this.outbox;
+    this.outbox = [];
+    this.channel.port.postMessage({ t: "calls", list });
+  };
+
+  /** Called often by the pool: hands on new console lines and stops calls past their time. */
+  tick(now: number) {
+    if (this.ring.pending) this.readLines();
+    for (const [requestId, call] of this.pending) {
+      if (call.deadline > now) continue;
+      this.pending.delete(requestId);
+      call.resolve({
+        status: 504,
+        code: "timeout",
+        error: {
+          name: "TimeoutError",
+          // A function at its heap limit spins in garbage collection until this stops it
+          // (V8 reports the limit itself only now and then): say both causes.
+          message: `The function did not finish within ${call.timeoutMs} ms and was stopped ` +
+            `(a loop that never ends, or memory held at the deployment's limit of ${this.channel.memoryMb} MB).`,
+          stack: "",
+        },
+        logs: call.logs,
+      });
+      this.kill(503, "isolate_restarted",
+        "Another call to this deployment timed out and its isolate was restarted; retry.");
+      return;
+    }
+  }
+
+  private readLines() {
+    const intact = this.ring.drain((line) => {
+      const entry = { seq: line.seq, level: line.level, message: line.message, timestamp: new Date(line.ts).toISOString() };
+      const call = line.id ? this.pending.get(line.id) : undefined;
+      if (call) call.logs.push(entry);
+      // Every line also goes to the control plane as it is printed (the live tail), including
+      // lines printed after a call answered (a timer it left behind) or outside any call.
+      this.lateLog(this.config.id, line.id || null, line.fn, entry);
+    });
+    if (!intact) {
+      this.kill(500, "isolate_crashed", "The isolate wrote garbage where its console lines go and was stopped.");
+    }
+  }
+
   private receive(msg: any) {
+    if (msg.t === "batch") {
+      this.readLines(); // an answer's lines were written before it was sent
+      for (const item of msg.list) this.receive(item);
+      return;
+    }
     if (msg.t === "fetch") {
       egress(msg, this.config.timeoutMs).then((answer) => {
         if (!this.dead) this.channel.port.postMessage({ t: "fetched", id: msg.id, answer }, answer.ok ? [answer.body] : []);
       });
       return;
     }
-    if (msg.t === "log") {
-      const line = { seq: msg.seq, level: msg.level, message: msg.message, timestamp: new Date(msg.ts).toISOString() };
-      const call = msg.id ? this.pending.get(msg.id) : undefined;
-      if (call) call.logs.push(line);
-      // Every line also goes to the control plane as it is printed (the live tail), including
-      // lines printed after a call answered (a timer it left behind) or outside any call.
-      this.lateLog(this.config.id, msg.id, msg.fn ?? "", line);
-      return;
-    }
     if (msg.t !== "done") return;
     const call = this.pending.get(msg.id);
     if (!call) return;
     this.pending.delete(msg.id);
-    clearTimeout(call.timer);
     if (msg.ok && msg.json.length > this.config.maxResultBytes) {
       // Length in UTF-16 units: a cheap lower bound of the UTF-8 size, enough for a cap.
       call.resolve({
@@ -208,16 +242,20 @@ export class Isolate {
   kill(status: number, code: string, message: string) {
     if (this.dead) return;
     this.dead = true;
+    this.readLines(); // what it printed before it was stopped (a loop, its memory limit)
     this.channel.stop();
     this.channel.port.close();
     for (const [id, call] of this.pending) {
-      clearTimeout(call.timer);
       call.resolve({ status, code, error: { name: "Error", message, stack: "" }, logs: call.logs });
       this.pending.delete(id);
     }
     this.onDead(this);
   }
 }
+
+// How often the host reads the isolates' console lines (the live tail's delay) and looks
+// for calls past their deadline (how late a timeout may answer).
+const TICK_MS = 10;
 
 export class Pool {
   private isolates = new Map<string, Isolate>();
@@ -239,6 +277,12 @@ export class Pool {
     this.ready = this.sandbox.start();
     this.ready.then(() => (this.baseRss = Deno.memoryUsage().rss));
     setInterval(() => this.evictIdle(), Math.min(10_000, limits.idleMs));
+    setInterval(() => this.tick(), TICK_MS);
+  }
+
+  private tick() {
+    const now = performance.now();
+    for (const iso of this.isolates.values()) iso.tick(now);
   }
 
   /** Stops isolates nobody called for a while; a later call starts a fresh one (cold). */
@@ -268,6 +312,12 @@ export class Pool {
   private makeRoom() {
     const overCount = this.isolates.size + 1 - this.limits.maxIsolates;
     this.stopLeastRecentlyUsed(Math.max(overCount, this.overBudget()), "to make room");
+  }
+
+  /** The deployment's isolate if it is running (the warm path, no await). */
+  running(config: DeploymentConfig): Isolate | undefined {
+    const existing = this.isolates.get(config.id);
+    return existing && !existing.dead ? existing : undefined;
   }
 
   async get(config: DeploymentConfig): Promise<Isolate> {
