@@ -18,6 +18,7 @@ check: lint
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports --no-cache
 	NO_COLOR=1 .venv/bin/deno check --quiet deployments/runtime/host.ts bench/baseline.ts
 
 format: setup

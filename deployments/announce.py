@@ -3,8 +3,8 @@ call: a new ready deployment (its code is fetched ahead: the first call only sta
 isolate), a promotion or rollback (the production host points elsewhere), a visibility change
 or a deletion (what they cached is stale).
 
-Published on Redis; every host process holds one Server-Sent Events stream of them (an async
-view, served under ASGI). A lost announcement only means the host learns at the first call,
+Published on Redis; every host process holds one Server-Sent Events stream of them
+(runtime_api.views.events, served under ASGI). A lost announcement only means the host learns at the first call,
 as it would without them.
 """
 
@@ -16,8 +16,6 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpResponse, StreamingHttpResponse
-from django.views.decorators.http import require_GET
 
 from .ingest import redis_client
 
@@ -45,21 +43,8 @@ def announce_worker(worker) -> None:
     announce(worker.host, *hosts)
 
 
-@require_GET
-async def events(request):
-    from .internal import runtime_token_ok
-
-    if not runtime_token_ok(request):
-        return HttpResponse(status=404)
-    if not hasattr(request, "scope"):
-        # Under WSGI a stream would hold a thread for good: hosts learn at first call.
-        return HttpResponse(status=204)
-    response = StreamingHttpResponse(stream(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    return response
-
-
-async def stream():
+async def announcements():
+    """The announcements, as Server-Sent Events, until the listener goes away."""
     client = aioredis.Redis.from_url(settings.REDIS_URL)
     pubsub = client.pubsub()
     try:

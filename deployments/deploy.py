@@ -1,4 +1,5 @@
-"""Creating deployments: the row first, the build enqueued once the row is committed."""
+"""Creating, canceling and deleting: the row first, the build enqueued once the row is
+committed; runtime hosts told after commit."""
 
 from django.conf import settings
 from django.db import transaction
@@ -7,6 +8,8 @@ from workers.models import Worker
 from workers.secrets import decrypt, seal
 from workers_portal.quotas import check_deploy
 
+from .announce import announce, announce_worker
+from .ingest import lock_ingest
 from .models import Deployment
 
 
@@ -40,10 +43,32 @@ def cancel(deployment: Deployment) -> bool:
 
     while not deployment.is_terminal:
         if deployment.transition(deployment.status, Deployment.Status.CANCELED):
-            if deployment.backend != Deployment.Backend.LOCAL and deployment.deployment_id:
+            if deployment.runs_on.remote and deployment.deployment_id:
                 cancel_remote.delay_on_commit(deployment.pk)
             # A remote build whose id is not saved yet is canceled by its submit task,
             # which finds the row canceled when it saves.
             return True
         deployment.refresh_from_db()  # it moved on meanwhile: look again
     return False
+
+
+def delete_worker(worker: Worker) -> None:
+    """Delete a worker with its deployments and lines (and, after commit, on their back end
+    and in the runtime hosts' caches)."""
+    with transaction.atomic():
+        announce_worker(worker)  # after commit, hosts forget what they cached of it
+        lock_ingest()  # no log line may be stored for it half-way through the delete
+        worker.delete()
+
+
+def set_visibility(worker: Worker, public: bool) -> None:
+    Worker.objects.filter(pk=worker.pk).update(public=public)
+    worker.public = public
+    announce_worker(worker)  # hosts check access with what they cached: refresh it
+
+
+def set_production(worker: Worker, deployment: Deployment) -> None:
+    """Point the worker's stable URL at a ready deployment (promote or roll back)."""
+    Worker.objects.filter(pk=worker.pk).update(production=deployment)
+    worker.production = deployment
+    announce(worker.host)

@@ -16,12 +16,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.urls import reverse
 
-from workers.secrets import unseal
-from workers_portal.limits import effective_limits
+from .config import runtime_config
+from .contract import PATH as CONTRACT_PATH
 
 TEMPLATE_DIR = Path(__file__).parent / "nextjs"
 WORKER_FILE = "lib/worker.ts"
 CONFIG_FILE = "lib/deployment.json"
+CONTRACT_FILE = "lib/contract.json"  # deployments/contract.json, which invoke.ts reads
 # The project's environment variable holding the key that opens `lib/deployment.json`'s
 # secrets; set once on the shared project by the back end (see backends/vercel.py).
 SECRETS_KEY_ENV = "WORKERS_SECRETS_KEY"
@@ -68,33 +69,33 @@ def invoke_secret(deployment) -> str:
 
 
 def deployment_config(deployment, functions: list[str]) -> dict:
+    """The one runtime configuration (deployments.config), with what only a generated
+    project needs: where to push its lines, the invocation secret's digest, and its
+    secrets sealed instead of in clear."""
+    config = runtime_config(deployment)
+    env = config.pop("env")
+    del config["artifact"]  # the project itself is the artifact
     private = not deployment.worker.public
-    limits = effective_limits(deployment.worker)
-    return {
-        "deployment": str(deployment.code),
-        "functions": list(functions),
-        "invokeSecretSha256": (
+    config.update(
+        functions=list(functions),
+        invokeSecretSha256=(
             hashlib.sha256(invoke_secret(deployment).encode()).hexdigest() if private else None
         ),
-        "ingest": {
+        ingest={
             "url": settings.PUBLIC_CONTROL_PLANE_URL.rstrip("/")
             + reverse("deployment-ingest", args=[deployment.code]),
             "token": ingest_token(deployment),
         },
-        "limits": {
-            "timeoutMs": int(limits["timeout_seconds"] * 1000),
-            "maxBodyBytes": deployment.tenant.quota("max_payload_bytes"),
-            "maxLines": limits["max_log_lines"],
-            "maxLineBytes": limits["max_line_bytes"],
-        },
-        "secrets": seal_for_vercel(unseal(deployment.secrets_sealed)),
-    }
+        secrets=seal_for_vercel(env),
+    )
+    return config
 
 
 def generate(deployment, functions: list[str]) -> dict[str, str]:
     """Path -> content for every file of the project, in path order."""
     files = template_files()
     files[WORKER_FILE] = deployment.source
+    files[CONTRACT_FILE] = CONTRACT_PATH.read_text()
     files[CONFIG_FILE] = (
         json.dumps(deployment_config(deployment, functions), indent=2, sort_keys=True) + "\n"
     )

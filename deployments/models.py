@@ -9,8 +9,11 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from workers.models import Worker, runtime_url_for_host
+from workers.models import Worker
 from workers_portal.models import Tenant, TenantScopedQuerySet
+
+from .backends import Backend as BackendInterface
+from .backends import get_backend
 
 SHORT_ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -110,14 +113,18 @@ class Deployment(models.Model):
         return f"{self.worker.name}--{self.short_id}--{self.tenant.slug}"
 
     @property
+    def runs_on(self) -> BackendInterface:
+        """The back end that builds and serves this deployment (deployments.backends)."""
+        return get_backend(self.backend)
+
+    @property
     def url(self) -> str:
-        if self.backend == self.Backend.VERCEL:
-            return self.deployment_url
-        return runtime_url_for_host(self.host)
+        return self.runs_on.url(self)
 
     @property
     def path_url(self) -> str:
-        return f"{settings.RUNTIME_URL}/d/{self.host}"
+        """The URL in a form every client resolves (no wildcard names), where there is one."""
+        return self.runs_on.plain_host_url(self) or self.url
 
     @property
     def build_seconds(self) -> float | None:

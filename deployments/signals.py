@@ -10,7 +10,7 @@ from .models import Deployment
 
 @receiver(post_delete, sender=Deployment)
 def delete_on_backend(sender, instance: Deployment, **kwargs):
-    if instance.backend == Deployment.Backend.LOCAL or not instance.deployment_id:
+    if not instance.runs_on.remote or not instance.deployment_id:
         return
     from .tasks import delete_remote
 

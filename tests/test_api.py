@@ -44,13 +44,7 @@ def test_deploy_with_a_key_answers_202_with_the_deployment(client, key, tenant):
     worker = Worker.objects.get(tenant=tenant, name="greeter")
     assert body["id"] == str(worker.code) and body["name"] == "greeter"
     assert body["deployment"]["status"] == "queued"
-    assert set(body["deployment"]) >= {
-        "id",
-        "deploymentId",
-        "deploymentUrl",
-        "status",
-        "errorMessage",
-    }
+    assert set(body["deployment"]) >= {"id", "backendId", "url", "status", "errorMessage"}
     # Deploying again makes a new immutable deployment of the same worker.
     again = post_json(
         client, "/api/workers", {"name": "greeter", "code": GREETER + "//2"}, **bearer(key)
@@ -86,7 +80,10 @@ def test_promote_and_roll_back(client, key, worker):
     assert worker.production == old
     queued = create_deployment(worker, GREETER + "//queued")
     assert post_json(client, url, {"id": str(queued.code)}, **bearer(key)).status_code == 409
-    assert post_json(client, url, {"id": "not-a-uuid"}, **bearer(key)).status_code == 404
+    refused = post_json(client, url, {"id": "not-a-uuid"}, **bearer(key))
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_request"
+    unknown = post_json(client, url, {"id": "7b0c5a3e-0000-4000-8000-000000000000"}, **bearer(key))
+    assert unknown.status_code == 404
 
 
 def test_delete_worker(client, key, worker):
@@ -139,6 +136,9 @@ def test_scopes_are_enforced(client, tenant, worker):
     )
     assert client.delete(f"/api/workers/{worker.code}", **bearer(read_only)).status_code == 403
     assert client.get(f"/api/workers/{worker.code}", **bearer(deploy_only)).status_code == 403
+    # A key without the read scope is refused, not shown an empty list.
+    listed = client.get("/api/workers", **bearer(deploy_only))
+    assert listed.status_code == 403 and listed.json()["error"]["code"] == "forbidden"
     assert (
         client.get(f"/api/workers/{worker.code}/logs/poll", **bearer(deploy_only)).status_code
         == 403
@@ -160,9 +160,12 @@ def test_another_tenants_key_gets_404_on_every_url(client, worker, other_tenant)
         ("get", f"/api/deployments/{deployment.code}"),
         ("get", f"/api/workers/{worker.code}/logs/poll"),
     ]
+    body = json.dumps({"id": str(deployment.code)})  # a valid body: only the scope refuses
     for method, url in urls:
-        response = getattr(client, method)(url, **bearer(outsider_key))
+        sent = {} if method == "get" else {"data": body, "content_type": "application/json"}
+        response = getattr(client, method)(url, **sent, **bearer(outsider_key))
         assert response.status_code == 404, url
+        assert response.json()["error"]["code"] == "not_found"
     assert client.get("/api/workers", **bearer(outsider_key)).json() == {"workers": []}
     # Deploying "into" the other tenant by slug finds nothing either.
     response = post_json(

@@ -46,7 +46,7 @@ def test_portal_deploy_build_and_invoke_over_http(
     assert "curl -X POST" in final.text
 
     page = client.get(worker_page).text
-    assert "Production URL" in page and worker.url in page
+    assert "Production URL" in page and f"http://{worker.host}.localhost" in page
 
     # Invoke through the runtime URL, as any HTTP client would: the worker is private, so
     # with an API key that may invoke.

@@ -50,7 +50,7 @@ def log_urls(worker, deployment, request_id="req_a"):
         reverse("deployment-logs-tail", args=[deployment.code]),
         reverse("deployment-logs-older", args=[deployment.code]),
         reverse("invocation", args=[request_id]),
-        reverse("api-logs-poll", args=[worker.code]),
+        reverse("api:logs-poll", args=[worker.code]),
     ]
 
 
@@ -68,7 +68,7 @@ def test_anonymous_gets_login_or_401(worker, deployment):
     for url in log_urls(worker, deployment)[:-1]:
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/login/"), url
-    assert client.get(reverse("api-logs-poll", args=[worker.code])).status_code == 401
+    assert client.get(reverse("api:logs-poll", args=[worker.code])).status_code == 401
 
 
 def test_page_shows_newest_first_and_the_tail_follows_from_the_cursor(
@@ -159,7 +159,7 @@ def test_each_line_links_to_its_invocation(owner_client, worker, deployment):
 
 def test_poll_api_answers_at_once_with_lines_after_the_cursor(owner_client, worker, deployment):
     add_lines(deployment, 3)
-    url = reverse("api-logs-poll", args=[worker.code])
+    url = reverse("api:logs-poll", args=[worker.code])
     first = owner_client.get(url).json()
     assert [line["message"] for line in first["lines"]] == ["line 0", "line 1", "line 2"]
     assert first["lines"][0]["requestId"] == "req_a" and first["lines"][0]["deploymentId"] == str(
@@ -212,7 +212,7 @@ def test_drain_with_a_bad_signature_is_403_and_stores_nothing(client, worker, dr
     body = json.dumps([drain_line("dpl_abc123", 1)]).encode()
     for headers in [{}, signed(body, "wrong-secret"), {"HTTP_X_VERCEL_SIGNATURE": "00" * 20}]:
         response = client.post(
-            reverse("vercel-drain"), body, content_type="application/json", **headers
+            reverse("api:vercel-drain"), body, content_type="application/json", **headers
         )
         assert response.status_code == 403
     assert not LogEntry.objects.exists()
@@ -226,7 +226,7 @@ def test_drain_accepts_json_and_ndjson_once_each(client, worker, drain_settings)
     ).encode()
     for body in (as_array, as_ndjson, as_array):  # the repeated delivery adds nothing
         response = client.post(
-            reverse("vercel-drain"), body, content_type="application/x-ndjson", **signed(body)
+            reverse("api:vercel-drain"), body, content_type="application/x-ndjson", **signed(body)
         )
         assert response.status_code == 200
         assert response["x-vercel-verify"] == "verify-code"
@@ -240,7 +240,7 @@ def test_drain_accepts_json_and_ndjson_once_each(client, worker, drain_settings)
 
 
 def test_drain_verification_handshake(client, drain_settings):
-    response = client.get(reverse("vercel-drain"))
+    response = client.get(reverse("api:vercel-drain"))
     assert response.status_code == 200 and response["x-vercel-verify"] == "verify-code"
 
 

@@ -14,7 +14,6 @@ from django.conf import settings as django_settings
 
 from deployments.deploy import snapshot_secrets
 from deployments.generator import generate, secrets_key
-from deployments.invoke import invoke_deployment
 from deployments.models import Deployment, Invocation, LogEntry
 from workers.models import Worker, WorkerSecret
 from workers.secrets import encrypt
@@ -99,7 +98,7 @@ def test_next_build_and_the_invocation_contract(
         )
         deployment.refresh_from_db()
 
-        ok = invoke_deployment(deployment, "add", '{"a": 2, "b": 3}')
+        ok = deployment.runs_on.invoke(deployment, "add", '{"a": 2, "b": 3}')
         assert ok.status == 200, ok.body
         assert ok.body["result"] == {"sum": 5}
         assert [(line["seq"], line["level"], line["message"]) for line in ok.body["logs"]] == [
@@ -108,32 +107,32 @@ def test_next_build_and_the_invocation_contract(
         ]
         assert ok.body["requestId"].startswith("req_") and ok.body["durationMs"] >= 50
 
-        failed = invoke_deployment(deployment, "boom", "{}")
+        failed = deployment.runs_on.invoke(deployment, "boom", "{}")
         assert failed.status == 500
         assert failed.body["error"]["code"] == "function_error"
         assert failed.body["error"]["message"] == "bad input"
         assert "TypeError: bad input" in failed.body["error"]["stack"]
         assert failed.body["logs"][0]["message"] == "about to fail"
 
-        assert invoke_deployment(deployment, "secret", "{}").body["result"] == {
+        assert deployment.runs_on.invoke(deployment, "secret", "{}").body["result"] == {
             "value": "opens-sesame"
         }
-        unknown = invoke_deployment(deployment, "nope", "{}")
+        unknown = deployment.runs_on.invoke(deployment, "nope", "{}")
         assert unknown.status == 404 and unknown.body["error"]["code"] == "function_not_found"
-        bad = invoke_deployment(deployment, "add", "{nope")
+        bad = deployment.runs_on.invoke(deployment, "add", "{nope")
         assert bad.status == 400 and bad.body["error"]["code"] == "invalid_json"
-        huge = invoke_deployment(
+        huge = deployment.runs_on.invoke(
             deployment, "add", '"' + "x" * django_settings.RUNTIME_MAX_BODY_BYTES + '"'
         )
         assert huge.status == 413 and huge.body["error"]["code"] == "payload_too_large"
-        late = invoke_deployment(deployment, "slow", "{}")
+        late = deployment.runs_on.invoke(deployment, "slow", "{}")
         assert late.status == 504 and late.body["error"]["code"] == "timeout"
         assert late.body["logs"][0]["message"] == "before the wait"
 
         # Without the deployment's invocation secret: refused.
         Deployment.objects.filter(pk=deployment.pk).update(invoke_secret_required=False)
         deployment.refresh_from_db()
-        refused = invoke_deployment(deployment, "add", '{"a": 1, "b": 1}')
+        refused = deployment.runs_on.invoke(deployment, "add", '{"a": 1, "b": 1}')
         assert refused.status == 401 and refused.body["error"]["code"] == "unauthorized"
 
         # The lines and invocations reached the platform by themselves (pushed, not polled).

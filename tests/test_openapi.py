@@ -1,6 +1,9 @@
 """The API answers as its OpenAPI description says: every documented path and method is
-called, and each answer's status and body are checked against the description."""
+called, and each answer's status and body are checked against the description (which
+django-ninja generates from the schemas that validate requests)."""
 
+import hashlib
+import hmac
 import json
 import re
 
@@ -8,15 +11,16 @@ import pytest
 from django.test import Client
 from jsonschema import Draft202012Validator
 
+from api.main import api as ninja_api
 from deployments.models import Deployment
 from workers.api_keys import issue_key
 from workers.models import Worker
-from workers.openapi import SPEC
 from workers_portal.models import Tenant
 
 from .helpers import GREETER, create_deployment
 
 S = Deployment.Status
+SPEC = json.loads(json.dumps(ninja_api.get_openapi_schema(path_prefix="/api")))
 checked: set[tuple[str, str]] = set()
 
 
@@ -60,10 +64,14 @@ def api(tenant):
 
 
 def test_the_description_is_served_and_its_schemas_are_valid(client, db):
-    served = client.get("/api/openapi.json").json()
-    assert served == json.loads(json.dumps(SPEC))
+    served = client.get("/api/openapi.json")
+    assert served.status_code == 200 and served.json() == SPEC
     for schema in SPEC["components"]["schemas"].values():
         Draft202012Validator.check_schema(schema)
+    # One name, one meaning: `deploymentId` is only ever our id (of a log line's deployment).
+    assert "deploymentId" not in SPEC["components"]["schemas"]["DeploymentOut"]["properties"]
+    # Requests with fields the description does not name are refused, as it says.
+    assert SPEC["components"]["schemas"]["DeployIn"]["additionalProperties"] is False
 
 
 def test_every_operation_answers_as_described(api, tenant, other_tenant, settings):
@@ -109,6 +117,15 @@ def test_every_operation_answers_as_described(api, tenant, other_tenant, setting
     Tenant.objects.filter(pk=tenant.pk).update(max_deployments_per_hour=1)
     assert api("POST", "/api/workers", {"name": "greeter", "code": GREETER}).status_code == 429
     assert api("DELETE", f"/api/workers/{worker.code}").status_code == 204
+
+    # The log drain endpoint: Vercel's check, a forged delivery and a signed one.
+    assert api("GET", "/api/drains/vercel").status_code == 200
+    assert api("POST", "/api/drains/vercel", [{"id": "x"}]).status_code == 403
+    settings.VERCEL_LOG_DRAIN_SECRET = "drain-secret"
+    delivery = json.dumps([{"id": "l1", "deploymentId": "dpl_none", "message": "hi"}])
+    signature = hmac.new(b"drain-secret", delivery.encode(), hashlib.sha1).hexdigest()  # noqa: S324
+    signed = api("POST", "/api/drains/vercel", raw=delivery, HTTP_X_VERCEL_SIGNATURE=signature)
+    assert signed.status_code == 200 and signed.json() == {"stored": 0}  # not one of ours
 
     documented = {(m, p) for p, ops in SPEC["paths"].items() for m in ops if m != "parameters"}
     streaming = {("get", "/api/workers/{id}/logs")}  # checked in test_live_logs (SSE)

@@ -24,7 +24,7 @@ MATRIX = {
     "deploy new version": (OK, OK, OK, FORBIDDEN, MISSING),
     "invoke from portal": (OK, OK, OK, FORBIDDEN, MISSING),
     "deploy via API": (OK, OK, OK, FORBIDDEN, MISSING),
-    "change visibility": (OK, OK, OK, FORBIDDEN, MISSING),
+    "change visibility": (OK, OK, FORBIDDEN, FORBIDDEN, MISSING),
     "delete worker (confirm page)": (OK, OK, OK, FORBIDDEN, MISSING),
     "manage secrets": (OK, OK, FORBIDDEN, FORBIDDEN, MISSING),
     "manage API keys": (OK, OK, FORBIDDEN, FORBIDDEN, None),

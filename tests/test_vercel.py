@@ -51,6 +51,7 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
     files = generate(deployment, ["hello"])
     assert sorted(files) == [
         "app/api/invoke/[fn]/route.ts",
+        "lib/contract.json",
         "lib/deployment.json",
         "lib/invoke.ts",
         "lib/step.ts",
@@ -312,7 +313,6 @@ def test_cancelling_a_build_that_ended_says_so(tenant, owner, client):
 
 
 def test_a_deployment_that_cannot_be_reached_is_named_in_the_error(tenant):
-    from deployments.invoke import invoke_deployment
 
     from .conftest import free_port
 
@@ -321,7 +321,7 @@ def test_a_deployment_that_cannot_be_reached_is_named_in_the_error(tenant):
     deployment = Deployment.objects.create(
         worker=worker, source=GREETER, backend="vercel", status=S.READY, deployment_url=url
     )
-    answer = invoke_deployment(deployment, "hello", "{}")
+    answer = deployment.runs_on.invoke(deployment, "hello", "{}")
     assert answer.status == 503
     assert answer.body["error"]["message"] == (
         f"The deployment could not be reached at {url} (ConnectError)."

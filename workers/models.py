@@ -4,7 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
 
 from workers_portal.limits import RuntimeLimits
@@ -21,7 +21,8 @@ class Worker(RuntimeLimits):
     )
     public = models.BooleanField(
         default=False,
-        help_text="Public workers answer anyone; private ones need an API key with the invoke scope.",
+        help_text="Public workers answer anyone; private ones need an API key with the invoke "
+        "scope. Only tenant admins and owners change it.",
     )
     production = models.ForeignKey(
         "deployments.Deployment",
@@ -48,23 +49,6 @@ class Worker(RuntimeLimits):
     def host(self) -> str:
         return f"{self.name}--{self.tenant.slug}"
 
-    @property
-    def url(self) -> str:
-        return runtime_url_for_host(self.host)
-
-    @property
-    def path_url(self) -> str:
-        return f"{settings.RUNTIME_URL}/d/{self.host}"
-
-    def delete(self, *args, **kwargs):
-        from deployments.announce import announce_worker
-        from deployments.ingest import lock_ingest
-
-        with transaction.atomic():
-            announce_worker(self)  # after commit, hosts forget what they cached of it
-            lock_ingest()  # no log line may be stored for it half-way through the delete
-            return super().delete(*args, **kwargs)
-
     def latest_deployment(self):
         return self.deployments.order_by("-created", "-id").first()
 
@@ -74,27 +58,15 @@ class Worker(RuntimeLimits):
         return bool(Worker.objects.filter(newer, pk=self.pk).update(production=deployment))
 
 
-def runtime_url_for_host(host: str) -> str:
-    port = settings.RUNTIME_PUBLIC_PORT
-    default_port = {"http": 80, "https": 443}.get(settings.RUNTIME_PUBLIC_SCHEME)
-    suffix = "" if port == default_port else f":{port}"
-    return f"{settings.RUNTIME_PUBLIC_SCHEME}://{host}.{settings.RUNTIME_DOMAIN}{suffix}"
-
-
 class ApiKey(models.Model):
     """A tenant's key for the JSON API. Only a hash of the secret is stored; the prefix
     is kept in clear so people can tell their keys apart."""
-
-    class Scope(models.TextChoices):
-        DEPLOY = "deploy"
-        INVOKE = "invoke"
-        READ = "read"
 
     tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)
-    scopes = models.JSONField(default=list)
+    scopes = models.JSONField(default=list, help_text="Actions it may take (access.KEY_SCOPES).")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.utils import timezone
 
+from .access import ROLE_ACTIONS
 from .audit import record
 from .models import AuditEvent, Membership, Tenant
 
@@ -12,6 +13,11 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
+    readonly_fields = ["may"]
+
+    @admin.display(description="may")
+    def may(self, membership):
+        return role_may(membership)
 
 
 @admin.register(Tenant)
@@ -73,12 +79,22 @@ class TenantAdmin(admin.ModelAdmin):
             record(request, tenant, "tenant.resume", tenant.slug)
 
 
+def role_may(membership) -> str:
+    """What the role allows, from the one table the portal and the API use too."""
+    return ", ".join(sorted(ROLE_ACTIONS[membership.role])) if membership.role else ""
+
+
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "tenant", "role", "created"]
+    list_display = ["user", "tenant", "role", "may", "created"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "user__email", "tenant__name", "tenant__slug"]
     autocomplete_fields = ["user", "tenant"]
+    readonly_fields = ["may"]
+
+    @admin.display(description="may")
+    def may(self, membership):
+        return role_may(membership)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -1,19 +1,15 @@
-"""Recording audit events from views and the API."""
+"""Recording audit events from views, the API and the admin."""
 
+from .access import member_principal
 from .models import AuditEvent, Tenant
 
 
 def record(request, tenant: Tenant, action: str, target: str = "", **details) -> AuditEvent:
-    key = getattr(getattr(request, "principal", None), "key", None)
-    user = request.user if request.user.is_authenticated else None
-    if key is not None:
-        user, label = None, f"API key {key.name} (wk_{key.prefix}_…)"
-    else:
-        label = user.get_username() if user else "anonymous"
+    principal = getattr(request, "principal", None) or member_principal(request.user)
     return AuditEvent.objects.create(
         tenant=tenant,
-        actor=user,
-        actor_label=label,
+        actor=principal.user if principal.key is None else None,
+        actor_label=principal.label,
         action=action,
         target=target,
         details=details,

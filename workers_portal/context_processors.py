@@ -1,7 +1,7 @@
 from django.conf import settings
 
+from .access import ANONYMOUS, Action, can
 from .middleware import domain_tenant
-from .models import Membership
 
 
 def brand_for(tenant) -> dict:
@@ -21,14 +21,14 @@ def brand_for(tenant) -> dict:
 
 
 def tenancy(request):
-    user = getattr(request, "user", None)
-    memberships = []
-    if user is not None and user.is_authenticated:
-        memberships = Membership.objects.filter(user=user).select_related("tenant")
+    """The current tenant, the user's role there, what it may do there, and the other
+    tenants to switch to."""
+    principal = getattr(request, "principal", ANONYMOUS)
     tenant = getattr(request, "tenant", None)
     return {
         "brand": brand_for(domain_tenant(request) or tenant),
         "tenant": tenant,
-        "membership": getattr(request, "membership", None),
-        "memberships": memberships,
+        "role": principal.role_in(tenant.pk) if tenant else "",
+        "tenant_may": {a.value: can(principal, a, tenant) for a in Action} if tenant else {},
+        "my_tenants": principal.tenants,
     }

@@ -1,6 +1,7 @@
-"""Resolves the tenant a signed-in user is working in (request.tenant, request.membership)."""
+"""The tenant a request works in: the custom domain it came to, else the one the member
+chose, else their first."""
 
-from .models import Membership, Tenant
+from .models import Tenant
 
 SESSION_KEY = "tenant_id"
 
@@ -15,23 +16,14 @@ def domain_tenant(request) -> Tenant | None:
     return request._domain_tenant
 
 
-class TenantMiddleware:
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        request.tenant = None
-        request.membership = None
-        if request.user.is_authenticated:
-            memberships = Membership.objects.filter(user=request.user).select_related("tenant")
-            on_domain = domain_tenant(request)
-            chosen = on_domain.id if on_domain else request.session.get(SESSION_KEY)
-            membership = None
-            if chosen is not None:
-                membership = memberships.filter(tenant_id=chosen).first()
-            if membership is None:
-                membership = memberships.order_by("tenant__name").first()
-            if membership is not None:
-                request.membership = membership
-                request.tenant = membership.tenant
-        return self.get_response(request)
+def current_tenant(request, principal) -> Tenant | None:
+    """Tenant-wide pages (dashboard, keys, members, audit) show this tenant."""
+    if not principal.grants:
+        return None
+    if principal.key is not None:
+        return principal.tenants[0]
+    on_domain = domain_tenant(request)
+    for chosen in (on_domain.pk if on_domain else None, request.session.get(SESSION_KEY)):
+        if chosen in principal.grants:
+            return principal.grants[chosen].tenant
+    return principal.tenants[0]

@@ -3,22 +3,23 @@
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
 from .limits import RuntimeLimits
 
 # Lowercase DNS-label pieces; "--" is reserved as the separator in runtime host names.
+LABEL_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 label_validator = RegexValidator(
-    r"^[a-z0-9]([a-z0-9]|-(?!-))*[a-z0-9]$|^[a-z0-9]$",
+    LABEL_PATTERN,
     "Use lowercase letters, digits and single hyphens; start and end with a letter or digit.",
 )
 
 
 class TenantScopedQuerySet(models.QuerySet):
-    def for_member(self, user):
-        """The one scoping path: rows of the tenants the user is a member of."""
-        if not user.is_authenticated:
-            return self.none()
-        return self.filter(tenant__memberships__user=user)
+    def visible_to(self, principal):
+        """The one scoping path: rows of the tenants the principal (workers_portal.access)
+        belongs to; everything else is a 404."""
+        return self.filter(tenant_id__in=principal.tenant_ids)
 
 
 class Tenant(RuntimeLimits):
@@ -75,9 +76,6 @@ class Membership(models.Model):
         DEVELOPER = "developer"
         VIEWER = "viewer"
 
-    # Roles that may deploy and invoke; viewers only read.
-    DEPLOY_ROLES = {Role.OWNER, Role.ADMIN, Role.DEVELOPER}
-
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.DEVELOPER)
@@ -90,10 +88,6 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.tenant} ({self.role})"
-
-    @property
-    def can_deploy(self) -> bool:
-        return self.role in self.DEPLOY_ROLES
 
 
 class AuditEvent(models.Model):
@@ -130,7 +124,9 @@ class Invitation(models.Model):
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     objects = TenantScopedQuerySet.as_manager()
 
@@ -139,3 +135,9 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} to {self.tenant} as {self.role}"
+
+    @property
+    def is_open(self) -> bool:
+        """Neither accepted nor withdrawn, and not past its expiry."""
+        expired = self.expires_at is not None and self.expires_at <= timezone.now()
+        return self.accepted_at is None and self.withdrawn_at is None and not expired

@@ -37,10 +37,12 @@ INSTALLED_APPS = [
     "workers_portal",
     "workers",
     "deployments",
+    "portal",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "api.errors.JsonErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -49,7 +51,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "workers_portal.middleware.TenantMiddleware",
+    "workers.middleware.PrincipalMiddleware",
 ]
 
 ROOT_URLCONF = "workers_portal.urls"
@@ -188,11 +190,17 @@ RUNTIME_MEMORY_MB = env.int("RUNTIME_MEMORY_MB", default=128)
 RUNTIME_EGRESS_ALLOW = env.list("RUNTIME_EGRESS_ALLOW", default=[])
 RUNTIME_EGRESS_DENY = env.list("RUNTIME_EGRESS_DENY", default=[])
 RUNTIME_MAX_RESULT_BYTES = env.int("RUNTIME_MAX_RESULT_BYTES", default=6 * 1024 * 1024)
-# The shared secret between runtime hosts and the control plane; derived from SECRET_KEY
-# unless set, so a single machine needs no extra configuration.
+# One secret per direction, each derived from SECRET_KEY unless set (a single machine then
+# needs no extra configuration). RUNTIME_TOKEN: runtime hosts -> control plane (configs,
+# secrets, ingest). PORTAL_INVOKE_TOKEN: the portal -> runtime (invoke a private worker, record
+# the call as the portal's); the hosts get only its SHA-256.
 RUNTIME_TOKEN = env.str(
     "RUNTIME_TOKEN",
     default=hmac.new(SECRET_KEY.encode(), b"runtime-token", hashlib.sha256).hexdigest(),
+)
+PORTAL_INVOKE_TOKEN = env.str(
+    "PORTAL_INVOKE_TOKEN",
+    default=hmac.new(SECRET_KEY.encode(), b"portal-invoke-token", hashlib.sha256).hexdigest(),
 )
 
 # --- Logs -------------------------------------------------------------------------------
@@ -244,6 +252,7 @@ PLATFORM_COLOR = env.str("PLATFORM_COLOR", default="#2563eb")
 PLATFORM_SUPPORT_EMAIL = env.str("PLATFORM_SUPPORT_EMAIL", default="")
 
 # --- Email (invitations); printed to the console unless configured ---------------------
+INVITATION_DAYS = env.int("INVITATION_DAYS", default=7)  # then an invitation expires
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 if env.str("EMAIL_URL", default=""):

@@ -1,8 +1,13 @@
 """Back ends that build and serve deployments; `get_backend` picks one by name."""
 
-from .base import Backend, BuildFailed, BuildResult, TransientBackendError
+from functools import cache
+
+from .base import Backend, BuildFailed, BuildResult, InvokeAnswer, TransientBackendError
+
+NAMES = ("local", "vercel")
 
 
+@cache
 def get_backend(name: str) -> Backend:
     if name == "local":
         from .local import LocalBackend
@@ -15,4 +20,21 @@ def get_backend(name: str) -> Backend:
     raise ValueError(f"Unknown back end {name!r}")
 
 
-__all__ = ["Backend", "BuildFailed", "BuildResult", "TransientBackendError", "get_backend"]
+def backend_for_worker(worker) -> Backend:
+    """The back end of the worker's production deployment, else where its next one goes."""
+    from django.conf import settings
+
+    if worker.production_id is not None:
+        return get_backend(worker.production.backend)
+    return get_backend(worker.tenant.backend or settings.DEFAULT_BACKEND)
+
+
+__all__ = [
+    "Backend",
+    "BuildFailed",
+    "BuildResult",
+    "InvokeAnswer",
+    "TransientBackendError",
+    "backend_for_worker",
+    "get_backend",
+]

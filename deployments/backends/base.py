@@ -1,4 +1,8 @@
-"""The interface every back end implements, and the errors builds report."""
+"""The interface every back end implements, and the errors builds report.
+
+Everything that differs between back ends is a method or property here, so no code or
+template outside this package asks which back end a deployment has.
+"""
 
 from dataclasses import dataclass, field
 
@@ -28,10 +32,50 @@ class BuildResult:
     log: list[str] = field(default_factory=list)
 
 
+@dataclass
+class InvokeAnswer:
+    status: int
+    body: dict
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
 class Backend:
     name: str
-    # A remote back end builds elsewhere: `submit`, then `poll` until a terminal state.
+    label: str
+    # A remote back end builds elsewhere: `submit`, then `poll` until a terminal state;
+    # `cancel` and `delete` reach it there. A local one `build`s in the Celery task.
     remote = False
 
     def build(self, deployment) -> BuildResult:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def url(self, deployment) -> str:
+        """Where this one deployment answers."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def production_url(self, worker) -> str:
+        """The worker's stable URL, which serves its production deployment."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def plain_host_url(self, deployment_or_worker) -> str | None:
+        """The same URL for clients that cannot resolve wildcard names, where there is one."""
+        return None
+
+    def progress(self, deployment) -> str:
+        """What the deployment panel says while the build runs."""
+        return "Building… this page updates by itself."
+
+    def curl(self, deployment, function: str, show_secret: bool) -> str:
+        """A command that invokes `function` as an outside caller would."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def invoke(self, deployment, function: str, payload_json: str) -> InvokeAnswer:
+        """Invoke from the portal, through the same door as any other caller."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def secret_for_callers(self, deployment) -> str | None:
+        """A secret callers of this deployment must send, if the back end needs one."""
+        return None

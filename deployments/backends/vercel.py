@@ -15,10 +15,11 @@ from pathlib import Path
 from django.conf import settings
 
 from deployments import vercel_client as api
-from deployments.generator import SECRETS_KEY_ENV, generate, secrets_key
+from deployments.generator import SECRETS_KEY_ENV, generate, invoke_secret, secrets_key
 
 from .base import Backend, BuildFailed, TransientBackendError
-from .local import LocalBackend
+from .invoke import post_invoke
+from .local import LocalBackend, curl_line, runtime_url_for_host
 
 
 @dataclass
@@ -60,7 +61,37 @@ def translate(exc: api.VercelError) -> Exception:
 
 class VercelBackend(Backend):
     name = "vercel"
+    label = "Vercel"
     remote = True
+
+    def url(self, deployment) -> str:
+        return deployment.deployment_url
+
+    def production_url(self, worker) -> str:
+        # The stable name is still the runtime's; a Vercel alias replaces it with releases.
+        return runtime_url_for_host(worker.host)
+
+    def progress(self, deployment) -> str:
+        state = f": {deployment.backend_state.lower()}" if deployment.backend_state else ""
+        return f"Building on Vercel{state}… this page updates by itself."
+
+    def secret_for_callers(self, deployment) -> str | None:
+        return invoke_secret(deployment) if deployment.invoke_secret_required else None
+
+    def curl(self, deployment, function: str, show_secret: bool) -> str:
+        secret = self.secret_for_callers(deployment)
+        headers = []
+        if secret is not None:
+            headers.append(f"x-invoke-secret: {secret if show_secret else '<invocation secret>'}")
+        return curl_line(self.url(deployment), function, *headers)
+
+    def invoke(self, deployment, function: str, payload_json: str):
+        headers = {}
+        if secret := self.secret_for_callers(deployment):
+            headers["x-invoke-secret"] = secret
+        if settings.VERCEL_PROTECTION_BYPASS:
+            headers["x-vercel-protection-bypass"] = settings.VERCEL_PROTECTION_BYPASS
+        return post_invoke(deployment, deployment.deployment_url, headers, function, payload_json)
 
     def client(self) -> api.VercelClient:
         try:

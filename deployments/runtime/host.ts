@@ -2,6 +2,7 @@
 // and reports invocations and console lines to the control plane in the background.
 // It keeps no state of its own: deployments are learned from the control plane and cached.
 import { readLimited } from "./body.ts";
+import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
 import { type DeploymentConfig, type LogLine, type Outcome, Pool } from "./pool.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
@@ -9,7 +10,12 @@ const BIND = env("RUNTIME_BIND", "127.0.0.1");
 const PORT = Number(env("RUNTIME_PORT", "8787"));
 const DOMAIN = env("RUNTIME_DOMAIN", "localhost").toLowerCase();
 const CONTROL = env("CONTROL_PLANE_URL", "http://127.0.0.1:8000").replace(/\/$/, "");
-const TOKEN = env("RUNTIME_TOKEN", "");
+const TOKEN = env("RUNTIME_TOKEN", ""); // ours, to call the control plane
+// The portal's credential is another secret: the host knows only its digest, so nothing it
+// holds lets anyone pass for the portal.
+const PORTAL_TOKEN_SHA256 = env("PORTAL_INVOKE_TOKEN_SHA256", "");
+// Each host process counts a tenant's invocations on its own: it takes its share.
+const PROCESSES = Math.max(1, Number(env("RUNTIME_PROCESSES", "1")));
 const FLUSH_MS = 200; // the longest a line waits before it is sent
 const COALESCE_MS = 25; // after the first new line, wait this long to batch its neighbours
 const MAX_QUEUED_LINES = 50_000;
@@ -34,14 +40,14 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   });
 }
 
+/** An error answer; its status is the one the contract (contract.json) gives the code. */
 function failure(
-  status: number,
-  code: string,
+  code: ErrorCode,
   message: string,
   extra: Record<string, unknown> = {},
   headers: Record<string, string> = {},
 ) {
-  return json(status, { error: { code, message }, ...extra }, headers);
+  return json(statusOf(code), { error: { code, message }, ...extra }, headers);
 }
 
 // --- learning deployments from the control plane -----------------------------------------
@@ -179,20 +185,20 @@ async function checkAccess(req: Request, config: DeploymentConfig): Promise<Resp
   const token = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
   const match = token.match(/^wk_([0-9a-f]+)_/);
   if (!match) {
-    return failure(401, "unauthorized",
+    return failure("unauthorized",
       "This worker is private: send `Authorization: Bearer <API key>` with a key that has the invoke scope.");
   }
   let key: KeyInfo;
   try {
     key = await lookupKey(match[1]);
   } catch (err) {
-    return failure(503, "control_plane_unavailable", `Could not check the API key: ${(err as Error).message}`);
+    return failure("control_plane_unavailable", `Could not check the API key: ${(err as Error).message}`);
   }
   if (!key || key.tenant !== config.tenant || (await sha256Hex(token)) !== key.secretHash) {
-    return failure(401, "unauthorized", "The API key is not valid for this worker (unknown, revoked or another tenant's).");
+    return failure("unauthorized", "The API key is not valid for this worker (unknown, revoked or another tenant's).");
   }
   if (!key.scopes.includes("invoke")) {
-    return failure(403, "forbidden", "The API key lacks the invoke scope.");
+    return failure("forbidden", "The API key lacks the invoke scope.");
   }
   return null;
 }
@@ -337,7 +343,7 @@ function newRequestId() {
 }
 
 function answer(outcome: Outcome, requestId: string, durationMs: number): Response {
-  const headers = { "content-type": "application/json", "x-request-id": requestId };
+  const headers = { "content-type": "application/json", [HEADERS.requestId]: requestId };
   const logs = JSON.stringify(outcome.logs);
   const meta = `"durationMs":${durationMs.toFixed(2)},"requestId":"${requestId}"`;
   if (outcome.status === 200) {
@@ -358,9 +364,9 @@ function rateLimit(config: DeploymentConfig): Response | null {
     window = { start: now, count: 0 };
     windows.set(config.tenant, window);
   }
-  if (window.count >= config.invocationsPerMinute) {
+  if (window.count >= Math.ceil(config.invocationsPerMinute / PROCESSES)) {
     const retryAfter = Math.max(1, Math.ceil((window.start + 60_000 - now) / 1000));
-    return failure(429, "rate_limited",
+    return failure("rate_limited",
       `This tenant's invocation quota is used up for this minute; retry in ${retryAfter} s.`,
       {}, { "retry-after": String(retryAfter) });
   }
@@ -368,7 +374,6 @@ function rateLimit(config: DeploymentConfig): Response | null {
   return null;
 }
 
-const TRIGGERS = new Set(["portal", "api", "async", "cron", "retry"]);
 
 async function invoke(req: Request, host: string, fn: string): Promise<Response> {
   const requestId = newRequestId();
@@ -377,13 +382,15 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
     const known = resolveHost(host);
     resolved = known instanceof Promise ? await known : known;
   } catch (err) {
-    return failure(503, "control_plane_unavailable", `Could not look up the deployment: ${(err as Error).message}`);
+    return failure("control_plane_unavailable", `Could not look up the deployment: ${(err as Error).message}`);
   }
   if (!resolved.config) {
-    return failure(404, resolved.error?.code ?? "deployment_not_found", resolved.error?.message ?? "No such deployment.");
+    return failure((resolved.error?.code ?? "deployment_not_found") as ErrorCode, resolved.error?.message ?? "No such deployment.");
   }
   const config = resolved.config;
-  const trusted = TOKEN !== "" && req.headers.get("x-runtime-token") === TOKEN;
+  const portalToken = req.headers.get(HEADERS.portalToken);
+  const trusted = portalToken !== null && PORTAL_TOKEN_SHA256 !== "" &&
+    (await sha256Hex(portalToken)) === PORTAL_TOKEN_SHA256;
   if (!trusted && !config.public) {
     const denied = await checkAccess(req, config);
     if (denied) return denied;
@@ -391,7 +398,7 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
   const limited = rateLimit(config);
   if (limited) return limited;
   if (!config.functions.includes(fn)) {
-    return failure(404, "function_not_found",
+    return failure("function_not_found",
       `This deployment has no exported function named "${fn}". Its functions: ${config.functions.join(", ")}.`);
   }
   let payload: unknown = null;
@@ -400,11 +407,11 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
     if (text.trim()) payload = JSON.parse(text);
   } catch (err) {
     if (err instanceof TooLarge) {
-      return failure(413, "payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
+      return failure("payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
     }
-    return failure(400, "invalid_json", `The request body is not valid JSON: ${(err as Error).message}`);
+    return failure("invalid_json", `The request body is not valid JSON: ${(err as Error).message}`);
   }
-  const triggerHeader = req.headers.get("x-invocation-trigger") ?? "";
+  const triggerHeader = req.headers.get(HEADERS.trigger) ?? "";
   const trigger = trusted && TRIGGERS.has(triggerHeader) ? triggerHeader : "http";
 
   const startedAt = Date.now();
@@ -413,13 +420,13 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
   try {
     const isolate = pool.running(config) ?? await pool.get(config);
     if (isolate.inFlight >= config.maxConcurrency) {
-      return failure(429, "too_many_concurrent_invocations",
+      return failure("too_many_concurrent_invocations",
         `This deployment already runs ${config.maxConcurrency} invocations; retry shortly.`,
         {}, { "retry-after": "1" });
     }
     outcome = await isolate.call(requestId, fn, payload, config.timeoutMs);
   } catch (err) {
-    outcome = { status: 503, code: "isolate_unavailable",
+    outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable",
       error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" }, logs: [] };
   }
   const durationMs = performance.now() - t0;
@@ -443,15 +450,15 @@ async function handle(req: Request): Promise<Response> {
       const pending = queued.logs.length + queued.invocations.length;
       return json(200, { ok: true, pid: Deno.pid, isolates: pool.size, spares: pool.readySpares, knownHosts: hostCache.size, cachedCode: codeCache.size, pendingReports: pending, flushing });
     }
-    return failure(404, "not_found",
+    return failure("not_found",
       `No deployment at this address. Use http://<deployment-host>.${DOMAIN}:${PORT}/api/invoke/<function> or /d/<deployment-host>/api/invoke/<function>.`);
   }
   const match = path.match(/^\/api\/invoke\/([^/]+)\/?$/);
   if (!match) {
-    return failure(404, "not_found", "Invoke a function with POST /api/invoke/<function>.");
+    return failure("not_found", "Invoke a function with POST /api/invoke/<function>.");
   }
   if (req.method !== "POST") {
-    return failure(405, "method_not_allowed", "Invoke a function with POST and a JSON body.", {}) ;
+    return failure("method_not_allowed", "Invoke a function with POST and a JSON body.", {}) ;
   }
   return await invoke(req, host, decodeURIComponent(match[1]));
 }
@@ -466,7 +473,7 @@ Deno.serve({
     return await handle(req);
   } catch (err) {
     console.error("runtime: unexpected error", err);
-    return failure(500, "runtime_error", "The runtime failed to handle this request.");
+    return failure("runtime_error", "The runtime failed to handle this request.");
   }
 });
 

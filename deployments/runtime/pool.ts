@@ -2,6 +2,7 @@
 // stops that isolate (the only way to stop a busy loop), and so does going over the memory
 // limit; the next call gets a fresh one, and other deployments are never touched.
 import { setImmediate } from "node:timers";
+import { ERROR_CODES, type ErrorCode, statusOf } from "./contract.ts";
 import { egress } from "./egress.ts";
 import { LogRing, ringBytes } from "./ring.ts";
 
@@ -9,7 +10,7 @@ export type LogLine = { seq: number; level: string; message: string; timestamp: 
 
 export type Outcome = {
   status: number;
-  code?: string;
+  code?: ErrorCode;
   json?: string; // the result, already JSON
   error?: { name: string; message: string; stack: string };
   logs: LogLine[];
@@ -125,12 +126,12 @@ export class Isolate {
 
   private ended(why: Ended) {
     if (why.code === "ERR_WORKER_OUT_OF_MEMORY") {
-      this.kill(500, "memory_limit_exceeded",
+      this.kill("memory_limit_exceeded",
         `Memory limit exceeded: the deployment used more than its ${this.channel.memoryMb} MB and its isolate was stopped.`);
     } else if (why.message) {
-      this.kill(500, "isolate_crashed", `The isolate crashed: ${why.message}`);
+      this.kill("isolate_crashed", `The isolate crashed: ${why.message}`);
     } else {
-      this.kill(500, "isolate_crashed", `The isolate stopped unexpectedly (exit code ${why.exitCode ?? "?"}).`);
+      this.kill("isolate_crashed", `The isolate stopped unexpectedly (exit code ${why.exitCode ?? "?"}).`);
     }
   }
 
@@ -163,7 +164,7 @@ export class Isolate {
       if (call.deadline > now) continue;
       this.pending.delete(requestId);
       call.resolve({
-        status: 504,
+        status: statusOf("timeout"),
         code: "timeout",
         error: {
           name: "TimeoutError",
@@ -175,7 +176,7 @@ export class Isolate {
         },
         logs: call.logs,
       });
-      this.kill(503, "isolate_restarted",
+      this.kill("isolate_restarted",
         "Another call to this deployment timed out and its isolate was restarted; retry.");
       return;
     }
@@ -191,7 +192,7 @@ export class Isolate {
       this.lateLog(this.config.id, line.id || null, line.fn, entry);
     });
     if (!intact) {
-      this.kill(500, "isolate_crashed", "The isolate wrote garbage where its console lines go and was stopped.");
+      this.kill("isolate_crashed", "The isolate wrote garbage where its console lines go and was stopped.");
     }
   }
 
@@ -214,7 +215,7 @@ export class Isolate {
     if (msg.ok && msg.json.length > this.config.maxResultBytes) {
       // Length in UTF-16 units: a cheap lower bound of the UTF-8 size, enough for a cap.
       call.resolve({
-        status: 500,
+        status: statusOf("result_too_large"),
         code: "result_too_large",
         error: {
           name: "RangeError",
@@ -226,8 +227,8 @@ export class Isolate {
     } else if (msg.ok) {
       call.resolve({ status: 200, json: msg.json, logs: call.logs });
     } else {
-      const status = msg.code === "function_not_found" ? 404 : 500;
-      call.resolve({ status, code: msg.code, error: msg.error, logs: call.logs });
+      const code = (msg.code in ERROR_CODES ? msg.code : "function_error") as ErrorCode;
+      call.resolve({ status: statusOf(code), code, error: msg.error, logs: call.logs });
     }
   }
 
@@ -239,8 +240,9 @@ export class Isolate {
     return this.pending.size;
   }
 
-  kill(status: number, code: string, message: string) {
+  kill(code: ErrorCode, message: string) {
     if (this.dead) return;
+    const status = statusOf(code);
     this.dead = true;
     this.readLines(); // what it printed before it was stopped (a loop, its memory limit)
     this.channel.stop();
@@ -289,7 +291,7 @@ export class Pool {
   evictIdle() {
     const cutoff = Date.now() - this.limits.idleMs;
     for (const iso of [...this.isolates.values()]) {
-      if (!iso.busy && iso.lastUsed < cutoff) iso.kill(503, "evicted", "The isolate was idle and stopped.");
+      if (!iso.busy && iso.lastUsed < cutoff) iso.kill("evicted", "The isolate was idle and stopped.");
     }
     this.stopLeastRecentlyUsed(this.overBudget(), "to keep the host within its memory budget");
   }
@@ -305,7 +307,7 @@ export class Pool {
 
   private stopLeastRecentlyUsed(count: number, why: string) {
     const idle = [...this.isolates.values()].filter((iso) => !iso.busy).sort((a, b) => a.lastUsed - b.lastUsed);
-    for (const iso of idle.slice(0, count)) iso.kill(503, "evicted", `The isolate was stopped ${why}.`);
+    for (const iso of idle.slice(0, count)) iso.kill("evicted", `The isolate was stopped ${why}.`);
   }
 
   /** Makes room for one more isolate by stopping the least recently used idle ones. */

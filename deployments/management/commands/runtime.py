@@ -1,5 +1,6 @@
 """`manage.py runtime`: starts the Deno host (the local data plane) and restarts it if it dies."""
 
+import hashlib
 import signal
 import subprocess
 import threading
@@ -18,6 +19,7 @@ RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
 def host_command() -> list[str]:
     env_names = (
         "RUNTIME_BIND,RUNTIME_PORT,RUNTIME_DOMAIN,CONTROL_PLANE_URL,RUNTIME_TOKEN,"
+        "PORTAL_INVOKE_TOKEN_SHA256,RUNTIME_PROCESSES,"
         "RUNTIME_IDLE_SECONDS,RUNTIME_MAX_ISOLATES,RUNTIME_MEMORY_MB,"
         "RUNTIME_EGRESS_ALLOW,RUNTIME_EGRESS_DENY,RUNTIME_BENCH_NO_REPORTS,RUNTIME_MEMORY_BUDGET_MB"
     )
@@ -35,13 +37,17 @@ def host_command() -> list[str]:
     ]
 
 
-def host_env() -> dict[str, str]:
+def host_env(processes: int | None = None) -> dict[str, str]:
     return deno_env(
         RUNTIME_BIND=settings.RUNTIME_BIND,
         RUNTIME_PORT=str(settings.RUNTIME_PORT),
         RUNTIME_DOMAIN=settings.RUNTIME_DOMAIN,
         CONTROL_PLANE_URL=settings.CONTROL_PLANE_URL,
         RUNTIME_TOKEN=settings.RUNTIME_TOKEN,
+        PORTAL_INVOKE_TOKEN_SHA256=hashlib.sha256(
+            settings.PORTAL_INVOKE_TOKEN.encode()
+        ).hexdigest(),
+        RUNTIME_PROCESSES=str(processes or settings.RUNTIME_PROCESSES),
         RUNTIME_IDLE_SECONDS=str(settings.RUNTIME_IDLE_SECONDS),
         RUNTIME_MAX_ISOLATES=str(settings.RUNTIME_MAX_ISOLATES),
         RUNTIME_MEMORY_MB=str(settings.RUNTIME_MEMORY_MB),
@@ -65,6 +71,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         require_secure_settings()
+        self.processes = max(1, options["processes"])
         stopping = threading.Event()
         hosts: list[subprocess.Popen] = []
 
@@ -78,7 +85,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         threads = [
             threading.Thread(target=self.supervise, args=(n, hosts, stopping), daemon=True)
-            for n in range(max(1, options["processes"]))
+            for n in range(self.processes)
         ]
         for thread in threads:
             thread.start()
@@ -91,7 +98,7 @@ class Command(BaseCommand):
         restarts = 0
         while not stopping.is_set():
             started = time.monotonic()
-            proc = subprocess.Popen(host_command(), env=host_env(), cwd=RUNTIME_DIR)
+            proc = subprocess.Popen(host_command(), env=host_env(self.processes), cwd=RUNTIME_DIR)
             hosts.append(proc)
             code = proc.wait()
             hosts.remove(proc)

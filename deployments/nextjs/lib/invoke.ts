@@ -6,6 +6,7 @@ import { createDecipheriv, createHash, randomUUID, timingSafeEqual } from "node:
 import { inspect } from "node:util";
 import { after } from "next/server";
 import { start } from "workflow/api";
+import contract from "./contract.json";
 import config from "./deployment.json";
 import { runFunction } from "./step";
 import { invokeWithRetries } from "./workflow";
@@ -25,9 +26,9 @@ function format(args: unknown[]): string {
 
 function capped(message: string): string {
   const bytes = Buffer.byteLength(message);
-  if (bytes <= config.limits.maxLineBytes) return message;
-  const kept = Buffer.from(message).subarray(0, config.limits.maxLineBytes).toString().replace(/\uFFFD$/, "");
-  return `${kept} … [truncated: the line was ${bytes} bytes, the limit is ${config.limits.maxLineBytes}]`;
+  if (bytes <= config.maxLineBytes) return message;
+  const kept = Buffer.from(message).subarray(0, config.maxLineBytes).toString().replace(/\uFFFD$/, "");
+  return `${kept} … [truncated: the line was ${bytes} bytes, the limit is ${config.maxLineBytes}]`;
 }
 
 function record(call: Call, level: string, message: string) {
@@ -41,7 +42,7 @@ for (const [method, level] of Object.entries(LEVELS)) {
   (console as any)[method] = (...args: unknown[]) => {
     const call = calls.getStore();
     if (!call) return (original as any)[method](...args);
-    if (call.lines.length - call.dropped >= config.limits.maxLines) {
+    if (call.lines.length - call.dropped >= config.maxLogLines) {
       call.dropped++;
       return;
     }
@@ -65,7 +66,7 @@ async function push(call: Call, invocations: object[]): Promise<void> {
   if (!config.ingest.url || (lines.length === 0 && invocations.length === 0)) return;
   const body = JSON.stringify({
     invocations,
-    logs: lines.map((l) => ({ ...l, requestId: call.requestId, function: call.fn, deploymentId: config.deployment })),
+    logs: lines.map((l) => ({ ...l, requestId: call.requestId, function: call.fn, deploymentId: config.id })),
   });
   for (let attempt = 0; attempt < 4; attempt++) {
     try {
@@ -104,13 +105,21 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
 }
 
-function failure(status: number, code: string, message: string): Response {
-  return json(status, { error: { code, message } });
+// Error codes and their statuses come from the platform's contract (contract.json).
+type ErrorCode = keyof typeof contract.errors;
+const HEADERS = contract.headers;
+
+function failure(code: ErrorCode, message: string): Response {
+  return json(contract.errors[code], { error: { code, message } });
+}
+
+function failed(code: ErrorCode, message: string, stack = "") {
+  return { status: contract.errors[code], body: { error: { code, message, stack } } };
 }
 
 function authorized(request: Request): boolean {
   if (!config.invokeSecretSha256) return true;
-  const given = request.headers.get("x-invoke-secret") ?? "";
+  const given = request.headers.get(HEADERS.invokeSecret) ?? "";
   const digest = createHash("sha256").update(given).digest();
   return timingSafeEqual(digest, Buffer.from(config.invokeSecretSha256, "hex"));
 }
@@ -124,25 +133,25 @@ function describe(err: unknown) {
 
 export async function handleInvoke(request: Request, fn: string): Promise<Response> {
   if (!authorized(request)) {
-    return failure(401, "unauthorized", "This deployment needs its invocation secret in the x-invoke-secret header.");
+    return failure("unauthorized", `This deployment needs its invocation secret in the ${HEADERS.invokeSecret} header.`);
   }
   if (!config.functions.includes(fn)) {
-    return failure(404, "function_not_found",
+    return failure("function_not_found",
       `This deployment has no exported function named "${fn}". Its functions: ${config.functions.join(", ")}.`);
   }
   const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > config.limits.maxBodyBytes) {
-    return failure(413, "payload_too_large", `The request body is larger than ${config.limits.maxBodyBytes} bytes.`);
+  if (declared > config.maxBodyBytes) {
+    return failure("payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
   }
   const text = await request.text();
-  if (Buffer.byteLength(text) > config.limits.maxBodyBytes) {
-    return failure(413, "payload_too_large", `The request body is larger than ${config.limits.maxBodyBytes} bytes.`);
+  if (Buffer.byteLength(text) > config.maxBodyBytes) {
+    return failure("payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
   }
   let payload: unknown = null;
   try {
     if (text.trim()) payload = JSON.parse(text);
   } catch (err) {
-    return failure(400, "invalid_json", `The request body is not valid JSON: ${(err as Error).message}`);
+    return failure("invalid_json", `The request body is not valid JSON: ${(err as Error).message}`);
   }
   if (new URL(request.url).searchParams.get("async") === "1") {
     const run = await start(invokeWithRetries, [fn, payload]);
@@ -158,7 +167,7 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Timeout()), config.limits.timeoutMs);
+      timer = setTimeout(() => reject(new Timeout()), config.timeoutMs);
     });
     const value = await calls.run(call, () => Promise.race([runFunction(fn, payload), deadline]));
     const result = value === undefined ? null : value;
@@ -166,32 +175,30 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
       JSON.stringify(result);
       body = { result };
     } catch (err) {
-      status = 500;
-      body = { error: { code: "result_not_serializable", message: `The function's result is not JSON: ${(err as Error).message}`, stack: "" } };
+      ({ status, body } = failed("result_not_serializable", `The function's result is not JSON: ${(err as Error).message}`));
     }
   } catch (err) {
     if (err instanceof Timeout) {
-      status = 504;
-      body = { error: { code: "timeout", message: `The function did not finish within ${config.limits.timeoutMs} ms and was stopped.`, stack: "" } };
+      ({ status, body } = failed("timeout", `The function did not finish within ${config.timeoutMs} ms and was stopped.`));
     } else {
-      status = 500;
-      body = { error: { code: "function_error", ...describe(err) } };
+      const { message, stack } = describe(err);
+      ({ status, body } = failed("function_error", message, stack));
     }
   } finally {
     clearTimeout(timer);
   }
   if (call.dropped > 0) {
-    record(call, "warn", `truncated: ${call.dropped} lines dropped (the limit is ${config.limits.maxLines} lines per invocation)`);
+    record(call, "warn", `truncated: ${call.dropped} lines dropped (the limit is ${config.maxLogLines} lines per invocation)`);
   }
   const durationMs = Math.round((performance.now() - t0) * 100) / 100;
   const error = (body as any).error;
   const invocation = {
-    requestId, deploymentId: config.deployment, function: fn, trigger: "http",
+    requestId, deploymentId: config.id, function: fn, trigger: "http",
     status: status === 200 ? "ok" : status === 504 ? "timeout" : "error",
     statusCode: status, durationMs, startedAt: startedAt.toISOString(), errorMessage: error?.message ?? "",
   };
   // The rest of the lines and the invocation go out after the answer; the platform keeps
   // the function alive until they are sent.
   after(() => push(call, [invocation]));
-  return json(status, { ...body, logs: call.lines, durationMs, requestId }, { "x-request-id": requestId });
+  return json(status, { ...body, logs: call.lines, durationMs, requestId }, { [HEADERS.requestId]: requestId });
 }

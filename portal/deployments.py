@@ -3,39 +3,44 @@
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from workers.forms import InvokeForm
-from workers_portal.access import require_deployer
+from deployments.deploy import cancel
+from deployments.models import Deployment
+from workers_portal.access import Action
 from workers_portal.audit import record
 
-from .deploy import cancel
-from .forms_context import invoke_context
-from .invoke import invoke_deployment
-from .models import Deployment
+from .access import require, visible
+from .forms import InvokeForm
 
 # HTMX stops polling on this status (and still swaps the content in).
 STOP_POLLING = 286
 
 
-def deployment_for_member(request, code) -> Deployment:
-    """The deployment if the user is a member of its tenant; 404 for everyone else."""
-    return get_object_or_404(
-        Deployment.objects.for_member(request.user).select_related("worker", "tenant", "artifact"),
-        code=code,
+def deployment_for(request, code) -> Deployment:
+    """The deployment if the principal may see it; 404 for everyone else."""
+    return visible(
+        request, Deployment.objects.select_related("worker", "tenant", "artifact"), code=code
     )
+
+
+def invoke_context(deployment, form: InvokeForm | None = None) -> dict:
+    """What the deployment panel shows; the back end says how it builds and is called."""
+    if form is None:
+        form = InvokeForm(functions=deployment.functions)
+    return {"deployment": deployment, "invoke_form": form, "backend": deployment.runs_on}
 
 
 @login_required
 def deployment_detail(request, code):
-    deployment = deployment_for_member(request, code)
+    deployment = deployment_for(request, code)
     return render(request, "deployments/detail.html", invoke_context(deployment))
 
 
 @login_required
 def deployment_panel(request, code):
-    deployment = deployment_for_member(request, code)
+    deployment = deployment_for(request, code)
     status = STOP_POLLING if request.htmx and deployment.is_terminal else 200
     context = invoke_context(deployment)
     # On the worker page the final answer also refreshes the production URL section.
@@ -45,7 +50,7 @@ def deployment_panel(request, code):
 
 @login_required
 def deployment_badge(request, code):
-    deployment = deployment_for_member(request, code)
+    deployment = deployment_for(request, code)
     status = STOP_POLLING if request.htmx and deployment.is_terminal else 200
     return render(
         request, "deployments/partials/badge.html", {"deployment": deployment}, status=status
@@ -55,14 +60,14 @@ def deployment_badge(request, code):
 @login_required
 @require_POST
 def invoke(request, code):
-    deployment = deployment_for_member(request, code)
-    require_deployer(request.user, deployment.tenant)
+    deployment = deployment_for(request, code)
+    require(request, Action.INVOKE, deployment)
     form = InvokeForm(request.POST, functions=deployment.functions)
     answer = None
     if deployment.status != Deployment.Status.READY:
         form.add_error(None, f"This deployment is {deployment.status}; only ready ones run.")
     elif form.is_valid():
-        answer = invoke_deployment(
+        answer = deployment.runs_on.invoke(
             deployment, form.cleaned_data["function"], form.cleaned_data["payload"]
         )
     context = invoke_context(deployment, form)
@@ -78,8 +83,8 @@ def invoke(request, code):
 @login_required
 @require_POST
 def cancel_deployment(request, code):
-    deployment = deployment_for_member(request, code)
-    require_deployer(request.user, deployment.tenant)
+    deployment = deployment_for(request, code)
+    require(request, Action.DEPLOY, deployment)
     context = invoke_context(deployment)
     if cancel(deployment):
         record(request, deployment.tenant, "deployment.cancel", deployment.short_id)

@@ -5,12 +5,13 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from workers_portal.access import require_admin
+from workers.models import WorkerSecret
+from workers.secrets import NAME, encrypt
+from workers_portal.access import Action
 from workers_portal.audit import record
 
-from .models import WorkerSecret
-from .secrets import NAME, encrypt
-from .views import worker_for_member
+from .access import require
+from .workers import worker_for
 
 
 class SecretForm(forms.Form):
@@ -30,8 +31,8 @@ class SecretForm(forms.Form):
 
 @login_required
 def worker_secrets(request, code):
-    worker = worker_for_member(request, code)
-    require_admin(request.user, worker.tenant)
+    worker = worker_for(request, code)
+    require(request, Action.MANAGE, worker, viewing=request.method != "POST")
     form = SecretForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         WorkerSecret.objects.update_or_create(
@@ -51,8 +52,8 @@ def worker_secrets(request, code):
 @login_required
 @require_POST
 def delete_secret(request, code, name):
-    worker = worker_for_member(request, code)
-    require_admin(request.user, worker.tenant)
+    worker = worker_for(request, code)
+    require(request, Action.MANAGE, worker)
     get_object_or_404(WorkerSecret, worker=worker, name=name).delete()
     record(request, worker.tenant, "secret.delete", f"{worker.name} {name}")
     return redirect("worker-secrets", code=worker.code)

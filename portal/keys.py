@@ -2,15 +2,16 @@
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from workers_portal.access import require_admin
+from workers.api_keys import issue_key
+from workers.models import ApiKey
+from workers_portal.access import KEY_SCOPES, Action
 from workers_portal.audit import record
 
-from .api_keys import issue_key
-from .models import ApiKey
+from .access import require, visible
 
 
 class KeyForm(forms.Form):
@@ -18,9 +19,9 @@ class KeyForm(forms.Form):
         max_length=100, help_text="Where the key is used, e.g. “GitHub Actions”."
     )
     scopes = forms.MultipleChoiceField(
-        choices=ApiKey.Scope.choices,
+        choices=[(scope.value, scope.value) for scope in KEY_SCOPES],
         widget=forms.CheckboxSelectMultiple,
-        initial=[ApiKey.Scope.DEPLOY, ApiKey.Scope.READ],
+        initial=[Action.DEPLOY, Action.READ],
     )
 
 
@@ -28,7 +29,7 @@ class KeyForm(forms.Form):
 def api_keys(request):
     if request.tenant is None:
         return render(request, "workers/no_tenant.html", status=404)
-    require_admin(request.user, request.tenant)
+    require(request, Action.MANAGE, request.tenant, viewing=request.method != "POST")
     form = KeyForm(request.POST or None)
     secret = None
     if request.method == "POST" and form.is_valid():
@@ -46,8 +47,8 @@ def api_keys(request):
 @login_required
 @require_POST
 def revoke_key(request, pk):
-    key = get_object_or_404(ApiKey.objects.for_member(request.user), pk=pk)
-    require_admin(request.user, key.tenant)
+    key = visible(request, ApiKey.objects.select_related("tenant"), pk=pk)
+    require(request, Action.MANAGE, key)
     if ApiKey.objects.filter(pk=key.pk, revoked_at=None).update(revoked_at=timezone.now()):
         record(request, key.tenant, "key.revoke", key.name, prefix=key.prefix)
     return redirect("api-keys")

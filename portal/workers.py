@@ -1,26 +1,26 @@
-"""Tenant pages for workers: dashboard, new worker, worker page, redeploy."""
+"""Tenant pages for workers: dashboard, new worker, worker page, redeploy, visibility, delete."""
 
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from deployments.announce import announce_worker
-from deployments.deploy import deploy
-from deployments.forms_context import invoke_context
-from workers_portal.access import require_deployer
+from deployments.deploy import delete_worker as delete_with_deployments
+from deployments.deploy import deploy, set_visibility
+from workers.models import Worker
+from workers_portal.access import Action
 from workers_portal.audit import record
+from workers_portal.middleware import SESSION_KEY
 from workers_portal.quotas import QuotaExceeded, check_new_worker, usage
 
+from .access import require, visible
+from .deployments import invoke_context
 from .forms import DeployForm, NewWorkerForm
-from .models import Worker
 
 
-def worker_for_member(request, code) -> Worker:
-    """The worker if the user is a member of its tenant; 404 for everyone else."""
-    return get_object_or_404(
-        Worker.objects.for_member(request.user).select_related("tenant", "production"), code=code
-    )
+def worker_for(request, code) -> Worker:
+    """The worker if the principal may see it; 404 for everyone else."""
+    return visible(request, Worker.objects.select_related("tenant", "production"), code=code)
 
 
 @login_required
@@ -28,7 +28,7 @@ def dashboard(request):
     workers = []
     if request.tenant is not None:
         workers = list(
-            Worker.objects.for_member(request.user)
+            Worker.objects.visible_to(request.principal)
             .filter(tenant=request.tenant)
             .select_related("tenant", "production")
         )
@@ -39,10 +39,22 @@ def dashboard(request):
 
 
 @login_required
+@require_POST
+def switch_tenant(request):
+    """Work in another of the user's tenants (the dashboard and tenant-wide pages follow)."""
+    chosen = next(
+        (t for t in request.principal.tenants if t.slug == request.POST.get("tenant")), None
+    )
+    if chosen is not None:
+        request.session[SESSION_KEY] = chosen.pk
+    return redirect("dashboard")
+
+
+@login_required
 def new_worker(request):
     if request.tenant is None:
         return render(request, "workers/no_tenant.html", status=404)
-    require_deployer(request.user, request.tenant)
+    require(request, Action.DEPLOY, request.tenant)
     form = NewWorkerForm(request.POST or None, tenant=request.tenant)
     if request.method == "POST" and form.is_valid():
         try:
@@ -79,15 +91,15 @@ def detail_context(worker: Worker, form: DeployForm | None = None) -> dict:
 
 @login_required
 def worker_detail(request, code):
-    worker = worker_for_member(request, code)
+    worker = worker_for(request, code)
     return render(request, "workers/detail.html", detail_context(worker))
 
 
 @login_required
 @require_POST
 def redeploy(request, code):
-    worker = worker_for_member(request, code)
-    require_deployer(request.user, worker.tenant)
+    worker = worker_for(request, code)
+    require(request, Action.DEPLOY, worker)
     form = DeployForm(request.POST)
     if not form.is_valid():
         return render(request, "workers/detail.html", detail_context(worker, form), status=400)
@@ -102,12 +114,12 @@ def redeploy(request, code):
 
 @login_required
 @require_POST
-def set_visibility(request, code):
-    worker = worker_for_member(request, code)
-    require_deployer(request.user, worker.tenant)
+def visibility(request, code):
+    """Public or private: admins guard private workers with keys, so it is their call."""
+    worker = worker_for(request, code)
+    require(request, Action.MANAGE, worker)
     public = request.POST.get("public") == "1"
-    Worker.objects.filter(pk=worker.pk).update(public=public)
-    announce_worker(worker)  # hosts check access with what they cached: refresh it
+    set_visibility(worker, public)
     record(request, worker.tenant, "worker.visibility", worker.name, public=public)
     return redirect("worker", code=worker.code)
 
@@ -115,14 +127,14 @@ def set_visibility(request, code):
 @login_required
 def delete_worker(request, code):
     """GET asks to confirm; POST deletes the worker with its deployments and logs."""
-    worker = worker_for_member(request, code)
-    require_deployer(request.user, worker.tenant)
+    worker = worker_for(request, code)
+    require(request, Action.DEPLOY, worker)
     if request.method == "POST":
         if request.POST.get("confirm_name") != worker.name:
             return render(
                 request, "workers/delete.html", {"worker": worker, "mismatch": True}, status=400
             )
-        worker.delete()
+        delete_with_deployments(worker)
         record(request, worker.tenant, "worker.delete", worker.name)
         return redirect("dashboard")
     return render(request, "workers/delete.html", {"worker": worker})

@@ -4,8 +4,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from deployments.deploy import deploy
-from workers.forms import SAMPLE_SOURCE
 from workers.models import Worker
+from workers.samples import SAMPLE_SOURCE
 from workers_portal.models import Membership, Tenant
 
 

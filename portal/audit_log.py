@@ -3,14 +3,16 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from .access import require_admin
-from .models import AuditEvent
+from workers_portal.access import Action
+from workers_portal.models import AuditEvent
+
+from .access import require
 
 
 @login_required
 def audit_log(request):
     if request.tenant is None:
         return render(request, "workers/no_tenant.html", status=404)
-    require_admin(request.user, request.tenant)
+    require(request, Action.MANAGE, request.tenant, viewing=True)
     events = AuditEvent.objects.filter(tenant=request.tenant)[:200]
     return render(request, "audit.html", {"events": events})

@@ -5,22 +5,9 @@ import json
 from django import forms
 from django.conf import settings
 
+from workers.models import Worker
+from workers.samples import SAMPLE_SOURCE
 from workers_portal.models import label_validator
-
-from .models import Worker
-
-SAMPLE_SOURCE = """\
-// Every exported function can be invoked with POST <url>/api/invoke/<name> and a JSON body.
-export async function hello(payload: { name?: string }) {
-  console.log("hello called with", payload);
-  return { greeting: `Hello, ${payload?.name ?? "world"}!` };
-}
-
-export async function add(payload: { a: number; b: number }) {
-  console.info(`adding ${payload.a} and ${payload.b}`);
-  return payload.a + payload.b;
-}
-"""
 
 
 class SourceField(forms.CharField):

@@ -1,21 +1,22 @@
-"""The internal API the runtime hosts call: learn deployments, fetch artifacts, ingest."""
+"""The internal API the runtime hosts call (learn deployments, fetch artifacts, check keys,
+ingest, follow announcements), and the ingest generated deployments push to. Only callers
+holding RUNTIME_TOKEN (or a deployment's own ingest token) get in; others see a 404."""
 
 import hmac
-import math
 
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from deployments.announce import announcements
+from deployments.config import runtime_config
+from deployments.generator import ingest_token
+from deployments.ingest import store_runtime_batch
+from deployments.models import Artifact, Deployment
 from workers.models import ApiKey, Worker
-from workers.secrets import unseal
-from workers_portal.limits import effective_limits
 from workers_portal.models import Tenant
-
-from .ingest import store_runtime_batch
-from .models import Artifact, Deployment
 
 
 def bearer_matches(request, secret: str) -> bool:
@@ -43,28 +44,7 @@ def not_found(code: str, message: str) -> JsonResponse:
 
 
 def deployment_config(deployment: Deployment, alias: bool, have: str = "") -> dict:
-    limits = effective_limits(deployment.worker)
-    config = {
-        "id": str(deployment.code),
-        "tenant": deployment.tenant_id,
-        "public": deployment.worker.public,
-        "host": deployment.host,
-        "functions": deployment.functions,
-        "artifact": deployment.artifact_id,
-        "timeoutMs": int(limits["timeout_seconds"] * 1000),
-        "maxBodyBytes": deployment.tenant.quota("max_payload_bytes"),
-        # Each host process counts on its own, so each gets its share of the tenant's rate.
-        "invocationsPerMinute": math.ceil(
-            deployment.tenant.quota("max_invocations_per_minute") / settings.RUNTIME_PROCESSES
-        ),
-        "maxLogLines": limits["max_log_lines"],
-        "maxConcurrency": limits["max_concurrency"],
-        "maxResultBytes": limits["max_result_bytes"],
-        "memoryMb": limits["memory_mb"],
-        "maxLineBytes": limits["max_line_bytes"],
-        "alias": alias,
-        "env": unseal(deployment.secrets_sealed),
-    }
+    config = {**runtime_config(deployment), "alias": alias}
     if have != deployment.artifact_id:
         # The code comes along unless the host has it already: a cold start is one request.
         config["code"] = deployment.artifact.content
@@ -158,9 +138,20 @@ def api_key(request, prefix: str):
 def deployment_ingest(request, code):
     """Log lines and invocations pushed by one generated (Vercel) deployment, authenticated
     by that deployment's own token: it can add lines to itself and to nothing else."""
-    from .generator import ingest_token
-
     deployment = Deployment.objects.filter(code=code).first()
     if deployment is None or not bearer_matches(request, ingest_token(deployment)):
         return not_found("not_found", "Not found.")
     return store_batch(request, only=deployment)
+
+
+@require_GET
+async def events(request):
+    """Announcements of changed deployments as Server-Sent Events (deployments.announce)."""
+    if not runtime_token_ok(request):
+        return HttpResponse(status=404)
+    if not hasattr(request, "scope"):
+        # Under WSGI a stream would hold a thread for good: hosts learn at first call.
+        return HttpResponse(status=204)
+    response = StreamingHttpResponse(announcements(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    return response

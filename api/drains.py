@@ -6,10 +6,14 @@ import json
 
 from django.conf import settings
 from django.http import JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from ninja import Router
 
-from .ingest import deployments_by, parse_time, store
-from .models import LogEntry
+from deployments.ingest import deployments_by, parse_time, store
+from deployments.models import LogEntry
+
+from .schemas import DrainOk, DrainStored, ErrorOut
+
+router = Router(tags=["log drains"], auth=None)
 
 LEVELS = {
     "info": "info",
@@ -44,12 +48,31 @@ def line_seq(item: dict) -> int:
     return int(hashlib.sha1(str(item.get("id")).encode()).hexdigest()[:7], 16)  # noqa: S324
 
 
-@csrf_exempt
+@router.get(
+    "/drains/vercel",
+    url_name="vercel-drain",
+    response={200: DrainOk},
+    summary="Vercel's endpoint check (answers x-vercel-verify)",
+)
+def vercel_drain_check(request):
+    return answer(200, {"ok": True})
+
+
+@router.post(
+    "/drains/vercel",
+    response={200: DrainStored, frozenset({400, 403}): ErrorOut},
+    summary="A Vercel Log Drain delivery (JSON array, object or NDJSON), signed with "
+    "x-vercel-signature",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            }
+        }
+    },
+)
 def vercel_drain(request):
-    if request.method == "GET":
-        return answer(200, {"ok": True})
-    if request.method != "POST":
-        return answer(405, {"error": {"code": "method_not_allowed", "message": "POST only."}})
     secret = settings.VERCEL_LOG_DRAIN_SECRET
     given = request.headers.get("x-vercel-signature", "")
     expected = hmac.new(secret.encode(), request.body, hashlib.sha1).hexdigest()

@@ -8,11 +8,11 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
-from workers.views import worker_for_member
+from deployments.logs import LogFilter, cursor_from, latest_lines, lines_after, lines_before
+from deployments.models import Invocation, LogEntry
 
-from .logs import LogFilter, cursor_from, latest_lines, lines_after, lines_before
-from .models import Invocation, LogEntry
-from .views import deployment_for_member
+from .deployments import deployment_for
+from .workers import worker_for
 
 TAIL_BATCH = 500
 
@@ -37,9 +37,9 @@ def scope_for(request, kind: str, code) -> Scope:
     """The log lines a member may read in this scope; 404 for everyone else."""
     base = LogEntry.objects.select_related("deployment")
     if kind == "worker":
-        worker = worker_for_member(request, code)
+        worker = worker_for(request, code)
         return Scope(kind, worker, base.filter(deployment__worker=worker), worker.name)
-    deployment = deployment_for_member(request, code)
+    deployment = deployment_for(request, code)
     title = f"{deployment.worker.name} · {deployment.short_id}"
     return Scope(kind, deployment, base.filter(deployment=deployment), title)
 
@@ -123,13 +123,13 @@ def log_older(request, kind, code):
 @login_required
 def invocation_detail(request, request_id):
     invocation = (
-        Invocation.objects.for_member(request.user)
+        Invocation.objects.visible_to(request.principal)
         .select_related("deployment__worker")
         .filter(request_id=request_id)
         .first()
     )
     lines = list(
-        LogEntry.objects.for_member(request.user)
+        LogEntry.objects.visible_to(request.principal)
         .select_related("deployment__worker")
         .filter(request_id=request_id)
         .order_by("seq", "id")

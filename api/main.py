@@ -1,0 +1,110 @@
+"""The JSON API (django-ninja): authentication, error answers, and the operations of each
+module mounted. The OpenAPI description is generated from the same schemas that validate
+requests and answers, and served at /api/openapi.json."""
+
+from django.conf import settings
+from django.middleware.csrf import CsrfViewMiddleware
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import APIKeyCookie, HttpBearer
+
+from . import drains, logs, workers
+from .errors import ApiError, error_response
+
+
+class KeyAuth(HttpBearer):
+    """An API key (`Authorization: Bearer wk_…`), checked once per request by the
+    principal middleware."""
+
+    def authenticate(self, request, token):
+        principal = request.principal
+        return principal if principal.key is not None else None
+
+
+class SessionAuth(APIKeyCookie):
+    """A signed-in portal session; writes must carry the CSRF token, as the pages do."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def __init__(self):
+        super().__init__(csrf=False)  # checked below, with our own error answer
+
+    def authenticate(self, request, key):
+        principal = request.principal
+        if principal.user is None or principal.key is not None:
+            return None
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            rejected = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+            if rejected is not None:
+                raise ApiError(403, "csrf_failed", "CSRF check failed; use an API key.")
+        return principal
+
+
+api = NinjaAPI(
+    title="Functions API",
+    version="1",
+    urls_namespace="api",
+    openapi_url="/openapi.json",
+    docs_url=None,
+    auth=[KeyAuth(), SessionAuth()],
+)
+
+
+@api.exception_handler(ApiError)
+def api_error(request, exc: ApiError):
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
+@api.exception_handler(AuthenticationError)
+def unauthenticated(request, exc):
+    return error_response(
+        401,
+        "unauthenticated",
+        "Send `Authorization: Bearer <API key>` with an active key, or sign in.",
+    )
+
+
+@api.exception_handler(HttpError)
+def http_error(request, exc: HttpError):
+    if isinstance(exc.__cause__, ApiError):
+        return api_error(request, exc.__cause__)
+    if exc.status_code == 400 and exc.__cause__ is not None:  # the body did not parse
+        return error_response(400, "invalid_json", f"The body is not valid JSON: {exc.__cause__}")
+    return error_response(exc.status_code, "error", str(exc))
+
+
+@api.exception_handler(ValidationError)
+def invalid(request, exc: ValidationError):
+    """Pydantic's findings, as one sentence per field."""
+    problems = []
+    code = "invalid_request"
+    for problem in exc.errors:
+        where = [str(part) for part in problem.get("loc", ()) if part not in ("body", "payload")]
+        if problem.get("type") in ("model_type", "dict_type", "model_attributes_type"):
+            return error_response(400, "invalid_json", "The body must be a JSON object.")
+        if where[:1] == ["name"]:
+            code = "invalid_name"
+        field = ".".join(where) or "body"
+        problems.append(f"{field}: {problem.get('msg', 'invalid')}")
+    return error_response(400, code, "Invalid request: " + "; ".join(problems) + ".")
+
+
+class Parser:
+    """JSON bodies, refused before parsing when they are far over any limit."""
+
+    def parse_body(self, request):
+        import json
+
+        limit = settings.MAX_SOURCE_BYTES + 64 * 1024
+        if len(request.body) > limit:
+            raise ApiError(413, "payload_too_large", f"The body is larger than {limit} bytes.")
+        return json.loads(request.body)
+
+    def parse_querydict(self, data, list_fields, request):
+        return {k: (data.getlist(k) if k in list_fields else data[k]) for k in data}
+
+
+api.parser = Parser()
+api.add_router("", workers.router)
+api.add_router("", logs.router)
+api.add_router("", drains.router)

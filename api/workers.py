@@ -1,0 +1,209 @@
+"""Workers and deployments in the JSON API: deploy, read, delete, cancel, promote."""
+
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from ninja import Router, Status
+
+from deployments.backends import backend_for_worker
+from deployments.deploy import cancel, delete_worker, deploy, set_production
+from deployments.models import Deployment
+from workers.models import Worker
+from workers_portal.access import Action, can
+from workers_portal.audit import record
+from workers_portal.quotas import QuotaExceeded, check_new_worker
+
+from .errors import ApiError, not_found, require
+from .schemas import (
+    DeployedOut,
+    DeployIn,
+    DeploymentList,
+    DeploymentOut,
+    ErrorOut,
+    ProductionIn,
+    WorkerList,
+    WorkerOut,
+)
+
+router = Router(tags=["workers"])
+ERRORS = {frozenset({401, 403, 404}): ErrorOut}
+
+
+def deployment_json(d: Deployment) -> dict:
+    return {
+        "id": d.code,
+        "status": d.status,
+        "backend": d.backend,
+        "functions": d.functions,
+        "errorMessage": d.error_message or None,
+        "backendId": d.deployment_id or None,
+        "url": d.url or None,
+        "createdAt": d.created,
+        "readyAt": d.finished_at if d.status == Deployment.Status.READY else None,
+    }
+
+
+def worker_json(w: Worker) -> dict:
+    latest = w.latest_deployment()
+    return {
+        "id": w.code,
+        "name": w.name,
+        "tenant": w.tenant.slug,
+        "url": backend_for_worker(w).production_url(w),
+        "public": w.public,
+        "production": deployment_json(w.production) if w.production else None,
+        "latestDeployment": deployment_json(latest) if latest else None,
+        "createdAt": w.created,
+    }
+
+
+def workers_of(request):
+    return Worker.objects.visible_to(request.principal).select_related(
+        "tenant", "production__worker", "production__tenant"
+    )
+
+
+def worker_for(request, code: UUID, action: Action) -> Worker:
+    worker = workers_of(request).filter(code=code).first()
+    if worker is None:
+        raise not_found("worker")
+    require(request, action, worker)
+    return worker
+
+
+def deployment_for(request, code: UUID, action: Action) -> Deployment:
+    found = Deployment.objects.visible_to(request.principal).select_related("worker", "tenant")
+    deployment = found.filter(code=code).first()
+    if deployment is None:
+        raise not_found("deployment")
+    require(request, action, deployment)
+    return deployment
+
+
+@router.get("/workers", response={200: WorkerList, **ERRORS}, summary="List workers")
+def list_workers(request):
+    principal = request.principal
+    readable = [t.pk for t in principal.tenants if can(principal, Action.READ, t)]
+    if not readable:
+        raise ApiError(403, "forbidden", "This key may not read (it lacks the read scope).")
+    return {"workers": [worker_json(w) for w in workers_of(request).filter(tenant_id__in=readable)]}
+
+
+def choose_tenant(request, slug: str | None):
+    tenants = request.principal.tenants
+    if slug:
+        return next((t for t in tenants if t.slug == slug), None)
+    if len(tenants) == 1:
+        return tenants[0]
+    return request.tenant
+
+
+@router.post(
+    "/workers",
+    response={202: DeployedOut, frozenset({400, 401, 403, 404, 409, 413, 429}): ErrorOut},
+    summary="Deploy: create the worker if needed and a new deployment",
+)
+def create_deployment(request, body: DeployIn):
+    tenant = choose_tenant(request, body.tenant)
+    if tenant is None:
+        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
+    require(request, Action.DEPLOY, tenant)
+    if len(body.code.encode()) > settings.MAX_SOURCE_BYTES:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"The module is larger than {settings.MAX_SOURCE_BYTES} bytes.",
+        )
+    user = request.user if request.principal.key is None else None
+    try:
+        with transaction.atomic():
+            worker = Worker.objects.filter(tenant=tenant, name=body.name).first()
+            if worker is None:
+                check_new_worker(tenant)
+                worker = Worker.objects.create(tenant=tenant, name=body.name)
+            deployment = deploy(worker, body.code, user)
+            record(request, tenant, "deploy", body.name, deployment=deployment.short_id)
+    except IntegrityError as exc:
+        raise ApiError(
+            409, "conflict", "The worker was created by another request; retry."
+        ) from exc
+    except QuotaExceeded as exc:
+        if exc.retry_after is None:
+            raise ApiError(403, "quota_exceeded", exc.message) from exc
+        headers = {"Retry-After": str(exc.retry_after)}
+        raise ApiError(429, "quota_exceeded", exc.message, headers) from exc
+    return Status(202, {**worker_json(worker), "deployment": deployment_json(deployment)})
+
+
+@router.get("/workers/{uuid:id}", response={200: WorkerOut, **ERRORS}, summary="A worker")
+def get_worker(request, id: UUID):
+    return worker_json(worker_for(request, id, Action.READ))
+
+
+@router.delete(
+    "/workers/{uuid:id}",
+    response={204: None, **ERRORS},
+    summary="Delete a worker with its deployments and logs",
+)
+def remove_worker(request, id: UUID):
+    worker = worker_for(request, id, Action.DEPLOY)
+    delete_worker(worker)
+    record(request, worker.tenant, "worker.delete", worker.name)
+    return HttpResponse(status=204)
+
+
+@router.get(
+    "/workers/{uuid:id}/deployments",
+    response={200: DeploymentList, **ERRORS},
+    summary="A worker's deployments, newest first",
+)
+def worker_deployments(request, id: UUID):
+    worker = worker_for(request, id, Action.READ)
+    found = worker.deployments.select_related("worker", "tenant")[:100]
+    return {"deployments": [deployment_json(d) for d in found]}
+
+
+@router.post(
+    "/workers/{uuid:id}/production",
+    response={200: WorkerOut, frozenset({400, 401, 403, 404, 409}): ErrorOut},
+    summary="Promote a ready deployment, or roll back to an earlier one",
+)
+def promote(request, id: UUID, body: ProductionIn):
+    worker = worker_for(request, id, Action.DEPLOY)
+    target = worker.deployments.filter(code=body.id).first()
+    if target is None:
+        raise ApiError(404, "not_found", "No such deployment of this worker.")
+    if target.status != Deployment.Status.READY:
+        raise ApiError(
+            409, "not_ready", f"That deployment is {target.status}; only ready ones serve."
+        )
+    set_production(worker, target)
+    record(request, worker.tenant, "production.set", worker.name, deployment=target.short_id)
+    worker.refresh_from_db()
+    return worker_json(worker)
+
+
+@router.get(
+    "/deployments/{uuid:id}", response={200: DeploymentOut, **ERRORS}, summary="A deployment"
+)
+def get_deployment(request, id: UUID):
+    return deployment_json(deployment_for(request, id, Action.READ))
+
+
+@router.post(
+    "/deployments/{uuid:id}/cancel",
+    response={200: DeploymentOut, frozenset({401, 403, 404, 409}): ErrorOut},
+    summary="Cancel a build that has not ended (on its back end too)",
+)
+def cancel_deployment(request, id: UUID):
+    d = deployment_for(request, id, Action.DEPLOY)
+    if not cancel(d):
+        raise ApiError(
+            409,
+            "already_finished",
+            f"This deployment is {d.status}; only builds that have not ended can be canceled.",
+        )
+    record(request, d.tenant, "deployment.cancel", d.short_id)
+    return deployment_json(d)

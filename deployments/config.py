@@ -1,0 +1,40 @@
+"""The configuration a deployment runs with, built once for every back end: the local
+runtime fetches it from the internal API, the Vercel back end writes it into the generated
+project. Limit names come from the contract (contract.json)."""
+
+from workers.secrets import unseal
+from workers_portal.limits import effective_limits
+
+from .contract import LIMITS
+
+
+def limits(deployment) -> dict:
+    own = effective_limits(deployment.worker)
+    tenant = deployment.tenant
+    values = {
+        "timeoutMs": int(own["timeout_seconds"] * 1000),
+        "memoryMb": own["memory_mb"],
+        "maxConcurrency": own["max_concurrency"],
+        "maxResultBytes": own["max_result_bytes"],
+        "maxLogLines": own["max_log_lines"],
+        "maxLineBytes": own["max_line_bytes"],
+        "maxBodyBytes": tenant.quota("max_payload_bytes"),
+        # The tenant's whole quota; a runtime host that counts alone takes its share.
+        "invocationsPerMinute": tenant.quota("max_invocations_per_minute"),
+    }
+    assert list(values) == LIMITS, "deployments/contract.json names the limits"  # noqa: S101
+    return values
+
+
+def runtime_config(deployment) -> dict:
+    """Everything a deployment runs with, secrets included (callers hold them carefully)."""
+    return {
+        "id": str(deployment.code),
+        "tenant": deployment.tenant_id,
+        "public": deployment.worker.public,
+        "host": deployment.host,
+        "functions": list(deployment.functions),
+        "artifact": deployment.artifact_id,
+        **limits(deployment),
+        "env": unseal(deployment.secrets_sealed),
+    }

@@ -1,0 +1,12 @@
+// The contract shared with the control plane and the generated Next.js project
+// (deployments/contract.json): error codes with their HTTP status, header names, triggers.
+import contract from "../contract.json" with { type: "json" };
+
+export type ErrorCode = keyof typeof contract.errors;
+export const HEADERS = contract.headers;
+export const TRIGGERS = new Set(contract.triggers);
+export const ERROR_CODES = contract.errors;
+
+export function statusOf(code: ErrorCode): number {
+  return contract.errors[code];
+}

@@ -1,0 +1,162 @@
+"""Tenant pages for members: list, change roles, remove, invite by email, withdraw, accept."""
+
+import secrets
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import PermissionDenied
+from django.core.mail import send_mail
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from workers_portal.access import Action, grantable
+from workers_portal.audit import record
+from workers_portal.context_processors import brand_for
+from workers_portal.middleware import SESSION_KEY
+from workers_portal.models import Invitation, Membership
+
+from .access import require, visible
+
+Role = Membership.Role
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.DEVELOPER)
+
+
+@login_required
+def members(request):
+    if request.tenant is None:
+        return render(request, "workers/no_tenant.html", status=404)
+    tenant = request.tenant
+    require(request, Action.MANAGE, tenant, viewing=request.method != "POST")
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        role = form.cleaned_data["role"]
+        if not grantable(request.principal, tenant.pk, role):
+            raise PermissionDenied("Only owners may invite owners.")
+        invitation = Invitation.objects.create(
+            tenant=tenant,
+            email=form.cleaned_data["email"],
+            role=role,
+            token=secrets.token_urlsafe(32),
+            invited_by=request.user,
+            expires_at=timezone.now() + timedelta(days=settings.INVITATION_DAYS),
+        )
+        link = request.build_absolute_uri(reverse("accept-invitation", args=[invitation.token]))
+        brand = brand_for(tenant)["name"]
+        send_mail(
+            f"You are invited to {tenant.name} on {brand}",
+            f"{request.user.get_username()} invited you to join {tenant.name} as {role}.\n\n"
+            f"Accept (with the account of this address, before "
+            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC): {link}\n",
+            None,
+            [invitation.email],
+        )
+        record(request, tenant, "member.invite", invitation.email, role=role)
+        return redirect("members")
+    now = timezone.now()
+    context = {
+        "form": form,
+        "memberships": tenant.memberships.select_related("user").order_by("user__username"),
+        "invitations": tenant.invitations.filter(
+            accepted_at=None, withdrawn_at=None, expires_at__gt=now
+        ),
+        "roles": Role.choices,
+    }
+    return render(request, "members.html", context)
+
+
+def membership_for_admin(request, pk) -> Membership:
+    target = visible(request, Membership.objects.select_related("tenant", "user"), pk=pk)
+    require(request, Action.MANAGE, target)
+    return target
+
+
+def last_owner(target: Membership) -> bool:
+    owners = target.tenant.memberships.filter(role=Role.OWNER)
+    return target.role == Role.OWNER and owners.count() == 1
+
+
+@login_required
+@require_POST
+def change_role(request, pk):
+    target = membership_for_admin(request, pk)
+    role = request.POST.get("role", "")
+    allowed = grantable(request.principal, target.tenant_id, role) and grantable(
+        request.principal, target.tenant_id, target.role
+    )
+    if role not in Role.values or not allowed:
+        raise PermissionDenied("Only owners may make or change owners.")
+    if last_owner(target) and role != Role.OWNER:
+        raise PermissionDenied("A tenant keeps at least one owner.")
+    Membership.objects.filter(pk=target.pk).update(role=role)
+    record(request, target.tenant, "member.role", str(target.user), role=role)
+    return redirect("members")
+
+
+@login_required
+@require_POST
+def remove_member(request, pk):
+    target = membership_for_admin(request, pk)
+    if not grantable(request.principal, target.tenant_id, target.role) or last_owner(target):
+        raise PermissionDenied("Owners are removed by owners, and a tenant keeps at least one.")
+    target.delete()
+    record(request, target.tenant, "member.remove", str(target.user))
+    return redirect("members")
+
+
+@login_required
+@require_POST
+def withdraw_invitation(request, pk):
+    invitation = visible(request, Invitation.objects.select_related("tenant"), pk=pk)
+    require(request, Action.MANAGE, invitation)
+    if not grantable(request.principal, invitation.tenant_id, invitation.role):
+        raise PermissionDenied("Only owners may withdraw an invitation to be an owner.")
+    if Invitation.objects.filter(pk=invitation.pk, accepted_at=None, withdrawn_at=None).update(
+        withdrawn_at=timezone.now()
+    ):
+        record(request, invitation.tenant, "member.withdraw", invitation.email)
+    return redirect("members")
+
+
+def accept_invitation(request, token):
+    """Only the account of the invited address may accept, before the invitation expires
+    and unless it was withdrawn; a new account takes the invited address."""
+    invitation = Invitation.objects.select_related("tenant").filter(token=token).first()
+    if invitation is None or not invitation.is_open:
+        raise Http404("This invitation does not exist, was withdrawn, was used or has expired.")
+    user = request.user
+    if user.is_authenticated and user.email.lower() != invitation.email.lower():
+        return render(
+            request, "accept.html", {"invitation": invitation, "wrong_account": True}, status=403
+        )
+    signup = UserCreationForm(request.POST or None) if not user.is_authenticated else None
+    if request.method == "POST":
+        if signup is not None:
+            if not signup.is_valid():
+                return render(request, "accept.html", {"invitation": invitation, "signup": signup})
+            user = signup.save()
+            user.email = invitation.email
+            user.save(update_fields=["email"])
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        # Taken once: two clicks at the same moment make one membership.
+        if not Invitation.objects.filter(pk=invitation.pk, accepted_at=None).update(
+            accepted_at=timezone.now()
+        ):
+            raise Http404("This invitation was used already.")
+        Membership.objects.get_or_create(
+            user=user, tenant=invitation.tenant, defaults={"role": invitation.role}
+        )
+        record(request, invitation.tenant, "member.join", user.get_username(), role=invitation.role)
+        request.session[SESSION_KEY] = invitation.tenant_id
+        return redirect("dashboard")
+    return render(request, "accept.html", {"invitation": invitation, "signup": signup})

@@ -1,0 +1,65 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import audit_log, deployments, keys, logs, members, secrets, workers
+
+
+def log_urls(kind: str, prefix: str) -> list:
+    return [
+        path(f"{prefix}/<uuid:code>/logs/", logs.log_page, {"kind": kind}, name=f"{kind}-logs"),
+        path(
+            f"{prefix}/<uuid:code>/logs/tail/",
+            logs.log_tail,
+            {"kind": kind},
+            name=f"{kind}-logs-tail",
+        ),
+        path(
+            f"{prefix}/<uuid:code>/logs/older/",
+            logs.log_older,
+            {"kind": kind},
+            name=f"{kind}-logs-older",
+        ),
+    ]
+
+
+urlpatterns = [
+    *log_urls("worker", "workers"),
+    *log_urls("deployment", "deployments"),
+    path("", workers.dashboard, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("tenant/", workers.switch_tenant, name="switch-tenant"),
+    path("workers/new/", workers.new_worker, name="new-worker"),
+    path("keys/", keys.api_keys, name="api-keys"),
+    path("keys/<int:pk>/revoke/", keys.revoke_key, name="revoke-key"),
+    path("audit/", audit_log.audit_log, name="audit-log"),
+    path("members/", members.members, name="members"),
+    path("members/<int:pk>/role/", members.change_role, name="member-role"),
+    path("members/<int:pk>/remove/", members.remove_member, name="member-remove"),
+    path(
+        "invitations/<int:pk>/withdraw/",
+        members.withdraw_invitation,
+        name="withdraw-invitation",
+    ),
+    path("invite/<str:token>/", members.accept_invitation, name="accept-invitation"),
+    path("workers/<uuid:code>/", workers.worker_detail, name="worker"),
+    path("workers/<uuid:code>/deploy/", workers.redeploy, name="redeploy"),
+    path("workers/<uuid:code>/secrets/", secrets.worker_secrets, name="worker-secrets"),
+    path(
+        "workers/<uuid:code>/secrets/<str:name>/delete/",
+        secrets.delete_secret,
+        name="delete-secret",
+    ),
+    path("workers/<uuid:code>/delete/", workers.delete_worker, name="delete-worker"),
+    path("workers/<uuid:code>/visibility/", workers.visibility, name="worker-visibility"),
+    path("deployments/<uuid:code>/", deployments.deployment_detail, name="deployment"),
+    path("deployments/<uuid:code>/panel/", deployments.deployment_panel, name="deployment-panel"),
+    path("deployments/<uuid:code>/badge/", deployments.deployment_badge, name="deployment-badge"),
+    path("deployments/<uuid:code>/invoke/", deployments.invoke, name="invoke"),
+    path(
+        "deployments/<uuid:code>/cancel/",
+        deployments.cancel_deployment,
+        name="cancel-deployment",
+    ),
+    path("invocations/<str:request_id>/", logs.invocation_detail, name="invocation"),
+]

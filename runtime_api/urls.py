@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("runtime/hosts/<str:host>", views.resolve_host),
+    path("runtime/artifacts/<str:sha256>", views.artifact),
+    path("runtime/keys/<str:prefix>", views.api_key),
+    path("runtime/ingest", views.ingest),
+    path("runtime/events", views.events),
+    path("deployments/<uuid:code>/ingest", views.deployment_ingest, name="deployment-ingest"),
+]
