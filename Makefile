@@ -1,4 +1,4 @@
-.PHONY: run test check lint format setup clean bench
+.PHONY: run test check lint format setup setup-dev clean bench
 
 PY := .venv/bin/python
 
@@ -8,7 +8,10 @@ run:            ## set up, start Redis if needed, and run web, worker, beat and 
 setup:
 	bin/setup
 
-test: setup     ## lint, migration check and the whole suite against private Postgres and Redis
+setup-dev:
+	bin/setup dev
+
+test: setup-dev     ## lint, migration check and the whole suite against private Postgres and Redis
 	bin/with-test-services $(MAKE) --no-print-directory check
 
 check: lint
@@ -21,14 +24,14 @@ lint:
 	.venv/bin/lint-imports --no-cache
 	NO_COLOR=1 .venv/bin/deno check --quiet deployments/runtime/host.ts bench/baseline.ts
 
-format: setup
+format: setup-dev
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
 
-bench: setup    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs
+bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs
 	bin/ensure-package wrk wrk
 	bin/ensure-package npm npm
 	cd bench && npm install --no-audit --no-fund --loglevel=error

@@ -2,6 +2,8 @@
 module mounted. The OpenAPI description is generated from the same schemas that validate
 requests and answers, and served at /api/openapi.json."""
 
+import json
+
 from django.conf import settings
 from django.middleware.csrf import CsrfViewMiddleware
 from ninja import NinjaAPI
@@ -93,8 +95,6 @@ class Parser:
     """JSON bodies, refused before parsing when they are far over any limit."""
 
     def parse_body(self, request):
-        import json
-
         limit = settings.MAX_SOURCE_BYTES + 64 * 1024
         if len(request.body) > limit:
             raise ApiError(413, "payload_too_large", f"The body is larger than {limit} bytes.")

@@ -3,6 +3,17 @@ from django.contrib import admin
 from .models import Artifact, Deployment, Invocation, LogEntry
 
 
+class WrittenBySystem(admin.ModelAdmin):
+    """Records the platform writes (invocations, log lines, artifacts): operators read them,
+    and may delete them, but never add or edit one."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
     list_display = ["short_id", "worker", "tenant", "status", "backend", "created", "finished_at"]
@@ -21,7 +32,7 @@ class DeploymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invocation)
-class InvocationAdmin(admin.ModelAdmin):
+class InvocationAdmin(WrittenBySystem):
     list_display = [
         "request_id",
         "function",
@@ -37,7 +48,7 @@ class InvocationAdmin(admin.ModelAdmin):
 
 
 @admin.register(LogEntry)
-class LogEntryAdmin(admin.ModelAdmin):
+class LogEntryAdmin(WrittenBySystem):
     list_display = ["timestamp", "level", "function", "request_id", "seq", "message"]
     list_filter = ["level", "tenant"]
     search_fields = ["request_id", "message", "function"]
@@ -45,7 +56,7 @@ class LogEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Artifact)
-class ArtifactAdmin(admin.ModelAdmin):
+class ArtifactAdmin(WrittenBySystem):
     list_display = ["sha256", "size", "created"]
     search_fields = ["sha256"]
     readonly_fields = ["sha256", "size", "created", "content"]

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import transaction
 
 from workers.models import Worker
-from workers.secrets import decrypt, seal
+from workers.secrets import decrypt, seal, unseal
 from workers_portal.quotas import check_deploy
 
 from .announce import announce, announce_worker
@@ -16,6 +16,15 @@ from .models import Deployment
 def snapshot_secrets(worker: Worker) -> str:
     values = {s.name: decrypt(s.value_encrypted) for s in worker.secrets.all()}
     return seal(values)
+
+
+def secrets_changed_since(deployment: Deployment) -> list[str]:
+    """Names of the worker's secrets that were added, changed or removed after `deployment`
+    took its snapshot: it still runs with the old set until the next deploy."""
+    worker = deployment.worker
+    now = {s.name: decrypt(s.value_encrypted) for s in worker.secrets.all()}
+    then = unseal(deployment.secrets_sealed) if deployment.secrets_sealed else {}
+    return sorted(name for name in now.keys() | then.keys() if now.get(name) != then.get(name))
 
 
 def deploy(worker: Worker, source: str, user=None, backend: str | None = None) -> Deployment:

@@ -209,6 +209,7 @@ class LogEntry(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name = "log line"
         # Lines are identified by (request id, sequence), never by time and text: two
         # identical lines in one millisecond are both real, and a re-sent one is not new.
         constraints = [

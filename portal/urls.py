@@ -1,7 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import audit_log, deployments, keys, logs, members, secrets, workers
+from . import (
+    audit_log,
+    deployments,
+    keys,
+    logs,
+    members,
+    operators,
+    secrets,
+    time_zone,
+    workers,
+)
 
 
 def log_urls(kind: str, prefix: str) -> list:
@@ -29,6 +39,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tenant/", workers.switch_tenant, name="switch-tenant"),
+    path("operators/", operators.operators_home, name="operators"),
+    path("time-zone/", time_zone.time_zone, name="time-zone"),
     path("workers/new/", workers.new_worker, name="new-worker"),
     path("keys/", keys.api_keys, name="api-keys"),
     path("keys/<int:pk>/revoke/", keys.revoke_key, name="revoke-key"),
@@ -44,6 +56,11 @@ urlpatterns = [
     path("invite/<str:token>/", members.accept_invitation, name="accept-invitation"),
     path("workers/<uuid:code>/", workers.worker_detail, name="worker"),
     path("workers/<uuid:code>/deploy/", workers.redeploy, name="redeploy"),
+    path(
+        "workers/<uuid:code>/redeploy-production/",
+        workers.redeploy_production,
+        name="redeploy-production",
+    ),
     path("workers/<uuid:code>/secrets/", secrets.worker_secrets, name="worker-secrets"),
     path(
         "workers/<uuid:code>/secrets/<str:name>/delete/",

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from deployments.deploy import delete_worker as delete_with_deployments
-from deployments.deploy import deploy, set_visibility
+from deployments.deploy import deploy, secrets_changed_since, set_visibility
 from workers.models import Worker
 from workers_portal.access import Action
 from workers_portal.audit import record
@@ -25,6 +25,8 @@ def worker_for(request, code) -> Worker:
 
 @login_required
 def dashboard(request):
+    if request.tenant is None and request.user.is_staff:
+        return redirect("operators")  # an operator in no tenant: the platform, not a dead end
     workers = []
     if request.tenant is not None:
         workers = list(
@@ -84,6 +86,8 @@ def detail_context(worker: Worker, form: DeployForm | None = None) -> dict:
     if form is None:
         form = DeployForm(initial={"source": latest.source if latest else ""})
     context = {"worker": worker, "deployments": deployments, "latest": latest, "form": form}
+    if worker.production is not None:
+        context["pending_secrets"] = secrets_changed_since(worker.production)
     if latest is not None:
         context.update(invoke_context(latest))
     return context
@@ -109,6 +113,27 @@ def redeploy(request, code):
         form.add_error(None, exc.message)
         return render(request, "workers/detail.html", detail_context(worker, form), status=429)
     record(request, worker.tenant, "deploy", worker.name, deployment=deployment.short_id)
+    return redirect("worker", code=worker.code)
+
+
+@login_required
+@require_POST
+def redeploy_production(request, code):
+    """The production deployment's code again, with the worker's secrets as they are now."""
+    worker = worker_for(request, code)
+    require(request, Action.DEPLOY, worker)
+    if worker.production is None:
+        return redirect("worker", code=worker.code)
+    try:
+        deployment = deploy(worker, worker.production.source, request.user)
+    except QuotaExceeded as exc:
+        form = DeployForm(initial={"source": worker.production.source})
+        form.add_error(None, exc.message)
+        return render(request, "workers/detail.html", detail_context(worker, form), status=429)
+    record(
+        request, worker.tenant, "deploy", worker.name,
+        deployment=deployment.short_id, reason="secrets changed",
+    )  # fmt: skip
     return redirect("worker", code=worker.code)
 
 

@@ -39,6 +39,9 @@ def runtime_only(view):
     return csrf_exempt(wrapped)
 
 
+SUSPENDED = "This worker's tenant is suspended: it answers no calls until an operator resumes it."
+
+
 def not_found(code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=404)
 
@@ -66,7 +69,7 @@ def resolve_host(request, host: str):
         if deployment is None:
             return not_found("deployment_not_found", f"No deployment {host}.")
         if deployment.tenant.status != Tenant.Status.ACTIVE:
-            return not_found("tenant_suspended", "This deployment's tenant is suspended.")
+            return not_found("tenant_suspended", SUSPENDED)
         if deployment.status != Deployment.Status.READY:
             return not_found(
                 "deployment_not_ready",
@@ -85,7 +88,7 @@ def resolve_host(request, host: str):
         if worker is None:
             return not_found("deployment_not_found", f"No worker {host}.")
         if worker.tenant.status != Tenant.Status.ACTIVE:
-            return not_found("tenant_suspended", "This worker's tenant is suspended.")
+            return not_found("tenant_suspended", SUSPENDED)
         if worker.production is None:
             return not_found("deployment_not_ready", f"Worker {host} has no ready deployment yet.")
         return JsonResponse(deployment_config(worker.production, True, request.GET.get("have", "")))

@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from deployments.config import runtime_config
+from deployments.config import limits, runtime_config
 from deployments.contract import CONTRACT, ERRORS, HEADERS, LIMITS
 from deployments.generator import CONFIG_FILE, CONTRACT_FILE, generate
 from deployments.models import Deployment, Invocation, LogEntry
@@ -58,7 +58,7 @@ def test_the_runtimes_ring_carries_the_contracts_levels():
 def test_both_back_ends_run_with_one_configuration_under_the_contracts_names(worker):
     deployment = create_deployment(worker, GREETER)
     local = runtime_config(deployment)
-    assert set(LIMITS) <= set(local)
+    assert list(limits(deployment)) == LIMITS and set(LIMITS) <= set(local)
     files = generate(deployment, ["hello"])
     generated = json.loads(files[CONFIG_FILE])
     assert {name: generated[name] for name in LIMITS} == {name: local[name] for name in LIMITS}

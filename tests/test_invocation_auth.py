@@ -71,9 +71,10 @@ def test_suspended_tenant_stops_within_5_seconds(private, tenant):
     assert call(deployment, secret).status_code == 200
     Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
     wait_for(
-        lambda: call(deployment, secret).status_code == 404, 5, "the suspension to take effect", 0.2
+        lambda: call(deployment, secret).status_code == 403, 5, "the suspension to take effect", 0.2
     )
-    assert call(deployment, secret).json()["error"]["code"] == "tenant_suspended"
+    refused = call(deployment, secret).json()["error"]
+    assert refused["code"] == "tenant_suspended" and "suspended" in refused["message"]
 
 
 def test_deleted_worker_stops_within_5_seconds(private, tenant):

@@ -212,3 +212,54 @@ def test_operators_see_each_tenants_usage_in_the_admin(client, tenant, worker, d
     client.force_login(operator)
     page = client.get("/admin/workers_portal/tenant/").content.decode()
     assert "Acme" in page and "1 / 100" in page and "1 / 60" in page
+
+
+def test_the_worker_page_says_when_production_runs_with_old_secrets(owner_client, worker):
+    from deployments.deploy import snapshot_secrets
+    from workers.models import WorkerSecret
+    from workers.secrets import encrypt
+
+    WorkerSecret.objects.create(worker=worker, name="TOKEN", value_encrypted=encrypt("one"))
+    deployment = Deployment.objects.create(
+        worker=worker, source=GREETER, secrets_sealed=snapshot_secrets(worker)
+    )
+    deployment.transition(Deployment.Status.QUEUED, Deployment.Status.BUILDING)
+    deployment.transition(Deployment.Status.BUILDING, Deployment.Status.READY, functions=["hello"])
+    worker.promote(deployment)
+    url = reverse("worker", args=[worker.code])
+    assert "still runs with the secrets" not in owner_client.get(url).content.decode()
+
+    owner_client.post(
+        reverse("worker-secrets", args=[worker.code]), {"name": "TOKEN", "value": "two"}
+    )
+    owner_client.post(
+        reverse("worker-secrets", args=[worker.code]), {"name": "EXTRA", "value": "x"}
+    )
+    page = owner_client.get(url).content.decode()
+    assert (
+        "still runs with the secrets" in page and "<code>EXTRA</code>, <code>TOKEN</code>" in page
+    )
+    assert reverse("redeploy-production", args=[worker.code]) in page
+    assert "one" not in page.split("still runs")[1].split("</div>")[0]  # names, never values
+
+    assert owner_client.post(reverse("redeploy-production", args=[worker.code])).status_code == 302
+    fresh = worker.deployments.order_by("-created", "-id").first()
+    assert fresh != deployment and fresh.source == deployment.source
+    from workers.secrets import unseal
+
+    assert unseal(fresh.secrets_sealed) == {"TOKEN": "two", "EXTRA": "x"}
+
+
+def test_copy_buttons_carry_the_exact_text(owner_client, worker):
+    deployment = create_deployment(worker, GREETER)
+    deployment.transition(Deployment.Status.QUEUED, Deployment.Status.BUILDING)
+    deployment.transition(Deployment.Status.BUILDING, Deployment.Status.READY, functions=["hello"])
+    page = owner_client.get(reverse("deployment", args=[deployment.code])).content.decode()
+    # The placeholder is text, escaped, never swallowed as a tag; the button copies the same.
+    curl = (
+        f"curl -X POST {deployment.url}/api/invoke/hello -H &#x27;Authorization: Bearer "
+        "&lt;API key&gt;&#x27; -H &#x27;content-type: application/json&#x27; -d &#x27;{}&#x27;"
+    )
+    assert f'<pre class="code copy curl">{curl}</pre>' in page
+    assert f'<clipboard-copy value="{curl}"' in page
+    assert "vendor/clipboard-copy-element-1.3.2.js" in page

@@ -35,6 +35,47 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ["status", "backend"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+    # What people fill first comes first; limits and quotas default to the platform's.
+    fieldsets = [
+        (None, {"fields": ["slug", "name", "status", "backend"]}),
+        (
+            "Brand",
+            {
+                "fields": [
+                    "brand_name",
+                    "brand_logo_url",
+                    "brand_color",
+                    "support_email",
+                    "custom_domain",
+                ]
+            },
+        ),  # fmt: skip
+        (
+            "Quotas (blank: the platform's default)",
+            {
+                "fields": [
+                    "max_workers",
+                    "max_deployments_per_hour",
+                    "max_invocations_per_minute",
+                    "max_payload_bytes",
+                    "log_retention_days",
+                ]
+            },
+        ),  # fmt: skip
+        (
+            "Runtime limits (blank: the platform's default)",
+            {
+                "fields": [
+                    "timeout_seconds",
+                    "memory_mb",
+                    "max_concurrency",
+                    "max_result_bytes",
+                    "max_log_lines",
+                    "max_line_bytes",
+                ]
+            },
+        ),  # fmt: skip
+    ]
 
     @admin.display(description="back end")
     def backend_name(self, tenant):
@@ -113,6 +154,8 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
+    """Written by the platform: read-only for operators too."""
+
     list_display = ["created", "tenant", "actor_label", "action", "target", "ip"]
     list_filter = ["action", "tenant"]
     search_fields = ["actor_label", "target", "tenant__slug"]

@@ -61,7 +61,7 @@ class Tenant(RuntimeLimits):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.name
+        return f"{self.name} ({self.slug})"  # two tenants may share a name, never a slug
 
     def quota(self, name: str) -> int:
         """This tenant's limit, or the platform default."""

@@ -52,6 +52,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "workers.middleware.PrincipalMiddleware",
+    "portal.time_zone.TimeZoneMiddleware",
 ]
 
 ROOT_URLCONF = "workers_portal.urls"
@@ -124,9 +125,16 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"quiet_polls": {"()": "workers_portal.log_filters.QuietPolls"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        # Django's own console handler (DEBUG) and the root one printed each line twice.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "filters": ["quiet_polls"], "propagate": False},
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------

@@ -1,7 +1,12 @@
 """Template tags that ask the one access path and a deployment's back end, so templates
 neither copy the role table nor ask which back end they show."""
 
+import shlex
+
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from deployments.backends import backend_for_worker
 from workers_portal import access
@@ -27,6 +32,17 @@ def curl_line(deployment, show_secret: bool) -> str:
 
 
 @register.simple_tag
+def api_curl(request, secret: str) -> str:
+    """A first deploy through the JSON API with a new key, ready to paste into a shell."""
+    body = '{"name": "hello", "code": "export async function hi(p: unknown) { return 1 }"}'
+    return shlex.join(
+        ["curl", "-X", "POST", request.build_absolute_uri("/api/workers"),
+         "-H", f"Authorization: Bearer {secret}", "-H", "content-type: application/json",
+         "-d", body]
+    )  # fmt: skip
+
+
+@register.simple_tag
 def plain_url(deployment) -> str | None:
     return deployment.runs_on.plain_host_url(deployment)
 
@@ -39,3 +55,20 @@ def production_url(worker) -> str:
 @register.simple_tag
 def production_plain_url(worker) -> str | None:
     return backend_for_worker(worker).plain_host_url(worker)
+
+
+@register.filter
+def when(moment):
+    """One way to show a time: absolute in the user's zone, named, with the time since."""
+    if not moment:
+        return ""
+    local = timezone.localtime(moment)
+    since = timesince(moment) if moment <= timezone.now() else None
+    relative = f"{since} ago" if since is not None else f"in {timesince(timezone.now(), moment)}"
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time> <span class="muted">({})</span>',
+        local.isoformat(),
+        relative,
+        local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or ""),
+        relative,
+    )

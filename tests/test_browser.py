@@ -1,0 +1,74 @@
+"""The portal in a real browser (Debian's Chromium driven by Playwright): copy buttons copy
+commands that work when pasted into a shell, and the worker page is usable at desktop and
+phone widths (screenshots kept with the test services' logs)."""
+
+import contextlib
+import json
+import os
+import subprocess
+
+import pytest
+
+from workers.models import Worker
+
+from .conftest import LOG_DIR
+from .helpers import GREETER, build_now
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@contextlib.contextmanager
+def signed_in(live_server, user, **context):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=os.environ.get("BROWSER_PATH", "/usr/bin/chromium"), args=ARGS
+        )
+        try:
+            page = browser.new_context(**context).new_page()
+            page.goto(f"{live_server.url}/login/")
+            page.fill("input[name=username]", user.username)
+            page.fill("input[name=password]", "pw-123456")
+            page.click("main button[type=submit]")
+            page.wait_for_url(f"{live_server.url}/")
+            yield page
+        finally:
+            browser.close()
+
+
+def test_a_copied_curl_line_runs_as_copied(live_server, runtime, owner, tenant):
+    worker = Worker.objects.create(tenant=tenant, name="copied", public=True)
+    deployment = build_now(worker, GREETER)
+    context = {"permissions": ["clipboard-read", "clipboard-write"]}
+    with signed_in(live_server, owner, **context) as page:
+        page.goto(f"{live_server.url}/deployments/{deployment.code}/")
+        page.click("pre.curl + clipboard-copy")
+        copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith(f"curl -X POST {deployment.url}/api/invoke/hello")
+    ran = subprocess.run(["bash", "-c", copied + " --silent"], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["result"] == {"greeting": "Hello, world!"}
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_worker_page_fits_the_screen(live_server, owner, tenant, width):
+    worker = Worker.objects.create(tenant=tenant, name="looked-at")
+    from .helpers import create_deployment
+
+    create_deployment(worker, GREETER)
+    viewport = {"width": width, "height": 900}
+    with signed_in(live_server, owner, viewport=viewport) as page:
+        page.goto(f"{live_server.url}/workers/{worker.code}/")
+        page.wait_for_selector("h1:has-text('looked-at')")
+        page.screenshot(path=str(LOG_DIR / f"worker-page-{width}.png"), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{overflow}px wider than a {width}px screen"
+        for selector in (
+            "text=Deploy a new version",
+            "button:has-text('Deploy')",
+            "text=Deployments",
+        ):
+            assert page.locator(selector).first.is_visible(), selector

@@ -1,0 +1,76 @@
+"""Operators: a home in the portal instead of a dead end, an admin that keeps the platform's
+own records read-only, and `manage.py demo` separating the operator from the demo owner."""
+
+from io import StringIO
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from deployments.models import Deployment
+from workers_portal.models import Tenant
+
+from .conftest import client_for
+from .helpers import GREETER, create_deployment
+
+
+def operator():
+    return get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
+
+
+def test_an_operator_in_no_tenant_lands_on_the_platform_home(tenant, worker, other_tenant):
+    failed = create_deployment(worker, GREETER)
+    failed.transition(Deployment.Status.QUEUED, Deployment.Status.BUILDING)
+    failed.transition(
+        Deployment.Status.BUILDING, Deployment.Status.ERROR, error_message="3 type errors"
+    )
+    create_deployment(worker, GREETER)  # waiting for a builder
+    Tenant.objects.filter(pk=other_tenant.pk).update(status=Tenant.Status.SUSPENDED)
+    client = client_for(Client, operator())
+    landing = client.get(reverse("dashboard"))
+    assert landing.status_code == 302 and landing["Location"] == reverse("operators")
+    page = client.get(reverse("operators")).content.decode()
+    assert "Acme" in page and "<code>globex</code>" in page and "1 suspended" in page
+    assert "<strong>1</strong> builds queued or building" in page
+    assert "3 type errors" in page and reverse("admin:index") in page
+
+
+def test_members_do_not_see_the_operators_home(owner_client):
+    response = owner_client.get(reverse("operators"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert reverse("operators") not in owner_client.get(reverse("dashboard")).content.decode()
+
+
+def test_the_platforms_own_records_are_read_only_in_the_admin(tenant, worker):
+    client = client_for(Client, operator())
+    for model in ("deployments/invocation", "deployments/logentry", "deployments/artifact",
+                  "workers_portal/auditevent"):  # fmt: skip
+        assert client.get(f"/admin/{model}/add/").status_code == 403, model
+        listing = client.get(f"/admin/{model}/").content.decode()
+        assert f"/admin/{model}/add/" not in listing, model
+    index = client.get("/admin/").content.decode()
+    assert "Log lines" in index and "Log entrys" not in index
+    # Pickers tell two tenants of the same name apart by their slug.
+    Tenant.objects.create(slug="acme-eu", name="Acme")
+    picker = client.get("/admin/workers_portal/membership/add/").content.decode()
+    form = client.get("/admin/workers_portal/tenant/add/").content.decode()
+    assert form.index('name="slug"') < form.index('name="name"') < form.index('name="max_workers"')
+    assert picker and str(Tenant.objects.get(slug="acme-eu")) == "Acme (acme-eu)"
+
+
+def test_demo_makes_an_ordinary_owner_and_a_separate_operator(db, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    out = StringIO()
+    call_command("demo", stdout=out)
+    users = get_user_model().objects
+    demo, op = users.get(username="demo"), users.get(username="operator")
+    assert not demo.is_superuser and not demo.is_staff
+    assert op.is_superuser and op.is_staff
+    password = (tmp_path / "operator-password").read_text().strip()
+    assert f"operator: operator / {password}" in out.getvalue()
+    assert op.check_password(password) and len(password) >= 16
+    # Idempotent: the second run changes nothing and prints the same password.
+    again = StringIO()
+    call_command("demo", stdout=again)
+    assert f"operator / {password}" in again.getvalue() and users.count() == 2
