@@ -101,9 +101,11 @@ def deploy(tenant, name, source):
     return deployment
 
 
-def call(deployment, fn):
+def call(deployment, fn, payload=None):
     return httpx.post(
-        f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/{fn}", json={}, timeout=30
+        f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/{fn}",
+        json=payload if payload is not None else {},
+        timeout=30,
     )
 
 
@@ -186,3 +188,44 @@ def test_allocating_without_end_stops_only_that_isolate(runtime, tenant, other_t
 def test_the_isolate_shows_neither_the_install_path_nor_its_channel_to_the_host(runtime, tenant):
     where = call(deploy(tenant, "where", WHERE), "where").json()["result"]
     assert where == {"cwd": "/", "argv": ["/deno", "worker.js"], "port": None}
+
+
+BUFFERS = """\
+export async function bomb(payload: { mb: number; how: string }) {
+  console.log("filling buffers");
+  const kept: unknown[] = [];
+  for (let i = 0; i < payload.mb; i++) {
+    if (payload.how === "typed") kept.push(new Uint8Array(1024 * 1024));
+    else if (payload.how === "buffer") kept.push(new ArrayBuffer(1024 * 1024));
+    else if (payload.how === "slice") kept.push(new Uint8Array(1024 * 1024).slice());
+    else if (payload.how === "wasm") kept.push(new WebAssembly.Memory({ initial: 16 }));
+    else kept.push(new TextEncoder().encode("x".repeat(1024 * 1024)));
+  }
+  return kept.length;
+}
+export async function fine(payload: { mb: number }) {
+  const kept = Array.from({ length: payload.mb }, () => new Uint8Array(1024 * 1024));
+  return { ok: kept.length, same: new Uint8Array(4).constructor === Uint8Array,
+           isView: new Uint8Array(4).slice() instanceof Uint8Array };
+}
+"""
+
+
+@pytest.mark.parametrize("how", ["typed", "buffer", "slice", "wasm", "text"])
+def test_buffers_count_against_the_memory_limit(runtime, tenant, other_tenant, how):
+    """Memory outside the JS heap (ArrayBuffers, typed arrays, WebAssembly memory) counts:
+    a deployment that fills 3 GB of buffers under a 128 MB limit is stopped, alone."""
+    bomb = deploy(tenant, f"bomb-{how}", BUFFERS)
+    calm = deploy(other_tenant, "calm", VICTIM)
+    pid = httpx.get(f"{settings.RUNTIME_URL}/healthz").json()["pid"]
+    answer = call(bomb, "bomb", {"mb": 3000, "how": how})
+    assert answer.status_code == 500, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "memory_limit_exceeded"
+    assert f"more than its {settings.RUNTIME_MEMORY_MB} MB" in error["message"]
+    assert [line["message"] for line in answer.json()["logs"]] == ["filling buffers"]
+    assert httpx.get(f"{settings.RUNTIME_URL}/healthz").json()["pid"] == pid
+    assert call(calm, "look").status_code == 200
+    # Under the limit, buffers work as ever, and are the same constructors code compares to.
+    within = call(bomb, "fine", {"mb": 20}).json()["result"]
+    assert within == {"ok": 20, "same": True, "isView": True}

@@ -60,7 +60,7 @@ function format(args) {
 }
 
 // Limits set by the host at init; lines over them are dropped or cut, never silently.
-const limits = { maxLines: 1000, maxLineBytes: 8192 };
+const limits = { maxLines: 1000, maxLineBytes: 8192, memoryMb: 128 };
 const encoder = new TextEncoder();
 
 function capped(message) {
@@ -168,6 +168,133 @@ function reportDropped(call) {
   }
 }
 
+// --- memory ------------------------------------------------------------------------------
+// The isolate's heap limit (resourceLimits) counts only the JS heap: ArrayBuffers, typed
+// arrays and WebAssembly memory live outside it. Their bytes are V8's "external" memory of
+// this isolate, which Deno.memoryUsage() reports (about 11 µs a look). The isolate looks at
+// heap + external after every MB made through the ways code makes buffers (constructors,
+// slice and friends, TextEncoder, WebAssembly.Memory) and at the end of a call, at most
+// every 100 ms; over the deployment's limit it tells the host, which stops it, and waits.
+const memoryUsage = Deno.memoryUsage;
+const LOOK_EVERY_BYTES = 1 << 20;
+const halt = new Int32Array(new SharedArrayBuffer(4));
+const memory = { unlooked: 0, lastLook: 0 };
+const wasm = { bytes: 0 };
+
+function lookAtMemory() {
+  memory.unlooked = 0;
+  memory.lastLook = now();
+  const used = memoryUsage();
+  const total = used.heapUsed + used.external + wasm.bytes;
+  if (total > limits.memoryMb * 1048576) {
+    postMessage({ t: "memory", used: total }); // at once, not in a batch: nothing runs after
+    for (;;) atomicWait(halt, 0, 0); // until the host stops this isolate
+  }
+}
+
+function made(bytes) {
+  memory.unlooked += bytes;
+  if (memory.unlooked >= LOOK_EVERY_BYTES) lookAtMemory();
+}
+
+const byteLengthOf = (proto) => Object.getOwnPropertyDescriptor(proto, "byteLength").get;
+const TypedArray = Object.getPrototypeOf(Uint8Array);
+const typedLength = byteLengthOf(TypedArray.prototype);
+const bufferLength = byteLengthOf(ArrayBuffer.prototype);
+const sharedLength = byteLengthOf(SharedArrayBuffer.prototype);
+
+function counting(Native, lengthOf) {
+  const proxy = new Proxy(Native, {
+    construct(target, args, newTarget) {
+      const value = Reflect.construct(target, args, newTarget);
+      made(apply(lengthOf, value, []));
+      return value;
+    },
+  });
+  // `x.constructor === Uint8Array` stays true, and what slice() and map() make through
+  // their species goes through the count too.
+  Object.defineProperty(Native.prototype, "constructor", {
+    value: proxy, writable: true, configurable: true,
+  });
+  return proxy;
+}
+for (const name of ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array",
+  "Int32Array", "Uint32Array", "Float16Array", "Float32Array", "Float64Array", "BigInt64Array",
+  "BigUint64Array"]) {
+  if (typeof globalThis[name] === "function") globalThis[name] = counting(globalThis[name], typedLength);
+}
+globalThis.ArrayBuffer = counting(ArrayBuffer, bufferLength);
+globalThis.SharedArrayBuffer = counting(SharedArrayBuffer, sharedLength);
+
+/** Methods that return new memory, made to count it (sizes read the way they were made). */
+function countResult(owner, names, lengthOf) {
+  for (const name of names) {
+    const native = owner[name];
+    if (typeof native !== "function") continue;
+    Object.defineProperty(owner, name, {
+      value: function (...args) {
+        const value = apply(native, this, args);
+        made(lengthOf ? apply(lengthOf, value, []) : 0);
+        return value;
+      },
+      writable: true, configurable: true,
+    });
+  }
+}
+countResult(TypedArray.prototype, ["slice", "map", "filter", "toReversed", "toSorted", "with"], typedLength);
+countResult(TypedArray, ["from", "of"], typedLength);
+countResult(ArrayBuffer.prototype, ["slice", "transfer", "transferToFixedLength"], bufferLength);
+countResult(SharedArrayBuffer.prototype, ["slice"], sharedLength);
+countResult(TextEncoder.prototype, ["encode"], typedLength);
+// Growing a buffer in place makes memory too: look after it.
+for (const [owner, name] of [[ArrayBuffer.prototype, "resize"], [SharedArrayBuffer.prototype, "grow"]]) {
+  const native = owner[name];
+  if (typeof native !== "function") continue;
+  Object.defineProperty(owner, name, {
+    value: function (...args) {
+      const value = apply(native, this, args);
+      lookAtMemory();
+      return value;
+    },
+    writable: true, configurable: true,
+  });
+}
+// WebAssembly memory is reserved apart from the external count: its pages are counted here
+// (wasm.bytes), and forgotten when the memory is collected.
+if (typeof WebAssembly === "object") {
+  const NativeMemory = WebAssembly.Memory;
+  const wasmBuffer = Object.getOwnPropertyDescriptor(NativeMemory.prototype, "buffer").get;
+  const sizes = new WeakMap();
+  const collected = new FinalizationRegistry((size) => (wasm.bytes -= size.bytes));
+  const measure = (memory) => apply(bufferLength, apply(wasmBuffer, memory, []), []);
+  WebAssembly.Memory = new Proxy(NativeMemory, {
+    construct(target, args, newTarget) {
+      const value = Reflect.construct(target, args, newTarget);
+      const size = { bytes: measure(value) };
+      sizes.set(value, size);
+      collected.register(value, size);
+      wasm.bytes += size.bytes;
+      made(size.bytes);
+      return value;
+    },
+  });
+  Object.defineProperty(NativeMemory.prototype, "constructor", {
+    value: WebAssembly.Memory, writable: true, configurable: true,
+  });
+  const grow = NativeMemory.prototype.grow;
+  NativeMemory.prototype.grow = function (...args) {
+    const value = apply(grow, this, args);
+    const size = sizes.get(this);
+    if (size) {
+      const current = measure(this);
+      wasm.bytes += current - size.bytes;
+      size.bytes = current;
+    }
+    lookAtMemory();
+    return value;
+  };
+}
+
 // Errors that escape a call (a timer that throws after returning, a rejected promise no
 // one awaited) are logged, never allowed to kill the isolate and its other calls.
 globalThis.addEventListener("unhandledrejection", (event) => {
@@ -191,6 +318,8 @@ function describe(err) {
 async function run(msg) {
   const done = await invoke(msg);
   reportDropped(calls.getStore()); // before "done", so the marker is in the answer too
+  // What the call made without counting (response bodies, Buffers) is seen here.
+  if (memory.unlooked > 0 || now() - memory.lastLook > 100) lookAtMemory();
   post(done);
   inFlight--;
 }

@@ -119,7 +119,7 @@ export class Isolate {
     channel.port.onmessage = (e) => this.receive(e.data);
     sandbox.rebind(channel, (why) => this.ended(why));
     if (channel.gone) queueMicrotask(() => this.ended(channel.gone!));
-    const limits = { maxLines: config.maxLogLines, maxLineBytes: config.maxLineBytes };
+    const limits = { maxLines: config.maxLogLines, maxLineBytes: config.maxLineBytes, memoryMb: config.memoryMb };
     this.ring = new LogRing(ringBytes(config.maxLineBytes));
     channel.port.postMessage({ t: "init", code, limits, env: config.env ?? {}, ring: this.ring.buffer });
   }
@@ -206,6 +206,12 @@ export class Isolate {
       egress(msg, this.config.timeoutMs).then((answer) => {
         if (!this.dead) this.channel.port.postMessage({ t: "fetched", id: msg.id, answer }, answer.ok ? [answer.body] : []);
       });
+      return;
+    }
+    if (msg.t === "memory") {
+      const usedMb = Math.round(msg.used / 1048576);
+      this.kill("memory_limit_exceeded",
+        `Memory limit exceeded: the deployment held ${usedMb} MB (heap and buffers), more than its ${this.channel.memoryMb} MB, and its isolate was stopped.`);
       return;
     }
     if (msg.t !== "done") return;
