@@ -55,6 +55,8 @@ urlpatterns = [
     ),
     path("invite/<str:token>/", members.accept_invitation, name="accept-invitation"),
     path("workers/<uuid:code>/", workers.worker_detail, name="worker"),
+    path("workers/<uuid:code>/deployments/", workers.worker_deployments, name="worker-deployments"),
+    path("workers/<uuid:code>/settings/", workers.worker_settings, name="worker-settings"),
     path("workers/<uuid:code>/deploy/", workers.redeploy, name="redeploy"),
     path(
         "workers/<uuid:code>/redeploy-production/",

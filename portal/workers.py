@@ -85,7 +85,13 @@ def detail_context(worker: Worker, form: DeployForm | None = None) -> dict:
     latest = deployments[0] if deployments else None
     if form is None:
         form = DeployForm(initial={"source": latest.source if latest else ""})
-    context = {"worker": worker, "deployments": deployments, "latest": latest, "form": form}
+    context = {
+        "worker": worker,
+        "deployments": deployments,
+        "recent": deployments[:5],
+        "latest": latest,
+        "form": form,
+    }
     if worker.production is not None:
         context["pending_secrets"] = secrets_changed_since(worker.production)
     if latest is not None:
@@ -95,8 +101,24 @@ def detail_context(worker: Worker, form: DeployForm | None = None) -> dict:
 
 @login_required
 def worker_detail(request, code):
+    """The Overview tab: production, the latest deployment, recent activity."""
     worker = worker_for(request, code)
     return render(request, "workers/detail.html", detail_context(worker))
+
+
+@login_required
+def worker_deployments(request, code):
+    """The Deployments tab: every deployment, and a new version deployed from here."""
+    worker = worker_for(request, code)
+    return render(request, "workers/deployments.html", detail_context(worker))
+
+
+@login_required
+def worker_settings(request, code):
+    """The Settings tab: visibility, secrets and deletion, each as the role allows."""
+    worker = worker_for(request, code)
+    context = {"worker": worker, "secret_count": worker.secrets.count()}
+    return render(request, "workers/settings.html", context)
 
 
 @login_required
@@ -106,12 +128,13 @@ def redeploy(request, code):
     require(request, Action.DEPLOY, worker)
     form = DeployForm(request.POST)
     if not form.is_valid():
-        return render(request, "workers/detail.html", detail_context(worker, form), status=400)
+        return render(request, "workers/deployments.html", detail_context(worker, form), status=400)
     try:
         deployment = deploy(worker, form.cleaned_data["source"], request.user)
     except QuotaExceeded as exc:
         form.add_error(None, exc.message)
-        return render(request, "workers/detail.html", detail_context(worker, form), status=429)
+        context = detail_context(worker, form)
+        return render(request, "workers/deployments.html", context, status=429)
     record(request, worker.tenant, "deploy", worker.name, deployment=deployment.short_id)
     return redirect("worker", code=worker.code)
 
@@ -129,7 +152,8 @@ def redeploy_production(request, code):
     except QuotaExceeded as exc:
         form = DeployForm(initial={"source": worker.production.source})
         form.add_error(None, exc.message)
-        return render(request, "workers/detail.html", detail_context(worker, form), status=429)
+        context = detail_context(worker, form)
+        return render(request, "workers/deployments.html", context, status=429)
     record(
         request, worker.tenant, "deploy", worker.name,
         deployment=deployment.short_id, reason="secrets changed",

@@ -122,6 +122,8 @@ def portal_actions(worker, deployment):
     code, dcode = worker.code, deployment.code
     reads = [
         reverse("worker", args=[code]),
+        reverse("worker-deployments", args=[code]),
+        reverse("worker-settings", args=[code]),
         reverse("worker-logs", args=[code]),
         reverse("worker-logs-tail", args=[code]),
         reverse("worker-logs-older", args=[code]),

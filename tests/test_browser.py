@@ -61,14 +61,17 @@ def test_the_worker_page_fits_the_screen(live_server, owner, tenant, width):
     create_deployment(worker, GREETER)
     viewport = {"width": width, "height": 900}
     with signed_in(live_server, owner, viewport=viewport) as page:
-        page.goto(f"{live_server.url}/workers/{worker.code}/")
-        page.wait_for_selector("h1:has-text('looked-at')")
-        page.screenshot(path=str(LOG_DIR / f"worker-page-{width}.png"), full_page=True)
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{overflow}px wider than a {width}px screen"
-        for selector in (
-            "text=Deploy a new version",
-            "button:has-text('Deploy')",
-            "text=Deployments",
-        ):
-            assert page.locator(selector).first.is_visible(), selector
+        for tab, shown in (("", "Production URL"), ("deployments/", "Deploy a new version")):
+            page.goto(f"{live_server.url}/workers/{worker.code}/{tab}")
+            page.wait_for_selector("h1:has-text('looked-at')")
+            name = tab.strip("/") or "overview"
+            page.screenshot(path=str(LOG_DIR / f"worker-{name}-{width}.png"), full_page=True)
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{tab or 'overview'}: {overflow}px wider than {width}px"
+            assert page.locator(f"text={shown}").first.is_visible(), shown
+        # The tabs switch in place (boosted links) and the back button returns.
+        page.click("nav.tabs >> text=Settings")
+        page.wait_for_selector("text=Who may call it")
+        assert page.url.endswith(f"/workers/{worker.code}/settings/")
+        page.go_back()
+        page.wait_for_selector("text=Deploy a new version")

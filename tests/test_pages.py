@@ -14,6 +14,8 @@ from .helpers import GREETER, create_deployment
 def worker_urls(worker, deployment):
     return [
         ("get", reverse("worker", args=[worker.code])),
+        ("get", reverse("worker-deployments", args=[worker.code])),
+        ("get", reverse("worker-settings", args=[worker.code])),
         ("post", reverse("redeploy", args=[worker.code])),
         ("post", reverse("worker-visibility", args=[worker.code])),
         ("get", reverse("delete-worker", args=[worker.code])),
@@ -88,11 +90,11 @@ def test_duplicate_worker_name_is_refused(owner_client, worker):
     assert Worker.objects.count() == 1
 
 
-def test_worker_page_shows_deployments_newest_first_and_redeploy_form(
+def test_deployments_tab_shows_deployments_newest_first_and_redeploy_form(
     owner_client, worker, deployment
 ):
     newer = create_deployment(worker, GREETER.replace("hello called", "hello again"))
-    page = owner_client.get(reverse("worker", args=[worker.code])).content.decode()
+    page = owner_client.get(reverse("worker-deployments", args=[worker.code])).content.decode()
     assert page.index(newer.short_id) < page.index(deployment.short_id)
     assert "hello again" in page  # the redeploy form starts from the newest code
     assert reverse("redeploy", args=[worker.code]) in page
@@ -263,3 +265,28 @@ def test_copy_buttons_carry_the_exact_text(owner_client, worker):
     assert f'<pre class="code copy curl">{curl}</pre>' in page
     assert f'<clipboard-copy value="{curl}"' in page
     assert "vendor/clipboard-copy-element-1.3.2.js" in page
+
+
+def test_the_worker_page_is_in_tabs_each_with_its_own_url(owner_client, viewer, worker):
+    deployment = create_deployment(worker, GREETER)
+    tabs = {
+        "worker": "Recent deployments",
+        "worker-deployments": "Deploy a new version",
+        "worker-logs": "Live logs",
+        "worker-settings": "Who may call it",
+    }
+    for name, shown in tabs.items():
+        url = reverse(name, args=[worker.code])
+        page = owner_client.get(url).content.decode()
+        assert shown in page, name
+        assert f'<a href="{url}" aria-current="page">' in page, name  # the tab it is on
+        assert 'hx-boost="true"' in page  # tabs switch without a full reload
+    assert deployment.short_id in owner_client.get(reverse("worker", args=[worker.code])).text
+    # A viewer sees the tabs, without what only others may do.
+    viewing = client_for(Client, viewer)
+    settings_page = viewing.get(reverse("worker-settings", args=[worker.code])).content.decode()
+    assert "Manage secrets" not in settings_page and "Delete…" not in settings_page
+    assert (
+        "Deploy a new version"
+        not in viewing.get(reverse("worker-deployments", args=[worker.code])).content.decode()
+    )
