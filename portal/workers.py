@@ -121,6 +121,18 @@ def worker_settings(request, code):
     return render(request, "workers/settings.html", context)
 
 
+def deploy_from_page(request, worker: Worker, form: DeployForm, source: str, **details):
+    """A new deployment of `source`, then the worker page; the quota's refusal on the form."""
+    try:
+        deployment = deploy(worker, source, request.user)
+    except QuotaExceeded as exc:
+        form.add_error(None, exc.message)
+        context = detail_context(worker, form)
+        return render(request, "workers/deployments.html", context, status=429)
+    record(request, worker.tenant, "deploy", worker.name, deployment=deployment.short_id, **details)
+    return redirect("worker", code=worker.code)
+
+
 @login_required
 @require_POST
 def redeploy(request, code):
@@ -129,14 +141,7 @@ def redeploy(request, code):
     form = DeployForm(request.POST)
     if not form.is_valid():
         return render(request, "workers/deployments.html", detail_context(worker, form), status=400)
-    try:
-        deployment = deploy(worker, form.cleaned_data["source"], request.user)
-    except QuotaExceeded as exc:
-        form.add_error(None, exc.message)
-        context = detail_context(worker, form)
-        return render(request, "workers/deployments.html", context, status=429)
-    record(request, worker.tenant, "deploy", worker.name, deployment=deployment.short_id)
-    return redirect("worker", code=worker.code)
+    return deploy_from_page(request, worker, form, form.cleaned_data["source"])
 
 
 @login_required
@@ -147,18 +152,9 @@ def redeploy_production(request, code):
     require(request, Action.DEPLOY, worker)
     if worker.production is None:
         return redirect("worker", code=worker.code)
-    try:
-        deployment = deploy(worker, worker.production.source, request.user)
-    except QuotaExceeded as exc:
-        form = DeployForm(initial={"source": worker.production.source})
-        form.add_error(None, exc.message)
-        context = detail_context(worker, form)
-        return render(request, "workers/deployments.html", context, status=429)
-    record(
-        request, worker.tenant, "deploy", worker.name,
-        deployment=deployment.short_id, reason="secrets changed",
-    )  # fmt: skip
-    return redirect("worker", code=worker.code)
+    source = worker.production.source
+    form = DeployForm(initial={"source": source})
+    return deploy_from_page(request, worker, form, source, reason="secrets changed")
 
 
 @login_required
