@@ -52,6 +52,9 @@ class WorkerOut(Schema):
     url: str = Field(description="The stable URL that serves the production deployment.")
     public: bool
     production: DeploymentOut | None
+    productionSince: datetime | None
+    promotedBy: str = Field(description="Who pointed production where it is, as it was.")
+    autoPromote: bool = Field(description="Ready deployments go live by themselves.")
     latestDeployment: DeploymentOut | None
     createdAt: datetime
 

@@ -54,6 +54,9 @@ def worker_json(w: Worker) -> dict:
         "url": backend_for_worker(w).production_url(w),
         "public": w.public,
         "production": deployment_json(w.production) if w.production else None,
+        "productionSince": w.production_since,
+        "promotedBy": w.promoted_by,
+        "autoPromote": w.auto_promote,
         "latestDeployment": deployment_json(latest) if latest else None,
         "createdAt": w.created,
     }
@@ -179,7 +182,7 @@ def promote(request, id: UUID, body: ProductionIn):
         raise ApiError(
             409, "not_ready", f"That deployment is {target.status}; only ready ones serve."
         )
-    set_production(worker, target)
+    set_production(worker, target, request.principal.label)
     record(request, worker.tenant, "production.set", worker.name, deployment=target.short_id)
     worker.refresh_from_db()
     return worker_json(worker)

@@ -3,6 +3,7 @@ committed; runtime hosts told after commit."""
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from workers.models import Worker
 from workers.secrets import decrypt, seal, unseal
@@ -76,8 +77,12 @@ def set_visibility(worker: Worker, public: bool) -> None:
     announce_worker(worker)  # hosts check access with what they cached: refresh it
 
 
-def set_production(worker: Worker, deployment: Deployment) -> None:
-    """Point the worker's stable URL at a ready deployment (promote or roll back)."""
-    Worker.objects.filter(pk=worker.pk).update(production=deployment)
-    worker.production = deployment
+def set_production(worker: Worker, deployment: Deployment, by: str) -> None:
+    """Point the worker's stable URL at a ready deployment (promote or roll back); runtime
+    hosts are told after commit, so the URL follows at once."""
+    now = timezone.now()
+    Worker.objects.filter(pk=worker.pk).update(
+        production=deployment, production_since=now, promoted_by=by
+    )
+    worker.production, worker.production_since, worker.promoted_by = deployment, now, by
     announce(worker.host)

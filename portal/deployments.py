@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from deployments.deploy import cancel
+from deployments.deploy import cancel, set_production
 from deployments.models import Deployment
 from workers_portal.access import Action
 from workers_portal.audit import record
@@ -95,3 +95,36 @@ def cancel_deployment(request, code):
     if request.htmx:
         return render(request, "deployments/partials/panel.html", context)
     return redirect("deployment", code=deployment.code)
+
+
+@login_required
+def promote(request, code):
+    """GET shows what changes; POST points the worker's production URL at this deployment
+    (a promotion, or a rollback to an earlier one)."""
+    deployment = deployment_for(request, code)
+    worker = deployment.worker
+    require(request, Action.DEPLOY, deployment)
+    current = worker.production
+    if deployment.status != Deployment.Status.READY or current == deployment:
+        return redirect("worker", code=worker.code)
+    rollback = current is not None and deployment.created < current.created
+    if request.method == "POST":
+        set_production(worker, deployment, request.principal.label)
+        action = "rollback" if rollback else "promote"
+        record(
+            request, deployment.tenant, "production.set", worker.name,
+            deployment=deployment.short_id, previous=current.short_id if current else None,
+            how=action,
+        )  # fmt: skip
+        return redirect("worker", code=worker.code)
+    before = set(current.functions) if current else set()
+    after = set(deployment.functions)
+    context = {
+        "worker": worker,
+        "deployment": deployment,
+        "current": current,
+        "rollback": rollback,
+        "added": sorted(after - before),
+        "removed": sorted(before - after),
+    }
+    return render(request, "deployments/promote.html", context)

@@ -57,6 +57,7 @@ urlpatterns = [
     path("workers/<uuid:code>/", workers.worker_detail, name="worker"),
     path("workers/<uuid:code>/deployments/", workers.worker_deployments, name="worker-deployments"),
     path("workers/<uuid:code>/settings/", workers.worker_settings, name="worker-settings"),
+    path("workers/<uuid:code>/auto-promote/", workers.auto_promote, name="worker-auto-promote"),
     path("workers/<uuid:code>/deploy/", workers.redeploy, name="redeploy"),
     path(
         "workers/<uuid:code>/redeploy-production/",
@@ -75,6 +76,7 @@ urlpatterns = [
     path("deployments/<uuid:code>/panel/", deployments.deployment_panel, name="deployment-panel"),
     path("deployments/<uuid:code>/badge/", deployments.deployment_badge, name="deployment-badge"),
     path("deployments/<uuid:code>/invoke/", deployments.invoke, name="invoke"),
+    path("deployments/<uuid:code>/promote/", deployments.promote, name="promote"),
     path(
         "deployments/<uuid:code>/cancel/",
         deployments.cancel_deployment,

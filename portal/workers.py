@@ -159,6 +159,18 @@ def redeploy_production(request, code):
 
 @login_required
 @require_POST
+def auto_promote(request, code):
+    """On: each ready deployment goes live at once. Off: it waits, a preview, for a promote."""
+    worker = worker_for(request, code)
+    require(request, Action.DEPLOY, worker)
+    on = request.POST.get("auto_promote") == "1"
+    Worker.objects.filter(pk=worker.pk).update(auto_promote=on)
+    record(request, worker.tenant, "worker.auto_promote", worker.name, on=on)
+    return redirect("worker-settings", code=worker.code)
+
+
+@login_required
+@require_POST
 def visibility(request, code):
     """Public or private: admins guard private workers with keys, so it is their call."""
     worker = worker_for(request, code)

@@ -76,6 +76,7 @@ def test_promote_and_roll_back(client, key, worker):
     url = f"/api/workers/{worker.code}/production"
     response = post_json(client, url, {"id": str(old.code)}, **bearer(key))
     assert response.status_code == 200 and response.json()["production"]["id"] == str(old.code)
+    assert response.json()["promotedBy"].startswith("API key ci (wk_")
     worker.refresh_from_db()
     assert worker.production == old
     queued = create_deployment(worker, GREETER + "//queued")

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from workers_portal.limits import RuntimeLimits
 from workers_portal.models import Tenant, TenantScopedQuerySet, label_validator
@@ -32,6 +33,15 @@ class Worker(RuntimeLimits):
         related_name="+",
         help_text="The deployment the stable production URL serves.",
     )
+    auto_promote = models.BooleanField(
+        default=True,
+        help_text="Each ready deployment goes live at once; off: it is a preview at its own "
+        "URL until someone promotes it.",
+    )
+    production_since = models.DateTimeField(null=True, blank=True)
+    promoted_by = models.CharField(
+        max_length=200, blank=True, help_text="Who pointed production where it is, as it was."
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     objects = TenantScopedQuerySet.as_manager()
@@ -53,9 +63,16 @@ class Worker(RuntimeLimits):
         return self.deployments.order_by("-created", "-id").first()
 
     def promote(self, deployment) -> bool:
-        """Point production at `deployment` unless a newer ready deployment already is."""
+        """A newly ready deployment goes live by itself if the worker auto-promotes and no
+        newer deployment is live already."""
         newer = Q(production__isnull=True) | Q(production__created__lt=deployment.created)
-        return bool(Worker.objects.filter(newer, pk=self.pk).update(production=deployment))
+        return bool(
+            Worker.objects.filter(newer, pk=self.pk, auto_promote=True).update(
+                production=deployment,
+                production_since=timezone.now(),
+                promoted_by="auto-promote, when it was ready",
+            )
+        )
 
 
 class ApiKey(models.Model):
