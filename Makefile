@@ -41,3 +41,4 @@ bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), mem
 	RUNTIME_TIMEOUT_SECONDS=30 RUNTIME_BENCH_NO_REPORTS=1 BENCH_ONLY=platform BENCH_IDLE_DEPLOYMENTS=1 \
 	  bin/with-test-services $(PY) bench/throughput.py
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/logs.py
+	bin/with-test-services $(PY) bench/releases.py
