@@ -2,12 +2,11 @@
 module mounted. The OpenAPI description is generated from the same schemas that validate
 requests and answers, and served at /api/openapi.json."""
 
-import json
-
 from django.conf import settings
 from django.middleware.csrf import CsrfViewMiddleware
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser as NinjaParser
 from ninja.security import APIKeyCookie, HttpBearer
 
 from . import drains, logs, workers
@@ -91,17 +90,14 @@ def invalid(request, exc: ValidationError):
     return error_response(400, code, "Invalid request: " + "; ".join(problems) + ".")
 
 
-class Parser:
-    """JSON bodies, refused before parsing when they are far over any limit."""
+class Parser(NinjaParser):
+    """ninja's JSON parser; bodies far over any limit are refused before parsing."""
 
     def parse_body(self, request):
         limit = settings.MAX_SOURCE_BYTES + 64 * 1024
         if len(request.body) > limit:
             raise ApiError(413, "payload_too_large", f"The body is larger than {limit} bytes.")
-        return json.loads(request.body)
-
-    def parse_querydict(self, data, list_fields, request):
-        return {k: (data.getlist(k) if k in list_fields else data[k]) for k in data}
+        return super().parse_body(request)
 
 
 api.parser = Parser()

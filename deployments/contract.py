@@ -9,9 +9,6 @@ PATH = Path(__file__).with_name("contract.json")
 CONTRACT = json.loads(PATH.read_text())
 
 DEPLOYMENT_STATUSES: list[str] = CONTRACT["deploymentStatuses"]
-TERMINAL_STATUSES: list[str] = CONTRACT["terminalStatuses"]
-INVOCATION_STATUSES: list[str] = CONTRACT["invocationStatuses"]
-TRIGGERS: list[str] = CONTRACT["triggers"]
 LOG_LEVELS: list[str] = CONTRACT["logLevels"]
 HEADERS: dict[str, str] = CONTRACT["headers"]
 ERRORS: dict[str, int] = CONTRACT["errors"]

@@ -22,9 +22,3 @@ def require(request, action, obj, *, viewing: bool = False) -> None:
         if exc.code == "not_found":
             raise Http404(exc.message) from exc
         raise PermissionDenied(exc.message) from exc
-
-
-def current_tenant_or_404(request):
-    if request.tenant is None:
-        raise Http404("You are not a member of any tenant.")
-    return request.tenant

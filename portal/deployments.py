@@ -26,10 +26,10 @@ def deployment_for(request, code) -> Deployment:
 
 
 def invoke_context(deployment, form: InvokeForm | None = None) -> dict:
-    """What the deployment panel shows; the back end says how it builds and is called."""
+    """What the deployment panel shows (the back end's part comes through template tags)."""
     if form is None:
         form = InvokeForm(functions=deployment.functions)
-    return {"deployment": deployment, "invoke_form": form, "backend": deployment.runs_on}
+    return {"deployment": deployment, "invoke_form": form}
 
 
 @login_required

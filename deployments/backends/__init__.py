@@ -2,6 +2,8 @@
 
 from functools import cache
 
+from django.conf import settings
+
 from .base import Backend, BuildFailed, BuildResult, InvokeAnswer, TransientBackendError
 
 NAMES = ("local", "vercel")
@@ -22,8 +24,6 @@ def get_backend(name: str) -> Backend:
 
 def backend_for_worker(worker) -> Backend:
     """The back end of the worker's production deployment, else where its next one goes."""
-    from django.conf import settings
-
     if worker.production_id is not None:
         return get_backend(worker.production.backend)
     return get_backend(worker.tenant.backend or settings.DEFAULT_BACKEND)

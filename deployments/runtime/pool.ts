@@ -209,7 +209,7 @@ export class Isolate {
       return;
     }
     if (msg.t === "memory") {
-      const usedMb = Math.round(msg.used / 1048576);
+      const usedMb = Math.ceil(msg.used / 1048576); // over the limit: never shown equal to it
       this.kill("memory_limit_exceeded",
         `Memory limit exceeded: the deployment held ${usedMb} MB (heap and buffers), more than its ${this.channel.memoryMb} MB, and its isolate was stopped.`);
       return;
