@@ -31,6 +31,7 @@ def runtime_config(deployment) -> dict:
         "public": deployment.worker.public,
         "host": deployment.host,
         "functions": list(deployment.functions),
+        "http": deployment.http,
         "artifact": deployment.artifact_id,
         **limits(deployment),
         "env": unseal(deployment.secrets_sealed),

@@ -12,6 +12,7 @@ from workers_portal.quotas import check_deploy
 from .announce import announce, announce_worker
 from .ingest import lock_ingest
 from .models import Deployment
+from .program import Program, program_from_source
 
 
 def snapshot_secrets(worker: Worker) -> str:
@@ -28,22 +29,45 @@ def secrets_changed_since(deployment: Deployment) -> list[str]:
     return sorted(name for name in now.keys() | then.keys() if now.get(name) != then.get(name))
 
 
-def deploy(worker: Worker, source: str, user=None, backend: str | None = None) -> Deployment:
-    """A new deployment of `worker`, built once committed. Raises QuotaExceeded."""
+def deploy(
+    worker: Worker,
+    source: str | Program,
+    user=None,
+    backend: str | None = None,
+    update_lock: bool = False,
+) -> Deployment:
+    """A new deployment of `worker` (one module's text, or a Program of several files),
+    built once committed. Its packages start from the lock the worker runs with, unless
+    `update_lock`. Raises QuotaExceeded."""
     from .tasks import build_deployment
 
+    program = source if isinstance(source, Program) else program_from_source(source)
     check_deploy(worker.tenant)
     with transaction.atomic():
         deployment = Deployment.objects.create(
             worker=worker,
             tenant=worker.tenant,
-            source=source,
+            files=program.files,
+            entry=program.entry,
+            source=program.entry_source,
+            lockfile="" if update_lock else current_lock(worker),
+            update_lock=update_lock,
             secrets_sealed=snapshot_secrets(worker),
             created_by=user if user is not None and user.is_authenticated else None,
             backend=backend or worker.tenant.backend or settings.DEFAULT_BACKEND,
         )
         build_deployment.delay_on_commit(deployment.pk)
     return deployment
+
+
+def current_lock(worker: Worker) -> str:
+    """The lock of the deployment serving production, or of the newest ready one."""
+    serving = worker.production
+    if serving is None or not serving.lockfile:
+        serving = (
+            worker.deployments.filter(status=Deployment.Status.READY).exclude(lockfile="").first()
+        )
+    return serving.lockfile if serving else ""
 
 
 def cancel(deployment: Deployment) -> bool:

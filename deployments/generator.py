@@ -94,7 +94,7 @@ def deployment_config(deployment, functions: list[str]) -> dict:
 def generate(deployment, functions: list[str]) -> dict[str, str]:
     """Path -> content for every file of the project, in path order."""
     files = template_files()
-    files[WORKER_FILE] = deployment.source
+    files[WORKER_FILE] = deployment.program.entry_source
     files[CONTRACT_FILE] = CONTRACT_PATH.read_text()
     files[CONFIG_FILE] = (
         json.dumps(deployment_config(deployment, functions), indent=2, sort_keys=True) + "\n"

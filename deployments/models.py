@@ -1,6 +1,7 @@
 """Deployments (immutable builds of a worker), their artifacts, invocations and log lines."""
 
 import hashlib
+import json
 import secrets
 import string
 import uuid
@@ -20,6 +21,14 @@ SHORT_ID_ALPHABET = string.ascii_lowercase + string.digits
 
 def new_short_id() -> str:
     return "".join(secrets.choice(SHORT_ID_ALPHABET) for _ in range(8))
+
+
+def program_hash(files: dict, entry: str) -> str:
+    """One digest for a program: a single index.ts hashes as before (its text alone)."""
+    if list(files) == [entry] and entry == "index.ts":
+        return hashlib.sha256(files[entry].encode()).hexdigest()
+    canonical = json.dumps({"entry": entry, "files": files}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Artifact(models.Model):
@@ -63,8 +72,18 @@ class Deployment(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The program: path -> text of every uploaded file, and which one is the entry module.
+    # `source` keeps the entry module's text (what pages show first).
+    files = models.JSONField(default=dict, blank=True)
+    entry = models.CharField(max_length=300, default="index.ts")
     source = models.TextField()
     source_hash = models.CharField(max_length=64, editable=False)
+    # The packages the build resolved, pinned (Deno's lockfile, JSON): the next deploy of the
+    # worker starts from it, so the same files give the same artifact until an update.
+    lockfile = models.TextField(blank=True)
+    update_lock = models.BooleanField(default=False)
+    # Whether the module's default export is a fetch handler serving raw HTTP.
+    http = models.BooleanField(default=False)
     backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.LOCAL)
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
@@ -98,8 +117,12 @@ class Deployment(models.Model):
         return f"{self.worker} @ {self.short_id}"
 
     def save(self, *args, **kwargs):
+        if not self.files:
+            self.files = {self.entry: self.source}
+        if not self.source:
+            self.source = self.files.get(self.entry, "")
         if not self.source_hash:
-            self.source_hash = hashlib.sha256(self.source.encode()).hexdigest()
+            self.source_hash = program_hash(self.files, self.entry)
         if not self.tenant_id and self.worker_id:
             self.tenant_id = self.worker.tenant_id
         super().save(*args, **kwargs)
@@ -125,6 +148,36 @@ class Deployment(models.Model):
     def path_url(self) -> str:
         """The URL in a form every client resolves (no wildcard names), where there is one."""
         return self.runs_on.plain_host_url(self) or self.url
+
+    @property
+    def program(self):
+        from .program import Program, program_from_files
+
+        try:
+            return program_from_files(self.files, self.entry)
+        except ValueError:  # stored before a rule tightened: built as it was sent
+            return Program(files=self.files, entry=self.entry)
+
+    @property
+    def packages(self) -> list[dict]:
+        """The pinned packages, from the lockfile: [{"name", "version", "registry"}]."""
+        try:
+            lock = json.loads(self.lockfile) if self.lockfile else {}
+        except json.JSONDecodeError:
+            return []
+        found = []
+        for key in sorted(lock.get("npm", {})):
+            name, _, version = key.rpartition("@")
+            if name and "_" not in version:  # "pkg@1.0.0_peer@2" is a peer variant
+                found.append({"name": name, "version": version, "registry": "npm"})
+            elif name:
+                found.append({"name": name, "version": version.split("_")[0], "registry": "npm"})
+        for key in sorted(lock.get("jsr", {})):
+            name, _, version = key.rpartition("@")
+            found.append({"name": name, "version": version, "registry": "jsr"})
+        for url in sorted(lock.get("remote", {})):
+            found.append({"name": url, "version": "", "registry": "https"})
+        return list({(p["registry"], p["name"], p["version"]): p for p in found}.values())
 
     @property
     def build_seconds(self) -> float | None:

@@ -69,3 +69,21 @@ def build_now(worker: Worker, source: str) -> Deployment:
     build_deployment(deployment.pk)
     deployment.refresh_from_db()
     return deployment
+
+
+def build_files(worker: Worker, files: dict[str, str], entry=None, lockfile="") -> Deployment:
+    """A program of several files (deployments.program), built in this process."""
+    from deployments.program import program_from_files
+
+    program = program_from_files(files, entry)
+    deployment = Deployment.objects.create(
+        worker=worker,
+        tenant=worker.tenant,
+        files=program.files,
+        entry=program.entry,
+        source=program.entry_source,
+        lockfile=lockfile,
+    )
+    build_deployment(deployment.pk)
+    deployment.refresh_from_db()
+    return deployment

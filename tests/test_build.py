@@ -66,14 +66,14 @@ def test_type_error_reports_line_column_and_the_rules(worker):
 def test_syntax_error_reports_where(worker):
     deployment = build_now(worker, SYNTAX_ERROR)
     assert deployment.status == Status.ERROR
-    assert deployment.error_message.startswith("Syntax error at line 1, column 46")
-    assert "worker.ts:1:46" in deployment.error_message
+    assert deployment.error_message.startswith("Syntax error in index.ts at line 1, column 46")
+    assert "index.ts:1:46" in deployment.error_message and "/tmp" not in deployment.error_message
 
 
 def test_no_exported_function_is_an_error_that_shows_an_example(worker):
     deployment = build_now(worker, NO_EXPORTS)
     assert deployment.status == Status.ERROR
-    assert deployment.error_message.startswith("No exported functions found.")
+    assert deployment.error_message.startswith("No exported functions and no fetch handler")
     assert "export async function" in deployment.error_message
 
 
@@ -145,18 +145,30 @@ def test_sweep_requeues_a_stuck_build_and_fails_one_that_keeps_dying(worker, set
     "header",
     [
         'import data from "/tmp/build-secret.json" with { type: "json" };',
-        'import { x } from "./other.ts";',
+        'import data from "file:///tmp/build-secret.json" with { type: "json" };',
+        'import data from "../../../../../../tmp/build-secret.json" with { type: "json" };',
         'export { y } from "/tmp/build-secret.json" with { type: "json" };',
         '/// <reference path="/tmp/build-secret.json" />',
     ],
 )
-def test_imports_are_refused_before_any_file_of_the_build_machine_is_read(worker, header, tmp_path):
+def test_files_outside_the_upload_are_refused_and_never_read(worker, header):
     from pathlib import Path
 
     Path("/tmp/build-secret.json").write_text('{"token": "build-machine-secret-42"}')
     source = f"{header}\nexport async function f(p: unknown) {{ return 1; }}\n"
     deployment = build_now(worker, source)
     assert deployment.status == Status.ERROR
-    assert deployment.error_message.startswith("Imports are not supported")
+    assert "a file outside the uploaded files" in deployment.error_message
+    assert deployment.error_message.startswith("index.ts imports ")
     assert "build-machine-secret-42" not in deployment.error_message + deployment.build_log
     assert deployment.artifact is None
+
+
+def test_an_import_of_a_file_not_uploaded_names_it(worker):
+    deployment = build_now(
+        worker, 'import { x } from "./other.ts";\nexport async function f() { return x; }\n'
+    )
+    assert deployment.status == Status.ERROR
+    assert deployment.error_message == (
+        "index.ts imports './other.ts': no such file among the uploaded files."
+    )

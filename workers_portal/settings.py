@@ -169,7 +169,15 @@ BUILD_TIMEOUT_SECONDS = env.int("BUILD_TIMEOUT_SECONDS", default=120)
 # by the sweep; after BUILD_MAX_ATTEMPTS it ends in error instead of waiting forever.
 BUILD_DEADLINE_SECONDS = env.int("BUILD_DEADLINE_SECONDS", default=300)
 BUILD_MAX_ATTEMPTS = env.int("BUILD_MAX_ATTEMPTS", default=3)
-MAX_SOURCE_BYTES = env.int("MAX_SOURCE_BYTES", default=1024 * 1024)
+MAX_SOURCE_BYTES = env.int("MAX_SOURCE_BYTES", default=1024 * 1024)  # all files together
+MAX_PROGRAM_FILES = env.int("MAX_PROGRAM_FILES", default=200)
+# The bundle with its packages (Cloudflare allows 10 MB compressed on paid plans).
+MAX_ARTIFACT_BYTES = env.int("MAX_ARTIFACT_BYTES", default=10 * 1024 * 1024)
+# CPU time a module's top level may take to load (Cloudflare allows 400 ms at startup).
+STARTUP_CPU_MS = env.int("STARTUP_CPU_MS", default=400)
+# Hosts a build may import https: and jsr: modules from (npm packages come from the npm
+# registry, NPM_CONFIG_REGISTRY to use a mirror).
+BUILD_IMPORT_HOSTS = env.list("BUILD_IMPORT_HOSTS", default=["jsr.io", "deno.land", "esm.sh"])
 DEFAULT_BACKEND = env.str("DEFAULT_BACKEND", default="local")
 
 # --- Runtime (the local data plane) -----------------------------------------------------

@@ -6,14 +6,9 @@ template outside this package asks which back end a deployment has.
 
 from dataclasses import dataclass, field
 
+from deployments.errors import BuildFailed
 
-class BuildFailed(Exception):
-    """The tenant's code cannot be built; the message tells the tenant what to fix."""
-
-    def __init__(self, message: str, log: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.log = log
+__all__ = ["Backend", "BuildFailed", "BuildResult", "InvokeAnswer", "TransientBackendError"]
 
 
 class TransientBackendError(Exception):
@@ -30,6 +25,8 @@ class BuildResult:
     artifact: str
     deployment_id: str
     log: list[str] = field(default_factory=list)
+    http: bool = False  # the module's default export serves raw HTTP
+    lockfile: str = ""  # the packages it resolved, pinned
 
 
 @dataclass

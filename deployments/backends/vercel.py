@@ -8,9 +8,7 @@ died between Vercel's answer and our save).
 """
 
 import base64
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.conf import settings
 
@@ -19,7 +17,7 @@ from deployments.generator import SECRETS_KEY_ENV, generate, invoke_secret, secr
 
 from .base import Backend, BuildFailed, TransientBackendError
 from .invoke import post_invoke
-from .local import LocalBackend, curl_line, runtime_url_for_host
+from .local import curl_line, runtime_url_for_host
 
 
 @dataclass
@@ -100,9 +98,19 @@ class VercelBackend(Backend):
             raise BuildFailed(exc.message) from exc
 
     def submit(self, deployment) -> Submitted:
-        log: list[str] = []
-        with tempfile.TemporaryDirectory(prefix="build-") as tmp:
-            functions = LocalBackend().analyse(deployment, Path(tmp), log)
+        from deployments.build import analyse_program
+
+        program = deployment.program
+        functions, has_default, log = analyse_program(program, deployment.lockfile)
+        packages = any(line.startswith("Packages: ") for line in log)
+        if len(program.code_files) > 1 or has_default or packages:
+            raise BuildFailed(
+                "On the Vercel back end a worker is still one module of exported functions "
+                "without packages; programs with several files, npm packages or a fetch "
+                "handler run on this platform's own runtime (choose it in the tenant's "
+                "settings).",
+                "\n".join(log),
+            )
         code = str(deployment.code)
         try:
             with self.client() as client:

@@ -3,7 +3,7 @@
 // It keeps no state of its own: deployments are learned from the control plane and cached.
 import { readLimited } from "./body.ts";
 import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
-import { type DeploymentConfig, type LogLine, type Outcome, Pool } from "./pool.ts";
+import { type DeploymentConfig, type HttpRequest, type LogLine, type Outcome, Pool } from "./pool.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
 const BIND = env("RUNTIME_BIND", "127.0.0.1");
@@ -375,7 +375,11 @@ function rateLimit(config: DeploymentConfig): Response | null {
 }
 
 
-async function invoke(req: Request, host: string, fn: string): Promise<Response> {
+type Admitted = { config: DeploymentConfig; trusted: boolean; requestId: string };
+
+/** Finds the deployment and lets the caller in (its key, the tenant's quota), or answers why
+ * not. The same door for exported functions and the fetch handler. */
+async function admit(req: Request, host: string): Promise<Admitted | Response> {
   const requestId = newRequestId();
   let resolved: Resolved;
   try {
@@ -397,9 +401,56 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
   }
   const limited = rateLimit(config);
   if (limited) return limited;
+  return { config, trusted, requestId };
+}
+
+/** Runs one call in the deployment's isolate and queues its invocation record. */
+async function run(
+  admitted: Admitted, fn: string, trigger: string, payload: unknown, http?: HttpRequest,
+): Promise<{ outcome: Outcome; durationMs: number } | Response> {
+  const { config, requestId } = admitted;
+  const startedAt = Date.now();
+  const t0 = performance.now();
+  let outcome: Outcome;
+  try {
+    const isolate = pool.running(config) ?? await pool.get(config);
+    if (isolate.inFlight >= config.maxConcurrency) {
+      return failure("too_many_concurrent_invocations",
+        `This deployment already runs ${config.maxConcurrency} invocations; retry shortly.`,
+        {}, { "retry-after": "1" });
+    }
+    outcome = await isolate.call(requestId, fn, payload, config.timeoutMs, http);
+  } catch (err) {
+    outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable",
+      error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" }, logs: [] };
+  }
+  // For a fetch handler, the time to its response's head (its body may stream on).
+  const durationMs = performance.now() - t0;
+  scheduleFlush();
+  // Bounded: while the control plane is down (or slower than the calls), newer records are
+  // dropped and counted; never an O(n) shift on the request path.
+  if (queued.invocations.length >= MAX_QUEUED_LINES) droppedInvocations++;
+  else queued.invocations.push({
+    requestId, deploymentId: config.id, function: fn, trigger,
+    status: outcome.response ? "ok" : outcome.status === 200 ? "ok" : outcome.status === 504 ? "timeout" : outcome.code === "isolate_crashed" ? "crashed" : "error",
+    statusCode: outcome.status, durationMs, startedAt, // ms since the epoch
+    errorMessage: outcome.error?.message ?? "",
+  });
+  return { outcome, durationMs };
+}
+
+function triggerOf(req: Request, admitted: Admitted): string {
+  const triggerHeader = req.headers.get(HEADERS.trigger) ?? "";
+  return admitted.trusted && TRIGGERS.has(triggerHeader) ? triggerHeader : "http";
+}
+
+async function invoke(req: Request, host: string, fn: string): Promise<Response> {
+  const admitted = await admit(req, host);
+  if (admitted instanceof Response) return admitted;
+  const { config, requestId } = admitted;
   if (!config.functions.includes(fn)) {
     return failure("function_not_found",
-      `This deployment has no exported function named "${fn}". Its functions: ${config.functions.join(", ")}.`);
+      `This deployment has no exported function named "${fn}". Its functions: ${config.functions.join(", ") || "none"}.`);
   }
   let payload: unknown = null;
   try {
@@ -411,36 +462,48 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
     }
     return failure("invalid_json", `The request body is not valid JSON: ${(err as Error).message}`);
   }
-  const triggerHeader = req.headers.get(HEADERS.trigger) ?? "";
-  const trigger = trusted && TRIGGERS.has(triggerHeader) ? triggerHeader : "http";
+  const ran = await run(admitted, fn, triggerOf(req, admitted), payload);
+  if (ran instanceof Response) return ran;
+  return answer(ran.outcome, requestId, ran.durationMs);
+}
 
-  const startedAt = Date.now();
-  const t0 = performance.now();
-  let outcome: Outcome;
-  try {
-    const isolate = pool.running(config) ?? await pool.get(config);
-    if (isolate.inFlight >= config.maxConcurrency) {
-      return failure("too_many_concurrent_invocations",
-        `This deployment already runs ${config.maxConcurrency} invocations; retry shortly.`,
-        {}, { "retry-after": "1" });
-    }
-    outcome = await isolate.call(requestId, fn, payload, config.timeoutMs);
-  } catch (err) {
-    outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable",
-      error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" }, logs: [] };
+// Headers the platform reads and the handler never sees: the caller's platform API key and
+// the portal's credential are not the tenant code's business.
+const PLATFORM_HEADERS = new Set(["authorization", HEADERS.portalToken, HEADERS.trigger]);
+
+/** Raw HTTP: any path but /api/invoke/* goes to the default export's fetch handler. */
+async function serveHttp(req: Request, host: string, path: string): Promise<Response> {
+  const admitted = await admit(req, host);
+  if (admitted instanceof Response) return admitted;
+  const { config, requestId } = admitted;
+  if (!config.http) {
+    return failure("not_found",
+      `This deployment has no fetch handler, so only its functions answer: POST /api/invoke/<function> (${config.functions.join(", ")}).`);
   }
-  const durationMs = performance.now() - t0;
-  scheduleFlush();
-  // Bounded: while the control plane is down (or slower than the calls), newer records are
-  // dropped and counted; never an O(n) shift on the request path.
-  if (queued.invocations.length >= MAX_QUEUED_LINES) droppedInvocations++;
-  else queued.invocations.push({
-    requestId, deploymentId: config.id, function: fn, trigger,
-    status: outcome.status === 200 ? "ok" : outcome.status === 504 ? "timeout" : outcome.code === "isolate_crashed" ? "crashed" : "error",
-    statusCode: outcome.status, durationMs, startedAt, // ms since the epoch
-    errorMessage: outcome.error?.message ?? "",
+  let body: ArrayBuffer | null = null;
+  if (req.body && req.method !== "GET" && req.method !== "HEAD") {
+    const declared = Number(req.headers.get("content-length") ?? "0");
+    const bytes = declared > config.maxBodyBytes ? null : await readLimited(req.body, config.maxBodyBytes);
+    if (bytes === null) {
+      return failure("payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
+    }
+    body = bytes.buffer;
+  }
+  const key = (req.headers.get("authorization") ?? "").match(/^Bearer wk_/);
+  const headers = [...req.headers].filter(([name]) =>
+    !(PLATFORM_HEADERS.has(name) && (name !== "authorization" || key || admitted.trusted))
+  );
+  const query = req.url.indexOf("?");
+  const url = `${new URL(req.url).protocol}//${req.headers.get("host") ?? "localhost"}${path}${query < 0 ? "" : req.url.slice(query)}`;
+  const ran = await run(admitted, "fetch", triggerOf(req, admitted), null, { method: req.method, url, headers, body });
+  if (ran instanceof Response) return ran;
+  const { outcome } = ran;
+  if (!outcome.response) return answer(outcome, requestId, ran.durationMs);
+  const out = new Headers(outcome.response.headers);
+  out.set(HEADERS.requestId, requestId);
+  return new Response(outcome.response.body, {
+    status: outcome.response.status, statusText: outcome.response.statusText, headers: out,
   });
-  return answer(outcome, requestId, durationMs);
 }
 
 async function handle(req: Request): Promise<Response> {
@@ -453,12 +516,13 @@ async function handle(req: Request): Promise<Response> {
     return failure("not_found",
       `No deployment at this address. Use http://<deployment-host>.${DOMAIN}:${PORT}/api/invoke/<function> or /d/<deployment-host>/api/invoke/<function>.`);
   }
+  if (!path.startsWith("/api/invoke/")) return await serveHttp(req, host, path);
   const match = path.match(/^\/api\/invoke\/([^/]+)\/?$/);
   if (!match) {
     return failure("not_found", "Invoke a function with POST /api/invoke/<function>.");
   }
   if (req.method !== "POST") {
-    return failure("method_not_allowed", "Invoke a function with POST and a JSON body.", {}) ;
+    return failure("method_not_allowed", "Invoke a function with POST and a JSON body.", {}, { allow: "POST" });
   }
   return await invoke(req, host, decodeURIComponent(match[1]));
 }

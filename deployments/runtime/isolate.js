@@ -333,6 +333,7 @@ async function invoke(msg) {
     error.message = `The module failed to load: ${error.message}`;
     return { t: "done", id: msg.id, ok: false, code: "module_load_failed", error };
   }
+  if (msg.http) return await serve(msg, mod);
   const fn = mod[msg.fn];
   if (typeof fn !== "function") {
     return { t: "done", id: msg.id, ok: false, code: "function_not_found",
@@ -353,6 +354,54 @@ async function invoke(msg) {
            error: { name: "TypeError", message: `The function's result is not JSON: ${err.message}`, stack: "" } };
   }
   return { t: "done", id: msg.id, ok: true, json };
+}
+
+// --- raw HTTP: the default export's fetch handler ------------------------------------------
+// The host sends the request whole (its body read within the deployment's limit); the answer
+// leaves as a head, then the body's chunks as they come (each sent at once, so a stream is a
+// stream), then "done". A chunk is copied into its own buffer, which moves to the host.
+const readers = new Map();
+const NativeUint8Array = Uint8Array;
+
+async function serve(msg, mod) {
+  const handler = mod.default;
+  if (!handler || typeof handler.fetch !== "function") {
+    return { t: "done", id: msg.id, ok: false, code: "not_found",
+      error: { name: "Error", message: "This deployment has no fetch handler (a default export with fetch(request)); invoke its functions with POST /api/invoke/<function>.", stack: "" } };
+  }
+  const { method, url, headers, body } = msg.http;
+  let response;
+  try {
+    const request = new NativeRequest(url, {
+      method, headers, body: method === "GET" || method === "HEAD" ? undefined : body,
+    });
+    response = await handler.fetch(request);
+  } catch (err) {
+    return { t: "done", id: msg.id, ok: false, code: "function_error", error: describe(err) };
+  }
+  if (!(response instanceof NativeResponse)) {
+    return { t: "done", id: msg.id, ok: false, code: "function_error",
+      error: { name: "TypeError", message: `The fetch handler must return a Response, not ${format([response]).slice(0, 80)}.`, stack: "" } };
+  }
+  postMessage({ t: "head", id: msg.id, status: response.status, statusText: response.statusText, headers: [...response.headers] });
+  if (response.body && method !== "HEAD") {
+    const reader = response.body.getReader();
+    readers.set(msg.id, reader);
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const bytes = typeof value === "string" ? utf8(value)
+          : new NativeUint8Array(value instanceof ArrayBuffer ? value.slice(0) : value);
+        postMessage({ t: "chunk", id: msg.id, bytes }, [bytes.buffer]);
+      }
+    } catch (err) {
+      if (readers.has(msg.id)) console.error("The response body failed:", err);
+    } finally {
+      readers.delete(msg.id);
+    }
+  }
+  return { t: "done", id: msg.id, ok: true, json: "null", streamed: true };
 }
 
 // Isolates have no network permission: `fetch` asks the host, which applies the operator's
@@ -398,6 +447,11 @@ port.onmessage = (event) => {
       () => post({ t: "loaded" }),
       (err) => post({ t: "load_error", error: describe(err) }),
     );
+  } else if (msg.t === "cancel") {
+    // The caller went away, or the body passed its limit: stop reading the handler's body.
+    const reader = readers.get(msg.id);
+    readers.delete(msg.id);
+    reader?.cancel().catch(() => {});
   } else if (msg.t === "fetched") {
     outbound.get(msg.id)?.(msg.answer);
     outbound.delete(msg.id);

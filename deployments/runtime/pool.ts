@@ -14,7 +14,12 @@ export type Outcome = {
   json?: string; // the result, already JSON
   error?: { name: string; message: string; stack: string };
   logs: LogLine[];
+  // A fetch handler's answer: status and headers as soon as it returned, the body streamed.
+  response?: { status: number; statusText: string; headers: [string, string][]; body: ReadableStream<Uint8Array> | null };
 };
+
+/** A raw HTTP request for the fetch handler, its body already read within the limit. */
+export type HttpRequest = { method: string; url: string; headers: [string, string][]; body: ArrayBuffer | null };
 
 export type DeploymentConfig = {
   id: string;
@@ -22,6 +27,7 @@ export type DeploymentConfig = {
   public: boolean;
   host: string;
   functions: string[];
+  http: boolean; // the default export is a fetch handler
   artifact: string;
   timeoutMs: number;
   maxBodyBytes: number;
@@ -39,6 +45,9 @@ type Pending = {
   resolve: (o: Outcome) => void;
   deadline: number;
   timeoutMs: number;
+  body?: ReadableStreamDefaultController<Uint8Array>; // a fetch handler's body, streaming
+  sent?: number; // its bytes so far
+  answered?: boolean; // its head went out: the outcome is resolved
 };
 
 export type LateLog = (
@@ -103,7 +112,7 @@ export class Sandbox {
 
 export class Isolate {
   private pending = new Map<string, Pending>();
-  private outbox: { id: string; fn: string; payload: unknown }[] = [];
+  private outbox: { id: string; fn: string; payload: unknown; http?: HttpRequest }[] = [];
   private ring: LogRing;
   dead = false;
   lastUsed = Date.now();
@@ -135,13 +144,13 @@ export class Isolate {
     }
   }
 
-  call(requestId: string, fn: string, payload: unknown, timeoutMs: number): Promise<Outcome> {
+  call(requestId: string, fn: string, payload: unknown, timeoutMs: number, http?: HttpRequest): Promise<Outcome> {
     this.lastUsed = Date.now();
     return new Promise((resolve) => {
       // No timer per call (one costs more than the call's messages): the pool's tick
       // looks at the deadlines.
       this.pending.set(requestId, { logs: [], resolve, deadline: performance.now() + timeoutMs, timeoutMs });
-      if (this.outbox.push({ id: requestId, fn, payload }) === 1) {
+      if (this.outbox.push(http ? { id: requestId, fn, payload, http } : { id: requestId, fn, payload }) === 1) {
         // A lone call leaves at once; while others are in flight, the calls that arrive in
         // this turn of the event loop go together in one message.
         if (this.pending.size > 1) setImmediate(this.send);
@@ -154,7 +163,8 @@ export class Isolate {
     if (this.dead || !this.outbox.length) return;
     const list = this.outbox;
     this.outbox = [];
-    this.channel.port.postMessage({ t: "calls", list });
+    const moved = list.flatMap((c) => (c.http?.body ? [c.http.body] : []));
+    this.channel.port.postMessage({ t: "calls", list }, moved);
   };
 
   /** Called often by the pool: hands on new console lines and stops calls past their time. */
@@ -163,6 +173,15 @@ export class Isolate {
     for (const [requestId, call] of this.pending) {
       if (call.deadline > now) continue;
       this.pending.delete(requestId);
+      if (call.answered) {
+        // A body still streaming at the deadline is cut, and the isolate stopped as for any
+        // call past its time.
+        call.body?.error(new Error(`the response did not finish within ${call.timeoutMs} ms`));
+        this.lateLog(this.config.id, requestId, "fetch", this.note("error",
+          `The response body did not finish within ${call.timeoutMs} ms and was cut.`));
+        this.kill("isolate_restarted", "Another call to this deployment timed out and its isolate was restarted; retry.");
+        return;
+      }
       call.resolve({
         status: statusOf("timeout"),
         code: "timeout",
@@ -208,6 +227,39 @@ export class Isolate {
       });
       return;
     }
+    if (msg.t === "head") {
+      this.readLines();
+      const call = this.pending.get(msg.id);
+      if (!call) return;
+      call.answered = true;
+      call.sent = 0;
+      const body = msg.status === 204 || msg.status === 205 || msg.status === 304 ? null : new ReadableStream<Uint8Array>({
+        start: (controller) => void (call.body = controller),
+        cancel: () => {
+          // The caller went away: stop the handler's body, forget the call.
+          if (this.pending.get(msg.id) === call) this.pending.delete(msg.id);
+          if (!this.dead) this.channel.port.postMessage({ t: "cancel", id: msg.id });
+        },
+      });
+      call.resolve({ status: msg.status, logs: call.logs,
+        response: { status: msg.status, statusText: msg.statusText, headers: msg.headers, body } });
+      return;
+    }
+    if (msg.t === "chunk") {
+      const call = this.pending.get(msg.id);
+      if (!call?.body) return;
+      call.sent! += msg.bytes.byteLength;
+      if (call.sent! > this.config.maxResultBytes) {
+        this.pending.delete(msg.id);
+        call.body.error(new Error("response too large"));
+        this.lateLog(this.config.id, msg.id, "fetch", this.note("error",
+          `The response body passed the limit of ${this.config.maxResultBytes} bytes and was cut.`));
+        this.channel.port.postMessage({ t: "cancel", id: msg.id });
+        return;
+      }
+      call.body.enqueue(msg.bytes);
+      return;
+    }
     if (msg.t === "memory") {
       const usedMb = Math.ceil(msg.used / 1048576); // over the limit: never shown equal to it
       this.kill("memory_limit_exceeded",
@@ -218,6 +270,14 @@ export class Isolate {
     const call = this.pending.get(msg.id);
     if (!call) return;
     this.pending.delete(msg.id);
+    if (call.answered) {
+      try {
+        call.body?.close();
+      } catch {
+        // the caller cancelled it
+      }
+      return;
+    }
     if (msg.ok && msg.json.length > this.config.maxResultBytes) {
       // Length in UTF-16 units: a cheap lower bound of the UTF-8 size, enough for a cap.
       call.resolve({
@@ -238,6 +298,11 @@ export class Isolate {
     }
   }
 
+  /** A line the platform adds to a call's logs (a cut body): shown in the live tail. */
+  private note(level: string, message: string): LogLine {
+    return { seq: 1_000_000, level, message, timestamp: new Date().toISOString() };
+  }
+
   get busy(): boolean {
     return this.pending.size > 0;
   }
@@ -254,7 +319,8 @@ export class Isolate {
     this.channel.stop();
     this.channel.port.close();
     for (const [id, call] of this.pending) {
-      call.resolve({ status, code, error: { name: "Error", message, stack: "" }, logs: call.logs });
+      if (call.answered) call.body?.error(new Error(message));
+      else call.resolve({ status, code, error: { name: "Error", message, stack: "" }, logs: call.logs });
       this.pending.delete(id);
     }
     this.onDead(this);

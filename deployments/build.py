@@ -1,0 +1,469 @@
+"""Building a worker's program into one JavaScript module, the same on every back end.
+
+The build reads only what the tenant uploaded and fetches only from the package registries:
+
+* The uploaded files are written under `app/` of a fresh directory, beside the build's own
+  configuration (never the tenant's: their deno.json and package.json are read for the entry
+  and the import map only, see program.py).
+* An import map guards the file system: every `file:` URL outside `app/` is mapped into a
+  directory that does not exist, so `/etc/hostname`, `../x` or `file:///…` are never read;
+  they fail as "not found" and are reported as outside the upload.
+* Remote modules come only from the hosts in BUILD_IMPORT_HOSTS (`--allow-import`); npm
+  packages from the npm registry, their install scripts never run (Deno runs none unless
+  told to).
+* The bundle's own list of the files it took in is checked again after bundling (an npm
+  package's imports do not pass through the tenant's import map).
+* The bundle is loaded once in a process with no permissions to measure its startup CPU
+  time and to check its default export, before it can become production.
+
+Packages are pinned in a lockfile kept with the deployment; a later build starts from the
+previous deployment's lock, so the same files give the same artifact until the tenant asks
+for an update. The npm cache (DENO_DIR) is shared by all builds.
+"""
+
+import json
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from .deno import deno_env, run_deno
+from .errors import BuildFailed
+from .program import Program
+
+APP = "app"
+OUTSIDE = "__outside_the_upload__"
+CONFIG = "build.json"
+LOCK = "deno.lock"
+BUNDLE = "bundle.js"
+# The compiler options tenants' code is held to; quoted in every type-error message.
+COMPILER_OPTIONS = {"strict": True, "noImplicitAny": False}
+CHECK_RULES = "TypeScript strict mode, except that untyped parameters are allowed"
+DIAGNOSTIC = re.compile(r"^(TS\d+) \[ERROR\]: (.*)$")
+LOCATION = re.compile(r"^\s+at (\S+?):(\d+):(\d+)$")
+NO_EXPORTS = (
+    "No exported functions and no fetch handler found. Export at least one function, for "
+    "example:\n"
+    "  export async function hello(payload: { name?: string }) {\n"
+    "    return { greeting: `Hello, ${payload.name ?? 'world'}!` };\n"
+    "  }\n"
+    "or a default export with a fetch handler:\n"
+    '  export default { fetch: (request: Request) => new Response("Hello") };'
+)
+ALLOWED_IMPORTS = (
+    "a worker imports its own files (./…), npm: and node: modules, jsr: packages and https: "
+    "modules from {hosts}"
+)
+
+
+@dataclass
+class Built:
+    functions: list[str]
+    http: bool
+    artifact: str
+    lockfile: str
+    log: list[str] = field(default_factory=list)
+
+
+class Workspace:
+    """One build's directory: the upload under app/, our configuration beside it."""
+
+    def __init__(self, root: Path, program: Program, lockfile: str, log: list[str]):
+        self.root, self.program, self.log = root, program, log
+        self.app = root / APP
+        for path, text in program.code_files.items():
+            target = self.app / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        if lockfile:
+            (root / LOCK).write_text(lockfile)
+        app_url = self.app.as_uri()
+        imports = {
+            name: (f"{app_url}/{target[2:]}" if target.startswith("./") else target)
+            for name, target in program.imports.items()
+        }
+        # Longest prefix wins: the upload's own files map to themselves, every other file
+        # of this machine into a directory that does not exist.
+        imports["file:///"] = f"{root.as_uri()}/{OUTSIDE}/"
+        imports[f"{app_url}/"] = f"{app_url}/"
+        config = {
+            "imports": imports,
+            "compilerOptions": COMPILER_OPTIONS,
+            "nodeModulesDir": "none",
+            "lock": {"path": f"./{LOCK}", "frozen": False},
+        }
+        (root / CONFIG).write_text(json.dumps(config, indent=2))
+
+    @property
+    def entry(self) -> str:
+        return f"{APP}/{self.program.entry}"
+
+    def clean(self, text: str) -> str:
+        """Deno's output with our directories taken out: paths as the tenant knows them."""
+        text = text.replace(f"{self.root.as_uri()}/{OUTSIDE}", "file://")
+        text = text.replace(self.app.as_uri() + "/", "").replace(str(self.app) + "/", "")
+        text = text.replace(self.root.as_uri(), "").replace(str(self.root), "")
+        text = text.replace(str(settings.DENO_DIR), "<package cache>")
+        if text.startswith("Warning") and "\nerror: " in text:
+            text = text[text.index("\nerror: ") + 1 :]  # a syntax error is printed twice
+        lines = [
+            line.rstrip()
+            for line in text.splitlines()
+            if not line.startswith(("Stack backtrace", "   0: <unknown>", "Check ", "Download "))
+        ]
+        return "\n".join(lines).strip()
+
+    def step(self, title: str, args: list[str], stdin: str | None = None):
+        self.log.append(f"-> {title}")
+        imports = ",".join(f"{h}:443" for h in settings.BUILD_IMPORT_HOSTS) or "none.invalid:1"
+        if args[0] in ("info", "check", "bundle"):
+            args = [args[0], "--config", CONFIG, f"--allow-import={imports}", *args[1:]]
+        elif args[0] == "doc":  # doc reads the import map only when it is given as one
+            args = ["doc", "--no-config", "--no-lock", "--import-map", CONFIG,
+                    f"--allow-import={imports}", *args[1:]]  # fmt: skip
+        try:
+            if stdin is None:
+                result = run_deno(args, self.root, settings.BUILD_TIMEOUT_SECONDS)
+            else:
+                result = subprocess.run(
+                    [*_deno(), *args],
+                    cwd=self.root,
+                    env=deno_env(),
+                    input=stdin,
+                    capture_output=True,
+                    text=True,
+                    timeout=settings.BUILD_TIMEOUT_SECONDS,
+                    check=False,
+                )
+        except subprocess.TimeoutExpired as exc:
+            raise self.failed(
+                f"{title} did not finish within {settings.BUILD_TIMEOUT_SECONDS} s."
+            ) from exc
+        return result
+
+    def failed(self, message: str) -> BuildFailed:
+        return BuildFailed(message, "\n".join(self.log))
+
+
+def _deno() -> list[str]:
+    from .deno import deno_bin
+
+    return [deno_bin()]
+
+
+def build_program(
+    program: Program, lockfile: str = "", env: dict | None = None, memory_mb: int = 128
+) -> Built:
+    """Checks, type-checks, bundles and loads once; raises BuildFailed with the tenant's fix."""
+    log: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="build-") as tmp:
+        ws = Workspace(Path(tmp), program, lockfile, log)
+        check_graph(ws)
+        functions, has_default = find_exports(ws)
+        type_check(ws)
+        artifact = bundle(ws)
+        lock = (ws.root / LOCK).read_text() if (ws.root / LOCK).exists() else ""
+        http = probe(ws, env or {}, memory_mb, has_default)
+    if not functions and not http:
+        raise BuildFailed(NO_EXPORTS, "\n".join(log))
+    log.append(f"Bundle: {len(artifact.encode())} bytes")
+    return Built(functions=functions, http=http, artifact=artifact, lockfile=lock, log=log)
+
+
+def analyse_program(program: Program, lockfile: str = "") -> tuple[list[str], bool, list[str]]:
+    """The checks without bundling (the Vercel back end builds remotely): functions, whether
+    there is a default export, the log."""
+    log: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="build-") as tmp:
+        ws = Workspace(Path(tmp), program, lockfile, log)
+        check_graph(ws)
+        functions, has_default = find_exports(ws)
+        type_check(ws)
+    if not functions and not has_default:
+        raise BuildFailed(NO_EXPORTS, "\n".join(log))
+    return functions, has_default, log
+
+
+# --- the module graph ---------------------------------------------------------------------
+
+
+def check_graph(ws: Workspace) -> None:
+    """Every import is resolved (packages fetched into the shared cache) and judged before
+    anything is compiled: files outside the upload, unknown packages and versions, hosts
+    that are not allowed or cannot be reached each get their own message."""
+    info = ws.step("Resolving imports and packages", ["info", "--json", ws.entry])
+    if info.returncode != 0:
+        raise ws.failed(syntax_error_message(ws.clean(info.stderr)))
+    graph = json.loads(info.stdout)
+    written = {}  # resolved specifier -> (importing file, specifier as written)
+    for module in graph.get("modules", []):
+        for dep in module.get("dependencies", []):
+            for kind in ("code", "type"):
+                resolved = (dep.get(kind) or {}).get("specifier")
+                if resolved:
+                    written.setdefault(resolved, (module["specifier"], dep["specifier"]))
+    problems = []
+    for module in graph.get("modules", []):
+        specifier, error = module.get("specifier", ""), module.get("error")
+        by, as_written = written.get(specifier, ("", specifier))
+        where = f"{ws.clean(by) or ws.program.entry} imports {as_written!r}"
+        if OUTSIDE in specifier:
+            problems.append(
+                f"{where}, a file outside the uploaded files: "
+                + ALLOWED_IMPORTS.format(hosts=_hosts())
+                + "."
+            )
+        elif error and specifier.startswith(ws.app.as_uri()) and "Module not found" not in error:
+            problems.append(syntax_error_message(ws.clean(error)))
+        elif error:
+            problems.append(f"{where}: {explain(ws.clean(error), specifier)}")
+    if problems:
+        raise ws.failed("\n".join(dict.fromkeys(problems)))
+    npm = graph.get("npmPackages") or {}
+    if npm:
+        ws.log.append("Packages: " + ", ".join(sorted(npm)))
+
+
+def _hosts() -> str:
+    return ", ".join(settings.BUILD_IMPORT_HOSTS) or "no host (remote imports are off)"
+
+
+def explain(error: str, specifier: str) -> str:
+    if match := re.search(r"npm package '([^']+)' does not exist", error):
+        return f"the package {match.group(1)} does not exist in the npm registry."
+    if match := re.search(r"Could not find npm package '([^']+)' matching '([^']+)'", error):
+        return f"no version of the package {match.group(1)} matches {match.group(2)}."
+    if "Requires import access" in error:
+        host = re.search(r'"([^"]+)"', error)
+        return (
+            f"imports from {host.group(1) if host else 'that host'} are not allowed; "
+            + ALLOWED_IMPORTS.format(hosts=_hosts())
+            + "."
+        )
+    if specifier.startswith("jsr:") or "JSR package" in error:
+        return (
+            "the JSR registry (jsr.io) could not be reached from this platform's build "
+            f"machines, so {specifier} cannot be fetched ({error})"
+        )
+    if specifier.startswith(("https:", "http:")) and "failed" in error:
+        return f"{specifier} could not be fetched: its host cannot be reached or answered an error."
+    if "Module not found" in error:
+        return "no such file among the uploaded files."
+    if "npm" in error and ("fetch" in error.lower() or "connect" in error.lower()):
+        return f"the npm registry could not be reached ({error})"
+    return error
+
+
+# --- exports and types --------------------------------------------------------------------
+
+
+def find_exports(ws: Workspace) -> tuple[list[str], bool]:
+    """The entry's exported functions (read, never run) and whether it has a default export."""
+    doc = ws.step("Finding exported functions", ["doc", "--json", ws.entry])
+    if doc.returncode != 0:
+        raise ws.failed(syntax_error_message(ws.clean(doc.stderr)))
+    data = json.loads(doc.stdout)
+    nodes = data.get("nodes", data) if isinstance(data, dict) else data
+    entry_url = (ws.app / ws.program.entry).as_uri()
+    symbols = []
+    if isinstance(nodes, dict):  # {url: {symbols: [...]}}: only the entry's exports count
+        symbols = (nodes.get(entry_url) or next(iter(nodes.values()), {})).get("symbols", [])
+    names, has_default = [], False
+    for symbol in symbols:
+        name = symbol.get("name")
+        if name == "default" or symbol.get("isDefault"):
+            has_default = True
+            continue
+        for decl in symbol.get("declarations", []):
+            if decl.get("declarationKind") == "export" and decl.get("kind") == "function":
+                names.append(name)
+                break
+    functions = list(dict.fromkeys(n for n in names if n))
+    if functions:
+        ws.log.append(f"Exported functions: {', '.join(functions)}")
+    if has_default:
+        ws.log.append("Default export: the fetch handler for HTTP requests")
+    return functions, has_default
+
+
+def type_check(ws: Workspace) -> None:
+    check = ws.step(f"Type-checking ({CHECK_RULES})", ["check", ws.entry])
+    if check.returncode != 0:
+        raise ws.failed(type_error_message(ws.clean(check.stdout + check.stderr)))
+
+
+def summarize_type_errors(output: str) -> list[str]:
+    """'lib/a.ts, line 2, column 9: TS2322 …' lines, one per diagnostic."""
+    found, current = [], None
+    for line in output.splitlines():
+        match = DIAGNOSTIC.match(line)
+        if match:
+            current = f"{match.group(1)} {match.group(2)}"
+            continue
+        where = LOCATION.match(line)
+        if where and current:
+            found.append(
+                f"{where.group(1)}, line {where.group(2)}, column {where.group(3)}: {current}"
+            )
+            current = None
+    return found
+
+
+def type_error_message(output: str) -> str:
+    errors = summarize_type_errors(output)
+    if not errors:
+        return f"Type check failed ({CHECK_RULES}):\n\n{output}"
+    listed = "\n".join(f"  {e}" for e in errors)
+    plural = "s" if len(errors) != 1 else ""
+    return f"{len(errors)} type error{plural} ({CHECK_RULES}):\n{listed}\n\n{output}"
+
+
+def syntax_error_message(output: str) -> str:
+    where = re.search(r"at (\S+?\.[cm]?[jt]sx?):(\d+):(\d+)", output)
+    first = output.splitlines()[0] if output else "The module could not be parsed."
+    first = first.removeprefix("error: ")
+    if where:
+        return (
+            f"Syntax error in {where.group(1)} at line {where.group(2)}, column "
+            f"{where.group(3)}: {first.removeprefix('SyntaxError: ')}\n\n{output}"
+        )
+    return f"The module could not be parsed: {first}\n\n{output}"
+
+
+# --- bundling -----------------------------------------------------------------------------
+
+# esbuild names each module it took in on a comment line above its code.
+SOURCE_COMMENT = re.compile(r"^// (\S.*)$", re.MULTILINE)
+
+
+def bundle(ws: Workspace) -> str:
+    result = ws.step(
+        "Bundling",
+        ["bundle", "--quiet", "--no-check", "--platform=deno", "-o", BUNDLE, ws.entry],
+    )
+    out = ws.root / BUNDLE
+    if result.returncode != 0 or not out.exists():
+        raise ws.failed("Bundling failed: " + ws.clean(result.stderr))
+    code = out.read_text()
+    cache = Path(settings.DENO_DIR).resolve()
+
+    def judged(match: re.Match) -> str:
+        name = match.group(1)
+        path = (ws.root / name).resolve()
+        if path.is_relative_to(ws.app.resolve()):
+            return f"// {path.relative_to(ws.app.resolve()).as_posix()}"
+        if path.is_relative_to(cache):
+            return f"// {path.relative_to(cache).as_posix()}"  # npm/registry.npmjs.org/…
+        if path.exists():
+            raise ws.failed(
+                f"A package imports {name!r}, a file of the build machine outside the upload "
+                "and the package cache; the build was stopped."
+            )
+        return match.group(0)
+
+    code = SOURCE_COMMENT.sub(judged, code)
+    # Bundled CommonJS packages make `require` from the module's own URL; the runtime loads
+    # the artifact from memory, which no `require` could start from: give it a fixed one.
+    code = code.replace(
+        "__deno_internal_createRequire(import.meta.url)",
+        '__deno_internal_createRequire("file:///worker/bundle.js")',
+    )
+    size = len(code.encode())
+    if size > settings.MAX_ARTIFACT_BYTES:
+        raise ws.failed(
+            f"The bundle is {size:,} bytes, over the limit of {settings.MAX_ARTIFACT_BYTES:,} "
+            "bytes: drop or replace its largest packages."
+        )
+    return code
+
+
+# --- the startup probe --------------------------------------------------------------------
+
+PROBE = """
+const env = JSON.parse(await new Response(Deno.stdin.readable).text());
+Object.defineProperty(globalThis.process, "env", { value: Object.freeze(env), configurable: true });
+// Waiting on the network is not the module's CPU: a top-level fetch waits forever here.
+globalThis.fetch = () => new Promise(() => {});
+const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const LIMIT = Number(Deno.args[0]), start = cpu(), began = performance.now();
+const tell = (o) => { Deno.stderr.writeSync(new TextEncoder().encode("\\u0001" + JSON.stringify(o) + "\\n")); Deno.exit(0); };
+const timer = setInterval(() => {
+  const used = cpu() - start;
+  if (used > LIMIT) tell({ over: used });
+  if (performance.now() - began > LIMIT) tell({ waiting: true, cpuMs: used });
+}, 20);
+try {
+  const mod = await import("./bundle.js");
+  const d = mod.default;
+  const kind = d === undefined ? "none" : typeof d?.fetch === "function" ? "fetch" : typeof d;
+  clearInterval(timer);
+  tell({ loaded: true, cpuMs: cpu() - start, default: kind });
+} catch (err) {
+  tell({ error: `${err?.name ?? "Error"}: ${err?.message ?? err}` });
+}
+"""
+
+
+def probe(ws: Workspace, env: dict, memory_mb: int, has_default: bool) -> bool:
+    """Loads the bundle once in a process with no permissions; True if it has a fetch
+    handler. A module whose top level keeps the CPU past STARTUP_CPU_MS fails the build."""
+    limit = settings.STARTUP_CPU_MS
+    (ws.root / "probe.js").write_text(PROBE)
+    ws.log.append(f"-> Loading the module once (startup limit: {limit} ms of CPU)")
+    args = [
+        *_deno(), "run", "--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm",
+        f"--v8-flags=--max-old-space-size={memory_mb}", "probe.js", str(limit),
+    ]  # fmt: skip
+    wall = limit / 1000 * 2 + 2  # deno's own start, and a CPU shared with other builds
+    try:
+        result = subprocess.run(
+            args,
+            cwd=ws.root,
+            env=deno_env(),
+            input=json.dumps(env),
+            capture_output=True,
+            text=True,
+            timeout=wall,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ws.failed(_too_slow(limit)) from exc
+    report = next(
+        (
+            json.loads(line[1:])
+            for line in reversed(result.stderr.splitlines())
+            if line.startswith("\x01")
+        ),
+        None,
+    )
+    if report is None:
+        raise ws.failed(
+            "The module failed to load: it stopped the process that loaded it "
+            f"(exit code {result.returncode}; over its {memory_mb} MB of memory?)."
+        )
+    if "over" in report:
+        raise ws.failed(_too_slow(limit))
+    if "error" in report:
+        raise ws.failed(f"The module failed to load: {ws.clean(report['error'])}")
+    if report.get("waiting"):
+        ws.log.append("The module waits on the network at its top level; startup not judged.")
+        return has_default
+    ws.log.append(f"Loaded in {report['cpuMs']:.0f} ms of CPU")
+    kind = report.get("default", "none")
+    if kind not in ("none", "fetch"):
+        raise ws.failed(
+            f"The default export is a {kind}, not a fetch handler: export "
+            "`default { fetch(request) { … } }` (or remove the default export)."
+        )
+    return kind == "fetch"
+
+
+def _too_slow(limit: int) -> str:
+    return (
+        f"The module's top level did not finish loading within the startup limit of {limit} ms "
+        "of CPU time (a loop that never ends, or heavy work outside the exported functions). "
+        "Move the work into a function, or do it on the first call."
+    )
