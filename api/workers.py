@@ -1,15 +1,23 @@
 """Workers and deployments in the JSON API: deploy, read, delete, cancel, promote."""
 
+import base64
+import binascii
 from uuid import UUID
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from ninja import Router, Status
 
 from deployments.backends import backend_for_worker
-from deployments.deploy import cancel, delete_worker, deploy, set_production
+from deployments.deploy import cancel, delete_worker, deploy, refuse, set_production
 from deployments.models import Deployment
+from deployments.program import (
+    Program,
+    ProgramError,
+    ProgramTooLarge,
+    program_from_archive,
+    program_from_files,
+)
 from workers.models import Worker
 from workers_portal.access import Action, can
 from workers_portal.audit import record
@@ -22,6 +30,7 @@ from .schemas import (
     DeploymentList,
     DeploymentOut,
     ErrorOut,
+    FilesOut,
     ProductionIn,
     WorkerList,
     WorkerOut,
@@ -36,7 +45,12 @@ def deployment_json(d: Deployment) -> dict:
         "id": d.code,
         "status": d.status,
         "backend": d.backend,
+        "entry": d.entry,
+        "files": sorted(d.files),
         "functions": d.functions,
+        "httpHandler": d.http,
+        "packages": d.packages,
+        "lockfile": d.lockfile or None,
         "errorMessage": d.error_message or None,
         "backendId": d.deployment_id or None,
         "url": d.url or None,
@@ -103,6 +117,28 @@ def choose_tenant(request, slug: str | None):
     return request.tenant
 
 
+def program_of(body: DeployIn) -> Program | str:
+    """The upload as a program, or why it cannot be one (the deployment then fails at once,
+    as a build would); over a size limit is a 413."""
+    given = [f for f in ("code", "files", "archive") if getattr(body, f) is not None]
+    if len(given) != 1:
+        raise ApiError(400, "invalid_request", "Send exactly one of `code`, `files` and `archive`.")
+    try:
+        if body.code is not None:
+            return program_from_files({body.entry or "index.ts": body.code}, body.entry)
+        if body.files is not None:
+            return program_from_files(body.files, body.entry)
+        try:
+            data = base64.b64decode(body.archive, validate=True)
+        except binascii.Error:
+            return "`archive` is not valid base64."
+        return program_from_archive(data, body.entry)
+    except ProgramTooLarge as exc:
+        raise ApiError(413, "payload_too_large", str(exc)) from exc
+    except ProgramError as exc:
+        return str(exc)
+
+
 @router.post(
     "/workers",
     response={202: DeployedOut, frozenset({400, 401, 403, 404, 409, 413, 429}): ErrorOut},
@@ -113,12 +149,7 @@ def create_deployment(request, body: DeployIn):
     if tenant is None:
         raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
     require(request, Action.DEPLOY, tenant)
-    if len(body.code.encode()) > settings.MAX_SOURCE_BYTES:
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"The module is larger than {settings.MAX_SOURCE_BYTES} bytes.",
-        )
+    program = program_of(body)
     user = request.user if request.principal.key is None else None
     try:
         with transaction.atomic():
@@ -126,7 +157,10 @@ def create_deployment(request, body: DeployIn):
             if worker is None:
                 check_new_worker(tenant)
                 worker = Worker.objects.create(tenant=tenant, name=body.name)
-            deployment = deploy(worker, body.code, user)
+            if isinstance(program, str):
+                deployment = refuse(worker, program, user)
+            else:
+                deployment = deploy(worker, program, user, update_lock=body.updateLock)
             record(request, tenant, "deploy", body.name, deployment=deployment.short_id)
     except IntegrityError as exc:
         raise ApiError(
@@ -193,6 +227,16 @@ def promote(request, id: UUID, body: ProductionIn):
 )
 def get_deployment(request, id: UUID):
     return deployment_json(deployment_for(request, id, Action.READ))
+
+
+@router.get(
+    "/deployments/{uuid:id}/files",
+    response={200: FilesOut, **ERRORS},
+    summary="A deployment's files, as deployed",
+)
+def deployment_files(request, id: UUID):
+    d = deployment_for(request, id, Action.READ)
+    return {"entry": d.entry, "files": d.files}
 
 
 @router.post(

@@ -60,6 +60,28 @@ def deploy(
     return deployment
 
 
+def refuse(worker: Worker, message: str, user=None) -> Deployment:
+    """An upload that cannot be a program (no code, an entry that is not there, an archive
+    that is not one): a deployment whose build failed at once, shown and counted like any
+    failed build, with the reason. Raises QuotaExceeded."""
+    check_deploy(worker.tenant)
+    now = timezone.now()
+    return Deployment.objects.create(
+        worker=worker,
+        tenant=worker.tenant,
+        files={},
+        entry="",
+        source="",
+        status=Deployment.Status.ERROR,
+        error_message=message,
+        build_log="-> Reading the upload\n" + message,
+        created_by=user if user is not None and user.is_authenticated else None,
+        backend=worker.tenant.backend or settings.DEFAULT_BACKEND,
+        started_at=now,
+        finished_at=now,
+    )
+
+
 def current_lock(worker: Worker) -> str:
     """The lock of the deployment serving production, or of the newest ready one."""
     serving = worker.production

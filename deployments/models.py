@@ -117,7 +117,7 @@ class Deployment(models.Model):
         return f"{self.worker} @ {self.short_id}"
 
     def save(self, *args, **kwargs):
-        if not self.files:
+        if not self.files and self.source:
             self.files = {self.entry: self.source}
         if not self.source:
             self.source = self.files.get(self.entry, "")

@@ -27,6 +27,10 @@ class ProgramError(ValueError):
     """The upload cannot be a worker; the message says what to change."""
 
 
+class ProgramTooLarge(ProgramError):
+    """Over a size or count limit."""
+
+
 @dataclass(frozen=True)
 class Program:
     files: dict[str, str]
@@ -70,7 +74,7 @@ def program_from_files(files: dict[str, str], entry: str | None = None) -> Progr
     if not isinstance(files, dict) or not files:
         raise ProgramError("No files: send at least the entry module (index.ts).")
     if len(files) > settings.MAX_PROGRAM_FILES:
-        raise ProgramError(
+        raise ProgramTooLarge(
             f"{len(files)} files: a worker has at most {settings.MAX_PROGRAM_FILES} files."
         )
     clean: dict[str, str] = {}
@@ -86,7 +90,7 @@ def program_from_files(files: dict[str, str], entry: str | None = None) -> Progr
         total += len(text.encode())
         clean[name] = text
     if total > settings.MAX_SOURCE_BYTES:
-        raise ProgramError(
+        raise ProgramTooLarge(
             f"The files hold {total} bytes: the limit is {settings.MAX_SOURCE_BYTES} bytes."
         )
     if not any(p.endswith(CODE_SUFFIXES) for p in clean):
@@ -250,12 +254,12 @@ def program_from_archive(data: bytes, entry: str | None = None) -> Program:
                         "(no links or devices)."
                     )
                 if member.size > settings.MAX_SOURCE_BYTES:
-                    raise ProgramError(
+                    raise ProgramTooLarge(
                         f"{member.name} is {member.size} bytes: the limit for all files "
                         f"together is {settings.MAX_SOURCE_BYTES} bytes."
                     )
                 if len(files) >= settings.MAX_PROGRAM_FILES:
-                    raise ProgramError(
+                    raise ProgramTooLarge(
                         f"The archive has more than {settings.MAX_PROGRAM_FILES} files."
                     )
                 raw = archive.extractfile(member).read()

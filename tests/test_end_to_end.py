@@ -167,3 +167,31 @@ def test_command_line_deploy_waits_and_reports(start_worker, tenant, tmp_path):
 
     result = run_deploy_command("nobody", "cli-fn", str(good))
     assert result.returncode == 1 and "No tenant with the slug 'nobody'" in result.stderr
+
+
+def test_command_line_deploys_a_directory(start_worker, tenant, tmp_path):
+    start_worker()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.ts").write_text(
+        'import ms from "ms";\nimport { twice } from "./twice.ts";\n'
+        "export async function wait(p: { text: string }) { return twice(ms(p.text)); }\n"
+        'export default { fetch: () => new Response("up") };\n'
+    )
+    (tmp_path / "src" / "twice.ts").write_text("export const twice = (n: number) => n * 2;\n")
+    (tmp_path / "package.json").write_text(
+        '{"main": "src/main.ts", "dependencies": {"ms": "2.1.3"}}'
+    )
+    (tmp_path / "node_modules" / "ms").mkdir(parents=True)  # left behind by npm: not deployed
+    (tmp_path / "node_modules" / "ms" / "index.js").write_text("module.exports = 1;")
+    (tmp_path / ".env").write_text("SECRET=1")
+    result = run_deploy_command("acme", "dir-fn", str(tmp_path), "--wait")
+    assert result.returncode == 0, result.stderr
+    assert "functions: wait" in result.stdout and "packages: ms@2.1.3" in result.stdout
+    assert "fetch handler: every path but /api/invoke/*" in result.stdout
+    deployment = Deployment.objects.get(worker__name="dir-fn")
+    assert sorted(deployment.files) == ["package.json", "src/main.ts", "src/twice.ts"]
+    assert deployment.entry == "src/main.ts"
+
+    (tmp_path / "link.ts").symlink_to("/etc/hostname")
+    result = run_deploy_command("acme", "dir-fn", str(tmp_path))
+    assert result.returncode == 1 and "link.ts is a link" in result.stderr

@@ -2,10 +2,13 @@
 called, and each answer's status and body are checked against the description (which
 django-ninja generates from the schemas that validate requests)."""
 
+import base64
 import hashlib
 import hmac
+import io
 import json
 import re
+import tarfile
 
 import pytest
 from django.test import Client
@@ -87,6 +90,43 @@ def test_every_operation_answers_as_described(api, tenant, other_tenant, setting
     api("GET", f"/api/workers/{worker.code}")
     api("GET", f"/api/workers/{worker.code}/deployments")
     api("GET", f"/api/deployments/{ready.code}")
+    assert api("GET", f"/api/deployments/{ready.code}/files").json() == {
+        "entry": "index.ts",
+        "files": {"index.ts": GREETER},
+    }
+    # Several files, and a .tar.gz; one of code, files and archive, with clean paths.
+    many = {"name": "many", "files": {"index.ts": GREETER, "lib/a.ts": "export const a = 1;"}}
+    sent = api("POST", "/api/workers", many)
+    assert sent.status_code == 202 and sent.json()["deployment"]["files"] == [
+        "index.ts",
+        "lib/a.ts",
+    ]
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as archive:
+        for name, text in {
+            "app/src/main.ts": GREETER,
+            "app/deno.json": '{"exports": "./src/main.ts"}',
+        }.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            archive.addfile(info, io.BytesIO(text.encode()))
+    archived = api(
+        "POST",
+        "/api/workers",
+        {"name": "packed", "archive": base64.b64encode(packed.getvalue()).decode()},
+    )
+    assert archived.status_code == 202 and archived.json()["deployment"]["entry"] == "src/main.ts"
+    both = {"name": "both", "code": GREETER, "files": {"index.ts": GREETER}}
+    assert api("POST", "/api/workers", both).status_code == 400
+    outside = {"name": "outside", "files": {"../etc/x.ts": GREETER}}
+    assert api("POST", "/api/workers", outside).status_code == 400
+    # What the description allows is accepted; an upload that is no program fails as a build.
+    nocode = api("POST", "/api/workers", {"name": "nocode", "files": {"README.md": "hi"}})
+    assert nocode.status_code == 202
+    assert nocode.json()["deployment"]["status"] == "error"
+    assert (
+        nocode.json()["deployment"]["errorMessage"] == "No code: the upload has no .ts or .js file."
+    )
     api("GET", f"/api/workers/{worker.code}/logs/poll")
     api("GET", f"/api/workers/{worker.code}/logs/poll?cursor=0")
     assert (

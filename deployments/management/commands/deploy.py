@@ -1,4 +1,5 @@
-"""`manage.py deploy <tenant> <worker> <file.ts> [--wait]`: deploy from scripts and CI."""
+"""`manage.py deploy <tenant> <worker> <file.ts | directory | file.tar.gz> [--wait]`: deploy
+from scripts and CI."""
 
 import time
 from pathlib import Path
@@ -9,18 +10,37 @@ from django.core.management.base import BaseCommand, CommandError
 
 from deployments.deploy import deploy
 from deployments.models import Deployment
+from deployments.program import (
+    Program,
+    ProgramError,
+    program_from_archive,
+    program_from_files,
+)
 from workers.models import Worker
 from workers_portal.models import Tenant, label_validator
 from workers_portal.quotas import QuotaExceeded, check_new_worker
 
 
 class Command(BaseCommand):
-    help = "Deploy a TypeScript module as a new deployment of a worker (created if needed)."
+    help = (
+        "Deploy a TypeScript module, a directory or a .tar.gz as a new deployment of a worker "
+        "(created if needed)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("tenant", help="the tenant's slug")
         parser.add_argument("worker", help="the worker's name")
-        parser.add_argument("file", help="the TypeScript module, or - for standard input")
+        parser.add_argument(
+            "file",
+            help="the TypeScript module, a directory of the worker's files, a .tar.gz of "
+            "one, or - for one module on standard input",
+        )
+        parser.add_argument("--entry", help="the entry module (default: index.ts)")
+        parser.add_argument(
+            "--update-lock",
+            action="store_true",
+            help="resolve packages afresh instead of keeping the versions production pinned",
+        )
         parser.add_argument("--wait", action="store_true", help="wait until the build ends")
         parser.add_argument("--timeout", type=float, default=300, help="seconds --wait waits")
         parser.add_argument(
@@ -38,14 +58,19 @@ class Command(BaseCommand):
             label_validator(name)
         except ValidationError as exc:
             raise CommandError(f"Invalid worker name {name!r}: {exc.messages[0]}") from exc
-        source = self.read_source(options["file"])
+        try:
+            program = self.read_program(options["file"], options["entry"])
+        except ProgramError as exc:
+            raise CommandError(str(exc)) from exc
         try:
             worker = Worker.objects.filter(tenant=tenant, name=name).first()
             created = worker is None
             if created:
                 check_new_worker(tenant)
                 worker = Worker.objects.create(tenant=tenant, name=name)
-            deployment = deploy(worker, source, backend=options["backend"])
+            deployment = deploy(
+                worker, program, backend=options["backend"], update_lock=options["update_lock"]
+            )
         except QuotaExceeded as exc:
             raise CommandError(exc.message) from exc
         verb = "Created worker and queued" if created else "Queued"
@@ -66,20 +91,57 @@ class Command(BaseCommand):
         if deployment.status != Deployment.Status.READY:
             raise CommandError(f"The build failed:\n{deployment.error_message}")
         self.stdout.write(f"url: {deployment.url}")
-        self.stdout.write(f"functions: {', '.join(deployment.functions)}")
+        self.stdout.write(f"functions: {', '.join(deployment.functions) or 'none'}")
+        if deployment.http:
+            self.stdout.write("fetch handler: every path but /api/invoke/*")
+        if deployment.packages:
+            pinned = ", ".join(f"{p['name']}@{p['version']}" for p in deployment.packages)
+            self.stdout.write(f"packages: {pinned}")
 
-    def read_source(self, path: str) -> str:
+    def read_program(self, path: str, entry: str | None) -> Program:
         import sys
 
         if path == "-":
             source = sys.stdin.read()
-        else:
-            file = Path(path)
-            if not file.is_file():
-                raise CommandError(f"No such file: {path}")
-            source = file.read_text()
+            if not source.strip():
+                raise CommandError("The module is empty.")
+            return program_from_files({entry or "index.ts": source}, entry)
+        given = Path(path)
+        if given.is_dir():
+            return program_from_files(read_directory(given), entry)
+        if not given.is_file():
+            raise CommandError(f"No such file or directory: {path}")
+        if given.name.endswith((".tar.gz", ".tgz")):
+            return program_from_archive(given.read_bytes(), entry)
+        source = given.read_text()
         if not source.strip():
             raise CommandError("The module is empty.")
-        if len(source.encode()) > settings.MAX_SOURCE_BYTES:
-            raise CommandError(f"The module is larger than {settings.MAX_SOURCE_BYTES} bytes.")
-        return source
+        return program_from_files({entry or "index.ts": source}, entry)
+
+
+# Not part of a worker's program: what tools and package managers leave in a directory.
+SKIPPED = {"node_modules", ".git", "deno.lock", "package-lock.json", ".DS_Store"}
+
+
+def read_directory(root: Path) -> dict[str, str]:
+    """Every regular file under `root` but hidden ones and SKIPPED, as text; links refused."""
+    files: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part in SKIPPED or part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_symlink():
+            raise CommandError(f"{relative} is a link: only regular files are deployed.")
+        if not path.is_file():
+            continue
+        if len(files) >= settings.MAX_PROGRAM_FILES:
+            raise CommandError(f"More than {settings.MAX_PROGRAM_FILES} files under {root}.")
+        try:
+            files[relative.as_posix()] = path.read_text()
+        except UnicodeDecodeError as exc:
+            raise CommandError(
+                f"{relative} is not UTF-8 text: only text files are deployed."
+            ) from exc
+    if not files:
+        raise CommandError(f"No files under {root}.")
+    return files
