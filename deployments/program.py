@@ -10,6 +10,7 @@ import json
 import posixpath
 import re
 import tarfile
+import zipfile
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -240,8 +241,10 @@ def _check_target(name: str, target: str) -> None:
 
 
 def program_from_archive(data: bytes, entry: str | None = None) -> Program:
-    """A .tar.gz of the worker's directory (one top directory is taken off if all files
-    share it). Links, devices and anything that is not a regular text file are refused."""
+    """A .tar.gz (or .zip) of the worker's directory (one top directory is taken off if all
+    files share it). Links, devices and anything that is not a regular text file are refused."""
+    if data[:4] == b"PK\x03\x04":
+        return _from_zip(data, entry)
     files: dict[str, str] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
@@ -271,7 +274,40 @@ def program_from_archive(data: bytes, entry: str | None = None) -> Program:
                     ) from exc
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ProgramError(f"The archive could not be read as .tar.gz: {exc}") from exc
+    return program_from_files(_without_top_directory(files), entry)
+
+
+def _without_top_directory(files: dict[str, str]) -> dict[str, str]:
     tops = {p.split("/", 1)[0] for p in files}
     if len(tops) == 1 and all("/" in p for p in files):
-        files = {p.split("/", 1)[1]: t for p, t in files.items()}
-    return program_from_files(files, entry)
+        return {p.split("/", 1)[1]: t for p, t in files.items()}
+    return files
+
+
+def _from_zip(data: bytes, entry: str | None) -> Program:
+    files: dict[str, str] = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for member in archive.infolist():
+                if member.is_dir() or member.filename.startswith("__MACOSX/"):
+                    continue
+                if (member.external_attr >> 16) & 0o170000 == 0o120000:
+                    raise ProgramError(f"{member.filename}: the archive may not hold links.")
+                if member.file_size > settings.MAX_SOURCE_BYTES:
+                    raise ProgramTooLarge(
+                        f"{member.filename} is {member.file_size} bytes: the limit for all "
+                        f"files together is {settings.MAX_SOURCE_BYTES} bytes."
+                    )
+                if len(files) >= settings.MAX_PROGRAM_FILES:
+                    raise ProgramTooLarge(
+                        f"The archive has more than {settings.MAX_PROGRAM_FILES} files."
+                    )
+                try:
+                    files[member.filename] = archive.read(member).decode()
+                except UnicodeDecodeError as exc:
+                    raise ProgramError(
+                        f"{member.filename} is not UTF-8 text: only text files are accepted."
+                    ) from exc
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ProgramError(f"The archive could not be read as .zip: {exc}") from exc
+    return program_from_files(_without_top_directory(files), entry)

@@ -57,7 +57,7 @@ def new_worker(request):
     if request.tenant is None:
         return render(request, "workers/no_tenant.html", status=404)
     require(request, Action.DEPLOY, request.tenant)
-    form = NewWorkerForm(request.POST or None, tenant=request.tenant)
+    form = NewWorkerForm(request.POST or None, request.FILES or None, tenant=request.tenant)
     if request.method == "POST" and form.is_valid():
         try:
             check_new_worker(request.tenant)
@@ -65,7 +65,7 @@ def new_worker(request):
                 worker = Worker.objects.create(
                     tenant=request.tenant, name=form.cleaned_data["name"]
                 )
-                deployment = deploy(worker, form.cleaned_data["source"], request.user)
+                deployment = deploy(worker, form.cleaned_data["program"], request.user)
                 record(request, worker.tenant, "worker.create", worker.name)
                 record(
                     request, worker.tenant, "deploy", worker.name, deployment=deployment.short_id
@@ -84,7 +84,8 @@ def detail_context(worker: Worker, form: DeployForm | None = None) -> dict:
     deployments = list(worker.deployments.select_related("tenant", "worker")[:50])
     latest = deployments[0] if deployments else None
     if form is None:
-        form = DeployForm(initial={"source": latest.source if latest else ""})
+        base = program_base(worker)
+        form = DeployForm(initial={"source": base.source if base else ""}, base=base)
     context = {
         "worker": worker,
         "deployments": deployments,
@@ -121,10 +122,17 @@ def worker_settings(request, code):
     return render(request, "workers/settings.html", context)
 
 
-def deploy_from_page(request, worker: Worker, form: DeployForm, source: str, **details):
-    """A new deployment of `source`, then the worker page; the quota's refusal on the form."""
+def program_base(worker: Worker):
+    """The deployment a pasted entry module is merged into: the newest with files."""
+    return worker.deployments.exclude(files={}).first()
+
+
+def deploy_from_page(
+    request, worker: Worker, form: DeployForm, program, update_lock=False, **details
+):
+    """A new deployment of `program`, then the worker page; the quota's refusal on the form."""
     try:
-        deployment = deploy(worker, source, request.user)
+        deployment = deploy(worker, program, request.user, update_lock=update_lock)
     except QuotaExceeded as exc:
         form.add_error(None, exc.message)
         context = detail_context(worker, form)
@@ -138,10 +146,11 @@ def deploy_from_page(request, worker: Worker, form: DeployForm, source: str, **d
 def redeploy(request, code):
     worker = worker_for(request, code)
     require(request, Action.DEPLOY, worker)
-    form = DeployForm(request.POST)
+    form = DeployForm(request.POST, request.FILES, base=program_base(worker))
     if not form.is_valid():
         return render(request, "workers/deployments.html", detail_context(worker, form), status=400)
-    return deploy_from_page(request, worker, form, form.cleaned_data["source"])
+    data = form.cleaned_data
+    return deploy_from_page(request, worker, form, data["program"], data["update_lock"])
 
 
 @login_required
@@ -152,9 +161,9 @@ def redeploy_production(request, code):
     require(request, Action.DEPLOY, worker)
     if worker.production is None:
         return redirect("worker", code=worker.code)
-    source = worker.production.source
-    form = DeployForm(initial={"source": source})
-    return deploy_from_page(request, worker, form, source, reason="secrets changed")
+    serving = worker.production
+    form = DeployForm(initial={"source": serving.source}, base=serving)
+    return deploy_from_page(request, worker, form, serving.program, reason="secrets changed")
 
 
 @login_required

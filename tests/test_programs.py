@@ -326,3 +326,19 @@ def test_an_artifact_over_the_size_limit_fails_naming_its_size(tenant, settings)
     assert deployment.status == "error"
     assert "over the limit of 50,000 bytes" in deployment.error_message
     assert Deployment.objects.filter(worker=worker, artifact__isnull=False).count() == 0
+
+
+def test_the_sample_worker_shows_a_package_and_a_fetch_handler(runtime, tenant):
+    from workers.samples import SAMPLE_SOURCE
+
+    worker = Worker.objects.create(tenant=tenant, name="sample", public=True)
+    deployment = build_files(worker, {"index.ts": SAMPLE_SOURCE})
+    assert deployment.status == "ready", deployment.error_message
+    assert deployment.functions == ["hello", "add", "duration"] and deployment.http
+    answer = httpx.post(
+        url(deployment, "/api/invoke/duration"), json={"text": "2 days"}, timeout=30
+    )
+    assert answer.json()["result"] == {"milliseconds": 172_800_000}
+    page = httpx.get(url(deployment, "/docs"), timeout=30)
+    assert page.text == "<!doctype html><title>Hello</title><h1>Hello from /docs</h1>"
+    assert [(p["name"], p["version"]) for p in deployment.packages] == [("ms", "2.1.3")]

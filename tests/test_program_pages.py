@@ -1,0 +1,104 @@
+"""Programs in the portal: several files uploaded (or a .zip/.tar.gz), a pasted entry module
+that keeps the other files, and a deployment's files and pinned packages on its page."""
+
+import io
+import json
+import tarfile
+import zipfile
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from deployments.models import Deployment
+from workers.models import Worker
+
+from .helpers import GREETER
+
+LIB = "export const shout = (s: string) => s.toUpperCase();\n"
+INDEX = 'import { shout } from "./lib.ts";\nexport async function hi() { return shout("hi"); }\n'
+
+
+def upload(name: str, content: str | bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content.encode() if isinstance(content, str) else content)
+
+
+def test_a_new_worker_from_several_uploaded_files(owner_client, tenant):
+    files = [upload("index.ts", INDEX), upload("lib.ts", LIB)]
+    answer = owner_client.post(
+        reverse("new-worker"), {"name": "two", "source": "", "upload": files}
+    )
+    assert answer.status_code == 302, answer.content.decode()
+    deployment = Worker.objects.get(tenant=tenant, name="two").deployments.get()
+    assert deployment.files == {"index.ts": INDEX, "lib.ts": LIB}
+    assert deployment.entry == "index.ts" and deployment.source == INDEX
+
+
+def test_a_zip_of_a_folder_replaces_every_file(owner_client, worker):
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("shop/src/main.ts", INDEX.replace("./lib.ts", "./util/lib.ts"))
+        archive.writestr("shop/src/util/lib.ts", LIB)
+        archive.writestr("shop/package.json", json.dumps({"main": "src/main.ts"}))
+    url = reverse("redeploy", args=[worker.code])
+    answer = owner_client.post(
+        url, {"source": "", "upload": [upload("shop.zip", packed.getvalue())]}
+    )
+    assert answer.status_code == 302
+    deployment = worker.deployments.first()
+    assert sorted(deployment.files) == ["package.json", "src/main.ts", "src/util/lib.ts"]
+    assert deployment.entry == "src/main.ts"
+
+
+def test_a_pasted_entry_keeps_the_other_files_and_the_choice_of_lock(owner_client, worker):
+    Deployment.objects.create(
+        worker=worker, tenant=worker.tenant, files={"main.ts": INDEX, "lib.ts": LIB},
+        entry="main.ts", source=INDEX, lockfile='{"version": "5"}',
+    )  # fmt: skip
+    page = owner_client.get(reverse("worker-deployments", args=[worker.code])).content.decode()
+    assert "Entry module (main.ts)" in page and "<code>lib.ts</code>" in page
+    edited = INDEX.replace('"hi"', '"hello"')
+    url = reverse("redeploy", args=[worker.code])
+    assert owner_client.post(url, {"source": edited}).status_code == 302
+    newest = worker.deployments.first()
+    assert newest.files == {"main.ts": edited, "lib.ts": LIB} and newest.entry == "main.ts"
+    assert newest.lockfile == '{"version": "5"}' or worker.production is None
+    assert not newest.update_lock
+    assert owner_client.post(url, {"source": edited, "update_lock": "on"}).status_code == 302
+    assert worker.deployments.first().update_lock and worker.deployments.first().lockfile == ""
+
+
+def test_an_upload_that_is_no_program_says_why_and_deploys_nothing(owner_client, worker):
+    url = reverse("redeploy", args=[worker.code])
+    bad = [upload("notes.md", "# hi")]
+    answer = owner_client.post(url, {"source": "", "upload": bad})
+    assert answer.status_code == 400
+    assert "No code: the upload has no .ts or .js file." in answer.content.decode()
+    broken = [upload("w.tar.gz", b"not a tarball")]
+    answer = owner_client.post(url, {"source": "", "upload": broken})
+    assert "could not be read as .tar.gz" in answer.content.decode()
+    linked = io.BytesIO()
+    with tarfile.open(fileobj=linked, mode="w:gz") as archive:
+        info = tarfile.TarInfo("index.ts")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/hostname"
+        archive.addfile(info)
+    answer = owner_client.post(url, {"source": "", "upload": [upload("w.tgz", linked.getvalue())]})
+    assert "only regular files and folders (no links or devices)" in answer.content.decode()
+    assert worker.deployments.count() == 0
+
+
+def test_the_deployment_page_shows_its_files_and_pinned_packages(owner_client, worker):
+    lock = {
+        "version": "5",
+        "specifiers": {"npm:zod@3": "3.23.8"},
+        "npm": {"zod@3.23.8": {"integrity": "sha512-x"}},
+    }
+    deployment = Deployment.objects.create(
+        worker=worker, tenant=worker.tenant, files={"index.ts": GREETER, "lib/a.ts": LIB},
+        entry="index.ts", source=GREETER, lockfile=json.dumps(lock), status="ready",
+        functions=["hello"], http=True,
+    )  # fmt: skip
+    page = owner_client.get(reverse("deployment", args=[deployment.code])).content.decode()
+    assert "<code>lib/a.ts</code>" in page and "toUpperCase" in page
+    assert "<td><code>zod</code></td><td>3.23.8</td><td>npm</td>" in page
+    assert "a fetch handler serves every other path" in page
+    assert "Packages (pinned): <code>zod@3.23.8</code>" in page
