@@ -31,7 +31,7 @@ format: setup-dev
 clean:
 	rm -rf var .pytest_cache .ruff_cache
 
-bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs
+bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs, releases, programs
 	bin/ensure-package wrk wrk
 	bin/ensure-package npm npm
 	cd bench && npm install --no-audit --no-fund --loglevel=error
@@ -42,3 +42,4 @@ bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), mem
 	  bin/with-test-services $(PY) bench/throughput.py
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/logs.py
 	bin/with-test-services $(PY) bench/releases.py
+	bin/with-test-services $(PY) bench/programs.py

@@ -122,8 +122,8 @@ class DeployIn(Strict):
             additionalProperties={"type": "string", "pattern": TEXT},
         ),
         description="Path -> text of every file of the worker: .ts/.js modules that import "
-        "each other with relative paths, and optionally deno.json or package.json "
-        "(dependencies, an import map, the entry).",
+        'each other with relative paths, and optionally package.json ("dependencies", and '
+        '"main" for the entry).',
     )
     archive: str = Field(
         None,
@@ -137,8 +137,7 @@ class DeployIn(Strict):
         pattern=PATH_PATTERN,
         max_length=1000,
         description="The entry module: the name `code` is deployed as, or one of `files` or "
-        '`archive` (by default index.ts, or what deno.json "exports" or package.json "main" '
-        "names).",
+        '`archive` (by default index.ts, or what package.json "main" names).",
     )
 
     @field_validator("files")

@@ -113,6 +113,8 @@ class Workspace:
             line.rstrip()
             for line in text.splitlines()
             if not line.startswith(("Stack backtrace", "   0: <unknown>", "Check ", "Download "))
+            # hints name the tool's own commands, which tenants do not have
+            and not (line.lstrip().startswith("hint:") and "deno" in line.lower())
         ]
         return "\n".join(lines).strip()
 
@@ -173,18 +175,19 @@ def build_program(
     return Built(functions=functions, http=http, artifact=artifact, lockfile=lock, log=log)
 
 
-def analyse_program(program: Program, lockfile: str = "") -> tuple[list[str], bool, list[str]]:
-    """The checks without bundling (the Vercel back end builds remotely): functions, whether
-    there is a default export, the log."""
+def analyse_program(program: Program, lockfile: str = "") -> tuple[list[str], bool, str, list[str]]:
+    """The checks without bundling (the Vercel back end builds remotely): the functions,
+    whether there is a default export, the lockfile the packages resolved to, the log."""
     log: list[str] = []
     with tempfile.TemporaryDirectory(prefix="build-") as tmp:
         ws = Workspace(Path(tmp), program, lockfile, log)
         check_graph(ws)
         functions, has_default = find_exports(ws)
         type_check(ws)
+        lock = (ws.root / LOCK).read_text() if (ws.root / LOCK).exists() else ""
     if not functions and not has_default:
         raise BuildFailed(NO_EXPORTS, "\n".join(log))
-    return functions, has_default, log
+    return functions, has_default, lock, log
 
 
 # --- the module graph ---------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """A deployment -> the files of a Next.js project that serves it on Vercel.
 
-The project is the same for every deployment except two files: `lib/worker.ts` (the tenant's
-module, unchanged) and `lib/deployment.json` (its functions, limits, invocation-secret digest,
-log ingest address and sealed secrets). Output is deterministic: the same deployment gives
+The project is the same for every deployment except the tenant's program and two files:
+the program's files go under `lib/worker/` (npm: specifiers rewritten to package names, the
+packages declared in package.json at the exact versions its lockfile pinned), `lib/worker.ts`
+re-exports its entry, and `lib/deployment.json` holds its functions, limits, invocation-secret
+digest, log ingest address and sealed secrets. `app/[[...path]]/route.ts` sends every path but
+/api/invoke/* to the fetch handler. Output is deterministic: the same deployment gives
 byte-identical files, so their SHAs (and Vercel's upload cache) are stable.
 """
 
@@ -10,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -21,6 +25,17 @@ from .contract import PATH as CONTRACT_PATH
 
 TEMPLATE_DIR = Path(__file__).parent / "nextjs"
 WORKER_FILE = "lib/worker.ts"
+PROGRAM_DIR = "lib/worker/"
+# An import's specifier in the tenant's code: `from "x"`, `import "x"`, `import("x")`.
+SPECIFIER = re.compile(r"""(\bfrom\s*|\bimport\s*\(?\s*)(["'])([^"'\n]+)\2""")
+NPM = re.compile(r"^npm:/?(@[^/@]+/[^/@]+|[^/@]+)(?:@([^/]+))?(/.*)?$")
+
+
+class NotForNext(ValueError):
+    """A program the generated project cannot carry (jsr:/https: imports, two versions of one
+    package); the message says what to change."""
+
+
 CONFIG_FILE = "lib/deployment.json"
 CONTRACT_FILE = "lib/contract.json"  # deployments/contract.json, which invoke.ts reads
 # The project's environment variable holding the key that opens `lib/deployment.json`'s
@@ -91,12 +106,70 @@ def deployment_config(deployment, functions: list[str]) -> dict:
     return config
 
 
-def generate(deployment, functions: list[str]) -> dict[str, str]:
+def generate(deployment, functions: list[str], http: bool = False) -> dict[str, str]:
     """Path -> content for every file of the project, in path order."""
     files = template_files()
-    files[WORKER_FILE] = deployment.program.entry_source
-    files[CONTRACT_FILE] = CONTRACT_PATH.read_text()
-    files[CONFIG_FILE] = (
-        json.dumps(deployment_config(deployment, functions), indent=2, sort_keys=True) + "\n"
+    program = deployment.program
+    versions = pinned_versions(deployment.lockfile)
+    packages: dict[str, str] = {}
+    for path, text in program.code_files.items():
+        files[PROGRAM_DIR + path] = rewrite_imports(text, program.imports, versions, packages)
+    entry = "./worker/" + program.entry
+    files[WORKER_FILE] = f'export * from "{entry}";\n' + (
+        f'export {{ default }} from "{entry}";\n' if http else ""
     )
+    if packages:
+        package = json.loads(files["package.json"])
+        clash = sorted(set(packages) & set(package["dependencies"]))
+        if clash:
+            raise NotForNext(f"The platform's project uses {', '.join(clash)} itself.")
+        package["dependencies"] = dict(sorted({**package["dependencies"], **packages}.items()))
+        files["package.json"] = json.dumps(package, indent=2) + "\n"
+    files[CONTRACT_FILE] = CONTRACT_PATH.read_text()
+    config = deployment_config(deployment, functions)
+    config["http"] = http
+    files[CONFIG_FILE] = json.dumps(config, indent=2, sort_keys=True) + "\n"
     return dict(sorted(files.items()))
+
+
+def pinned_versions(lockfile: str) -> dict[str, str]:
+    """'npm:zod@^3' -> '3.23.8': what each npm specifier resolved to, from Deno's lockfile."""
+    lock = json.loads(lockfile) if lockfile else {}
+    return {
+        k: v.split("_")[0] for k, v in lock.get("specifiers", {}).items() if k.startswith("npm:")
+    }
+
+
+def rewrite_imports(text: str, imports: dict, versions: dict, packages: dict) -> str:
+    """npm:name@range/sub -> name/sub, recording name -> the pinned version in `packages`."""
+
+    def one(match: re.Match) -> str:
+        head, quote, spec = match.groups()
+        target = imports.get(spec) or next(
+            (
+                imports[k] + spec[len(k) :]
+                for k in imports
+                if k.endswith("/") and spec.startswith(k)
+            ),
+            spec,
+        )
+        if target.startswith(("jsr:", "https:", "http:")):
+            raise NotForNext(
+                f"{spec}: jsr: and https: imports run on this platform's own runtime only; on "
+                "the Vercel back end use npm packages."
+            )
+        found = NPM.match(target)
+        if not found:
+            return match.group(0)
+        name, rng, sub = found.group(1), found.group(2) or "latest", found.group(3) or ""
+        version = versions.get(f"npm:{name}@{rng}") or versions.get(f"npm:{name}")
+        if version is None:
+            version = next((v for k, v in versions.items() if k.startswith(f"npm:{name}@")), rng)
+        if packages.setdefault(name, version) != version:
+            raise NotForNext(
+                f"Two versions of {name} ({packages[name]} and {version}): the Vercel back "
+                "end installs one version of each package."
+            )
+        return f"{head}{quote}{name}{sub}{quote}"
+
+    return SPECIFIER.sub(one, text)

@@ -162,8 +162,8 @@ def _entry(files: dict[str, str], entry: str | None, config: dict[str, dict]) ->
             named = code[0]
         if named is None:
             raise ProgramError(
-                "Which file is the entry module? Name it index.ts, or say which in deno.json "
-                '("exports": "./src/main.ts") or package.json ("main").'
+                "Which file is the entry module? Name it index.ts, or say which in "
+                'package.json ("main": "src/main.ts").'
             )
         why = "the entry module"
     if named not in files:

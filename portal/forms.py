@@ -53,8 +53,8 @@ class ProgramForm(forms.Form):
     upload = FilesField(
         label="Or upload files",
         required=False,
-        help_text="Several .ts/.js files (with deno.json or package.json if you like), or one "
-        ".zip or .tar.gz of the worker's folder. They replace all files.",
+        help_text="Several .ts/.js files (with a package.json for dependencies if you like), "
+        "or one .zip or .tar.gz of the worker's folder. They replace all files.",
     )
     update_lock = forms.BooleanField(
         label="Update packages to the newest versions their specifiers allow",

@@ -116,6 +116,7 @@ def slow_source() -> str:
 def test_build_survives_its_worker_being_killed(start_worker, tenant, settings):
     from deployments.deploy import deploy
 
+    settings.MAX_SOURCE_BYTES = 2 * 1024 * 1024  # a module big enough to build for seconds
     first = start_worker(concurrency=1)
     worker = Worker.objects.create(tenant=tenant, name="slow")
     deployment = deploy(worker, slow_source())

@@ -3,18 +3,22 @@ compiles it, and `next start` serves the invocation contract of the local runtim
 console lines to the platform, and sees the deployment's secrets as process.env."""
 
 import base64
+import json
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from django.conf import settings as django_settings
 
+from deployments.build import analyse_program
 from deployments.deploy import snapshot_secrets
-from deployments.generator import generate, secrets_key
+from deployments.generator import generate, invoke_secret, secrets_key
 from deployments.models import Deployment, Invocation, LogEntry
+from deployments.program import program_from_files
 from workers.models import Worker, WorkerSecret
 from workers.secrets import encrypt
 
@@ -22,8 +26,16 @@ from .conftest import Process, answers, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NPM_CACHE = ROOT / "var" / "npm-cache"
+# A program as a tenant writes it: a package from npm, a second file, a fetch handler.
 SOURCE = """\
+import ms from "npm:ms@2.1.3";
+import { page } from "./lib/page.ts";
+
 type Pair = { a: number; b: number };
+
+export async function wait(payload: { text: string }) {
+  return { ms: ms(payload.text) };
+}
 
 export async function add(payload: Pair): Promise<{ sum: number }> {
   console.log("adding", payload.a, payload.b);
@@ -46,6 +58,18 @@ export async function slow() {
   await new Promise((resolve) => setTimeout(resolve, 10_000));
   return "late";
 }
+
+export default {
+  async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    console.log(`${request.method} ${url.pathname}`);
+    if (request.method === "POST") return new Response(`got ${(await request.text()).length} bytes`);
+    return new Response(page(url.pathname), { headers: { "content-type": "text/html" } });
+  },
+};
+"""
+PAGE = """\
+export const page = (path: string) => `<h1>${path}</h1>`;
 """
 
 
@@ -69,11 +93,18 @@ def test_next_build_and_the_invocation_contract(
     WorkerSecret.objects.create(
         worker=worker, name="API_SECRET", value_encrypted=encrypt("opens-sesame")
     )
+    program = program_from_files({"index.ts": SOURCE, "lib/page.ts": PAGE})
+    functions, http, lock, _ = analyse_program(program)  # the checks the back end runs
+    assert functions == ["wait", "add", "boom", "secret", "slow"] and http
     deployment = Deployment.objects.create(
-        worker=worker, source=SOURCE, backend="vercel", secrets_sealed=snapshot_secrets(worker)
-    )
+        worker=worker, files=program.files, entry=program.entry, source=SOURCE, lockfile=lock,
+        backend="vercel", secrets_sealed=snapshot_secrets(worker),
+    )  # fmt: skip
     project = tmp_path / "project"
-    for path, content in generate(deployment, ["add", "boom", "secret", "slow"]).items():
+    generated = generate(deployment, functions, http)
+    assert json.loads(generated["package.json"])["dependencies"]["ms"] == "2.1.3"
+    assert 'import ms from "ms";' in generated["lib/worker/index.ts"]
+    for path, content in generated.items():
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_text(content)
 
@@ -117,6 +148,21 @@ def test_next_build_and_the_invocation_contract(
         assert deployment.runs_on.invoke(deployment, "secret", "{}").body["result"] == {
             "value": "opens-sesame"
         }
+        waited = deployment.runs_on.invoke(deployment, "wait", '{"text": "2 days"}')
+        assert waited.body["result"] == {"ms": 172_800_000}  # the npm package, installed
+        # Raw HTTP: every other path reaches the fetch handler, behind the same secret.
+        secret = {"x-invoke-secret": invoke_secret(deployment)}
+        html = httpx.get(f"{url}/docs/a", headers=secret, timeout=30)
+        assert html.status_code == 200 and html.text == "<h1>/docs/a</h1>"
+        assert html.headers["x-request-id"].startswith("req_")
+        posted = httpx.post(f"{url}/hook", content=b"12345", headers=secret, timeout=30)
+        assert posted.text == "got 5 bytes"
+        assert httpx.get(f"{url}/docs/a", timeout=30).status_code == 401
+        wait_for(
+            lambda: Invocation.objects.filter(request_id=html.headers["x-request-id"]).exists(),
+            30,
+            "the fetch handler's invocation",
+        )
         unknown = deployment.runs_on.invoke(deployment, "nope", "{}")
         assert unknown.status == 404 and unknown.body["error"]["code"] == "function_not_found"
         bad = deployment.runs_on.invoke(deployment, "add", "{nope")

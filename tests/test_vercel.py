@@ -10,7 +10,7 @@ import pytest
 
 from deployments import vercel_client as api
 from deployments.deploy import deploy
-from deployments.generator import generate, ingest_token, invoke_secret
+from deployments.generator import NotForNext, generate, ingest_token, invoke_secret
 from deployments.models import Deployment, LogEntry
 from deployments.tasks import build_deployment, poll_deployment, sweep_stuck_deployments
 from workers.models import Worker, WorkerSecret
@@ -38,6 +38,37 @@ def settled(deployment: Deployment, timeout: float = 60) -> Deployment:
 # --- the generated project ---------------------------------------------------------------------
 
 
+def test_a_program_is_carried_with_its_packages_pinned(tenant):
+    worker = vercel_worker(tenant)
+    lock = {"version": "5", "specifiers": {"npm:zod@^3": "3.23.8", "npm:ms@2.1.3": "2.1.3"}}
+    files = {
+        "index.ts": 'import { z } from "npm:zod@^3";\nimport { x } from "./lib/x.ts";\n'
+        'import ms from "npm:ms@2.1.3";\nimport { Buffer } from "node:buffer";\n'
+        "export async function f() { return [z, x, ms, Buffer]; }\n"
+        "export default { fetch: () => new Response('hi') };\n",
+        "lib/x.ts": 'export const x = await import("npm:zod@^3/v4");\n',
+    }
+    deployment = Deployment.objects.create(
+        worker=worker, files=files, entry="index.ts", lockfile=json.dumps(lock), backend="vercel"
+    )
+    generated = generate(deployment, ["f"], http=True)
+    assert generated["lib/worker/index.ts"].startswith(
+        'import { z } from "zod";\nimport { x } from "./lib/x.ts";\nimport ms from "ms";\n'
+        'import { Buffer } from "node:buffer";'
+    )
+    assert generated["lib/worker/lib/x.ts"] == 'export const x = await import("zod/v4");\n'
+    assert generated["lib/worker.ts"] == (
+        'export * from "./worker/index.ts";\nexport { default } from "./worker/index.ts";\n'
+    )
+    dependencies = json.loads(generated["package.json"])["dependencies"]
+    assert dependencies["zod"] == "3.23.8" and dependencies["ms"] == "2.1.3"
+    assert json.loads(generated["lib/deployment.json"])["http"] is True
+    jsr = {"index.ts": 'import { join } from "jsr:@std/path@1";\nexport async function f() {}\n'}
+    deployment.files = jsr
+    with pytest.raises(NotForNext, match="jsr: and https: imports run on this platform's own"):
+        generate(deployment, ["f"])
+
+
 def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
     worker = vercel_worker(tenant)
     WorkerSecret.objects.create(
@@ -50,12 +81,15 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
     )
     files = generate(deployment, ["hello"])
     assert sorted(files) == [
+        "app/[[...path]]/route.ts",
         "app/api/invoke/[fn]/route.ts",
         "lib/contract.json",
         "lib/deployment.json",
+        "lib/http.ts",
         "lib/invoke.ts",
         "lib/step.ts",
         "lib/worker.ts",
+        "lib/worker/index.ts",
         "lib/workflow.ts",
         "next-env.d.ts",
         "next.config.ts",
@@ -63,7 +97,8 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
         "tsconfig.json",
     ]
     assert files == generate(Deployment.objects.get(pk=deployment.pk), ["hello"])  # byte-identical
-    assert files["lib/worker.ts"] == GREETER
+    assert files["lib/worker/index.ts"] == GREETER
+    assert files["lib/worker.ts"] == 'export * from "./worker/index.ts";\n'
     package = json.loads(files["package.json"])
     assert package["dependencies"] == {
         "next": "16.4.6", "react": "19.3.1", "react-dom": "19.3.1", "workflow": "4.8.9"

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from deployments import vercel_client as api
-from deployments.generator import SECRETS_KEY_ENV, generate, invoke_secret, secrets_key
+from deployments.generator import (
+    SECRETS_KEY_ENV,
+    NotForNext,
+    generate,
+    invoke_secret,
+    secrets_key,
+)
 
 from .base import Backend, BuildFailed, TransientBackendError
 from .invoke import post_invoke
@@ -28,6 +34,8 @@ class Submitted:
     functions: list[str]
     log: list[str] = field(default_factory=list)
     secret_required: bool = False
+    http: bool = False
+    lockfile: str = ""
 
 
 @dataclass
@@ -100,17 +108,13 @@ class VercelBackend(Backend):
     def submit(self, deployment) -> Submitted:
         from deployments.build import analyse_program
 
-        program = deployment.program
-        functions, has_default, log = analyse_program(program, deployment.lockfile)
-        packages = any(line.startswith("Packages: ") for line in log)
-        if len(program.code_files) > 1 or has_default or packages:
-            raise BuildFailed(
-                "On the Vercel back end a worker is still one module of exported functions "
-                "without packages; programs with several files, npm packages or a fetch "
-                "handler run on this platform's own runtime (choose it in the tenant's "
-                "settings).",
-                "\n".join(log),
-            )
+        lock = "" if deployment.update_lock else deployment.lockfile
+        functions, http, lock, log = analyse_program(deployment.program, lock)
+        deployment.lockfile = lock
+        try:
+            files = generate(deployment, functions, http)
+        except NotForNext as exc:
+            raise BuildFailed(str(exc), "\n".join(log)) from exc
         code = str(deployment.code)
         try:
             with self.client() as client:
@@ -123,9 +127,9 @@ class VercelBackend(Backend):
                     meta = existing.get("meta") or {}
                     required = meta.get("invokeSecret") == "required"
                     return Submitted(
-                        existing["uid"], existing["url"], state, functions, log, required
-                    )
-                files = generate(deployment, functions)
+                        existing["uid"], existing["url"], state, functions, log, required,
+                        http, lock,
+                    )  # fmt: skip
                 required = not deployment.worker.public
                 if deployment.secrets_sealed:  # the key that opens them, set on the project
                     key = base64.b64encode(secrets_key()).decode()
@@ -145,7 +149,7 @@ class VercelBackend(Backend):
             raise translate(exc) from exc
         log.append(f"Vercel deployment {answer['id']} ({answer['url']}): {answer['readyState']}")
         return Submitted(
-            answer["id"], answer["url"], answer["readyState"], functions, log, required
+            answer["id"], answer["url"], answer["readyState"], functions, log, required, http, lock
         )
 
     def poll(self, deployment) -> Polled:

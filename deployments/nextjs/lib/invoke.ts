@@ -12,9 +12,9 @@ import { runFunction } from "./step";
 import { invokeWithRetries } from "./workflow";
 
 type Line = { seq: number; level: string; message: string; timestamp: string };
-type Call = { requestId: string; fn: string; seq: number; lines: Line[]; dropped: number; pending: Line[] };
+export type Call = { requestId: string; fn: string; seq: number; lines: Line[]; dropped: number; pending: Line[] };
 
-const calls = new AsyncLocalStorage<Call>();
+export const calls = new AsyncLocalStorage<Call>();
 const original = { ...console };
 const LEVELS: Record<string, string> = {
   log: "log", info: "info", debug: "debug", trace: "debug", warn: "warn", error: "error",
@@ -61,7 +61,7 @@ function schedulePush(call: Call) {
   }, 25));
 }
 
-async function push(call: Call, invocations: object[]): Promise<void> {
+export async function push(call: Call, invocations: object[]): Promise<void> {
   const lines = call.pending.splice(0);
   if (!config.ingest.url || (lines.length === 0 && invocations.length === 0)) return;
   const body = JSON.stringify({
@@ -107,9 +107,9 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 
 // Error codes and their statuses come from the platform's contract (contract.json).
 type ErrorCode = keyof typeof contract.errors;
-const HEADERS = contract.headers;
+export const HEADERS = contract.headers;
 
-function failure(code: ErrorCode, message: string): Response {
+export function failure(code: ErrorCode, message: string): Response {
   return json(contract.errors[code], { error: { code, message } });
 }
 
@@ -117,16 +117,16 @@ function failed(code: ErrorCode, message: string, stack = "") {
   return { status: contract.errors[code], body: { error: { code, message, stack } } };
 }
 
-function authorized(request: Request): boolean {
+export function authorized(request: Request): boolean {
   if (!config.invokeSecretSha256) return true;
   const given = request.headers.get(HEADERS.invokeSecret) ?? "";
   const digest = createHash("sha256").update(given).digest();
   return timingSafeEqual(digest, Buffer.from(config.invokeSecretSha256, "hex"));
 }
 
-class Timeout extends Error {}
+export class Timeout extends Error {}
 
-function describe(err: unknown) {
+export function describe(err: unknown) {
   if (err instanceof Error) return { message: err.message, stack: err.stack ?? "" };
   return { message: String(err), stack: "" };
 }

@@ -1,0 +1,74 @@
+// Raw HTTP: every path but /api/invoke/* goes to the tenant's fetch handler (the default
+// export's fetch), with the same door as functions (the invocation secret of a private
+// worker), limits, console capture and invocation records; the body streams out as written.
+import { randomUUID } from "node:crypto";
+import { after } from "next/server";
+import config from "./deployment.json";
+import { authorized, type Call, calls, describe, failure, HEADERS, push, Timeout } from "./invoke";
+import * as worker from "./worker";
+
+type Handler = { fetch: (request: Request) => Response | Promise<Response> };
+
+export async function handleHttp(request: Request): Promise<Response> {
+  if (!authorized(request)) {
+    return failure("unauthorized", `This deployment needs its invocation secret in the ${HEADERS.invokeSecret} header.`);
+  }
+  const handler = (worker as { default?: Handler }).default;
+  if (!(config as { http?: boolean }).http || typeof handler?.fetch !== "function") {
+    return failure("not_found",
+      `This deployment has no fetch handler, so only its functions answer: POST /api/invoke/<function> (${config.functions.join(", ")}).`);
+  }
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > config.maxBodyBytes) {
+    return failure("payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
+  }
+  const bodyless = request.method === "GET" || request.method === "HEAD";
+  const body = bodyless ? null : await request.arrayBuffer();
+  if (body && body.byteLength > config.maxBodyBytes) {
+    return failure("payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
+  }
+  const headers = new Headers(request.headers);
+  headers.delete(HEADERS.invokeSecret); // the platform's, not the handler's
+  const inner = new Request(request.url, { method: request.method, headers, body });
+
+  const requestId = `req_${randomUUID().replaceAll("-", "")}`;
+  const call: Call = { requestId, fn: "fetch", seq: 0, lines: [], dropped: 0, pending: [] };
+  const startedAt = new Date();
+  const t0 = performance.now();
+  let response: Response | null = null;
+  let error: { message: string; stack: string } | null = null;
+  let timedOut = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Timeout()), config.timeoutMs);
+    });
+    const answer = await calls.run(call, () => Promise.race([Promise.resolve(handler.fetch(inner)), deadline]));
+    if (!(answer instanceof Response)) throw new TypeError("The fetch handler must return a Response.");
+    response = answer;
+  } catch (err) {
+    timedOut = err instanceof Timeout;
+    error = timedOut
+      ? { message: `The function did not finish within ${config.timeoutMs} ms and was stopped.`, stack: "" }
+      : describe(err);
+  } finally {
+    clearTimeout(timer);
+  }
+  const status = response ? response.status : timedOut ? 504 : 500;
+  const invocation = {
+    requestId, deploymentId: config.id, function: "fetch", trigger: "http",
+    status: response ? "ok" : status === 504 ? "timeout" : "error",
+    statusCode: status, durationMs: Math.round((performance.now() - t0) * 100) / 100,
+    startedAt: startedAt.toISOString(), errorMessage: error?.message ?? "",
+  };
+  after(() => push(call, [invocation]));
+  if (!response) {
+    const code = status === 504 ? "timeout" : "function_error";
+    return new Response(JSON.stringify({ error: { code, message: error!.message, stack: error!.stack }, requestId }), {
+      status, headers: { "content-type": "application/json", [HEADERS.requestId]: requestId },
+    });
+  }
+  const out = new Headers(response.headers);
+  out.set(HEADERS.requestId, requestId);
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers: out });
+}
