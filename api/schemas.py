@@ -137,7 +137,7 @@ class DeployIn(Strict):
         pattern=PATH_PATTERN,
         max_length=1000,
         description="The entry module: the name `code` is deployed as, or one of `files` or "
-        '`archive` (by default index.ts, or what package.json "main" names).",
+        '`archive` (by default index.ts, or what package.json "main" names).',
     )
 
     @field_validator("files")

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 
 from deployments.models import Deployment, Invocation, LogEntry
+from deployments.program import ProgramError, program_from_files
 from workers.api_keys import issue_key
 from workers.models import Worker
 
@@ -342,3 +343,25 @@ def test_the_sample_worker_shows_a_package_and_a_fetch_handler(runtime, tenant):
     page = httpx.get(url(deployment, "/docs"), timeout=30)
     assert page.text == "<!doctype html><title>Hello</title><h1>Hello from /docs</h1>"
     assert [(p["name"], p["version"]) for p in deployment.packages] == [("ms", "2.1.3")]
+
+
+def test_an_import_map_in_deno_json_names_packages_and_folders(runtime, tenant):
+    worker = Worker.objects.create(tenant=tenant, name="mapped", public=True)
+    files = {
+        "deno.json": '{\n  // comments are fine here\n  "imports": {"ms": "npm:ms@2.1.3", "@/": "./src/"},\n'
+        '  "exports": "./src/main.ts",\n}\n',
+        "src/main.ts": 'import ms from "ms";\nimport { twice } from "@/twice.ts";\n'
+        "export async function f(p: { t: string }) { return twice(ms(p.t)); }\n",
+        "src/twice.ts": "export const twice = (n: number) => n * 2;\n",
+    }
+    deployment = build_files(worker, {**files, "deno.jsonc": files.pop("deno.json")})
+    assert deployment.status == "ready", deployment.error_message
+    assert deployment.entry == "src/main.ts"
+    answer = httpx.post(url(deployment, "/api/invoke/f"), json={"t": "1s"}, timeout=30)
+    assert answer.json()["result"] == 2000
+    outside = {
+        "deno.json": '{"imports": {"secret": "/etc/hostname"}}',
+        "index.ts": "export async function f() {}\n",
+    }
+    with pytest.raises(ProgramError, match='sends "secret" to "/etc/hostname"'):
+        program_from_files(outside)
