@@ -348,13 +348,13 @@ def test_the_sample_worker_shows_a_package_and_a_fetch_handler(runtime, tenant):
 def test_an_import_map_in_deno_json_names_packages_and_folders(runtime, tenant):
     worker = Worker.objects.create(tenant=tenant, name="mapped", public=True)
     files = {
-        "deno.json": '{\n  // comments are fine here\n  "imports": {"ms": "npm:ms@2.1.3", "@/": "./src/"},\n'
+        "deno.jsonc": '{\n  // comments are fine here\n  "imports": {"ms": "npm:ms@2.1.3", "@/": "./src/"},\n'
         '  "exports": "./src/main.ts",\n}\n',
         "src/main.ts": 'import ms from "ms";\nimport { twice } from "@/twice.ts";\n'
         "export async function f(p: { t: string }) { return twice(ms(p.t)); }\n",
         "src/twice.ts": "export const twice = (n: number) => n * 2;\n",
     }
-    deployment = build_files(worker, {**files, "deno.jsonc": files.pop("deno.json")})
+    deployment = build_files(worker, files)
     assert deployment.status == "ready", deployment.error_message
     assert deployment.entry == "src/main.ts"
     answer = httpx.post(url(deployment, "/api/invoke/f"), json={"t": "1s"}, timeout=30)
