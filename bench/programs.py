@@ -31,6 +31,13 @@ export async function wait(payload: { text: string }) {
   return { ms: ms(payload.text) };
 }
 """
+# A larger package (about 115 KB bundled), for the cold and warm cache rows.
+WITH_ZOD = """\
+import { z } from "npm:zod@3.23.8";
+export async function wait(payload: unknown) {
+  return { ms: z.object({ text: z.string() }).parse(payload).text.length };
+}
+"""
 
 
 def first_call(client, deployment) -> float:
@@ -52,6 +59,14 @@ def main():
             d = deploy_and_wait(worker, WITH_PACKAGE + "// cold cache\n")
             cold_cache_ms = (time.perf_counter() - t0) * 1000
             first_call(client, d)
+            t0 = time.perf_counter()
+            deploy_and_wait(worker, WITH_ZOD + "// cold cache\n")
+            zod_cold_ms = (time.perf_counter() - t0) * 1000
+            zod_warm = []
+            for i in range(3):
+                t0 = time.perf_counter()
+                deploy_and_wait(worker, f"{WITH_ZOD}// warm {i} {time.time()}\n")
+                zod_warm.append((time.perf_counter() - t0) * 1000)
             for i in range(ROUNDS):
                 for kind, source in (("plain", PLAIN), ("package", WITH_PACKAGE)):
                     t0 = time.perf_counter()
@@ -69,6 +84,8 @@ def main():
         ratio = f"{pct(values, 50) / pct(base, 50):.2f}x" if base else ""
         print(f"| {label} | {pct(values, 50):.0f} | {pct(values, 95):.0f} | {ratio} |")
     print(f"| deploy to ready, npm:ms, cold package cache (once) | {cold_cache_ms:.0f} | | |")
+    print(f"| deploy to ready, npm:zod, cold package cache (once) | {zod_cold_ms:.0f} | | |")
+    print(f"| deploy to ready, npm:zod, warm package cache (3) | {pct(zod_warm, 50):.0f} | | |")
     sys.stdout.flush()
 
 
