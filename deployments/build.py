@@ -146,8 +146,8 @@ class Workspace:
             ) from exc
         return result
 
-    def failed(self, message: str) -> BuildFailed:
-        return BuildFailed(message, "\n".join(self.log))
+    def failed(self, message: str, diagnostics: list[dict] | None = None) -> BuildFailed:
+        return BuildFailed(message, "\n".join(self.log), diagnostics)
 
 
 def _deno() -> list[str]:
@@ -199,7 +199,8 @@ def check_graph(ws: Workspace) -> None:
     that are not allowed or cannot be reached each get their own message."""
     info = ws.step("Resolving imports and packages", ["info", "--json", ws.entry])
     if info.returncode != 0:
-        raise ws.failed(syntax_error_message(ws.clean(info.stderr)))
+        output = ws.clean(info.stderr)
+        raise ws.failed(syntax_error_message(output), syntax_diagnostics(output))
     graph = json.loads(info.stdout)
     written = {}  # resolved specifier -> (importing file, specifier as written)
     for module in graph.get("modules", []):
@@ -208,7 +209,7 @@ def check_graph(ws: Workspace) -> None:
                 resolved = (dep.get(kind) or {}).get("specifier")
                 if resolved:
                     written.setdefault(resolved, (module["specifier"], dep["specifier"]))
-    problems = []
+    problems, diagnostics = [], []
     for module in graph.get("modules", []):
         specifier, error = module.get("specifier", ""), module.get("error")
         by, as_written = written.get(specifier, ("", specifier))
@@ -221,10 +222,11 @@ def check_graph(ws: Workspace) -> None:
             )
         elif error and specifier.startswith(ws.app.as_uri()) and "Module not found" not in error:
             problems.append(syntax_error_message(ws.clean(error)))
+            diagnostics += syntax_diagnostics(ws.clean(error))
         elif error:
             problems.append(f"{where}: {explain(ws.clean(error), specifier)}")
     if problems:
-        raise ws.failed("\n".join(dict.fromkeys(problems)))
+        raise ws.failed("\n".join(dict.fromkeys(problems)), diagnostics)
     npm = graph.get("npmPackages") or {}
     if npm:
         ws.log.append("Packages: " + ", ".join(sorted(npm)))
@@ -267,7 +269,8 @@ def find_exports(ws: Workspace) -> tuple[list[str], bool]:
     """The entry's exported functions (read, never run) and whether it has a default export."""
     doc = ws.step("Finding exported functions", ["doc", "--json", ws.entry])
     if doc.returncode != 0:
-        raise ws.failed(syntax_error_message(ws.clean(doc.stderr)))
+        output = ws.clean(doc.stderr)
+        raise ws.failed(syntax_error_message(output), syntax_diagnostics(output))
     data = json.loads(doc.stdout)
     nodes = data.get("nodes", data) if isinstance(data, dict) else data
     entry_url = (ws.app / ws.program.entry).as_uri()
@@ -295,11 +298,12 @@ def find_exports(ws: Workspace) -> tuple[list[str], bool]:
 def type_check(ws: Workspace) -> None:
     check = ws.step(f"Type-checking ({CHECK_RULES})", ["check", ws.entry])
     if check.returncode != 0:
-        raise ws.failed(type_error_message(ws.clean(check.stdout + check.stderr)))
+        output = ws.clean(check.stdout + check.stderr)
+        raise ws.failed(type_error_message(output), type_diagnostics(output))
 
 
-def summarize_type_errors(output: str) -> list[str]:
-    """'lib/a.ts, line 2, column 9: TS2322 …' lines, one per diagnostic."""
+def type_diagnostics(output: str) -> list[dict]:
+    """Each diagnostic of the type checker: its file, line, column and message."""
     found, current = [], None
     for line in output.splitlines():
         match = DIAGNOSTIC.match(line)
@@ -308,11 +312,18 @@ def summarize_type_errors(output: str) -> list[str]:
             continue
         where = LOCATION.match(line)
         if where and current:
-            found.append(
-                f"{where.group(1)}, line {where.group(2)}, column {where.group(3)}: {current}"
-            )
+            file, row, column = where.group(1), int(where.group(2)), int(where.group(3))
+            found.append({"file": file, "line": row, "column": column, "message": current})
             current = None
     return found
+
+
+def summarize_type_errors(output: str) -> list[str]:
+    """'lib/a.ts, line 2, column 9: TS2322 …' lines, one per diagnostic."""
+    return [
+        f"{d['file']}, line {d['line']}, column {d['column']}: {d['message']}"
+        for d in type_diagnostics(output)
+    ]
 
 
 def type_error_message(output: str) -> str:
@@ -322,6 +333,17 @@ def type_error_message(output: str) -> str:
     listed = "\n".join(f"  {e}" for e in errors)
     plural = "s" if len(errors) != 1 else ""
     return f"{len(errors)} type error{plural} ({CHECK_RULES}):\n{listed}\n\n{output}"
+
+
+def syntax_diagnostics(output: str) -> list[dict]:
+    where = re.search(r"at (\S+?\.[cm]?[jt]sx?):(\d+):(\d+)", output)
+    if not where:
+        return []
+    first = (output.splitlines() or [""])[0].removeprefix("error: ").removeprefix("SyntaxError: ")
+    return [
+        {"file": where.group(1), "line": int(where.group(2)), "column": int(where.group(3)),
+         "message": first}
+    ]  # fmt: skip
 
 
 def syntax_error_message(output: str) -> str:

@@ -92,6 +92,8 @@ class Deployment(models.Model):
     # The worker's secrets when it was deployed (encrypted): a rollback brings its set back.
     secrets_sealed = models.TextField(blank=True, editable=False)
     error_message = models.TextField(blank=True)
+    # Where a failed build's problems are: [{"file", "line", "column", "message"}].
+    diagnostics = models.JSONField(default=list, blank=True)
     build_log = models.TextField(blank=True)
     build_attempts = models.PositiveSmallIntegerField(default=0)
     artifact = models.ForeignKey(Artifact, models.PROTECT, null=True, blank=True)

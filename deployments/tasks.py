@@ -81,7 +81,11 @@ def build_deployment(self, deployment_pk: int) -> str | None:
 def failed(deployment: Deployment, exc: BuildFailed) -> str:
     """The tenant's code cannot be built: the message and the log so far go on the row."""
     deployment.transition(
-        Status.BUILDING, Status.ERROR, error_message=exc.message, build_log=exc.log
+        Status.BUILDING,
+        Status.ERROR,
+        error_message=exc.message,
+        build_log=exc.log,
+        diagnostics=exc.diagnostics,
     )
     return Status.ERROR
 

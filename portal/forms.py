@@ -11,11 +11,15 @@ from deployments.program import (
     ProgramTooLarge,
     program_from_archive,
     program_from_files,
-    program_from_source,
 )
 from workers.models import Worker
 from workers.samples import SAMPLE_SOURCE
 from workers_portal.models import label_validator
+
+
+def lf(text: str) -> str:
+    """Browsers post a textarea's lines with CRLF; a file keeps the LF it was written with."""
+    return text.replace("\r\n", "\n")
 
 
 class SourceField(forms.CharField):
@@ -25,6 +29,9 @@ class SourceField(forms.CharField):
         kwargs.setdefault("strip", False)
         kwargs.setdefault("required", False)  # an upload may replace it
         super().__init__(**kwargs)
+
+    def to_python(self, value):
+        return lf(super().to_python(value))
 
 
 class FilesInput(forms.ClearableFileInput):
@@ -45,11 +52,34 @@ class FilesField(forms.FileField):
 ARCHIVES = (".zip", ".tar.gz", ".tgz")
 
 
+LANGUAGES = {".ts": "typescript", ".tsx": "typescript", ".mts": "typescript", ".json": "json",
+             ".jsonc": "json", ".js": "javascript", ".mjs": "javascript", ".jsx": "javascript"}  # fmt: skip
+
+
+class EditorTab:
+    """One file in the editor: its path, text, language and the last build's problems."""
+
+    def __init__(self, index: int, path: str, text: str, diagnostics=(), entry=False):
+        self.index, self.path, self.text, self.entry = index, path, text, entry
+        self.field = "source" if entry else f"f{index}"
+        self.language = next((v for k, v in LANGUAGES.items() if path.endswith(k)), "plaintext")
+        self.diagnostics = [d for d in diagnostics if d.get("file") == path]
+
+
 class ProgramForm(forms.Form):
-    """A new version: the entry module edited here (the other files kept from `base`), or
-    uploaded files (several, or one .zip or .tar.gz), which replace them all."""
+    """A new version, written in the editor (one tab per file: the entry module as `source`,
+    every other file as the pair p<i> (path) / f<i> (text), removed with remove<i>, one new
+    file as new_path / new_text), or uploaded (several files, or one .zip or .tar.gz), which
+    replaces them all."""
 
     source = SourceField(label="Entry module")
+    entry_path = forms.CharField(required=False, widget=forms.HiddenInput)
+    new_path = forms.CharField(
+        required=False,
+        label="Path of a new file",
+        widget=forms.TextInput(attrs={"placeholder": "lib/helpers.ts"}),
+    )
+    new_text = SourceField(label="Its content")
     upload = FilesField(
         label="Or upload files",
         required=False,
@@ -63,15 +93,36 @@ class ProgramForm(forms.Form):
 
     def __init__(self, *args, base=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.base = base  # the deployment whose other files a pasted entry keeps
-        if base is not None and base.entry:
-            self.fields["source"].label = f"Entry module ({base.entry})"
+        # The deployment the editor starts from (its files, and the problems of its build).
+        self.base = base
+        entry = base.entry if base is not None and base.entry else "index.ts"
+        self.fields["entry_path"].initial = entry
+        self.fields["source"].label = entry
 
     @property
-    def kept_files(self) -> list[str]:
+    def tabs(self) -> list[EditorTab]:
+        """The files as they are in the editor: posted back, or the base deployment's."""
+        diagnostics = self.base.diagnostics if self.base is not None else []
+        entry = self.data.get("entry_path") or self.fields["entry_path"].initial
+        if self.is_bound:
+            text = self.data.get("source", "")
+        else:
+            text = self.initial.get("source", self.fields["source"].initial or "")
+        tabs = [EditorTab(0, entry, text, diagnostics, entry=True)]
+        for index, (path, text) in enumerate(self.other_files(), start=1):
+            tabs.append(EditorTab(index, path, text, diagnostics))
+        return tabs
+
+    def other_files(self) -> list[tuple[str, str]]:
+        if self.is_bound and any(key.startswith("p") and key[1:].isdigit() for key in self.data):
+            return [
+                (self.data[f"p{i}"], lf(self.data.get(f"f{i}", "")))
+                for i in range(1, settings.MAX_PROGRAM_FILES + 1)
+                if f"p{i}" in self.data and not self.data.get(f"remove{i}")
+            ]
         if self.base is None:
             return []
-        return [p for p in self.base.files if p != self.base.entry]
+        return sorted((p, t) for p, t in self.base.files.items() if p != self.base.entry)
 
     def clean(self):
         data = super().clean()
@@ -82,12 +133,13 @@ class ProgramForm(forms.Form):
             else:
                 source = data.get("source") or ""
                 if not source.strip():
-                    raise forms.ValidationError("The module is empty: paste code or upload files.")
-                if self.base is not None and self.base.files and self.base.entry:
-                    files = {**self.base.files, self.base.entry: source}
-                    data["program"] = program_from_files(files, self.base.entry)
-                else:
-                    data["program"] = program_from_source(source)
+                    raise forms.ValidationError("The module is empty: write code or upload files.")
+                entry = data.get("entry_path") or self.fields["entry_path"].initial
+                files = {entry: source, **dict(self.other_files())}
+                files[entry] = source
+                if data.get("new_path"):
+                    files[data["new_path"]] = data.get("new_text") or ""
+                data["program"] = program_from_files(files, entry)
         except ProgramError as exc:
             raise forms.ValidationError(str(exc)) from exc
         return data
@@ -113,12 +165,11 @@ class NewWorkerForm(ProgramForm):
         validators=[label_validator],
         help_text="Lowercase letters, digits and hyphens (up to 30); part of the worker's URL.",
     )
-    field_order = ["name", "source", "upload"]
+    field_order = ["name"]
 
     def __init__(self, *args, tenant=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.tenant = tenant
-        self.fields["source"].label = "TypeScript module (index.ts)"
         self.fields["source"].initial = SAMPLE_SOURCE
         del self.fields["update_lock"]
 

@@ -75,3 +75,40 @@ def test_the_worker_page_fits_the_screen(live_server, owner, tenant, width):
         assert page.url.endswith(f"/workers/{worker.code}/settings/")
         page.go_back()
         page.wait_for_selector("text=Deploy a new version")
+
+
+def test_the_editor_highlights_numbers_lines_marks_problems_and_deploys_every_tab(
+    live_server, runtime, owner, tenant
+):
+    from deployments.models import Deployment
+
+    from .helpers import build_files
+
+    worker = Worker.objects.create(tenant=tenant, name="edited", public=True)
+    index = 'import { total } from "./lib/sum.ts";\nexport async function f() { return total([1, 2]); }\n'
+    broken = 'export function total(xs: number[]): number {\n  return xs.join("+");\n}\n'
+    failed = build_files(worker, {"index.ts": index, "lib/sum.ts": broken})
+    assert failed.status == "error" and failed.diagnostics[0]["file"] == "lib/sum.ts"
+    with signed_in(live_server, owner, viewport={"width": 1280, "height": 900}) as page:
+        page.goto(f"{live_server.url}/workers/{worker.code}/deployments/")
+        # TypeScript highlighted, with line numbers, in the entry's tab.
+        page.wait_for_selector("#panel-0 code-input.code-input_loaded .token.keyword")
+        assert page.locator("#panel-0 .line-numbers-rows > span").count() >= 2
+        assert not page.locator("#panel-1").is_visible()
+        page.click("label[for=tab-1]")  # the second file's tab, with its problem
+        assert page.locator("#panel-1").is_visible() and not page.locator("#panel-0").is_visible()
+        assert "line 2, column 3: TS2322" in page.locator("#panel-1 .diagnostics").inner_text()
+        marked = page.evaluate(
+            "getComputedStyle(document.querySelector('#editor-1 .line-numbers-rows > span:nth-child(2)'),"
+            " '::before').backgroundColor"
+        )
+        assert marked == "rgb(254, 202, 202)"  # line 2 is marked, in the gutter
+        page.screenshot(path=str(LOG_DIR / "editor-1280.png"), full_page=True)
+        # Fix it in the editor (typing into the highlighted textarea) and deploy.
+        area = page.locator("#panel-1 textarea")
+        area.fill(broken.replace('xs.join("+")', "xs.reduce((a, b) => a + b, 0)"))
+        page.click("main form button[type=submit]:has-text('Deploy')")
+        page.wait_for_url(f"{live_server.url}/workers/{worker.code}/")
+    newest = Deployment.objects.filter(worker=worker).first()
+    assert newest.pk != failed.pk and "xs.reduce" in newest.files["lib/sum.ts"]
+    assert newest.files["index.ts"] == index

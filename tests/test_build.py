@@ -68,6 +68,9 @@ def test_syntax_error_reports_where(worker):
     assert deployment.status == Status.ERROR
     assert deployment.error_message.startswith("Syntax error in index.ts at line 1, column 46")
     assert "index.ts:1:46" in deployment.error_message and "/tmp" not in deployment.error_message
+    assert [(d["file"], d["line"], d["column"]) for d in deployment.diagnostics] == [
+        ("index.ts", 1, 46)
+    ]
 
 
 def test_no_exported_function_is_an_error_that_shows_an_example(worker):

@@ -55,7 +55,8 @@ def test_a_pasted_entry_keeps_the_other_files_and_the_choice_of_lock(owner_clien
         entry="main.ts", source=INDEX, lockfile='{"version": "5"}',
     )  # fmt: skip
     page = owner_client.get(reverse("worker-deployments", args=[worker.code])).content.decode()
-    assert "Entry module (main.ts)" in page and "<code>lib.ts</code>" in page
+    assert '<label for="tab-0" role="tab">main.ts <span class="tag">entry</span>' in page
+    assert '<input type="hidden" name="p1" value="lib.ts">' in page
     edited = INDEX.replace('"hi"', '"hello"')
     url = reverse("redeploy", args=[worker.code])
     assert owner_client.post(url, {"source": edited}).status_code == 302
@@ -102,3 +103,35 @@ def test_the_deployment_page_shows_its_files_and_pinned_packages(owner_client, w
     assert "<td><code>zod</code></td><td>3.23.8</td><td>npm</td>" in page
     assert "a fetch handler serves every other path" in page
     assert "Packages (pinned): <code>zod@3.23.8</code>" in page
+
+
+def test_the_editor_edits_removes_and_adds_files_and_marks_problems(owner_client, worker):
+    Deployment.objects.create(
+        worker=worker, tenant=worker.tenant, status="error",
+        files={"index.ts": INDEX, "lib.ts": LIB, "old.ts": "export const old = 1;\n"},
+        entry="index.ts", source=INDEX, error_message="1 type error",
+        diagnostics=[{"file": "lib.ts", "line": 1, "column": 14, "message": "TS2322 Type 'string' is not assignable to type 'number'."}],
+    )  # fmt: skip
+    page = owner_client.get(reverse("worker-deployments", args=[worker.code])).content.decode()
+    # Each file in its tab, highlighted as its language; the build's problem in its file's
+    # tab and on its line number.
+    assert (
+        '<code-input template="code" language="typescript" class="line-numbers" id="editor-1">'
+        in page
+    )
+    assert 'lib.ts <span class="problems" title="problems in the last build">1</span>' in page
+    assert "<li>line 1, column 14: TS2322 Type &#x27;string&#x27; is not assignable" in page
+    assert "#editor-1 .line-numbers-rows > span:nth-child(1)::before," in page
+    fixed = "export const shout = (s: string): string => s.toUpperCase();\n"
+    posted = {
+        "entry_path": "index.ts", "source": INDEX,
+        "p1": "lib.ts", "f1": fixed,
+        "p2": "old.ts", "f2": "export const old = 1;\n", "remove2": "on",
+        "new_path": "lib/extra.ts", "new_text": "export const extra = 2;\n",
+    }  # fmt: skip
+    answer = owner_client.post(reverse("redeploy", args=[worker.code]), posted)
+    assert answer.status_code == 302
+    newest = worker.deployments.first()
+    assert newest.files == {
+        "index.ts": INDEX, "lib.ts": fixed, "lib/extra.ts": "export const extra = 2;\n"
+    }  # fmt: skip

@@ -174,6 +174,14 @@ def test_a_type_error_in_a_second_file_names_file_line_and_column(tenant):
         in deployment.error_message
     )
     assert "/tmp" not in deployment.error_message
+    assert deployment.diagnostics == [
+        {
+            "file": "lib/sum.ts",
+            "line": 2,
+            "column": 3,
+            "message": "TS2322 Type 'string' is not assignable to type 'number'.",
+        }
+    ]  # what the editor marks
 
 
 def test_webhook_checks_an_hmac_over_the_raw_body(shop):
