@@ -16,6 +16,7 @@ from workers_portal.quotas import QuotaExceeded, check_new_worker, usage
 from .access import require, visible
 from .deployments import invoke_context
 from .forms import DeployForm, NewWorkerForm
+from .health import worker_health
 
 
 def worker_for(request, code) -> Worker:
@@ -104,7 +105,8 @@ def detail_context(worker: Worker, form: DeployForm | None = None) -> dict:
 def worker_detail(request, code):
     """The Overview tab: production, the latest deployment, recent activity."""
     worker = worker_for(request, code)
-    return render(request, "workers/detail.html", detail_context(worker))
+    context = {**detail_context(worker), "health": worker_health(worker)}
+    return render(request, "workers/detail.html", context)
 
 
 @login_required

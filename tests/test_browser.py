@@ -20,7 +20,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 
 
 @contextlib.contextmanager
-def signed_in(live_server, user, **context):
+def signed_in(live_server, user, lands="/", **context):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -33,7 +33,7 @@ def signed_in(live_server, user, **context):
             page.fill("input[name=username]", user.username)
             page.fill("input[name=password]", "pw-123456")
             page.click("main button[type=submit]")
-            page.wait_for_url(f"{live_server.url}/")
+            page.wait_for_url(f"{live_server.url}{lands}")
             yield page
         finally:
             browser.close()
@@ -112,3 +112,54 @@ def test_the_editor_highlights_numbers_lines_marks_problems_and_deploys_every_ta
     newest = Deployment.objects.filter(worker=worker).first()
     assert newest.pk != failed.pk and "xs.reduce" in newest.files["lib/sum.ts"]
     assert newest.files["index.ts"] == index
+
+
+def test_time_zone_pending_secrets_suspension_and_the_operators_home(
+    live_server, runtime, owner, tenant, monkeypatch
+):
+    # The test changes records while the browser is open; Playwright's sync API runs an event
+    # loop in this thread, which Django's guard takes for async code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from django.contrib.auth import get_user_model
+
+    from deployments.models import Deployment
+    from workers.models import WorkerSecret
+    from workers.secrets import encrypt
+
+    worker = Worker.objects.create(tenant=tenant, name="watched", public=True)
+    serving = build_now(worker, GREETER)
+    with signed_in(live_server, owner) as page:
+        # One way to show time, in the zone the user picks (from the zone's name in the bar).
+        page.goto(f"{live_server.url}/workers/{worker.code}/")
+        assert "UTC" in page.locator("main time").first.inner_text()
+        page.click("header.topbar >> text=UTC")
+        page.select_option("select[name=time_zone]", "Asia/Tokyo")
+        page.click("main button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/workers/{worker.code}/")
+        assert "JST" in page.locator("main time").first.inner_text()
+        # A secret changed after the deploy: said, with the way to act on it.
+        WorkerSecret.objects.create(worker=worker, name="TOKEN", value_encrypted=encrypt("t"))
+        page.reload()
+        assert "changed since: TOKEN" in page.locator(".banner.pending").inner_text()
+        page.click(".banner.pending >> text=Redeploy now")
+        page.wait_for_url(f"{live_server.url}/workers/{worker.code}/")
+        assert Deployment.objects.filter(worker=worker).exclude(pk=serving.pk).count() == 1
+        # Suspended: a banner on every page, and writes refused with the reason.
+        type(tenant).objects.filter(pk=tenant.pk).update(status="suspended")
+        page.goto(f"{live_server.url}/workers/{worker.code}/deployments/")
+        assert "is suspended" in page.locator("p.banner.error").inner_text()
+        assert page.locator("text=Deploy a new version").count() == 0  # no form to write with
+        token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+        answer = page.request.post(  # and a write sent anyway is refused, saying why
+            f"{live_server.url}/workers/{worker.code}/deploy/",
+            form={"source": GREETER}, headers={"X-CSRFToken": token},
+        )  # fmt: skip
+        assert answer.status == 403 and "suspended" in answer.text()
+        assert Deployment.objects.filter(worker=worker).count() == 2
+    operator = get_user_model().objects.create_user(
+        "ops", "ops@example.com", "pw-123456", is_staff=True
+    )
+    # An operator in no tenant lands on the operators' home, never a dead end.
+    with signed_in(live_server, operator, lands="/operators/") as page:
+        assert "Tenants" in page.locator("main").inner_text()
+        assert "acme" in page.locator("main").inner_text()

@@ -135,3 +135,40 @@ def test_the_editor_edits_removes_and_adds_files_and_marks_problems(owner_client
     assert newest.files == {
         "index.ts": INDEX, "lib.ts": fixed, "lib/extra.ts": "export const extra = 2;\n"
     }  # fmt: skip
+
+
+def test_the_overview_shows_health_at_a_glance(owner_client, worker, tenant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.models import Invocation
+
+    deployment = Deployment.objects.create(
+        worker=worker, tenant=tenant, source=GREETER, status="ready", functions=["hello"]
+    )
+    other = Worker.objects.create(tenant=tenant, name="other")
+    elsewhere = Deployment.objects.create(worker=other, tenant=tenant, source=GREETER)
+    now = timezone.now()
+    made = [
+        (deployment, "ok", 10.0, now - timedelta(minutes=5)),
+        (deployment, "ok", 20.0, now - timedelta(minutes=4)),
+        (deployment, "error", 30.0, now - timedelta(hours=2)),
+        (deployment, "ok", 40.0, now - timedelta(hours=3)),
+        (deployment, "error", 99.0, now - timedelta(hours=30)),  # older than a day
+        (elsewhere, "error", 50.0, now),  # another worker's
+    ]
+    for n, (d, status, ms, at) in enumerate(made):
+        Invocation.objects.create(
+            request_id=f"req_{n}", deployment=d, tenant=tenant, function="hello",
+            status=status, duration_ms=ms, started_at=at,
+        )  # fmt: skip
+    page = owner_client.get(reverse("worker", args=[worker.code])).content.decode()
+    assert "<dt>Invocations</dt><dd>4</dd>" in page
+    assert '<dt>Errors</dt><dd class="bad">1 (25.0%)</dd>' in page
+    assert "<dt>Duration p50 / p95</dt><dd>30.0 / 40.0 ms</dd>" in page
+    assert page.count('<span class="hour"') == 24
+    assert 'style="height: 100%"></span><span class="failed" style="height: 0%"' in page  # 2 calls
+    assert 'title="' in page and ": 1 calls, 1 errors" in page
+    quiet = owner_client.get(reverse("worker", args=[other.code])).content.decode()
+    assert "<dt>Invocations</dt><dd>1</dd>" in quiet
