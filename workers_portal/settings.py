@@ -199,6 +199,9 @@ RUNTIME_IDLE_SECONDS = env.int("RUNTIME_IDLE_SECONDS", default=300)  # then an i
 RUNTIME_MEMORY_BUDGET_MB = env.int("RUNTIME_MEMORY_BUDGET_MB", default=2048)
 RUNTIME_MAX_ISOLATES = env.int("RUNTIME_MAX_ISOLATES", default=200)  # per host process
 RUNTIME_MAX_CONCURRENCY = env.int("RUNTIME_MAX_CONCURRENCY", default=100)  # per deployment
+# Where runtime hosts count the limits they share (invocations per minute per tenant, calls
+# at once per deployment); empty: each host process counts alone.
+RUNTIME_REDIS_URL = env.str("RUNTIME_REDIS_URL", default=REDIS_URL)
 # Heap limit of each deployment's isolate; over it, the isolate is stopped (not the host).
 RUNTIME_MEMORY_MB = env.int("RUNTIME_MEMORY_MB", default=128)
 # Outbound requests of tenant code: public addresses only, minus RUNTIME_EGRESS_DENY; when

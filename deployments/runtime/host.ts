@@ -3,6 +3,7 @@
 // It keeps no state of its own: deployments are learned from the control plane and cached.
 import { readLimited } from "./body.ts";
 import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
+import { connectLimits, enterSlot, leaveSlot, takeCall } from "./limits.ts";
 import { type DeploymentConfig, type HttpRequest, type LogLine, type Outcome, Pool } from "./pool.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
@@ -11,6 +12,7 @@ const PORT = Number(env("RUNTIME_PORT", "8787"));
 const DOMAIN = env("RUNTIME_DOMAIN", "localhost").toLowerCase();
 const CONTROL = env("CONTROL_PLANE_URL", "http://127.0.0.1:8000").replace(/\/$/, "");
 const TOKEN = env("RUNTIME_TOKEN", ""); // ours, to call the control plane
+connectLimits(env("REDIS_URL", "")); // limits counted across hosts (limits.ts)
 // The portal's credential is another secret: the host knows only its digest, so nothing it
 // holds lets anyone pass for the portal.
 const PORTAL_TOKEN_SHA256 = env("PORTAL_INVOKE_TOKEN_SHA256", "");
@@ -354,10 +356,28 @@ function answer(outcome: Outcome, requestId: string, durationMs: number): Respon
   return new Response(`{"error":${JSON.stringify(error)},"logs":${logs},${meta}}`, { status: outcome.status, headers });
 }
 
-// Invocations per minute per tenant, counted in fixed one-minute windows in this process.
+// Invocations per minute per tenant: counted across all hosts in Redis (limits.ts); while
+// Redis cannot say, in fixed one-minute windows in this process, with its share of the quota.
 const windows = new Map<number, { start: number; count: number }>();
 
-function rateLimit(config: DeploymentConfig): Response | null {
+function quotaUsedUp(): Response {
+  const retryAfter = Math.max(1, Math.ceil((60_000 - (Date.now() % 60_000)) / 1000));
+  return failure("rate_limited",
+    `This tenant's invocation quota is used up for this minute; retry in ${retryAfter} s.`,
+    {}, { "retry-after": String(retryAfter) });
+}
+
+function rateLimit(config: DeploymentConfig): Response | null | Promise<Response | null> {
+  const global = takeCall(config.tenant, config.invocationsPerMinute);
+  if (global === true) return null;
+  if (global === false) return quotaUsedUp();
+  if (global instanceof Promise) {
+    return global.then((ok) => (ok === true ? null : ok === false ? quotaUsedUp() : countHere(config)));
+  }
+  return countHere(config);
+}
+
+function countHere(config: DeploymentConfig): Response | null {
   const now = Date.now();
   let window = windows.get(config.tenant);
   if (!window || now - window.start >= 60_000) {
@@ -373,7 +393,6 @@ function rateLimit(config: DeploymentConfig): Response | null {
   window.count++;
   return null;
 }
-
 
 type Admitted = { config: DeploymentConfig; trusted: boolean; requestId: string };
 
@@ -399,7 +418,8 @@ async function admit(req: Request, host: string): Promise<Admitted | Response> {
     const denied = await checkAccess(req, config);
     if (denied) return denied;
   }
-  const limited = rateLimit(config);
+  const checked = rateLimit(config);
+  const limited = checked instanceof Promise ? await checked : checked;
   if (limited) return limited;
   return { config, trusted, requestId };
 }
@@ -412,18 +432,19 @@ async function run(
   const startedAt = Date.now();
   const t0 = performance.now();
   let outcome: Outcome;
+  // Calls at once: counted across all hosts in Redis; while it cannot say, in this isolate.
+  const entered = enterSlot(config.id, config.maxConcurrency);
+  const slot = entered instanceof Promise ? await entered : entered;
+  if (slot === false) return tooMany(config);
   try {
     const isolate = pool.running(config) ?? await pool.get(config);
-    if (isolate.inFlight >= config.maxConcurrency) {
-      return failure("too_many_concurrent_invocations",
-        `This deployment already runs ${config.maxConcurrency} invocations; retry shortly.`,
-        {}, { "retry-after": "1" });
-    }
+    if (slot === null && isolate.inFlight >= config.maxConcurrency) return tooMany(config);
     outcome = await isolate.call(requestId, fn, payload, config.timeoutMs, http);
   } catch (err) {
     outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable",
       error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" }, logs: [] };
   }
+  if (slot) leaveSlot(config.id);
   // For a fetch handler, the time to its response's head (its body may stream on).
   const durationMs = performance.now() - t0;
   scheduleFlush();
@@ -437,6 +458,12 @@ async function run(
     errorMessage: outcome.error?.message ?? "",
   });
   return { outcome, durationMs };
+}
+
+function tooMany(config: DeploymentConfig): Response {
+  return failure("too_many_concurrent_invocations",
+    `This deployment already runs ${config.maxConcurrency} invocations; retry shortly.`,
+    {}, { "retry-after": "1" });
 }
 
 function triggerOf(req: Request, admitted: Admitted): string {

@@ -21,7 +21,8 @@ def host_command() -> list[str]:
         "RUNTIME_BIND,RUNTIME_PORT,RUNTIME_DOMAIN,CONTROL_PLANE_URL,RUNTIME_TOKEN,"
         "PORTAL_INVOKE_TOKEN_SHA256,RUNTIME_PROCESSES,"
         "RUNTIME_IDLE_SECONDS,RUNTIME_MAX_ISOLATES,RUNTIME_MEMORY_MB,"
-        "RUNTIME_EGRESS_ALLOW,RUNTIME_EGRESS_DENY,RUNTIME_BENCH_NO_REPORTS,RUNTIME_MEMORY_BUDGET_MB"
+        "RUNTIME_EGRESS_ALLOW,RUNTIME_EGRESS_DENY,RUNTIME_BENCH_NO_REPORTS,RUNTIME_MEMORY_BUDGET_MB,"
+        "REDIS_URL,REDIS_DEBUG_MAINTENANCE"  # the second: read by the Redis client itself
     )
     return [
         deno_bin(),
@@ -54,6 +55,9 @@ def host_env(processes: int | None = None) -> dict[str, str]:
         RUNTIME_EGRESS_ALLOW=",".join(settings.RUNTIME_EGRESS_ALLOW),
         RUNTIME_EGRESS_DENY=",".join(settings.RUNTIME_EGRESS_DENY),
         RUNTIME_MEMORY_BUDGET_MB=str(settings.RUNTIME_MEMORY_BUDGET_MB),
+        # Limits counted across hosts and machines (runtime/limits.ts); RUNTIME_REDIS_URL=""
+        # counts them per host.
+        REDIS_URL=settings.RUNTIME_REDIS_URL,
     )
 
 
