@@ -12,6 +12,7 @@ def limits(deployment) -> dict:
     tenant = deployment.tenant
     return {
         "timeoutMs": int(own["timeout_seconds"] * 1000),
+        "cpuMs": own["cpu_ms"],
         "memoryMb": own["memory_mb"],
         "maxConcurrency": own["max_concurrency"],
         "maxResultBytes": own["max_result_bytes"],

@@ -67,6 +67,7 @@ class TenantAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "timeout_seconds",
+                    "cpu_ms",
                     "memory_mb",
                     "max_concurrency",
                     "max_result_bytes",

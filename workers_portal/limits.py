@@ -9,6 +9,7 @@ from django.db import models
 # field -> the setting holding the platform default
 DEFAULTS = {
     "timeout_seconds": "RUNTIME_TIMEOUT_SECONDS",
+    "cpu_ms": "RUNTIME_CPU_MS",
     "memory_mb": "RUNTIME_MEMORY_MB",
     "max_concurrency": "RUNTIME_MAX_CONCURRENCY",
     "max_result_bytes": "RUNTIME_MAX_RESULT_BYTES",
@@ -23,6 +24,11 @@ def override(field, help_text):
 
 class RuntimeLimits(models.Model):
     timeout_seconds = override(models.FloatField, "Wall-clock limit of one invocation (seconds).")
+    cpu_ms = override(
+        models.PositiveIntegerField,
+        "CPU time an invocation may hold its isolate without a pause (ms); waiting on fetch or "
+        "timers does not count.",
+    )
     memory_mb = override(models.PositiveIntegerField, "Heap limit of a deployment's isolate (MB).")
     max_concurrency = override(
         models.PositiveIntegerField, "Invocations one deployment runs at once."

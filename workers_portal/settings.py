@@ -191,6 +191,9 @@ RUNTIME_PUBLIC_PORT = env.int("RUNTIME_PUBLIC_PORT", default=RUNTIME_PORT)
 RUNTIME_URL = env.str("RUNTIME_URL", default=f"http://127.0.0.1:{RUNTIME_PORT}")
 CONTROL_PLANE_URL = env.str("CONTROL_PLANE_URL", default="http://127.0.0.1:8000")
 RUNTIME_TIMEOUT_SECONDS = env.float("RUNTIME_TIMEOUT_SECONDS", default=30.0)
+# CPU time one invocation may hold its isolate's thread without a pause (waiting on fetch or
+# a timer is a pause); past it the call stops with cpu_limit_exceeded.
+RUNTIME_CPU_MS = env.int("RUNTIME_CPU_MS", default=10_000)
 RUNTIME_MAX_BODY_BYTES = env.int("RUNTIME_MAX_BODY_BYTES", default=1024 * 1024)
 RUNTIME_PROCESSES = env.int("RUNTIME_PROCESSES", default=os.cpu_count() or 1)
 RUNTIME_IDLE_SECONDS = env.int("RUNTIME_IDLE_SECONDS", default=300)  # then an isolate is stopped

@@ -308,6 +308,24 @@ globalThis.addEventListener("error", (event) => {
 
 let loaded;
 
+// Which call's code runs now, for the host's CPU-time limit: written when a call starts and
+// whenever its code resumes after a pause this file sees (a fetch answered, a timer fired).
+let running = null;
+const mark = (call) => {
+  if (running) atomicStore(running, 0, call ? call.n : 0);
+};
+for (const name of ["setTimeout", "setInterval"]) {
+  const native = globalThis[name];
+  globalThis[name] = function (callback, ...rest) {
+    const call = calls.getStore();
+    if (typeof callback !== "function" || !call) return apply(native, this, [callback, ...rest]);
+    return apply(native, this, [function (...args) {
+      mark(call);
+      return apply(callback, this, args);
+    }, ...rest]);
+  };
+}
+
 function describe(err) {
   if (err instanceof Error) {
     return { name: err.name, message: err.message, stack: clean(err.stack ?? "") };
@@ -316,6 +334,7 @@ function describe(err) {
 }
 
 async function run(msg) {
+  mark(calls.getStore());
   const done = await invoke(msg);
   reportDropped(calls.getStore()); // before "done", so the marker is in the answer too
   // What the call made without counting (response bodies, Buffers) is seen here.
@@ -334,6 +353,7 @@ async function invoke(msg) {
     return { t: "done", id: msg.id, ok: false, code: "module_load_failed", error };
   }
   if (msg.http) return await serve(msg, mod);
+  mark(calls.getStore());
   const fn = mod[msg.fn];
   if (typeof fn !== "function") {
     return { t: "done", id: msg.id, ok: false, code: "function_not_found",
@@ -415,8 +435,12 @@ async function fetchThroughHost(input, init) {
   const request = new NativeRequest(input, init);
   const body = request.body ? await request.arrayBuffer() : null;
   const id = ++outboundSeq;
+  const call = calls.getStore();
   const answer = await new Promise((resolve) => {
-    outbound.set(id, resolve);
+    outbound.set(id, (value) => {
+      mark(call);
+      resolve(value);
+    });
     const message = { t: "fetch", id, url: request.url, method: request.method, headers: [...request.headers], body };
     port.postMessage(message, body ? [body] : []); // at once: the call waits for it
   });
@@ -435,6 +459,7 @@ port.onmessage = (event) => {
   if (msg.t === "init") {
     Object.assign(limits, msg.limits ?? {});
     attach(msg.ring);
+    running = new Int32Array(msg.running);
     // The deployment's secrets, as process.env (also what node:process exports); the
     // isolate has no access to the host's real environment.
     Object.defineProperty(globalThis.process, "env", {
@@ -447,6 +472,8 @@ port.onmessage = (event) => {
       () => post({ t: "loaded" }),
       (err) => post({ t: "load_error", error: describe(err) }),
     );
+  } else if (msg.t === "ping") {
+    postMessage({ t: "pong" }); // this thread is free: no call holds it
   } else if (msg.t === "cancel") {
     // The caller went away, or the body passed its limit: stop reading the handler's body.
     const reader = readers.get(msg.id);
@@ -458,7 +485,7 @@ port.onmessage = (event) => {
   } else if (msg.t === "calls") {
     inFlight += msg.list.length;
     for (const call of msg.list) {
-      calls.run({ id: call.id, fn: call.fn, seq: 0, lines: 0, dropped: 0 }, () => run(call));
+      calls.run({ id: call.id, n: call.n, fn: call.fn, seq: 0, lines: 0, dropped: 0 }, () => run(call));
     }
   }
 };

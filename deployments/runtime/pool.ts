@@ -30,6 +30,7 @@ export type DeploymentConfig = {
   http: boolean; // the default export is a fetch handler
   artifact: string;
   timeoutMs: number;
+  cpuMs: number;
   maxBodyBytes: number;
   invocationsPerMinute: number;
   maxLogLines: number;
@@ -41,6 +42,7 @@ export type DeploymentConfig = {
 };
 
 type Pending = {
+  n: number; // the call's number, which the isolate writes where the host can read it
   logs: LogLine[];
   resolve: (o: Outcome) => void;
   deadline: number;
@@ -112,9 +114,17 @@ export class Sandbox {
 
 export class Isolate {
   private pending = new Map<string, Pending>();
-  private outbox: { id: string; fn: string; payload: unknown; http?: HttpRequest }[] = [];
+  private outbox: { id: string; n: number; fn: string; payload: unknown; http?: HttpRequest }[] = [];
+  // CPU time: the isolate writes the number of the call whose code it runs into `running`;
+  // while calls are in flight the host pings it, and an isolate that does not answer within
+  // the deployment's cpuMs has held its thread that long without a pause.
+  private running = new Int32Array(new SharedArrayBuffer(4));
+  private nextNumber = 1;
+  private pingSentAt: number | null = null;
+  private lastPong = performance.now();
   private ring: LogRing;
   dead = false;
+  retiring = false; // a call timed out in it: it takes no new calls, and ends when idle
   lastUsed = Date.now();
 
   constructor(
@@ -123,14 +133,14 @@ export class Isolate {
     private channel: Channel,
     sandbox: Sandbox,
     private lateLog: LateLog,
-    private onDead: (iso: Isolate) => void,
+    private hooks: { dead: (iso: Isolate) => void; retire: (iso: Isolate) => void },
   ) {
     channel.port.onmessage = (e) => this.receive(e.data);
     sandbox.rebind(channel, (why) => this.ended(why));
     if (channel.gone) queueMicrotask(() => this.ended(channel.gone!));
     const limits = { maxLines: config.maxLogLines, maxLineBytes: config.maxLineBytes, memoryMb: config.memoryMb };
     this.ring = new LogRing(ringBytes(config.maxLineBytes));
-    channel.port.postMessage({ t: "init", code, limits, env: config.env ?? {}, ring: this.ring.buffer });
+    channel.port.postMessage({ t: "init", code, limits, env: config.env ?? {}, ring: this.ring.buffer, running: this.running.buffer });
   }
 
   private ended(why: Ended) {
@@ -149,8 +159,9 @@ export class Isolate {
     return new Promise((resolve) => {
       // No timer per call (one costs more than the call's messages): the pool's tick
       // looks at the deadlines.
-      this.pending.set(requestId, { logs: [], resolve, deadline: performance.now() + timeoutMs, timeoutMs });
-      if (this.outbox.push(http ? { id: requestId, fn, payload, http } : { id: requestId, fn, payload }) === 1) {
+      const n = this.nextNumber++;
+      this.pending.set(requestId, { n, logs: [], resolve, deadline: performance.now() + timeoutMs, timeoutMs });
+      if (this.outbox.push(http ? { id: requestId, n, fn, payload, http } : { id: requestId, n, fn, payload }) === 1) {
         // A lone call leaves at once; while others are in flight, the calls that arrive in
         // this turn of the event loop go together in one message.
         if (this.pending.size > 1) setImmediate(this.send);
@@ -170,10 +181,28 @@ export class Isolate {
   /** Called often by the pool: hands on new console lines and stops calls past their time. */
   tick(now: number) {
     if (this.ring.pending) this.readLines();
+    if (this.pending.size === 0) {
+      this.pingSentAt = null;
+      if (this.retiring) this.kill("evicted", "The isolate was stopped after a call in it timed out.");
+      return;
+    }
+    if (this.pingSentAt === null) {
+      if (now - this.lastPong > Math.min(PING_EVERY_MS, this.config.cpuMs / 4)) {
+        this.pingSentAt = now;
+        this.channel.port.postMessage({ t: "ping" });
+      }
+    } else if (now - this.pingSentAt > this.config.cpuMs) {
+      const ms = this.config.cpuMs;
+      this.stopFor("cpu_limit_exceeded",
+        `The function used more than its ${ms} ms of CPU time without a pause and was stopped ` +
+          "(waiting on fetch or a timer is a pause; a loop that never ends is not).",
+        `Another call to this deployment ran past its CPU time limit (${ms} ms) and its isolate was restarted; retry.`);
+      return;
+    }
     for (const [requestId, call] of this.pending) {
       if (call.deadline > now) continue;
-      this.pending.delete(requestId);
       if (call.answered) {
+        this.pending.delete(requestId);
         // A body still streaming at the deadline is cut, and the isolate stopped as for any
         // call past its time.
         call.body?.error(new Error(`the response did not finish within ${call.timeoutMs} ms`));
@@ -182,23 +211,49 @@ export class Isolate {
         this.kill("isolate_restarted", "Another call to this deployment timed out and its isolate was restarted; retry.");
         return;
       }
-      call.resolve({
-        status: statusOf("timeout"),
-        code: "timeout",
-        error: {
-          name: "TimeoutError",
-          // A function at its heap limit spins in garbage collection until this stops it
-          // (V8 reports the limit itself only now and then): say both causes.
-          message: `The function did not finish within ${call.timeoutMs} ms and was stopped ` +
-            `(a loop that never ends, or memory held at the deployment's limit of ${this.channel.memoryMb} MB).`,
-          stack: "",
-        },
-        logs: call.logs,
-      });
-      this.kill("isolate_restarted",
-        "Another call to this deployment timed out and its isolate was restarted; retry.");
+      const message = `The function did not finish within ${call.timeoutMs} ms and was stopped ` +
+        "(something it waits for that never comes, a loop that never ends, or memory held at " +
+        `the deployment's limit of ${this.channel.memoryMb} MB).`;
+      if (this.pingSentAt === null || now - this.pingSentAt < STUCK_MS) {
+        // The isolate still answers: that call alone ends. Its work may go on inside, so the
+        // isolate takes no new calls and ends once the others in it have.
+        this.pending.delete(requestId);
+        call.resolve({ status: statusOf("timeout"), code: "timeout", logs: call.logs,
+          error: { name: "TimeoutError", message, stack: "" } });
+        this.retire();
+        continue;
+      }
+      // The isolate's thread is held (a loop, or garbage collection at the memory limit): the
+      // only way to stop it is to stop the isolate. The call running gets the timeout.
+      this.stopFor("timeout", message,
+        "Another call to this deployment held its isolate past its time and the isolate was restarted; retry.",
+        call);
       return;
     }
+    if (this.retiring && this.pending.size === 0) {
+      this.kill("evicted", "The isolate was stopped after a call in it timed out.");
+    }
+  }
+
+  /** The isolate answered a ping: its thread is free. */
+  private ponged() {
+    this.pingSentAt = null;
+    this.lastPong = performance.now();
+  }
+
+  /** Stops the isolate because one call holds its thread: that call (the one the isolate says
+   * it runs, else `fallback`) ends with `code`; the others with a retryable error. */
+  private stopFor(code: ErrorCode, message: string, others: string, fallback?: Pending) {
+    const number = Atomics.load(this.running, 0);
+    let culprit = [...this.pending.entries()].find(([, c]) => c.n === number);
+    if (!culprit && fallback) culprit = [...this.pending.entries()].find(([, c]) => c === fallback);
+    if (culprit && !culprit[1].answered) {
+      this.readLines(); // its lines before it was stopped
+      this.pending.delete(culprit[0]);
+      culprit[1].resolve({ status: statusOf(code), code, logs: culprit[1].logs,
+        error: { name: code === "timeout" ? "TimeoutError" : "RangeError", message, stack: "" } });
+    }
+    this.kill("isolate_restarted", others);
   }
 
   private readLines() {
@@ -216,6 +271,7 @@ export class Isolate {
   }
 
   private receive(msg: any) {
+    if (msg.t === "pong") return this.ponged();
     if (msg.t === "batch") {
       this.readLines(); // an answer's lines were written before it was sent
       for (const item of msg.list) this.receive(item);
@@ -323,16 +379,28 @@ export class Isolate {
       else call.resolve({ status, code, error: { name: "Error", message, stack: "" }, logs: call.logs });
       this.pending.delete(id);
     }
-    this.onDead(this);
+    this.hooks.dead(this);
+  }
+
+  /** No new calls: a fresh isolate takes them; this one ends once its calls have. */
+  private retire() {
+    if (this.retiring) return;
+    this.retiring = true;
+    this.hooks.retire(this);
   }
 }
 
 // How often the host reads the isolates' console lines (the live tail's delay) and looks
 // for calls past their deadline (how late a timeout may answer).
 const TICK_MS = 10;
+// While calls are in flight, how long an isolate may be silent before it is pinged, and how
+// long an unanswered ping means its thread is held (then a call at its deadline stops it).
+const PING_EVERY_MS = 100;
+const STUCK_MS = 50;
 
 export class Pool {
   private isolates = new Map<string, Isolate>();
+  private draining = new Set<Isolate>(); // retired, finishing their calls
   private sandbox = new Sandbox();
   private baseRss = Deno.memoryUsage().rss; // before any deployment is loaded
   private ready: Promise<void>;
@@ -357,6 +425,7 @@ export class Pool {
   private tick() {
     const now = performance.now();
     for (const iso of this.isolates.values()) iso.tick(now);
+    for (const iso of this.draining) iso.tick(now);
   }
 
   /** Stops isolates nobody called for a while; a later call starts a fresh one (cold). */
@@ -391,7 +460,7 @@ export class Pool {
   /** The deployment's isolate if it is running (the warm path, no await). */
   running(config: DeploymentConfig): Isolate | undefined {
     const existing = this.isolates.get(config.id);
-    return existing && !existing.dead ? existing : undefined;
+    return existing && !existing.dead && !existing.retiring ? existing : undefined;
   }
 
   async get(config: DeploymentConfig): Promise<Isolate> {
@@ -402,8 +471,15 @@ export class Pool {
     if (again && !again.dead) return again;
     this.makeRoom();
     const channel = await this.takeSpare(config.memoryMb);
-    const iso = new Isolate(config, code, channel, this.sandbox, this.lateLog, (dead) => {
-      if (this.isolates.get(dead.config.id) === dead) this.isolates.delete(dead.config.id);
+    const iso = new Isolate(config, code, channel, this.sandbox, this.lateLog, {
+      dead: (gone) => {
+        if (this.isolates.get(gone.config.id) === gone) this.isolates.delete(gone.config.id);
+        this.draining.delete(gone);
+      },
+      retire: (old) => {
+        if (this.isolates.get(old.config.id) === old) this.isolates.delete(old.config.id);
+        this.draining.add(old);
+      },
     });
     this.isolates.set(config.id, iso);
     return iso;
