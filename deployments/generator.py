@@ -9,14 +9,12 @@ digest, log ingest address and sealed secrets. `app/[[...path]]/route.ts` sends 
 byte-identical files, so their SHAs (and Vercel's upload cache) are stable.
 """
 
-import base64
 import hashlib
 import hmac
 import json
 import re
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.urls import reverse
 
@@ -38,9 +36,6 @@ class NotForNext(ValueError):
 
 CONFIG_FILE = "lib/deployment.json"
 CONTRACT_FILE = "lib/contract.json"  # deployments/contract.json, which invoke.ts reads
-# The project's environment variable holding the key that opens `lib/deployment.json`'s
-# secrets; set once on the shared project by the back end (see backends/vercel.py).
-SECRETS_KEY_ENV = "WORKERS_SECRETS_KEY"
 
 
 def template_files() -> dict[str, str]:
@@ -49,22 +44,6 @@ def template_files() -> dict[str, str]:
         if path.is_file():
             files[path.relative_to(TEMPLATE_DIR).as_posix()] = path.read_text()
     return files
-
-
-def secrets_key() -> bytes:
-    """The AES-256 key for deployments' secrets on Vercel, derived from SECRET_KEY."""
-    return hmac.new(settings.SECRET_KEY.encode(), b"vercel-secrets-key", hashlib.sha256).digest()
-
-
-def seal_for_vercel(values: dict[str, str]) -> str | None:
-    """AES-256-GCM, nonce || ciphertext || tag, base64. The nonce is derived from the content
-    (deterministic files); the same plaintext always gives the same file, nothing more leaks."""
-    if not values:
-        return None
-    key = secrets_key()
-    plain = json.dumps(values, sort_keys=True).encode()
-    nonce = hmac.new(key, plain, hashlib.sha256).digest()[:12]
-    return base64.b64encode(nonce + AESGCM(key).encrypt(nonce, plain, None)).decode()
 
 
 def derived(purpose: str, deployment) -> str:
@@ -85,23 +64,26 @@ def invoke_secret(deployment) -> str:
 
 def deployment_config(deployment, functions: list[str]) -> dict:
     """The one runtime configuration (deployments.config), with what only a generated
-    project needs: where to push its lines, the invocation secret's digest, and its
-    secrets sealed instead of in clear."""
+    project needs: where to push its lines, the invocation secret's digest, and where it
+    fetches its secrets and checks API keys with its own credential (the ingest token). No
+    secret and no key that opens anything but this deployment is in its files or in the
+    shared project's environment."""
     config = runtime_config(deployment)
     env = config.pop("env")
     del config["artifact"]  # the project itself is the artifact
     private = not deployment.worker.public
+    base = settings.PUBLIC_CONTROL_PLANE_URL.rstrip("/")
     config.update(
         functions=list(functions),
         invokeSecretSha256=(
             hashlib.sha256(invoke_secret(deployment).encode()).hexdigest() if private else None
         ),
         ingest={
-            "url": settings.PUBLIC_CONTROL_PLANE_URL.rstrip("/")
-            + reverse("deployment-ingest", args=[deployment.code]),
+            "url": base + reverse("deployment-ingest", args=[deployment.code]),
             "token": ingest_token(deployment),
         },
-        secrets=seal_for_vercel(env),
+        secretsUrl=base + reverse("deployment-secrets", args=[deployment.code]) if env else None,
+        keysUrl=base + reverse("deployment-key", args=[deployment.code, "-"])[:-1],
     )
     return config
 

@@ -279,21 +279,6 @@ class VercelClient:
             )
         return [event for event in answer if isinstance(event, dict)]
 
-    def upsert_env(self, key: str, value: str) -> None:
-        """A project environment variable (sensitive: readable only by the deployments)."""
-        path = f"/v10/projects/{self.config.project_id}/env"
-        self.request(
-            "POST",
-            path,
-            params={"upsert": "true"},
-            json={
-                "key": key,
-                "value": value,
-                "type": "sensitive",
-                "target": ["production", "preview"],
-            },
-        )
-
 
 def event_text(event: dict) -> str:
     """One build-log line from a build event. The API notes put `text` at the top; the

@@ -9,4 +9,6 @@ urlpatterns = [
     path("runtime/ingest", views.ingest),
     path("runtime/events", views.events),
     path("deployments/<uuid:code>/ingest", views.deployment_ingest, name="deployment-ingest"),
+    path("deployments/<uuid:code>/secrets", views.deployment_secrets, name="deployment-secrets"),
+    path("deployments/<uuid:code>/keys/<str:prefix>", views.deployment_key, name="deployment-key"),
 ]

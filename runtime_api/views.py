@@ -16,6 +16,7 @@ from deployments.generator import ingest_token
 from deployments.ingest import store_runtime_batch
 from deployments.models import Artifact, Deployment
 from workers.models import ApiKey, Worker
+from workers.secrets import unseal
 from workers_portal.models import Tenant
 
 
@@ -145,6 +146,43 @@ def deployment_ingest(request, code):
     if deployment is None or not bearer_matches(request, ingest_token(deployment)):
         return not_found("not_found", "Not found.")
     return store_batch(request, only=deployment)
+
+
+def own_deployment(request, code) -> Deployment | None:
+    """The generated deployment `code`, when the caller holds its own credential."""
+    deployment = Deployment.objects.select_related("tenant").filter(code=code).first()
+    if deployment is None or not bearer_matches(request, ingest_token(deployment)):
+        return None
+    return deployment
+
+
+@require_GET
+def deployment_secrets(request, code):
+    """A generated deployment's own secrets, fetched at its cold start with its own
+    credential: no key in the shared project opens another deployment's."""
+    deployment = own_deployment(request, code)
+    if deployment is None:
+        return not_found("not_found", "Not found.")
+    if deployment.tenant.status != Tenant.Status.ACTIVE:
+        return not_found("tenant_suspended", SUSPENDED)
+    env = unseal(deployment.secrets_sealed) if deployment.secrets_sealed else {}
+    return JsonResponse({"env": env})
+
+
+@require_GET
+def deployment_key(request, code, prefix: str):
+    """What a generated deployment needs to check a platform API key sent to it: the key's
+    hash and scopes, for keys of the deployment's own tenant only."""
+    deployment = own_deployment(request, code)
+    if deployment is None:
+        return not_found("not_found", "Not found.")
+    key = ApiKey.objects.filter(
+        prefix=prefix, revoked_at=None, tenant_id=deployment.tenant_id
+    ).first()
+    if key is None or deployment.tenant.status != Tenant.Status.ACTIVE:
+        return not_found("key_not_found", "No such key.")
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return JsonResponse({"secretHash": key.secret_hash, "scopes": key.scopes})
 
 
 @require_GET

@@ -176,3 +176,49 @@ def test_ingest_explains_a_batch_of_the_wrong_shape(client, worker):
         assert response.json()["error"]["code"] == "invalid_batch"
         assert "Bad batch" in response.json()["error"]["message"]
     assert not LogEntry.objects.exists()
+
+
+def test_a_generated_deployment_reads_its_own_secrets_and_its_tenants_keys_only(
+    client, worker, other_tenant
+):
+    from django.utils import timezone
+
+    from deployments.deploy import snapshot_secrets
+    from deployments.generator import ingest_token
+    from workers.api_keys import issue_key
+    from workers.models import ApiKey, Worker, WorkerSecret
+    from workers.secrets import encrypt
+
+    WorkerSecret.objects.create(worker=worker, name="API_SECRET", value_encrypted=encrypt("mine"))
+    mine = create_deployment(worker, GREETER)
+    mine.secrets_sealed = snapshot_secrets(worker)
+    mine.save()
+    theirs_worker = Worker.objects.create(tenant=other_tenant, name="theirs")
+    WorkerSecret.objects.create(
+        worker=theirs_worker, name="API_SECRET", value_encrypted=encrypt("theirs")
+    )
+    theirs = create_deployment(theirs_worker, GREETER)
+    theirs.secrets_sealed = snapshot_secrets(theirs_worker)
+    theirs.save()
+
+    def get(path, deployment):
+        return client.get(path, HTTP_AUTHORIZATION=f"Bearer {ingest_token(deployment)}")
+
+    own = get(f"/internal/deployments/{mine.code}/secrets", mine)
+    assert own.status_code == 200 and own.json() == {"env": {"API_SECRET": "mine"}}
+    # Its credential opens nothing of another deployment's; the runtime's token is not asked.
+    assert get(f"/internal/deployments/{theirs.code}/secrets", mine).status_code == 404
+    assert client.get(f"/internal/deployments/{mine.code}/secrets").status_code == 404
+
+    key, secret = issue_key(worker.tenant, "caller", ["invoke"])
+    other_key = issue_key(other_tenant, "theirs", ["invoke"])[0]
+    found = get(f"/internal/deployments/{mine.code}/keys/{key.prefix}", mine)
+    assert found.status_code == 200 and found.json() == {
+        "secretHash": key.secret_hash,
+        "scopes": ["invoke"],
+    }
+    assert (
+        get(f"/internal/deployments/{mine.code}/keys/{other_key.prefix}", mine).status_code == 404
+    )
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    assert get(f"/internal/deployments/{mine.code}/keys/{key.prefix}", mine).status_code == 404

@@ -2,7 +2,6 @@
 compiles it, and `next start` serves the invocation contract of the local runtime, pushes its
 console lines to the platform, and sees the deployment's secrets as process.env."""
 
-import base64
 import json
 import os
 import shutil
@@ -16,9 +15,10 @@ from django.conf import settings as django_settings
 
 from deployments.build import analyse_program
 from deployments.deploy import snapshot_secrets
-from deployments.generator import generate, invoke_secret, secrets_key
+from deployments.generator import generate, invoke_secret
 from deployments.models import Deployment, Invocation, LogEntry
 from deployments.program import program_from_files
+from workers.api_keys import issue_key
 from workers.models import Worker, WorkerSecret
 from workers.secrets import encrypt
 
@@ -47,6 +47,11 @@ export async function add(payload: Pair): Promise<{ sum: number }> {
 export async function boom(payload: unknown) {
   console.error("about to fail");
   throw new TypeError("bad input");
+}
+
+export async function environment() {
+  // What tenant code sees: its own secrets, none of the platform's.
+  return Object.keys(process.env).filter((name) => /SECRET|TOKEN|KEY|DATABASE|REDIS/.test(name)).sort();
 }
 
 export async function secret() {
@@ -85,7 +90,7 @@ def run(args: list[str], cwd: Path, timeout: float) -> float:
 
 @pytest.mark.e2e
 def test_next_build_and_the_invocation_contract(
-    transactional_db, live_server, tenant, tmp_path, settings
+    transactional_db, live_server, tenant, other_tenant, tmp_path, settings
 ):
     assert shutil.which("npm"), "npm is needed (bin/with-test-services installs it)"
     settings.PUBLIC_CONTROL_PLANE_URL = live_server.url
@@ -95,7 +100,7 @@ def test_next_build_and_the_invocation_contract(
     )
     program = program_from_files({"index.ts": SOURCE, "lib/page.ts": PAGE})
     functions, http, lock, _ = analyse_program(program)  # the checks the back end runs
-    assert functions == ["wait", "add", "boom", "secret", "slow"] and http
+    assert functions == ["wait", "add", "boom", "environment", "secret", "slow"] and http
     deployment = Deployment.objects.create(
         worker=worker, files=program.files, entry=program.entry, source=SOURCE, lockfile=lock,
         backend="vercel", secrets_sealed=snapshot_secrets(worker),
@@ -115,8 +120,9 @@ def test_next_build_and_the_invocation_contract(
     server = Process(
         "next",
         ["npx", "next", "start", "-p", str(port), "-H", "127.0.0.1"],
-        {**os.environ, "NEXT_TELEMETRY_DISABLED": "1",
-         "WORKERS_SECRETS_KEY": base64.b64encode(secrets_key()).decode()},
+        # What Vercel gives a deployment: no platform secret in the environment.
+        {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
+         "NEXT_TELEMETRY_DISABLED": "1"},
         cwd=project,
     )  # fmt: skip
     try:
@@ -163,6 +169,24 @@ def test_next_build_and_the_invocation_contract(
             30,
             "the fetch handler's invocation",
         )
+        # Its own secrets, fetched at cold start with its own credential, and nothing else.
+        seen = deployment.runs_on.invoke(deployment, "environment", "{}")
+        assert seen.body["result"] == ["API_SECRET"]
+        # The platform's API keys with the invoke scope open a private deployment too.
+        key = issue_key(tenant, "caller", ["invoke"])[1]
+        with_key = httpx.post(
+            f"{url}/api/invoke/add", json={"a": 1, "b": 2},
+            headers={"authorization": f"Bearer {key}"}, timeout=30,
+        )  # fmt: skip
+        assert with_key.status_code == 200 and with_key.json()["result"] == {"sum": 3}
+        reader = issue_key(tenant, "reader", ["read"])[1]
+        theirs = issue_key(other_tenant, "theirs", ["invoke"])[1]
+        for refused_key in (reader, theirs, key[:-2] + "00"):
+            refused = httpx.post(
+                f"{url}/api/invoke/add", json={"a": 1, "b": 2},
+                headers={"authorization": f"Bearer {refused_key}"}, timeout=30,
+            )  # fmt: skip
+            assert refused.status_code == 401, refused_key
         unknown = deployment.runs_on.invoke(deployment, "nope", "{}")
         assert unknown.status == 404 and unknown.body["error"]["code"] == "function_not_found"
         bad = deployment.runs_on.invoke(deployment, "add", "{nope")

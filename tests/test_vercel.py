@@ -112,7 +112,9 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
     # A private worker's deployment needs its secret; only the secret's digest is in the files,
     # and the worker's secrets travel encrypted.
     assert config["invokeSecretSha256"] and invoke_secret(deployment) not in json.dumps(files)
-    assert "s3cr3t-value" not in json.dumps(files) and config["secrets"]
+    # They are fetched by the deployment itself, with its own credential, at its cold start.
+    assert "s3cr3t-value" not in json.dumps(files)
+    assert config["secretsUrl"].endswith(f"/internal/deployments/{deployment.code}/secrets")
 
 
 @pytest.mark.parametrize(

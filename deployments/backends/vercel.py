@@ -7,19 +7,12 @@ and a submit first looks for a Vercel deployment with it (one may exist if an ea
 died between Vercel's answer and our save).
 """
 
-import base64
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from deployments import vercel_client as api
-from deployments.generator import (
-    SECRETS_KEY_ENV,
-    NotForNext,
-    generate,
-    invoke_secret,
-    secrets_key,
-)
+from deployments.generator import NotForNext, generate, invoke_secret
 
 from .base import Backend, BuildFailed, TransientBackendError
 from .invoke import post_invoke
@@ -131,9 +124,6 @@ class VercelBackend(Backend):
                         http, lock,
                     )  # fmt: skip
                 required = not deployment.worker.public
-                if deployment.secrets_sealed:  # the key that opens them, set on the project
-                    key = base64.b64encode(secrets_key()).decode()
-                    client.upsert_env(SECRETS_KEY_ENV, key)
                 log.append(f"-> Submitting {len(files)} files to Vercel")
                 answer = client.create_deployment(
                     f"{deployment.worker.name}-{deployment.tenant.slug}",

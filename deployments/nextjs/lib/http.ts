@@ -4,14 +4,17 @@
 import { randomUUID } from "node:crypto";
 import { after } from "next/server";
 import config from "./deployment.json";
-import { authorized, type Call, calls, describe, failure, HEADERS, push, Timeout } from "./invoke";
+import {
+  authorized, type Call, calls, describe, failure, HEADERS, push, secretsReady, Timeout, UNAUTHORIZED,
+} from "./invoke";
 import * as worker from "./worker";
 
 type Handler = { fetch: (request: Request) => Response | Promise<Response> };
 
 export async function handleHttp(request: Request): Promise<Response> {
-  if (!authorized(request)) {
-    return failure("unauthorized", `This deployment needs its invocation secret in the ${HEADERS.invokeSecret} header.`);
+  if (!(await authorized(request))) return failure("unauthorized", UNAUTHORIZED);
+  if (!(await secretsReady())) {
+    return failure("isolate_unavailable", "This deployment's secrets could not be fetched from the platform; retry.");
   }
   const handler = (worker as { default?: Handler }).default;
   if (!(config as { http?: boolean }).http || typeof handler?.fetch !== "function") {
@@ -29,6 +32,7 @@ export async function handleHttp(request: Request): Promise<Response> {
   }
   const headers = new Headers(request.headers);
   headers.delete(HEADERS.invokeSecret); // the platform's, not the handler's
+  if (/^Bearer wk_/.test(headers.get("authorization") ?? "")) headers.delete("authorization");
   const inner = new Request(request.url, { method: request.method, headers, body });
 
   const requestId = `req_${randomUUID().replaceAll("-", "")}`;

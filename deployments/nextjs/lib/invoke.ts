@@ -2,7 +2,7 @@
 // status codes, error codes), console lines captured per request with sequence numbers,
 // and pushed to the platform while the function runs.
 import { AsyncLocalStorage } from "node:async_hooks";
-import { createDecipheriv, createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { inspect } from "node:util";
 import { after } from "next/server";
 import { start } from "workflow/api";
@@ -85,20 +85,35 @@ export async function push(call: Call, invocations: object[]): Promise<void> {
 }
 
 // --- the deployment's secrets, as process.env -----------------------------------------------
-function loadSecrets() {
-  if (!config.secrets) return;
-  const key = process.env.WORKERS_SECRETS_KEY;
-  if (!key) {
-    original.error("WORKERS_SECRETS_KEY is not set on the project: this deployment's secrets are unavailable");
-    return;
+// Fetched from the platform at cold start with this deployment's own credential: nothing in
+// the shared project's environment or files opens another deployment's secrets. They are in
+// process.env before the first call runs (not yet while the module's top level runs).
+type Settings = typeof config & { secretsUrl?: string | null; keysUrl?: string };
+const own = config as Settings;
+let secrets: Promise<boolean> | null = null;
+
+async function fetchSecrets(): Promise<boolean> {
+  if (!own.secretsUrl) return true;
+  try {
+    const res = await fetch(own.secretsUrl, {
+      headers: { authorization: `Bearer ${config.ingest.token}` },
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!res.ok) throw new Error(`the platform answered ${res.status}`);
+    Object.assign(process.env, (await res.json()).env);
+    return true;
+  } catch (err) {
+    original.error(`this deployment's secrets could not be fetched: ${(err as Error).message}`);
+    secrets = null; // the next call tries again
+    return false;
   }
-  const sealed = Buffer.from(config.secrets, "base64");
-  const decipher = createDecipheriv("aes-256-gcm", Buffer.from(key, "base64"), sealed.subarray(0, 12));
-  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-  const plain = Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]);
-  Object.assign(process.env, JSON.parse(plain.toString("utf8")));
 }
-loadSecrets();
+
+export function secretsReady(): Promise<boolean> {
+  secrets ??= fetchSecrets();
+  return secrets;
+}
+void secretsReady();
 
 // --- answers -------------------------------------------------------------------------------
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
@@ -117,11 +132,46 @@ function failed(code: ErrorCode, message: string, stack = "") {
   return { status: contract.errors[code], body: { error: { code, message, stack } } };
 }
 
-export function authorized(request: Request): boolean {
+// --- who may call a private deployment --------------------------------------------------------
+// Its invocation secret, or one of the platform's API keys with the invoke scope (checked with
+// the platform, with this deployment's own credential, and remembered for a few seconds so a
+// revoked key stops within seconds).
+const keys = new Map<string, { value: { secretHash: string; scopes: string[] } | null; expires: number }>();
+
+async function keyInfo(prefix: string) {
+  const hit = keys.get(prefix);
+  if (hit && hit.expires > Date.now()) return hit.value;
+  const res = await fetch(`${own.keysUrl}${encodeURIComponent(prefix)}`, {
+    headers: { authorization: `Bearer ${config.ingest.token}` },
+    signal: AbortSignal.timeout(5000),
+  });
+  const value = res.ok ? await res.json() : null;
+  if (!res.ok && res.status !== 404) throw new Error(`the platform answered ${res.status}`);
+  keys.set(prefix, { value, expires: Date.now() + 2000 });
+  return value;
+}
+
+const sameDigest = (a: Buffer, b: Buffer) => a.length === b.length && timingSafeEqual(a, b);
+
+export async function authorized(request: Request): Promise<boolean> {
   if (!config.invokeSecretSha256) return true;
-  const given = request.headers.get(HEADERS.invokeSecret) ?? "";
-  const digest = createHash("sha256").update(given).digest();
-  return timingSafeEqual(digest, Buffer.from(config.invokeSecretSha256, "hex"));
+  const given = request.headers.get(HEADERS.invokeSecret);
+  if (given !== null) {
+    const digest = createHash("sha256").update(given).digest();
+    return sameDigest(digest, Buffer.from(config.invokeSecretSha256, "hex"));
+  }
+  const token = (request.headers.get("authorization") ?? "").replace(/^Bearer /, "").trim();
+  const prefix = token.match(/^wk_([0-9a-f]+)_/)?.[1];
+  if (!prefix || !own.keysUrl) return false;
+  let key;
+  try {
+    key = await keyInfo(prefix);
+  } catch {
+    return false;
+  }
+  if (!key || !key.scopes.includes("invoke")) return false;
+  const digest = createHash("sha256").update(token).digest();
+  return sameDigest(digest, Buffer.from(key.secretHash, "hex"));
 }
 
 export class Timeout extends Error {}
@@ -131,9 +181,12 @@ export function describe(err: unknown) {
   return { message: String(err), stack: "" };
 }
 
+export const UNAUTHORIZED = `This deployment is private: send \`Authorization: Bearer <API key>\` with a key that has the invoke scope, or its invocation secret in the ${HEADERS.invokeSecret} header.`;
+
 export async function handleInvoke(request: Request, fn: string): Promise<Response> {
-  if (!authorized(request)) {
-    return failure("unauthorized", `This deployment needs its invocation secret in the ${HEADERS.invokeSecret} header.`);
+  if (!(await authorized(request))) return failure("unauthorized", UNAUTHORIZED);
+  if (!(await secretsReady())) {
+    return failure("isolate_unavailable", "This deployment's secrets could not be fetched from the platform; retry.");
   }
   if (!config.functions.includes(fn)) {
     return failure("function_not_found",
