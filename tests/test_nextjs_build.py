@@ -49,6 +49,10 @@ export async function boom(payload: unknown) {
   throw new TypeError("bad input");
 }
 
+export async function big() {
+  return "x".repeat(20_000);
+}
+
 export async function environment() {
   // What tenant code sees: its own secrets, none of the platform's.
   return Object.keys(process.env).filter((name) => /SECRET|TOKEN|KEY|DATABASE|REDIS/.test(name)).sort();
@@ -94,13 +98,13 @@ def test_next_build_and_the_invocation_contract(
 ):
     assert shutil.which("npm"), "npm is needed (bin/with-test-services installs it)"
     settings.PUBLIC_CONTROL_PLANE_URL = live_server.url
-    worker = Worker.objects.create(tenant=tenant, name="adder")
+    worker = Worker.objects.create(tenant=tenant, name="adder", max_result_bytes=10_000)
     WorkerSecret.objects.create(
         worker=worker, name="API_SECRET", value_encrypted=encrypt("opens-sesame")
     )
     program = program_from_files({"index.ts": SOURCE, "lib/page.ts": PAGE})
     functions, http, lock, _ = analyse_program(program)  # the checks the back end runs
-    assert functions == ["wait", "add", "boom", "environment", "secret", "slow"] and http
+    assert functions == ["wait", "add", "boom", "big", "environment", "secret", "slow"] and http
     deployment = Deployment.objects.create(
         worker=worker, files=program.files, entry=program.entry, source=SOURCE, lockfile=lock,
         backend="vercel", secrets_sealed=snapshot_secrets(worker),
@@ -169,6 +173,9 @@ def test_next_build_and_the_invocation_contract(
             30,
             "the fetch handler's invocation",
         )
+        # The result size limit holds as on the local runtime.
+        big = deployment.runs_on.invoke(deployment, "big", "{}")
+        assert big.status == 500 and big.body["error"]["code"] == "result_too_large"
         # Its own secrets, fetched at cold start with its own credential, and nothing else.
         seen = deployment.runs_on.invoke(deployment, "environment", "{}")
         assert seen.body["result"] == ["API_SECRET"]

@@ -225,8 +225,13 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
     const value = await calls.run(call, () => Promise.race([runFunction(fn, payload), deadline]));
     const result = value === undefined ? null : value;
     try {
-      JSON.stringify(result);
-      body = { result };
+      const json = JSON.stringify(result);
+      // Length in UTF-16 units, as the local runtime measures it: a cheap bound of the bytes.
+      if (json !== undefined && json.length > config.maxResultBytes) {
+        ({ status, body } = failed("result_too_large", `The function's result is larger than ${config.maxResultBytes} bytes.`));
+      } else {
+        body = { result };
+      }
     } catch (err) {
       ({ status, body } = failed("result_not_serializable", `The function's result is not JSON: ${(err as Error).message}`));
     }
