@@ -3,13 +3,17 @@
 import json
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from deployments.deploy import cancel, set_production
+from deployments.diff import compare
 from deployments.models import Deployment
 from workers_portal.access import Action
 from workers_portal.audit import record
+from workers_portal.limits import effective_limits
 
 from .access import require, visible
 from .forms import InvokeForm
@@ -128,3 +132,29 @@ def promote(request, code):
         "removed": sorted(before - after),
     }
     return render(request, "deployments/promote.html", context)
+
+
+@login_required
+def diff(request, code):
+    """What changes from one deployment of a worker to another (`?from=<id>`; by default the
+    one before it), rendered here."""
+    deployment = deployment_for(request, code)
+    others = deployment.worker.deployments.exclude(pk=deployment.pk)
+    chosen = request.GET.get("from")
+    if chosen:
+        try:
+            base = others.filter(code=chosen).first()
+        except ValidationError:
+            base = None
+        if base is None:
+            raise Http404("No such deployment of this worker.")
+    else:
+        base = others.filter(created__lt=deployment.created).first() or others.first()
+    context = {
+        "deployment": deployment,
+        "base": base,
+        "choices": list(others[:50]),
+        "diff": compare(base, deployment) if base else None,
+        "limits": effective_limits(deployment.worker),
+    }
+    return render(request, "deployments/diff.html", context)

@@ -77,6 +77,7 @@ urlpatterns = [
     path("deployments/<uuid:code>/badge/", deployments.deployment_badge, name="deployment-badge"),
     path("deployments/<uuid:code>/invoke/", deployments.invoke, name="invoke"),
     path("deployments/<uuid:code>/promote/", deployments.promote, name="promote"),
+    path("deployments/<uuid:code>/diff/", deployments.diff, name="deployment-diff"),
     path(
         "deployments/<uuid:code>/cancel/",
         deployments.cancel_deployment,

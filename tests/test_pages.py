@@ -21,6 +21,7 @@ def worker_urls(worker, deployment):
         ("get", reverse("delete-worker", args=[worker.code])),
         ("post", reverse("delete-worker", args=[worker.code])),
         ("get", reverse("deployment", args=[deployment.code])),
+        ("get", reverse("deployment-diff", args=[deployment.code])),
         ("get", reverse("deployment-panel", args=[deployment.code])),
         ("get", reverse("deployment-badge", args=[deployment.code])),
         ("post", reverse("invoke", args=[deployment.code])),

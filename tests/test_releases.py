@@ -75,3 +75,49 @@ def test_only_deployers_promote_and_outsiders_see_nothing(worker, viewer, outsid
     toggle = reverse("worker-auto-promote", args=[worker.code])
     assert client_for(Client, viewer).post(toggle, {"auto_promote": "1"}).status_code == 403
     assert client_for(Client, outsider).post(toggle, {"auto_promote": "1"}).status_code == 404
+
+
+def test_the_changes_between_two_deployments_show_files_packages_and_secret_names(
+    owner_client, worker
+):
+    from deployments.deploy import snapshot_secrets
+    from workers.models import WorkerSecret
+    from workers.secrets import encrypt
+
+    lock = '{"version": "5", "npm": {"ms@2.1.2": {"integrity": "x"}}}'
+    WorkerSecret.objects.create(worker=worker, name="OLD", value_encrypted=encrypt("gone-value"))
+    WorkerSecret.objects.create(worker=worker, name="KEPT", value_encrypted=encrypt("kept-1"))
+    before = Deployment.objects.create(
+        worker=worker, tenant=worker.tenant, entry="index.ts", lockfile=lock,
+        files={"index.ts": "export const a = 1;\nexport const b = 2;\n", "old.ts": "x\n"},
+        secrets_sealed=snapshot_secrets(worker),
+    )  # fmt: skip
+    WorkerSecret.objects.filter(worker=worker, name="OLD").delete()
+    WorkerSecret.objects.filter(worker=worker, name="KEPT").update(
+        value_encrypted=encrypt("kept-2")
+    )
+    WorkerSecret.objects.create(worker=worker, name="NEW", value_encrypted=encrypt("new-value"))
+    after = Deployment.objects.create(
+        worker=worker, tenant=worker.tenant, entry="index.ts", lockfile=lock.replace("2.1.2", "2.1.3"),
+        files={"index.ts": "export const a = 1;\nexport const b = 3;\n", "new.ts": "y\n"},
+        secrets_sealed=snapshot_secrets(worker),
+    )  # fmt: skip
+    page = owner_client.get(reverse("deployment-diff", args=[after.code])).content.decode()
+    assert f'<option value="{before.code}" selected>' in page  # the one before, by default
+    assert '<span class="diff-del">-export const b = 2;</span>' in page
+    assert '<span class="diff-add">+export const b = 3;</span>' in page
+    assert '<code>new.ts</code> <span class="tag change-added">added</span>' in page
+    assert '<code>old.ts</code> <span class="tag change-removed">removed</span>' in page
+    assert "<td><code>ms</code></td><td>2.1.2</td><td>2.1.3</td>" in page
+    assert "Added: <code>NEW</code>" in page and "Removed: <code>OLD</code>" in page
+    assert "New value: <code>KEPT</code>" in page
+    assert "value" not in page.split("<h2>Secrets</h2>")[1].split("</section>")[0].replace(
+        "New value", ""
+    ).replace("values are never shown", "")
+    for secret in ("gone-value", "kept-1", "kept-2", "new-value"):
+        assert secret not in page
+    other = Worker.objects.create(tenant=worker.tenant, name="other")
+    elsewhere = Deployment.objects.create(worker=other, tenant=worker.tenant, source="x")
+    url = reverse("deployment-diff", args=[after.code])
+    assert owner_client.get(f"{url}?from={elsewhere.code}").status_code == 404
+    assert owner_client.get(f"{url}?from=not-an-id").status_code == 404
