@@ -43,3 +43,5 @@ bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), mem
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/logs.py
 	bin/with-test-services $(PY) bench/releases.py
 	bin/with-test-services $(PY) bench/programs.py
+	bin/with-test-services $(PY) bench/idle.py
+	RUNTIME_SPARES=24 bin/with-test-services $(PY) bench/idle.py

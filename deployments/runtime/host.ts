@@ -294,7 +294,7 @@ const pool = new Pool(loadCode, queueLine, {
   idleMs: Number(env("RUNTIME_IDLE_SECONDS", "300")) * 1000,
   maxIsolates: Number(env("RUNTIME_MAX_ISOLATES", "200")),
   defaultMemoryMb: Number(env("RUNTIME_MEMORY_MB", "128")),
-  spares: 4,
+  spares: Number(env("RUNTIME_SPARES", "4")),
   memoryBudgetBytes: Number(env("RUNTIME_MEMORY_BUDGET_MB", "2048")) * 1024 * 1024,
 });
 pool.warmSpare();
