@@ -191,6 +191,7 @@ def test_the_isolate_shows_neither_the_install_path_nor_its_channel_to_the_host(
 
 
 BUFFERS = """\
+import { Buffer } from "node:buffer";
 export async function bomb(payload: { mb: number; how: string }) {
   console.log("filling buffers");
   const kept: unknown[] = [];
@@ -199,6 +200,7 @@ export async function bomb(payload: { mb: number; how: string }) {
     else if (payload.how === "buffer") kept.push(new ArrayBuffer(1024 * 1024));
     else if (payload.how === "slice") kept.push(new Uint8Array(1024 * 1024).slice());
     else if (payload.how === "wasm") kept.push(new WebAssembly.Memory({ initial: 16 }));
+    else if (payload.how === "node") kept.push(Buffer.alloc(1024 * 1024));
     else kept.push(new TextEncoder().encode("x".repeat(1024 * 1024)));
   }
   return kept.length;
@@ -211,9 +213,10 @@ export async function fine(payload: { mb: number }) {
 """
 
 
-@pytest.mark.parametrize("how", ["typed", "buffer", "slice", "wasm", "text"])
+@pytest.mark.parametrize("how", ["typed", "buffer", "slice", "wasm", "text", "node"])
 def test_buffers_count_against_the_memory_limit(runtime, tenant, other_tenant, how):
-    """Memory outside the JS heap (ArrayBuffers, typed arrays, WebAssembly memory) counts:
+    """Memory outside the JS heap (ArrayBuffers, typed arrays, WebAssembly memory, node's
+    Buffers) counts:
     a deployment that fills 3 GB of buffers under a 128 MB limit is stopped, alone."""
     bomb = deploy(tenant, f"bomb-{how}", BUFFERS)
     calm = deploy(other_tenant, "calm", VICTIM)

@@ -4,6 +4,7 @@
 // that printed them, also after an await (AsyncLocalStorage), so concurrent calls in one
 // isolate never mix their lines.
 import { AsyncLocalStorage } from "node:async_hooks";
+import { Buffer as NodeBuffer } from "node:buffer";
 import { workerData } from "node:worker_threads";
 
 // What the isolate's own plumbing uses is taken before tenant code runs, so code that
@@ -246,6 +247,8 @@ countResult(TypedArray, ["from", "of"], typedLength);
 countResult(ArrayBuffer.prototype, ["slice", "transfer", "transferToFixedLength"], bufferLength);
 countResult(SharedArrayBuffer.prototype, ["slice"], sharedLength);
 countResult(TextEncoder.prototype, ["encode"], typedLength);
+// node:buffer is one module for the whole isolate: tenant code that imports it gets these.
+countResult(NodeBuffer, ["alloc", "allocUnsafe", "allocUnsafeSlow", "from", "concat"], typedLength);
 // Growing a buffer in place makes memory too: look after it.
 for (const [owner, name] of [[ArrayBuffer.prototype, "resize"], [SharedArrayBuffer.prototype, "grow"]]) {
   const native = owner[name];
