@@ -30,7 +30,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .deno import deno_env, run_deno
+from .deno import deno_bin, deno_env, run_deno
 from .errors import BuildFailed
 from .program import Program
 
@@ -118,7 +118,7 @@ class Workspace:
         ]
         return "\n".join(lines).strip()
 
-    def step(self, title: str, args: list[str], stdin: str | None = None):
+    def step(self, title: str, args: list[str]):
         self.log.append(f"-> {title}")
         imports = ",".join(f"{h}:443" for h in settings.BUILD_IMPORT_HOSTS) or "none.invalid:1"
         if args[0] in ("info", "check", "bundle"):
@@ -127,19 +127,7 @@ class Workspace:
             args = ["doc", "--no-config", "--no-lock", "--import-map", CONFIG,
                     f"--allow-import={imports}", *args[1:]]  # fmt: skip
         try:
-            if stdin is None:
-                result = run_deno(args, self.root, settings.BUILD_TIMEOUT_SECONDS)
-            else:
-                result = subprocess.run(
-                    [*_deno(), *args],
-                    cwd=self.root,
-                    env=deno_env(),
-                    input=stdin,
-                    capture_output=True,
-                    text=True,
-                    timeout=settings.BUILD_TIMEOUT_SECONDS,
-                    check=False,
-                )
+            result = run_deno(args, self.root, settings.BUILD_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired as exc:
             raise self.failed(
                 f"{title} did not finish within {settings.BUILD_TIMEOUT_SECONDS} s."
@@ -148,12 +136,6 @@ class Workspace:
 
     def failed(self, message: str, diagnostics: list[dict] | None = None) -> BuildFailed:
         return BuildFailed(message, "\n".join(self.log), diagnostics)
-
-
-def _deno() -> list[str]:
-    from .deno import deno_bin
-
-    return [deno_bin()]
 
 
 def build_program(
@@ -439,7 +421,7 @@ def probe(ws: Workspace, env: dict, memory_mb: int, has_default: bool) -> bool:
     (ws.root / "probe.js").write_text(PROBE)
     ws.log.append(f"-> Loading the module once (startup limit: {limit} ms of CPU)")
     args = [
-        *_deno(), "run", "--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm",
+        deno_bin(), "run", "--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm",
         f"--v8-flags=--max-old-space-size={memory_mb}", "probe.js", str(limit),
     ]  # fmt: skip
     wall = limit / 1000 * 2 + 2  # deno's own start, and a CPU shared with other builds

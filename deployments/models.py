@@ -169,11 +169,11 @@ class Deployment(models.Model):
             return []
         found = []
         for key in sorted(lock.get("npm", {})):
-            name, _, version = key.rpartition("@")
-            if name and "_" not in version:  # "pkg@1.0.0_peer@2" is a peer variant
-                found.append({"name": name, "version": version, "registry": "npm"})
-            elif name:
-                found.append({"name": name, "version": version.split("_")[0], "registry": "npm"})
+            # "name@1.0.0", "@scope/name@1.0.0", "name@1.0.0_peer@2.0.0" (a peer variant)
+            at = key.find("@", 1)
+            if at > 0:
+                version = key[at + 1 :].split("_")[0]
+                found.append({"name": key[:at], "version": version, "registry": "npm"})
         for key in sorted(lock.get("jsr", {})):
             name, _, version = key.rpartition("@")
             found.append({"name": name, "version": version, "registry": "jsr"})

@@ -172,3 +172,20 @@ def test_the_overview_shows_health_at_a_glance(owner_client, worker, tenant):
     assert 'title="' in page and ": 1 calls, 1 errors" in page
     quiet = owner_client.get(reverse("worker", args=[other.code])).content.decode()
     assert "<dt>Invocations</dt><dd>1</dd>" in quiet
+
+
+def test_pinned_packages_are_read_from_the_lockfile_whatever_their_names():
+    lock = {
+        "npm": {
+            "string_decoder@1.3.0": {},
+            "@types/node@22.1.0": {},
+            "react-dom@19.0.0_react@19.0.0": {},  # a peer variant: the version is 19.0.0
+        },
+        "jsr": {"@std/path@1.0.0": {}},
+    }
+    assert Deployment(lockfile=json.dumps(lock)).packages == [
+        {"name": "@types/node", "version": "22.1.0", "registry": "npm"},
+        {"name": "react-dom", "version": "19.0.0", "registry": "npm"},
+        {"name": "string_decoder", "version": "1.3.0", "registry": "npm"},
+        {"name": "@std/path", "version": "1.0.0", "registry": "jsr"},
+    ]
