@@ -134,6 +134,12 @@ class Workspace:
             ) from exc
         return result
 
+    @property
+    def lock(self) -> str:
+        """The lockfile as the build left it: the packages it resolved, pinned."""
+        path = self.root / LOCK
+        return path.read_text() if path.exists() else ""
+
     def failed(self, message: str, diagnostics: list[dict] | None = None) -> BuildFailed:
         return BuildFailed(message, "\n".join(self.log), diagnostics)
 
@@ -145,14 +151,10 @@ def build_program(
     log: list[str] = []
     with tempfile.TemporaryDirectory(prefix="build-") as tmp:
         ws = Workspace(Path(tmp), program, lockfile, log)
-        check_graph(ws)
-        functions, has_default = find_exports(ws)
-        type_check(ws)
+        functions, has_default = checked(ws)
         artifact = bundle(ws)
-        lock = (ws.root / LOCK).read_text() if (ws.root / LOCK).exists() else ""
         http = probe(ws, env or {}, memory_mb, has_default)
-    if not functions and not http:
-        raise BuildFailed(NO_EXPORTS, "\n".join(log))
+        lock = ws.lock
     log.append(f"Bundle: {len(artifact.encode())} bytes")
     return Built(functions=functions, http=http, artifact=artifact, lockfile=lock, log=log)
 
@@ -163,13 +165,19 @@ def analyse_program(program: Program, lockfile: str = "") -> tuple[list[str], bo
     log: list[str] = []
     with tempfile.TemporaryDirectory(prefix="build-") as tmp:
         ws = Workspace(Path(tmp), program, lockfile, log)
-        check_graph(ws)
-        functions, has_default = find_exports(ws)
-        type_check(ws)
-        lock = (ws.root / LOCK).read_text() if (ws.root / LOCK).exists() else ""
+        functions, has_default = checked(ws)
+        return functions, has_default, ws.lock, log
+
+
+def checked(ws: Workspace) -> tuple[list[str], bool]:
+    """The checks every back end runs: the graph, the exports (something to serve, before any
+    compiling), the types."""
+    check_graph(ws)
+    functions, has_default = find_exports(ws)
     if not functions and not has_default:
-        raise BuildFailed(NO_EXPORTS, "\n".join(log))
-    return functions, has_default, lock, log
+        raise ws.failed(NO_EXPORTS)
+    type_check(ws)
+    return functions, has_default
 
 
 # --- the module graph ---------------------------------------------------------------------
