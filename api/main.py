@@ -9,7 +9,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser as NinjaParser
 from ninja.security import APIKeyCookie, HttpBearer
 
-from . import drains, logs, workers
+from . import drains, logs, releases, workers
 from .errors import ApiError, error_response
 
 
@@ -104,3 +104,4 @@ api.parser = Parser()
 api.add_router("", workers.router)
 api.add_router("", logs.router)
 api.add_router("", drains.router)
+api.add_router("", releases.router)

@@ -59,6 +59,27 @@ class DeploymentOut(Schema):
     readyAt: datetime | None
 
 
+class CanarySide(Schema):
+    deployment: UUID
+    calls: int = Field(description="Calls it answered since the canary started.")
+    errors: int = Field(description="Of those, the ones that failed (or answered 5xx).")
+    errorRate: float = Field(description="Per cent of its calls that failed.")
+    p50Ms: float | None
+    p95Ms: float | None
+
+
+class CanaryOut(Schema):
+    deployment: "DeploymentOut"
+    percent: int = Field(description="Share of production traffic it takes, 1-99.")
+    since: datetime | None
+    startedBy: str
+    autoRollback: bool
+    margin: float = Field(description="Error-rate points over production that roll it back.")
+    minCalls: int = Field(description="Calls it must answer before the rule judges it.")
+    production: CanarySide
+    canary: CanarySide
+
+
 class WorkerOut(Schema):
     id: UUID
     name: str
@@ -69,6 +90,8 @@ class WorkerOut(Schema):
     productionSince: datetime | None
     promotedBy: str = Field(description="Who pointed production where it is, as it was.")
     autoPromote: bool = Field(description="Ready deployments go live by themselves.")
+    canary: CanaryOut | None = Field(description="A new deployment taking part of the traffic.")
+    lastCanaryNote: str = Field(description="How the last canary ended, when it ended by itself.")
     latestDeployment: DeploymentOut | None
     createdAt: datetime
 
@@ -163,6 +186,66 @@ class DeployIn(Strict):
         pattern=LABEL_PATTERN,
         description="The tenant's slug; needed only by members of several tenants.",
     )
+
+
+class CanaryIn(Strict):
+    deployment: UUID = Field(description="A ready deployment of this worker, not production.")
+    percent: int = Field(ge=1, le=99, description="Share of production traffic.")
+    autoRollback: bool | None = Field(
+        None, strict=True, description="Roll back by itself when it fails more than production."
+    )
+    margin: float | None = Field(
+        None, strict=True, ge=0, le=100,
+        description="Error-rate points over production that roll it back.",
+    )  # fmt: skip
+    minCalls: int | None = Field(
+        None, ge=1, le=100000, description="Calls it must answer before the rule judges it."
+    )
+
+    @field_validator("percent", "minCalls", mode="before")
+    @classmethod
+    def json_integer(cls, value):
+        """A JSON integer, which 26.0 is too; never a string or a boolean."""
+        if isinstance(value, bool) or not isinstance(value, int | float | None):
+            raise ValueError("must be an integer")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError("must be an integer")
+            return int(value)
+        return value
+
+
+class ReleaseIn(Strict):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00]*\S[^\x00]*$")
+    deployments: list[UUID] = Field(
+        min_length=1, max_length=50, description="One ready deployment per worker."
+    )
+
+
+class ReleaseItemOut(Schema):
+    worker: UUID
+    workerName: str
+    deployment: DeploymentOut
+
+
+class ReleaseOut(Schema):
+    id: UUID
+    name: str
+    status: Literal["draft", "live", "reverted"]
+    items: list[ReleaseItemOut]
+    createdBy: str
+    createdAt: datetime
+    promotedBy: str
+    promotedAt: datetime | None
+    revertedBy: str
+    revertedAt: datetime | None
+    previous: dict[str, UUID | None] = Field(
+        description="What each worker (by id) served before the promotion; a revert restores it."
+    )
+
+
+class ReleaseList(Schema):
+    releases: list[ReleaseOut]
 
 
 class ProductionIn(Strict):

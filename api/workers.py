@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from ninja import Router, Status
 
 from deployments.backends import backend_for_worker
-from deployments.deploy import cancel, delete_worker, deploy, refuse, set_production
+from deployments.deploy import cancel, delete_worker, deploy, refuse
 from deployments.models import Deployment
 from deployments.program import (
     Program,
@@ -18,6 +18,7 @@ from deployments.program import (
     program_from_archive,
     program_from_files,
 )
+from deployments.releases import ReleaseError, canary_metrics, set_production
 from workers.models import Worker
 from workers_portal.access import Action, can
 from workers_portal.audit import record
@@ -71,14 +72,40 @@ def worker_json(w: Worker) -> dict:
         "productionSince": w.production_since,
         "promotedBy": w.promoted_by,
         "autoPromote": w.auto_promote,
+        "canary": canary_json(w),
+        "lastCanaryNote": w.canary_note,
         "latestDeployment": deployment_json(latest) if latest else None,
         "createdAt": w.created,
     }
 
 
+def side_json(side) -> dict:
+    return {
+        "deployment": side.deployment.code, "calls": side.calls, "errors": side.errors,
+        "errorRate": round(side.error_rate, 2), "p50Ms": side.p50_ms, "p95Ms": side.p95_ms,
+    }  # fmt: skip
+
+
+def canary_json(w: Worker) -> dict | None:
+    sides = canary_metrics(w)
+    if sides is None:
+        return None
+    return {
+        "deployment": deployment_json(w.canary),
+        "percent": w.canary_percent,
+        "since": w.canary_since,
+        "startedBy": w.canary_by,
+        "autoRollback": w.canary_auto_rollback,
+        "margin": w.canary_margin,
+        "minCalls": w.canary_min_calls,
+        "production": side_json(sides[0]),
+        "canary": side_json(sides[1]),
+    }
+
+
 def workers_of(request):
     return Worker.objects.visible_to(request.principal).select_related(
-        "tenant", "production__worker", "production__tenant"
+        "tenant", "production__worker", "production__tenant", "canary__worker", "canary__tenant"
     )
 
 
@@ -216,8 +243,15 @@ def promote(request, id: UUID, body: ProductionIn):
         raise ApiError(
             409, "not_ready", f"That deployment is {target.status}; only ready ones serve."
         )
-    set_production(worker, target, request.principal.label)
-    record(request, worker.tenant, "production.set", worker.name, deployment=target.short_id)
+    previous = worker.production
+    try:
+        how = set_production(worker, target, request.principal.label)
+    except ReleaseError as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    record(
+        request, worker.tenant, "production.set", worker.name, deployment=target.short_id,
+        previous=previous.short_id if previous else None, how=how,
+    )  # fmt: skip
     worker.refresh_from_db()
     return worker_json(worker)
 

@@ -12,7 +12,7 @@ import time
 import httpx
 from stack import deploy_and_wait, pct, public_worker, running_stack, settings
 
-from deployments.deploy import set_production
+from deployments.releases import set_production
 from workers_portal.models import Tenant
 
 SWITCHES = int(os.environ.get("BENCH_SWITCHES", "40"))

@@ -9,7 +9,7 @@ from workers.models import Worker
 from workers.secrets import decrypt, seal, unseal
 from workers_portal.quotas import check_deploy
 
-from .announce import announce, announce_worker
+from .announce import announce_worker
 from .ingest import lock_ingest
 from .models import Deployment
 from .program import Program, program_from_source
@@ -121,14 +121,3 @@ def set_visibility(worker: Worker, public: bool) -> None:
     Worker.objects.filter(pk=worker.pk).update(public=public)
     worker.public = public
     announce_worker(worker)  # hosts check access with what they cached: refresh it
-
-
-def set_production(worker: Worker, deployment: Deployment, by: str) -> None:
-    """Point the worker's stable URL at a ready deployment (promote or roll back); runtime
-    hosts are told after commit, so the URL follows at once."""
-    now = timezone.now()
-    Worker.objects.filter(pk=worker.pk).update(
-        production=deployment, production_since=now, promoted_by=by
-    )
-    worker.production, worker.production_since, worker.promoted_by = deployment, now, by
-    announce(worker.host)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from .announce import announce
 from .backends import BuildFailed, TransientBackendError, get_backend
 from .models import Artifact, Deployment, Invocation, LogEntry
+from .releases import auto_promote, watch_canaries
 from .vercel_client import poll_delay
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def build_deployment(self, deployment_pk: int) -> str | None:
         deployment_url=deployment.url,
     )
     if ready:
-        deployment.worker.promote(deployment)
+        auto_promote(deployment)
         # Runtime hosts fetch its code now, so its first call only starts the isolate.
         announce(deployment.host, deployment.worker.host)
     return Status.READY
@@ -161,8 +162,18 @@ def poll_deployment(deployment_pk: int, failures: int = 0) -> str | None:
     if polled.log:
         fields["build_log"] = with_remote_log(deployment.build_log, polled.log)
     if polled.ready:
+        try:
+            backend.assign_address(deployment)  # its address before anyone is shown it
+        except TransientBackendError as exc:
+            wait = exc.retry_after if exc.retry_after is not None else backoff(failures + 1)
+            poll_deployment.apply_async((deployment_pk, failures + 1), countdown=wait + 0.1)
+            return "retrying"
+        except BuildFailed as exc:
+            message = f"Built, but it could not be given its address: {exc.message}"
+            deployment.transition(Status.BUILDING, Status.ERROR, error_message=message, **fields)
+            return Status.ERROR
         if deployment.transition(Status.BUILDING, Status.READY, **fields):
-            deployment.worker.promote(deployment)
+            auto_promote(deployment)
         return Status.READY
     if polled.canceled:
         deployment.transition(Status.BUILDING, Status.CANCELED, **fields)
@@ -221,6 +232,12 @@ def delete_remote(self, backend: str, deployment_ids: list[str]) -> int:
                 args=(backend, deployment_ids[position:]), countdown=countdown, exc=exc
             ) from exc
     return len(deployment_ids)
+
+
+@shared_task
+def check_canaries() -> list[str]:
+    """Roll back the canaries whose error rate passed the stable side's by their margin."""
+    return watch_canaries()
 
 
 @shared_task

@@ -16,7 +16,13 @@ from time import time
 import httpx
 from django.conf import settings
 
-SETTINGS = ("VERCEL_API_URL", "VERCEL_API_TOKEN", "VERCEL_TEAM_ID", "VERCEL_WORKER_PROJECT_ID")
+SETTINGS = (
+    "VERCEL_API_URL",
+    "VERCEL_API_TOKEN",
+    "VERCEL_TEAM_ID",
+    "VERCEL_WORKER_PROJECT_ID",
+    "VERCEL_ALIAS_DOMAIN",
+)
 NAME_INVALID = re.compile(r"[^a-z0-9._-]+")
 FAILED_STATES = {"ERROR", "CANCELED", "DELETED"}
 META_KEY = "workersDeployment"  # our deployment's code, to find it again after a crash
@@ -269,6 +275,23 @@ class VercelClient:
             require(item, {"uid": str, "url": str}, "GET /v6/deployments (a deployment)")
         found.sort(key=lambda d: d.get("created") or 0, reverse=True)
         return found[0] if found else None
+
+    def assign_alias(self, deployment_id: str, alias: str) -> dict:
+        """Point `alias` (a host name on the operator's domain) at the deployment; Vercel moves
+        it from the deployment it served before. Asking again for the same pair is done."""
+        path = f"/v2/deployments/{deployment_id}/aliases"
+        try:
+            answer = self.request("POST", path, json={"alias": alias})
+        except VercelPermanent as exc:
+            if exc.status == 409 and self.alias_points_at(deployment_id, alias):
+                return {"alias": alias, "uid": "", "created": ""}
+            raise
+        return require(answer, {"uid": str, "alias": str, "created": str}, f"POST {path}")
+
+    def alias_points_at(self, deployment_id: str, alias: str) -> bool:
+        path = f"/v2/deployments/{deployment_id}/aliases"
+        answer = require(self.request("GET", path), {"aliases": list}, f"GET {path}")
+        return any(isinstance(a, dict) and a.get("alias") == alias for a in answer["aliases"])
 
     def events(self, id_or_url: str) -> list[dict]:
         path = f"/v3/deployments/{id_or_url}/events"

@@ -8,9 +8,10 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from deployments.deploy import cancel, set_production
+from deployments.deploy import cancel
 from deployments.diff import compare
 from deployments.models import Deployment
+from deployments.releases import ReleaseError, set_production
 from workers_portal.access import Action
 from workers_portal.audit import record
 from workers_portal.limits import effective_limits
@@ -112,15 +113,19 @@ def promote(request, code):
     if deployment.status != Deployment.Status.READY or current == deployment:
         return redirect("worker", code=worker.code)
     rollback = current is not None and deployment.created < current.created
+    error = ""
     if request.method == "POST":
-        set_production(worker, deployment, request.principal.label)
-        action = "rollback" if rollback else "promote"
-        record(
-            request, deployment.tenant, "production.set", worker.name,
-            deployment=deployment.short_id, previous=current.short_id if current else None,
-            how=action,
-        )  # fmt: skip
-        return redirect("worker", code=worker.code)
+        try:
+            action = set_production(worker, deployment, request.principal.label)
+        except ReleaseError as exc:
+            error = str(exc)
+        else:
+            record(
+                request, deployment.tenant, "production.set", worker.name,
+                deployment=deployment.short_id, previous=current.short_id if current else None,
+                how=action,
+            )  # fmt: skip
+            return redirect("worker", code=worker.code)
     before = set(current.functions) if current else set()
     after = set(deployment.functions)
     context = {
@@ -130,8 +135,9 @@ def promote(request, code):
         "rollback": rollback,
         "added": sorted(after - before),
         "removed": sorted(before - after),
+        "error": error,
     }
-    return render(request, "deployments/promote.html", context)
+    return render(request, "deployments/promote.html", context, status=409 if error else 200)
 
 
 @login_required

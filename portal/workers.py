@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 
 from deployments.deploy import delete_worker as delete_with_deployments
 from deployments.deploy import deploy, secrets_changed_since, set_visibility
+from deployments.releases import canary_metrics, canary_steps
 from workers.models import Worker
 from workers_portal.access import Action
 from workers_portal.audit import record
@@ -21,7 +22,9 @@ from .health import worker_health
 
 def worker_for(request, code) -> Worker:
     """The worker if the principal may see it; 404 for everyone else."""
-    return visible(request, Worker.objects.select_related("tenant", "production"), code=code)
+    return visible(
+        request, Worker.objects.select_related("tenant", "production", "canary"), code=code
+    )
 
 
 @login_required
@@ -96,6 +99,8 @@ def detail_context(worker: Worker, form: DeployForm | None = None) -> dict:
     }
     if worker.production is not None:
         context["pending_secrets"] = secrets_changed_since(worker.production)
+    context["canary_sides"] = canary_metrics(worker)
+    context["canary_steps"] = canary_steps(worker)
     if latest is not None:
         context.update(invoke_context(latest))
     return context

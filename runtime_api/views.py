@@ -15,6 +15,7 @@ from deployments.config import runtime_config
 from deployments.generator import ingest_token
 from deployments.ingest import store_runtime_batch
 from deployments.models import Artifact, Deployment
+from deployments.releases import serving_at
 from workers.models import ApiKey, Worker
 from workers.secrets import unseal
 from workers_portal.models import Tenant
@@ -55,6 +56,14 @@ def deployment_config(deployment: Deployment, alias: bool, have: str = "") -> di
     return config
 
 
+def pinned_generation(request, worker: Worker) -> int | None:
+    """The generation a call between workers resolves at: only the caller's own tenant's."""
+    generation, tenant = request.GET.get("generation", ""), request.GET.get("tenant", "")
+    if not generation.isdigit() or tenant != str(worker.tenant_id):
+        return None
+    return int(generation)
+
+
 @runtime_only
 @require_GET
 def resolve_host(request, host: str):
@@ -81,18 +90,33 @@ def resolve_host(request, host: str):
         name, slug = parts
         worker = (
             Worker.objects.select_related(
-                "tenant", "production__worker", "production__tenant", "production__artifact"
+                "tenant", "production__worker", "production__tenant", "production__artifact",
+                "canary__worker", "canary__tenant",
             )
             .filter(name=name, tenant__slug=slug)
             .first()
-        )
+        )  # fmt: skip
         if worker is None:
             return not_found("deployment_not_found", f"No worker {host}.")
         if worker.tenant.status != Tenant.Status.ACTIVE:
             return not_found("tenant_suspended", SUSPENDED)
-        if worker.production is None:
+        # One read gives the worker's pointers and its tenant's generation together: the
+        # generation an answer claims is the one its deployments were current in.
+        production, canary, percent = worker.production, worker.canary, worker.canary_percent
+        generation = worker.tenant.generation
+        pinned = pinned_generation(request, worker)
+        if pinned is not None and pinned < generation:
+            then = serving_at(worker, pinned)
+            if then is not None:
+                production, canary, percent = then.production, then.canary, then.canary_percent
+            generation = pinned
+        if production is None or production.status != Deployment.Status.READY:
             return not_found("deployment_not_ready", f"Worker {host} has no ready deployment yet.")
-        return JsonResponse(deployment_config(worker.production, True, request.GET.get("have", "")))
+        config = deployment_config(production, True, request.GET.get("have", ""))
+        config["generation"] = generation
+        if canary is not None and canary.status == Deployment.Status.READY and percent:
+            config["canary"] = {"host": canary.host, "percent": percent}
+        return JsonResponse(config)
     return not_found("deployment_not_found", f"No deployment {host}.")
 
 

@@ -273,6 +273,7 @@ def fake_vercel(settings, monkeypatch):
         "VERCEL_API_TOKEN": fake.token,
         "VERCEL_TEAM_ID": fake.team_id,
         "VERCEL_WORKER_PROJECT_ID": fake.project_id,
+        "VERCEL_ALIAS_DOMAIN": "fn.example.net",
     }
     for name, value in values.items():
         setattr(settings, name, value)

@@ -6,7 +6,9 @@ and so are its own answers, so the fake cannot drift from the spec unnoticed; de
 move QUEUED -> BUILDING -> READY over time (or ERROR when told); uploaded files, the
 missing_files flow, meta filters, cancel and delete work; and it can be told to fail: 429
 with Retry-After, 500, malformed answers, or holding a create's answer (to crash the caller
-between Vercel's answer and its save).
+between Vercel's answer and its save). Aliases are assigned and moved as documented: only to
+READY deployments, a move answers the previous deployment's id, and the same pair twice is a
+409.
 """
 
 import hashlib
@@ -59,6 +61,8 @@ ROUTES = [
     ("GET", re.compile(r"^/v3/deployments/(?P<id>[^/]+)/events$"), "/v3/deployments/{idOrUrl}/events"),
     ("POST", re.compile(r"^/v2/files$"), "/v2/files"),
     ("POST", re.compile(r"^/v10/projects/(?P<id>[^/]+)/env$"), "/v10/projects/{idOrName}/env"),
+    ("GET", re.compile(r"^/v2/deployments/(?P<id>[^/]+)/aliases$"), "/v2/deployments/{id}/aliases"),
+    ("POST", re.compile(r"^/v2/deployments/(?P<id>[^/]+)/aliases$"), "/v2/deployments/{id}/aliases"),
 ]  # fmt: skip
 
 
@@ -97,6 +101,10 @@ class FakeVercel:
         self.builds: dict[str, Build] = {}
         self.files: dict[str, bytes] = {}
         self.env: dict[str, dict] = {}
+        # alias host -> (alias uid, deployment id, ISO time assigned); the history of moves
+        self.aliases: dict[str, tuple[str, str, str]] = {}
+        self.alias_moves: list[tuple[float, str, str]] = []  # (time, alias, deployment id)
+        self.alias_domains: set[str] = set()  # domains added to the project (empty: any)
         self.requests: list[tuple[str, str, dict, object]] = []
         self.errors: list[str] = []  # requests or answers that do not match the spec
         self.failures: list[Failure] = []
@@ -382,3 +390,41 @@ class FakeVercel:
                 return self.error(409, "ENV_ALREADY_EXISTS", "A variable with this key exists")
             self.env[item["key"]] = item
         return 201, {"created": body, "failed": []}, {}
+
+    def alias_target(self, alias: str) -> str | None:
+        found = self.aliases.get(alias)
+        return found[1] if found else None
+
+    def op_POST_v2_deployments_id_aliases(self, h, query, raw, body, match):
+        build = self.find(match["id"])
+        if build is None:
+            return self.error(404, "not_found", "The deployment was not found.")
+        alias = body.get("alias") or ""
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", alias) or "." not in alias:
+            return self.error(400, "invalid_alias", f"The supplied alias {alias!r} is invalid.")
+        if self.alias_domains and not any(alias.endswith("." + d) for d in self.alias_domains):
+            return self.error(404, "not_found", "The domain used for the alias was not found.")
+        if self.state(build) != "READY":
+            return self.error(400, "deployment_not_ready", "The deployment is not READY and can not be aliased.")  # fmt: skip
+        before = self.aliases.get(alias)
+        if before and before[1] == build.id:
+            return self.error(409, "alias_in_use", "The provided alias is already assigned to the given deployment.")  # fmt: skip
+        uid = before[0] if before else uuid.uuid4().hex[:24]
+        created = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        self.aliases[alias] = (uid, build.id, created)
+        self.alias_moves.append((time.time(), alias, build.id))
+        answer = {"uid": uid, "alias": alias, "created": created}
+        if before:
+            answer["oldDeploymentId"] = before[1]
+        return 200, answer, {}
+
+    def op_GET_v2_deployments_id_aliases(self, h, query, raw, body, match):
+        build = self.find(match["id"])
+        if build is None:
+            return self.error(404, "not_found", "The deployment was not found.")
+        mine = [
+            {"uid": uid, "alias": alias, "created": created}
+            for alias, (uid, target, created) in self.aliases.items()
+            if target == build.id
+        ]
+        return 200, {"aliases": mine}, {}

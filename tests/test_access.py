@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from deployments.generator import invoke_secret
 from deployments.models import Deployment
+from deployments.releases import auto_promote
 from workers.api_keys import issue_key
 from workers.models import ApiKey, Worker, WorkerSecret
 from workers_portal.models import AuditEvent, Invitation, Membership, Tenant
@@ -40,7 +41,7 @@ def suspend(tenant):
 
 def test_a_suspended_tenants_owner_cannot_create_or_deploy_from_the_portal(owner, tenant, worker):
     deployment = ready(create_deployment(worker, GREETER))
-    worker.promote(deployment)
+    auto_promote(deployment)
     suspend(tenant)
     client = client_for(Client, owner)
     writes = [
@@ -111,7 +112,7 @@ def two_tenants(tenant, other_tenant):
     for t in (tenant, other_tenant):
         worker = Worker.objects.create(tenant=t, name="shared-name")
         deployment = ready(create_deployment(worker, GREETER))
-        worker.promote(deployment)
+        auto_promote(deployment)
         objects[t.slug] = (worker, deployment)
     return dana, objects
 

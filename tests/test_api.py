@@ -7,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments.models import Deployment
+from deployments.releases import auto_promote
 from workers.api_keys import issue_key
 from workers.models import ApiKey, Worker
 
@@ -54,7 +55,7 @@ def test_deploy_with_a_key_answers_202_with_the_deployment(client, key, tenant):
 
 def test_read_endpoints(client, key, worker):
     first = ready(create_deployment(worker, GREETER))
-    worker.promote(first)
+    auto_promote(first)
     listed = client.get("/api/workers", **bearer(key)).json()["workers"]
     assert [w["name"] for w in listed] == ["greeter"]
     detail = client.get(f"/api/workers/{worker.code}", **bearer(key)).json()
@@ -72,7 +73,7 @@ def test_read_endpoints(client, key, worker):
 def test_promote_and_roll_back(client, key, worker):
     old = ready(create_deployment(worker, GREETER))
     new = ready(create_deployment(worker, GREETER + "//new"))
-    worker.promote(new)
+    auto_promote(new)
     url = f"/api/workers/{worker.code}/production"
     response = post_json(client, url, {"id": str(old.code)}, **bearer(key))
     assert response.status_code == 200 and response.json()["production"]["id"] == str(old.code)

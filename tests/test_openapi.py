@@ -154,6 +154,39 @@ def test_every_operation_answers_as_described(api, tenant, other_tenant, setting
         ).status_code
         == 403
     )
+    # Canaries and releases.
+    other = create_deployment(worker, GREETER + "//2")
+    other.transition(S.QUEUED, S.BUILDING)
+    other.transition(S.BUILDING, S.READY, functions=["hello"])
+    canary = f"/api/workers/{worker.code}/canary"
+    started = api("PUT", canary, {"deployment": str(other.code), "percent": 10})
+    assert started.status_code == 200 and started.json()["canary"]["percent"] == 10
+    assert started.json()["canary"]["canary"]["calls"] == 0
+    assert api("PUT", canary, {"deployment": str(other.code), "percent": 100}).status_code == 400
+    assert api("PUT", canary, {"deployment": str(other.code), "percent": "5"}).status_code == 400
+    assert api("PUT", canary, {"deployment": str(queued.code), "percent": 5}).status_code == 409
+    assert api("POST", f"{canary}/promote").json()["production"]["id"] == str(other.code)
+    assert api("DELETE", canary).status_code == 409  # none under way
+    api("PUT", canary, {"deployment": str(ready.code), "percent": 50, "autoRollback": True})
+    assert api("DELETE", canary).json()["canary"] is None
+    release = api("POST", "/api/releases", {"name": "r1", "deployments": [str(ready.code)]})
+    assert release.status_code == 201 and release.json()["status"] == "draft"
+    rid = release.json()["id"]
+    both = {"name": "r2", "deployments": [str(ready.code), str(other.code)]}
+    assert api("POST", "/api/releases", both).status_code == 409  # two of one worker
+    assert api("POST", "/api/releases", {"name": "r3", "deployments": []}).status_code == 400
+    assert [r["id"] for r in api("GET", "/api/releases").json()["releases"]] == [rid]
+    assert api("GET", f"/api/releases/{rid}").json()["name"] == "r1"
+    live = api("POST", f"/api/releases/{rid}/promote")
+    assert live.json()["status"] == "live"
+    assert live.json()["previous"] == {str(worker.code): str(other.code)}
+    assert api("POST", f"/api/releases/{rid}/promote").status_code == 409
+    assert api("POST", f"/api/releases/{rid}/revert").json()["status"] == "reverted"
+    assert api("POST", f"/api/releases/{rid}/revert").status_code == 409
+    assert api("GET", "/api/releases/00000000-0000-0000-0000-000000000000").status_code == 404
+    worker.refresh_from_db()
+    assert worker.production == other  # the revert put back what served before
+
     Tenant.objects.filter(pk=tenant.pk).update(max_deployments_per_hour=1)
     assert api("POST", "/api/workers", {"name": "greeter", "code": GREETER}).status_code == 429
     assert api("DELETE", f"/api/workers/{worker.code}").status_code == 204

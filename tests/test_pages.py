@@ -5,6 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments.models import Deployment
+from deployments.releases import auto_promote
 from workers.models import Worker
 
 from .conftest import client_for
@@ -173,7 +174,7 @@ def test_worker_page_panel_refreshes_the_production_url_when_the_build_ends(
 
     deployment.transition(Deployment.Status.QUEUED, Deployment.Status.BUILDING)
     deployment.transition(Deployment.Status.BUILDING, Deployment.Status.READY, functions=["hello"])
-    worker.promote(deployment)
+    auto_promote(deployment)
     url = reverse("deployment-panel", args=[deployment.code]) + "?on=worker"
     body = owner_client.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert f'id="production-{worker.code}" class="panel" hx-swap-oob="true"' in body
@@ -228,7 +229,7 @@ def test_the_worker_page_says_when_production_runs_with_old_secrets(owner_client
     )
     deployment.transition(Deployment.Status.QUEUED, Deployment.Status.BUILDING)
     deployment.transition(Deployment.Status.BUILDING, Deployment.Status.READY, functions=["hello"])
-    worker.promote(deployment)
+    auto_promote(deployment)
     url = reverse("worker", args=[worker.code])
     assert "still runs with the secrets" not in owner_client.get(url).content.decode()
 

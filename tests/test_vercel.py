@@ -237,8 +237,25 @@ def test_portal_deploy_runs_on_vercel_end_to_end(fake_vercel, start_worker, tena
     panel = client.get(f"/deployments/{deployment.code}/panel/", HTTP_HX_REQUEST="true")
     assert panel.status_code == 286  # terminal: htmx stops polling
     text = panel.content.decode()
-    assert "Ready" in text and build.url in text and "on Vercel" in text
+    assert "Ready" in text and "on Vercel" in text
+    # The addresses shown are aliases on the operator's domain, never Vercel's own.
+    alias = f"{worker.name}--{deployment.short_id}--{tenant.slug}.fn.example.net"
+    assert f"https://{alias}" in text and "vercel.app" not in text
+    assert fake_vercel.alias_target(alias) == deployment.deployment_id
     assert invoke_secret(deployment) in text  # the owner gets the curl line with the secret
+    # Production moved to it by itself: its alias points there once the move is confirmed.
+    production = f"{worker.name}--{tenant.slug}.fn.example.net"
+    wait_for(
+        lambda: fake_vercel.alias_target(production) == deployment.deployment_id,
+        15, "the production alias",
+    )  # fmt: skip
+    wait_for(lambda: Worker.objects.get(pk=worker.pk).alias_target_id == deployment.pk, 15, "it")
+    shown = client.get(f"/workers/{worker.code}/").content.decode()
+    assert f"https://{production}" in shown and "vercel.app" not in shown
+    assert "Moving the production address" not in shown
+    assert "vercel.app" not in client.get(f"/deployments/{deployment.code}/").content.decode()
+    api = client.get(f"/api/workers/{worker.code}").content.decode()
+    assert f"https://{production}" in api and "vercel.app" not in api
     # Polling followed the CLI's cadence: about one look per second while it built.
     assert len(fake_vercel.calls("GET", "/v13/deployments/")) <= 6
 
@@ -415,8 +432,11 @@ def test_the_deploy_command_picks_vercel_for_one_deployment(
     assert "status: ready" in done.stdout
     deployment = Deployment.objects.get(worker__name="greeter")
     assert deployment.backend == "vercel"
-    assert f"url: {deployment.deployment_url}" in done.stdout
-    assert deployment.deployment_url.endswith(".vercel.app")
+    # People are shown the operator's domain, an alias of Vercel's own address.
+    alias = f"greeter--{deployment.short_id}--{tenant.slug}.fn.example.net"
+    assert f"url: https://{alias}" in done.stdout and "vercel.app" not in done.stdout
+    assert fake_vercel.alias_target(alias) == deployment.deployment_id
+    assert deployment.deployment_url.endswith(".vercel.app")  # what the platform calls
 
 
 def test_operators_choose_a_tenants_back_end_in_the_admin(admin_client, tenant):

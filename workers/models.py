@@ -5,8 +5,6 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.db import models
-from django.db.models import Q
-from django.utils import timezone
 
 from workers_portal.limits import RuntimeLimits
 from workers_portal.models import Tenant, TenantScopedQuerySet, label_validator
@@ -42,6 +40,27 @@ class Worker(RuntimeLimits):
     promoted_by = models.CharField(
         max_length=200, blank=True, help_text="Who pointed production where it is, as it was."
     )
+    # A canary: this share (1-99 %) of production traffic goes to `canary` instead.
+    canary = models.ForeignKey(
+        "deployments.Deployment", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    canary_percent = models.PositiveSmallIntegerField(default=0)
+    canary_since = models.DateTimeField(null=True, blank=True)
+    canary_by = models.CharField(max_length=200, blank=True)
+    # Rolls the canary back by itself when its error rate passes the stable side's by more
+    # than `canary_margin` percentage points, once it has answered `canary_min_calls` calls.
+    canary_auto_rollback = models.BooleanField(default=False)
+    canary_margin = models.FloatField(default=5.0)
+    canary_min_calls = models.PositiveIntegerField(default=20)
+    canary_note = models.CharField(
+        max_length=300, blank=True, help_text="How the last canary ended, for the worker page."
+    )
+    # On a back end that serves production under an alias (Vercel): the deployment the
+    # alias points at, as the back end last confirmed, and why the last move failed.
+    alias_target = models.ForeignKey(
+        "deployments.Deployment", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    alias_error = models.CharField(max_length=500, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     objects = TenantScopedQuerySet.as_manager()
@@ -61,18 +80,6 @@ class Worker(RuntimeLimits):
 
     def latest_deployment(self):
         return self.deployments.order_by("-created", "-id").first()
-
-    def promote(self, deployment) -> bool:
-        """A newly ready deployment goes live by itself if the worker auto-promotes and no
-        newer deployment is live already."""
-        newer = Q(production__isnull=True) | Q(production__created__lt=deployment.created)
-        return bool(
-            Worker.objects.filter(newer, pk=self.pk, auto_promote=True).update(
-                production=deployment,
-                production_since=timezone.now(),
-                promoted_by="auto-promote, when it was ready",
-            )
-        )
 
 
 class ApiKey(models.Model):

@@ -55,6 +55,9 @@ class Tenant(RuntimeLimits):
         max_length=253, null=True, blank=True, unique=True,
         help_text="A host name that serves this tenant's portal under its brand.",
     )  # fmt: skip
+    # Counts the changes of what its workers' production URLs serve (promotions, rollbacks,
+    # canaries, releases): a call made within one generation sees only that generation.
+    generation = models.PositiveBigIntegerField(default=0, editable=False)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -156,6 +156,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.sweep_stuck_deployments",
         "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=30.0),
     },
+    "check-canaries": {
+        "task": "deployments.tasks.check_canaries",
+        "schedule": env.float("CANARY_CHECK_SECONDS", default=10.0),
+    },
     "prune-old-logs": {
         "task": "deployments.tasks.prune_old_logs",
         "schedule": env.float("PRUNE_INTERVAL_SECONDS", default=3600.0),
@@ -243,6 +247,10 @@ VERCEL_WORKER_PROJECT_ID = env.str("VERCEL_WORKER_PROJECT_ID", default="")
 # Protection on, the secure choice).
 VERCEL_PROTECTION_BYPASS = env.str("VERCEL_PROTECTION_BYPASS", default="")
 # Files bigger than this are uploaded by SHA-1 (POST /v2/files) instead of sent inline.
+# The operator's domain, added to the Vercel project (a wildcard): each deployment answers at
+# <worker>--<id>--<tenant>.<domain> and each worker's production at <worker>--<tenant>.<domain>,
+# aliases the platform assigns and moves. Tenants never see a vercel.app address.
+VERCEL_ALIAS_DOMAIN = env.str("VERCEL_ALIAS_DOMAIN", default="")
 VERCEL_INLINE_FILE_BYTES = env.int("VERCEL_INLINE_FILE_BYTES", default=64 * 1024)
 VERCEL_BUILD_DEADLINE_SECONDS = env.int("VERCEL_BUILD_DEADLINE_SECONDS", default=45 * 60 + 300)
 VERCEL_POLL_MAX_FAILURES = env.int("VERCEL_POLL_MAX_FAILURES", default=10)

@@ -45,6 +45,9 @@ class Backend:
     # A remote back end builds elsewhere: `submit`, then `poll` until a terminal state;
     # `cancel` and `delete` reach it there. A local one `build`s in the Celery task.
     remote = False
+    # Whether this platform's runtime serves its deployments, so it can split a production
+    # URL's traffic between two of them (a canary).
+    splits_traffic = False
 
     def build(self, deployment) -> BuildResult:  # pragma: no cover - interface
         raise NotImplementedError
@@ -72,6 +75,13 @@ class Backend:
     def invoke(self, deployment, function: str, payload_json: str) -> InvokeAnswer:
         """Invoke from the portal, through the same door as any other caller."""
         raise NotImplementedError  # pragma: no cover - interface
+
+    def assign_address(self, deployment) -> None:
+        """Give a ready deployment its public address on the back end, where it needs one."""
+
+    def point_production(self, worker, deployment) -> None:
+        """Make the worker's production URL serve `deployment` on the back end itself, where
+        the back end serves it (an alias); the runtime's own URLs follow announcements."""
 
     def secret_for_callers(self, deployment) -> str | None:
         """A secret callers of this deployment must send, if the back end needs one."""

@@ -32,6 +32,7 @@ def curl_line(url: str, function: str, *headers: str) -> str:
 class LocalBackend(Backend):
     name = "local"
     label = "this platform's runtime"
+    splits_traffic = True
 
     def url(self, deployment) -> str:
         return runtime_url_for_host(deployment.host)

@@ -16,7 +16,15 @@ from deployments.generator import NotForNext, generate, invoke_secret
 
 from .base import Backend, BuildFailed, TransientBackendError
 from .invoke import post_invoke
-from .local import curl_line, runtime_url_for_host
+from .local import curl_line
+
+
+def alias_host(host: str) -> str:
+    return f"{host}.{settings.VERCEL_ALIAS_DOMAIN}"
+
+
+def alias_url(host: str) -> str:
+    return f"https://{alias_host(host)}"
 
 
 @dataclass
@@ -63,12 +71,28 @@ class VercelBackend(Backend):
     label = "Vercel"
     remote = True
 
+    # Tenants see only the operator's domain: each deployment and each worker's production
+    # answer under an alias there; Vercel's own address is for the platform's calls.
     def url(self, deployment) -> str:
-        return deployment.deployment_url
+        return alias_url(deployment.host)
 
     def production_url(self, worker) -> str:
-        # The stable name is still the runtime's; a Vercel alias replaces it with releases.
-        return runtime_url_for_host(worker.host)
+        return alias_url(worker.host)
+
+    def assign_address(self, deployment) -> None:
+        """The deployment's own alias, assigned once its build is ready."""
+        try:
+            with self.client() as client:
+                client.assign_alias(deployment.deployment_id, alias_host(deployment.host))
+        except api.VercelError as exc:
+            raise translate(exc) from exc
+
+    def point_production(self, worker, deployment) -> None:
+        try:
+            with self.client() as client:
+                client.assign_alias(deployment.deployment_id, alias_host(worker.host))
+        except api.VercelError as exc:
+            raise translate(exc) from exc
 
     def progress(self, deployment) -> str:
         state = f": {deployment.backend_state.lower()}" if deployment.backend_state else ""
@@ -137,7 +161,7 @@ class VercelBackend(Backend):
                 )
         except api.VercelError as exc:
             raise translate(exc) from exc
-        log.append(f"Vercel deployment {answer['id']} ({answer['url']}): {answer['readyState']}")
+        log.append(f"Vercel deployment {answer['id']}: {answer['readyState']}")
         return Submitted(
             answer["id"], answer["url"], answer["readyState"], functions, log, required, http, lock
         )

@@ -2,9 +2,10 @@
 // and reports invocations and console lines to the control plane in the background.
 // It keeps no state of its own: deployments are learned from the control plane and cached.
 import { readLimited } from "./body.ts";
+import type { FetchAnswer, FetchRequest } from "./egress.ts";
 import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
 import { connectLimits, enterSlot, leaveSlot, takeCall } from "./limits.ts";
-import { type DeploymentConfig, type HttpRequest, type LogLine, type Outcome, Pool } from "./pool.ts";
+import { type DeploymentConfig, type HttpRequest, type LogLine, type Outcome, type Pin, Pool, serveInternally } from "./pool.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
 const BIND = env("RUNTIME_BIND", "127.0.0.1");
@@ -54,7 +55,10 @@ function failure(
 
 // --- learning deployments from the control plane -----------------------------------------
 
-type Resolved = { config?: DeploymentConfig; status: number; error?: { code: string; message: string } };
+// A production host's answer also says the tenant's release generation it holds for, and its
+// canary, if one takes a share of the traffic.
+type Production = { generation?: number; canary?: { host: string; percent: number } };
+type Resolved = { config?: DeploymentConfig & Production; status: number; error?: { code: string; message: string } };
 const hostCache = new Map<string, { value: Resolved; expires: number }>();
 const inflight = new Map<string, Promise<Resolved>>();
 const codeCache = new Map<string, string>();
@@ -67,10 +71,16 @@ function rememberCode(artifact: string, code: string) {
   }
 }
 
-async function fetchHost(host: string): Promise<Resolved> {
-  const known = hostCache.get(host)?.value.config?.artifact;
-  const have = known && codeCache.has(known) ? `?have=${known}` : "";
-  const res = await fetch(`${CONTROL}/internal/runtime/hosts/${encodeURIComponent(host)}${have}`, {
+async function fetchHost(host: string, key: string, pin?: Pin): Promise<Resolved> {
+  const known = hostCache.get(key)?.value.config?.artifact;
+  const query = new URLSearchParams();
+  if (known && codeCache.has(known)) query.set("have", known);
+  if (pin?.generation != null) {
+    query.set("generation", String(pin.generation));
+    query.set("tenant", String(pin.tenant));
+  }
+  const qs = query.size ? `?${query}` : "";
+  const res = await fetch(`${CONTROL}/internal/runtime/hosts/${encodeURIComponent(host)}${qs}`, {
     headers: auth,
     signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
   });
@@ -82,12 +92,12 @@ async function fetchHost(host: string): Promise<Resolved> {
     }
     const ttl = body.alias ? ALIAS_TTL_MS : HOST_TTL_MS;
     const value = { status: 200, config: body as DeploymentConfig };
-    hostCache.set(host, { value, expires: Date.now() + ttl });
+    hostCache.set(key, { value, expires: Date.now() + ttl });
     return value;
   }
   if (res.status === 404 && body?.error) {
     const value = { status: 404, error: body.error };
-    hostCache.set(host, { value, expires: Date.now() + MISS_TTL_MS });
+    hostCache.set(key, { value, expires: Date.now() + MISS_TTL_MS });
     return value;
   }
   throw new Error(`control plane answered ${res.status}`);
@@ -95,19 +105,32 @@ async function fetchHost(host: string): Promise<Resolved> {
 
 /** What is known of a host, or a promise of it when it must be asked for (no await on the
  * warm path: every await costs the host thread a turn). */
-function resolveHost(host: string): Resolved | Promise<Resolved> {
-  const hit = hostCache.get(host);
+function resolveHost(host: string, pin?: Pin): Resolved | Promise<Resolved> {
+  let key = host;
+  if (pin?.generation != null && host.split("--").length === 2) {
+    // A call made within a generation: the production host as of that generation. What is
+    // cached for the host itself serves when it holds for the same one.
+    const now = hostCache.get(host);
+    const config = now?.value.config;
+    if (now && now.expires > Date.now() && config?.tenant === pin.tenant && config.generation === pin.generation) {
+      return now.value;
+    }
+    key = `${host}@${pin.generation}`;
+  } else {
+    pin = undefined;
+  }
+  const hit = hostCache.get(key);
   if (hit && hit.expires > Date.now()) return hit.value;
-  let pending = inflight.get(host);
+  let pending = inflight.get(key);
   if (!pending) {
-    pending = fetchHost(host)
+    pending = fetchHost(host, key, pin)
       .catch((err) => {
         // The control plane is unreachable: keep serving what we knew rather than fail.
         if (hit?.value.config) return hit.value;
         throw err;
       })
-      .finally(() => inflight.delete(host));
-    inflight.set(host, pending);
+      .finally(() => inflight.delete(key!));
+    inflight.set(key, pending);
   }
   return pending;
 }
@@ -310,7 +333,7 @@ function pathOf(url: string): string {
   return end < 0 ? url.slice(start) : url.slice(start, end);
 }
 
-function route(req: Request, pathname: string): { host: string | null; path: string } {
+function route(req: Request, pathname: string, known?: string): { host: string | null; path: string } {
   if (pathname.startsWith("/d/")) {
     const rest = pathname.slice(3);
     const slash = rest.indexOf("/");
@@ -318,7 +341,7 @@ function route(req: Request, pathname: string): { host: string | null; path: str
       ? { host: rest.toLowerCase(), path: "/" }
       : { host: rest.slice(0, slash).toLowerCase(), path: rest.slice(slash) };
   }
-  const hostname = (req.headers.get("host") ?? "").replace(/:\d+$/, "").toLowerCase();
+  const hostname = known ?? (req.headers.get("host") ?? "").replace(/:\d+$/, "").toLowerCase();
   if (hostname.endsWith(`.${DOMAIN}`)) {
     return { host: hostname.slice(0, -(DOMAIN.length + 1)), path: pathname };
   }
@@ -394,23 +417,57 @@ function countHere(config: DeploymentConfig): Response | null {
   return null;
 }
 
-type Admitted = { config: DeploymentConfig; trusted: boolean; requestId: string };
+type Admitted = { config: DeploymentConfig; trusted: boolean; requestId: string; pin: Pin };
 
-/** Finds the deployment and lets the caller in (its key, the tenant's quota), or answers why
- * not. The same door for exported functions and the fetch handler. */
-async function admit(req: Request, host: string): Promise<Admitted | Response> {
-  const requestId = newRequestId();
-  let resolved: Resolved;
+// Calls between the platform's workers nest at most this deep: a worker calling itself
+// without end is stopped with an answer, not left to fill the host.
+const MAX_CALL_DEPTH = 16;
+
+/** FNV-1a: the same client lands on the same side of a canary, on every host. */
+function bucket(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % 100;
+}
+
+/** Which side of a canary serves this request: a client that names itself (the client-id
+ * header, else its API key) always gets the same side while the share is unchanged. */
+function takesCanary(req: Request, host: string, percent: number): boolean {
+  const client = req.headers.get(HEADERS.clientId) ??
+    (req.headers.get("authorization") ?? "").match(/^Bearer (wk_[0-9a-f]+)_/)?.[1];
+  const roll = client ? bucket(`${host}|${client}`) : Math.floor(Math.random() * 100);
+  return roll < percent;
+}
+
+async function lookUp(host: string, pin?: Pin): Promise<Resolved | Response> {
   try {
-    const known = resolveHost(host);
-    resolved = known instanceof Promise ? await known : known;
+    const known = resolveHost(host, pin);
+    const resolved = known instanceof Promise ? await known : known;
+    if (resolved.config) return resolved;
+    return failure((resolved.error?.code ?? "deployment_not_found") as ErrorCode, resolved.error?.message ?? "No such deployment.");
   } catch (err) {
     return failure("control_plane_unavailable", `Could not look up the deployment: ${(err as Error).message}`);
   }
-  if (!resolved.config) {
-    return failure((resolved.error?.code ?? "deployment_not_found") as ErrorCode, resolved.error?.message ?? "No such deployment.");
+}
+
+/** Finds the deployment and lets the caller in (its key, the tenant's quota), or answers why
+ * not. The same door for exported functions and the fetch handler. `pin` comes with a call
+ * one of the platform's workers makes while serving another call. */
+async function admit(req: Request, host: string, pin?: Pin): Promise<Admitted | Response> {
+  const requestId = newRequestId();
+  if (pin && pin.depth >= MAX_CALL_DEPTH) {
+    return failure("call_depth_exceeded",
+      `Calls between workers nest at most ${MAX_CALL_DEPTH} deep; this chain went deeper (a worker calling itself without end?).`);
   }
-  const config = resolved.config;
+  const resolved = await lookUp(host, pin);
+  if (resolved instanceof Response) return resolved;
+  let config = resolved.config!;
+  const generation = config.generation ?? pin?.generation ?? null;
+  if (config.canary && takesCanary(req, host, config.canary.percent)) {
+    const canary = await lookUp(config.canary.host);
+    // A canary that cannot be served right now (deleted, not ready): the stable side serves.
+    if (!(canary instanceof Response)) config = canary.config!;
+  }
   const portalToken = req.headers.get(HEADERS.portalToken);
   const trusted = portalToken !== null && PORTAL_TOKEN_SHA256 !== "" &&
     (await sha256Hex(portalToken)) === PORTAL_TOKEN_SHA256;
@@ -421,7 +478,7 @@ async function admit(req: Request, host: string): Promise<Admitted | Response> {
   const checked = rateLimit(config);
   const limited = checked instanceof Promise ? await checked : checked;
   if (limited) return limited;
-  return { config, trusted, requestId };
+  return { config, trusted, requestId, pin: { tenant: config.tenant, generation, depth: (pin?.depth ?? 0) + 1 } };
 }
 
 /** Runs one call in the deployment's isolate and queues its invocation record. */
@@ -439,7 +496,7 @@ async function run(
   try {
     const isolate = pool.running(config) ?? await pool.get(config);
     if (slot === null && isolate.inFlight >= config.maxConcurrency) return tooMany(config);
-    outcome = await isolate.call(requestId, fn, payload, config.timeoutMs, http);
+    outcome = await isolate.call(requestId, fn, payload, config.timeoutMs, http, admitted.pin);
   } catch (err) {
     outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable",
       error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" }, logs: [] };
@@ -471,8 +528,14 @@ function triggerOf(req: Request, admitted: Admitted): string {
   return admitted.trusted && TRIGGERS.has(triggerHeader) ? triggerHeader : "http";
 }
 
-async function invoke(req: Request, host: string, fn: string): Promise<Response> {
-  const admitted = await admit(req, host);
+/** Which deployment answered: a canary's clients can tell the sides apart. */
+function served(res: Response, config: DeploymentConfig): Response {
+  res.headers.set(HEADERS.deployment, config.host.split("--")[1] ?? "");
+  return res;
+}
+
+async function invoke(req: Request, host: string, fn: string, pin?: Pin): Promise<Response> {
+  const admitted = await admit(req, host, pin);
   if (admitted instanceof Response) return admitted;
   const { config, requestId } = admitted;
   if (!config.functions.includes(fn)) {
@@ -491,7 +554,7 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
   }
   const ran = await run(admitted, fn, triggerOf(req, admitted), payload);
   if (ran instanceof Response) return ran;
-  return answer(ran.outcome, requestId, ran.durationMs);
+  return served(answer(ran.outcome, requestId, ran.durationMs), config);
 }
 
 // Headers the platform reads and the handler never sees: the caller's platform API key and
@@ -499,8 +562,8 @@ async function invoke(req: Request, host: string, fn: string): Promise<Response>
 const PLATFORM_HEADERS = new Set(["authorization", HEADERS.portalToken, HEADERS.trigger]);
 
 /** Raw HTTP: any path but /api/invoke/* goes to the default export's fetch handler. */
-async function serveHttp(req: Request, host: string, path: string): Promise<Response> {
-  const admitted = await admit(req, host);
+async function serveHttp(req: Request, host: string, path: string, pin?: Pin): Promise<Response> {
+  const admitted = await admit(req, host, pin);
   if (admitted instanceof Response) return admitted;
   const { config, requestId } = admitted;
   if (!config.http) {
@@ -525,16 +588,17 @@ async function serveHttp(req: Request, host: string, path: string): Promise<Resp
   const ran = await run(admitted, "fetch", triggerOf(req, admitted), null, { method: req.method, url, headers, body });
   if (ran instanceof Response) return ran;
   const { outcome } = ran;
-  if (!outcome.response) return answer(outcome, requestId, ran.durationMs);
+  if (!outcome.response) return served(answer(outcome, requestId, ran.durationMs), config);
   const out = new Headers(outcome.response.headers);
   out.set(HEADERS.requestId, requestId);
+  out.set(HEADERS.deployment, config.host.split("--")[1] ?? "");
   return new Response(outcome.response.body, {
     status: outcome.response.status, statusText: outcome.response.statusText, headers: out,
   });
 }
 
-async function handle(req: Request): Promise<Response> {
-  const { host, path } = route(req, pathOf(req.url));
+async function handle(req: Request, pin?: Pin, hostname?: string): Promise<Response> {
+  const { host, path } = route(req, pathOf(req.url), hostname);
   if (!host) {
     if (path === "/healthz") {
       const pending = queued.logs.length + queued.invocations.length;
@@ -543,7 +607,7 @@ async function handle(req: Request): Promise<Response> {
     return failure("not_found",
       `No deployment at this address. Use http://<deployment-host>.${DOMAIN}:${PORT}/api/invoke/<function> or /d/<deployment-host>/api/invoke/<function>.`);
   }
-  if (!path.startsWith("/api/invoke/")) return await serveHttp(req, host, path);
+  if (!path.startsWith("/api/invoke/")) return await serveHttp(req, host, path, pin);
   const match = path.match(/^\/api\/invoke\/([^/]+)\/?$/);
   if (!match) {
     return failure("not_found", "Invoke a function with POST /api/invoke/<function>.");
@@ -551,8 +615,33 @@ async function handle(req: Request): Promise<Response> {
   if (req.method !== "POST") {
     return failure("method_not_allowed", "Invoke a function with POST and a JSON body.", {}, { allow: "POST" });
   }
-  return await invoke(req, host, decodeURIComponent(match[1]));
+  return await invoke(req, host, decodeURIComponent(match[1]), pin);
 }
+
+// --- calls between the platform's workers ------------------------------------------------
+// A worker's fetch of another worker's URL (<host>.DOMAIN) is served here, in this host,
+// through the same door as any caller (its key, the tenant's quota, the callee's limits),
+// and with the caller's pin: a call that came through a production URL makes its calls as of
+// the same release generation, so one chain never sees half of a release.
+const MAX_INTERNAL_RESPONSE_BYTES = 10 * 1024 * 1024;
+
+serveInternally((msg: FetchRequest, pin?: Pin): Promise<FetchAnswer> | null => {
+  let url: URL;
+  try {
+    url = new URL(msg.url);
+  } catch {
+    return null;
+  }
+  const hostname = url.hostname.toLowerCase();
+  if (!hostname.endsWith(`.${DOMAIN}`) || (url.protocol !== "http:" && url.protocol !== "https:")) return null;
+  return (async (): Promise<FetchAnswer> => {
+    const req = new Request(url, { method: msg.method, headers: msg.headers, body: msg.body });
+    const res = await handle(req, pin ?? { tenant: 0, generation: null, depth: 1 }, hostname);
+    const all = await readLimited(res.body, MAX_INTERNAL_RESPONSE_BYTES);
+    if (all === null) return { ok: false, error: `The response of ${url.host} is larger than ${MAX_INTERNAL_RESPONSE_BYTES} bytes.` };
+    return { ok: true, status: res.status, statusText: res.statusText, headers: [...res.headers], body: all.buffer as ArrayBuffer, url: url.href };
+  })();
+});
 
 Deno.serve({
   hostname: BIND,

@@ -444,7 +444,9 @@ async function fetchThroughHost(input, init) {
       mark(call);
       resolve(value);
     });
-    const message = { t: "fetch", id, url: request.url, method: request.method, headers: [...request.headers], body };
+    // `call` lets the host serve a request to another of the platform's workers as part
+    // of this call (the same release generation; see host.ts).
+    const message = { t: "fetch", id, call: call?.id, url: request.url, method: request.method, headers: [...request.headers], body };
     port.postMessage(message, body ? [body] : []); // at once: the call waits for it
   });
   if (!answer.ok) throw new TypeError(answer.error);

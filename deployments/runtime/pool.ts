@@ -3,7 +3,7 @@
 // limit; the next call gets a fresh one, and other deployments are never touched.
 import { setImmediate } from "node:timers";
 import { ERROR_CODES, type ErrorCode, statusOf } from "./contract.ts";
-import { egress } from "./egress.ts";
+import { egress, type FetchAnswer, type FetchRequest } from "./egress.ts";
 import { LogRing, ringBytes } from "./ring.ts";
 
 export type LogLine = { seq: number; level: string; message: string; timestamp: string };
@@ -41,7 +41,20 @@ export type DeploymentConfig = {
   env: Record<string, string>;
 };
 
+/** What a call passes to the calls it makes to other workers of the platform: its tenant's
+ * release generation when it came through a production URL, and how deep the chain is. */
+export type Pin = { tenant: number; generation: number | null; depth: number };
+
+/** Serves an isolate's request in this host when it is for one of the platform's workers;
+ * null when it is for the outside world (then the egress policy applies). */
+export type Internal = (req: FetchRequest, pin: Pin | undefined) => Promise<FetchAnswer> | null;
+let internal: Internal = () => null;
+export function serveInternally(handler: Internal) {
+  internal = handler;
+}
+
 type Pending = {
+  pin?: Pin;
   n: number; // the call's number, which the isolate writes where the host can read it
   logs: LogLine[];
   resolve: (o: Outcome) => void;
@@ -158,14 +171,14 @@ export class Isolate {
     }
   }
 
-  call(requestId: string, fn: string, payload: unknown, timeoutMs: number, http?: HttpRequest): Promise<Outcome> {
+  call(requestId: string, fn: string, payload: unknown, timeoutMs: number, http?: HttpRequest, pin?: Pin): Promise<Outcome> {
     this.lastUsed = Date.now();
     return new Promise((resolve) => {
       // No timer per call (one costs more than the call's messages): the pool's tick
       // looks at the deadlines.
       const n = this.nextNumber++;
       if (this.pending.size === 0) this.hooks.busy(this);
-      this.pending.set(requestId, { n, logs: [], resolve, deadline: performance.now() + timeoutMs, timeoutMs });
+      this.pending.set(requestId, { n, logs: [], resolve, deadline: performance.now() + timeoutMs, timeoutMs, pin });
       if (this.outbox.push(http ? { id: requestId, n, fn, payload, http } : { id: requestId, n, fn, payload }) === 1) {
         // A lone call leaves at once; while others are in flight, the calls that arrive in
         // this turn of the event loop go together in one message.
@@ -283,7 +296,8 @@ export class Isolate {
       return;
     }
     if (msg.t === "fetch") {
-      egress(msg, this.config.timeoutMs).then((answer) => {
+      const pin = msg.call ? this.pending.get(msg.call)?.pin : undefined;
+      (internal(msg, pin) ?? egress(msg, this.config.timeoutMs)).then((answer) => {
         if (!this.dead) this.channel.port.postMessage({ t: "fetched", id: msg.id, answer }, answer.ok ? [answer.body] : []);
       });
       return;
