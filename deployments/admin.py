@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from .models import Artifact, Deployment, Invocation, LogEntry
+from .models import (
+    Artifact,
+    Deployment,
+    Invocation,
+    LogEntry,
+    ProductionChange,
+    Release,
+    ReleaseItem,
+)
 
 
 class WrittenBySystem(admin.ModelAdmin):
@@ -60,3 +68,34 @@ class ArtifactAdmin(WrittenBySystem):
     list_display = ["sha256", "size", "created"]
     search_fields = ["sha256"]
     readonly_fields = ["sha256", "size", "created", "content"]
+
+
+@admin.register(ProductionChange)
+class ProductionChangeAdmin(WrittenBySystem):
+    """Every change of what a production URL serves, one tenant generation at a time."""
+
+    list_display = ["worker", "generation", "production", "canary", "canary_percent", "how", "by", "created"]  # fmt: skip
+    list_filter = ["how", "tenant"]
+    search_fields = ["worker__name", "tenant__slug", "by"]
+    readonly_fields = [f.name for f in ProductionChange._meta.fields]
+
+
+class ReleaseItemInline(admin.TabularInline):
+    model = ReleaseItem
+    extra = 0
+    can_delete = False
+    readonly_fields = ["worker", "deployment"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Release)
+class ReleaseAdmin(WrittenBySystem):
+    """Releases are made and promoted by tenants (portal, API); operators look."""
+
+    list_display = ["name", "tenant", "status", "created_by", "created", "promoted_at"]
+    list_filter = ["status", "tenant"]
+    search_fields = ["name", "tenant__slug"]
+    readonly_fields = [f.name for f in Release._meta.fields]
+    inlines = [ReleaseItemInline]

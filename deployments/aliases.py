@@ -14,29 +14,38 @@ from .backends import BuildFailed, TransientBackendError
 MAX_TRIES = 8
 
 
+def move_one(pk: int) -> dict[str, str]:
+    """Point the worker's alias at its production, and look again afterwards: a change that
+    committed meanwhile may have had its own move overtaken by this one, so the move is
+    repeated until the production it made is still the production."""
+    for _ in range(5):
+        worker = Worker.objects.select_related("production").filter(pk=pk).first()
+        target = worker.production if worker else None
+        if target is None or not target.runs_on.remote:
+            return {}
+        try:
+            target.runs_on.point_production(worker, target)
+        except BuildFailed as exc:
+            Worker.objects.filter(pk=pk, production=target).update(alias_error=exc.message[:500])
+            return {worker.name: "failed"}
+        if Worker.objects.filter(pk=pk, production=target).update(
+            alias_target=target, alias_error=""
+        ):
+            return {worker.name: target.short_id}
+    return {}
+
+
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_TRIES)
 def move_aliases(self, worker_pks: list[int]) -> dict[str, str]:
     moved, waiting = {}, []
-    for worker in Worker.objects.select_related("production").filter(pk__in=worker_pks):
-        target = worker.production
-        if target is None or not target.runs_on.remote or worker.alias_target_id == target.pk:
-            continue
+    for pk in worker_pks:
         try:
-            target.runs_on.point_production(worker, target)
+            done = move_one(pk)
         except TransientBackendError as exc:
-            waiting.append((worker.pk, exc))
+            waiting.append((pk, exc))
             continue
-        except BuildFailed as exc:
-            Worker.objects.filter(pk=worker.pk, production=target).update(
-                alias_error=exc.message[:500]
-            )
-            moved[worker.name] = "failed"
-            continue
-        # Only if it still serves that one: a later move is on its way otherwise.
-        Worker.objects.filter(pk=worker.pk, production=target).update(
-            alias_target=target, alias_error=""
-        )
-        moved[worker.name] = target.short_id
+        if done:
+            moved.update(done)
     if waiting:
         pks = [pk for pk, _ in waiting]
         exc = waiting[0][1]

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -60,19 +61,23 @@ def build_deployment(self, deployment_pk: int) -> str | None:
     except BuildFailed as exc:
         return failed(deployment, exc)
     artifact = Artifact.store(result.artifact)
-    ready = deployment.transition(
-        Status.BUILDING,
-        Status.READY,
-        functions=result.functions,
-        http=result.http,
-        lockfile=result.lockfile,
-        artifact=artifact,
-        build_log="\n".join(result.log),
-        deployment_id=result.deployment_id,
-        deployment_url=deployment.url,
-    )
+    # Ready and, if the worker auto-promotes, production in one commit: no one sees it ready
+    # and not yet live.
+    with transaction.atomic():
+        ready = deployment.transition(
+            Status.BUILDING,
+            Status.READY,
+            functions=result.functions,
+            http=result.http,
+            lockfile=result.lockfile,
+            artifact=artifact,
+            build_log="\n".join(result.log),
+            deployment_id=result.deployment_id,
+            deployment_url=deployment.url,
+        )
+        if ready:
+            auto_promote(deployment)
     if ready:
-        auto_promote(deployment)
         # Runtime hosts fetch its code now, so its first call only starts the isolate.
         announce(deployment.host, deployment.worker.host)
     return Status.READY
@@ -172,8 +177,9 @@ def poll_deployment(deployment_pk: int, failures: int = 0) -> str | None:
             message = f"Built, but it could not be given its address: {exc.message}"
             deployment.transition(Status.BUILDING, Status.ERROR, error_message=message, **fields)
             return Status.ERROR
-        if deployment.transition(Status.BUILDING, Status.READY, **fields):
-            auto_promote(deployment)
+        with transaction.atomic():
+            if deployment.transition(Status.BUILDING, Status.READY, **fields):
+                auto_promote(deployment)
         return Status.READY
     if polled.canceled:
         deployment.transition(Status.BUILDING, Status.CANCELED, **fields)

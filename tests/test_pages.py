@@ -26,6 +26,12 @@ def worker_urls(worker, deployment):
         ("get", reverse("deployment-panel", args=[deployment.code])),
         ("get", reverse("deployment-badge", args=[deployment.code])),
         ("post", reverse("invoke", args=[deployment.code])),
+        ("get", reverse("promote", args=[deployment.code])),
+        ("post", reverse("promote", args=[deployment.code])),
+        ("get", reverse("canary-start", args=[deployment.code])),
+        ("post", reverse("canary-start", args=[deployment.code])),
+        ("get", reverse("worker-canary", args=[worker.code])),
+        ("post", reverse("worker-canary-change", args=[worker.code])),
     ]
 
 

@@ -444,3 +444,59 @@ def test_operators_choose_a_tenants_back_end_in_the_admin(admin_client, tenant):
     assert 'name="backend"' in page and "Vercel" in page
     listing = admin_client.get("/admin/workers_portal/tenant/").content.decode()
     assert "local (default)" in listing
+
+
+# --- production addresses: aliases on the operator's domain -----------------------------------
+
+
+def test_promote_rollback_and_releases_move_the_production_alias(
+    fake_vercel, start_worker, tenant, owner, client
+):
+    from deployments.models import Release, ReleaseItem
+
+    worker = vercel_worker(tenant)
+    start_worker()
+    first = settled(deploy(worker, GREETER))
+    assert first.status == S.READY, first.error_message
+    alias = f"{worker.name}--{tenant.slug}.fn.example.net"
+    wait_for(lambda: fake_vercel.alias_target(alias) == first.deployment_id, 15, "the alias")
+    Worker.objects.filter(pk=worker.pk).update(auto_promote=False)
+    second = settled(deploy(worker, GREETER.replace("Hello", "Howdy")))
+    assert second.status == S.READY, second.error_message
+    assert fake_vercel.alias_target(alias) == first.deployment_id  # a preview moves nothing
+
+    # Vercel is busy at first: the move waits as told, and the page says where it stands.
+    fake_vercel.fail(
+        "POST", f"/v2/deployments/{second.deployment_id}/aliases", 429, retry_after="1"
+    )
+    client.force_login(owner)
+    assert client.post(f"/deployments/{second.code}/promote/").status_code == 302
+    page = client.get(f"/workers/{worker.code}/").content.decode()
+    assert f"Moving the production address to {second.short_id}" in page
+    wait_for(lambda: fake_vercel.alias_target(alias) == second.deployment_id, 15, "the move")
+    wait_for(lambda: Worker.objects.get(pk=worker.pk).alias_target_id == second.pk, 15, "saved")
+    assert (
+        "Moving the production address"
+        not in client.get(f"/workers/{worker.code}/").content.decode()
+    )
+
+    # A rollback moves it back; so does reverting a release.
+    client.post(f"/deployments/{first.code}/promote/")
+    wait_for(lambda: fake_vercel.alias_target(alias) == first.deployment_id, 15, "the rollback")
+    release = Release.objects.create(tenant=tenant, name="r")
+    ReleaseItem.objects.create(release=release, worker=worker, deployment=second)
+    client.post(f"/releases/{release.code}/promote/")
+    wait_for(lambda: fake_vercel.alias_target(alias) == second.deployment_id, 15, "the release")
+    client.post(f"/releases/{release.code}/revert/")
+    wait_for(lambda: fake_vercel.alias_target(alias) == first.deployment_id, 15, "the revert")
+    moves = [d for _, a, d in fake_vercel.alias_moves if a == alias]
+    assert moves == [first.deployment_id, second.deployment_id, first.deployment_id,
+                     second.deployment_id, first.deployment_id]  # fmt: skip
+
+    # The runtime cannot split traffic it does not serve: a canary is refused, and says why.
+    refused = client.post(
+        f"/deployments/{second.code}/canary/",
+        {"percent": "10", "margin": "5", "min_calls": "20"},
+    )
+    assert refused.status_code == 409
+    assert "Canaries need both deployments on this platform" in refused.content.decode()
