@@ -4,8 +4,9 @@ name has one meaning: `id` is always ours, `backendId` a back end's own id."""
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
+from zoneinfo import available_timezones
 
 from ninja import Field, Schema
 from pydantic import ConfigDict, field_validator
@@ -279,3 +280,142 @@ class DrainOk(Schema):
 class FilesOut(Schema):
     entry: str
     files: dict[str, str] = Field(description="Path -> text of every file deployed.")
+
+
+# --- durable runs -----------------------------------------------------------------------
+
+RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "dead"]
+Outcome = Literal["running", "ok", "error", "timeout", "limit", "permanent", "platform", "lost"]
+FUNCTION_PATTERN = r"^[A-Za-z_$][A-Za-z0-9_$]*$"
+
+
+class AttemptOut(Schema):
+    number: int
+    deployment: UUID
+    startedAt: datetime
+    finishedAt: datetime | None
+    outcome: Outcome = Field(
+        description="ok; error (it threw), timeout, limit (memory, CPU, result size); "
+        "permanent (no retry mends it); platform (not the code's); lost (its process died)."
+    )
+    statusCode: int | None
+    error: ErrorDetail | None
+    durationMs: float | None
+    requestId: str | None = Field(description="The call's request id: its console lines.")
+    logs: list[dict[str, Any]]
+
+
+class RunOut(Schema):
+    id: UUID
+    worker: UUID
+    workerName: str
+    deployment: UUID
+    function: str
+    trigger: Literal["async", "cron", "replay"]
+    status: RunStatus
+    result: Any = Field(None, description="The function's result, once succeeded.")
+    error: ErrorDetail | None = Field(description="The last failure, while and after retrying.")
+    payload: Any = None
+    attemptCount: int
+    maxAttempts: int
+    nextAttemptAt: datetime | None
+    idempotencyKey: str | None
+    replayOf: UUID | None
+    schedule: UUID | None
+    discarded: bool
+    createdAt: datetime
+    startedAt: datetime | None
+    finishedAt: datetime | None
+    attempts: list[AttemptOut] = Field(description="Every attempt (empty in lists).")
+
+
+class RunList(Schema):
+    runs: list[RunOut]
+    next: datetime | None = Field(description="Pass as `before` for the next page.")
+
+
+class ReplayIn(Strict):
+    onProduction: bool = Field(
+        True, strict=True, description="On the worker's production now (else the deployment "
+        "it first ran on).",
+    )  # fmt: skip
+
+
+class ReplayManyIn(ReplayIn):
+    worker: UUID | None = Field(None, description="Only this worker's dead letters.")
+    tenant: str | None = Field(None, pattern=LABEL_PATTERN)
+
+
+RetryKind = Literal["error", "timeout", "limit"]
+
+
+class RetryPolicyIn(Strict):
+    attempts: int = Field(ge=1, le=20, description="Attempts in all, the first included.")
+    backoffSeconds: float = Field(ge=0, le=3600, description="Delay before the first retry.")
+    maxDelaySeconds: float = Field(ge=0, le=86400, description="The longest delay.")
+    retryOn: list[RetryKind] = Field(max_length=3, description="Failures that are retried.")
+
+    @field_validator("attempts", mode="before")
+    @classmethod
+    def json_integer(cls, value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be an integer")
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+
+    @field_validator("backoffSeconds", "maxDelaySeconds", mode="before")
+    @classmethod
+    def json_number(cls, value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a number")
+        return value
+
+
+class RetryPolicyOut(Schema):
+    attempts: int
+    backoffSeconds: float
+    maxDelaySeconds: float
+    retryOn: list[RetryKind]
+
+
+TimeZone = Literal[tuple(sorted(available_timezones()))]  # type: ignore[valid-type]
+CRON_PATTERN = r"^\s*[^\s\x00]+(\s+[^\s\x00]+){4}\s*$"
+
+
+class ScheduleIn(Strict):
+    function: str = Field(min_length=1, max_length=200, pattern=FUNCTION_PATTERN)
+    cron: str = Field(
+        max_length=100, pattern=CRON_PATTERN,
+        description="Five fields: minute hour day-of-month month day-of-week (a value out "
+        "of range is a 409).",
+    )  # fmt: skip
+    timeZone: TimeZone = "UTC"
+    payload: Any = Field(None, description="The JSON each run gets.")
+    paused: bool = Field(False, strict=True)
+
+
+class ScheduleChangeIn(Strict):
+    function: str | None = Field(None, min_length=1, max_length=200, pattern=FUNCTION_PATTERN)
+    cron: str | None = Field(None, max_length=100, pattern=CRON_PATTERN)
+    timeZone: TimeZone | None = None
+    payload: Any = None
+    paused: bool | None = Field(None, strict=True)
+
+
+class ScheduleOut(Schema):
+    id: UUID
+    worker: UUID
+    function: str
+    cron: str
+    timeZone: str
+    payload: Any = None
+    paused: bool
+    nextFirings: list[datetime] = Field(description="The next three, while not paused.")
+    lastFiredAt: datetime | None
+    missed: int = Field(description="Firings skipped after outages (one catch-up each time).")
+    createdAt: datetime
+
+
+class ScheduleList(Schema):
+    schedules: list[ScheduleOut]

@@ -84,6 +84,7 @@ def deployment_config(deployment, functions: list[str]) -> dict:
         },
         secretsUrl=base + reverse("deployment-secrets", args=[deployment.code]) if env else None,
         keysUrl=base + reverse("deployment-key", args=[deployment.code, "-"])[:-1],
+        runsUrl=base + reverse("deployment-runs", args=[deployment.code]),
     )
     return config
 

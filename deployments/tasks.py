@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import runs, schedules
 from .announce import announce
 from .backends import BuildFailed, TransientBackendError, get_backend
 from .models import Artifact, Deployment, Invocation, LogEntry
@@ -291,3 +292,21 @@ def prune_old_logs() -> int:
                 count, _ = model.objects.filter(id__in=ids).delete()
                 deleted += count
     return deleted
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def execute_run(run_pk: int) -> str | None:
+    """One attempt of a durable run (deployments.runs)."""
+    return runs.execute(run_pk)
+
+
+@shared_task
+def sweep_runs() -> dict[str, int]:
+    """Runs whose Celery worker died, or whose message Redis lost, taken back."""
+    return runs.sweep()
+
+
+@shared_task
+def fire_schedules() -> int:
+    """Start the runs of the schedules that are due (deployments.schedules)."""
+    return schedules.fire_due()

@@ -8,7 +8,9 @@ urlpatterns = [
     path("runtime/keys/<str:prefix>", views.api_key),
     path("runtime/ingest", views.ingest),
     path("runtime/events", views.events),
+    path("runtime/deployments/<uuid:code>/runs", views.runtime_runs),
     path("deployments/<uuid:code>/ingest", views.deployment_ingest, name="deployment-ingest"),
     path("deployments/<uuid:code>/secrets", views.deployment_secrets, name="deployment-secrets"),
     path("deployments/<uuid:code>/keys/<str:prefix>", views.deployment_key, name="deployment-key"),
+    path("deployments/<uuid:code>/runs", views.deployment_runs, name="deployment-runs"),
 ]

@@ -3,6 +3,7 @@ ingest, follow announcements), and the ingest generated deployments push to. Onl
 holding RUNTIME_TOKEN (or a deployment's own ingest token) get in; others see a 404."""
 
 import hmac
+import json
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
@@ -16,6 +17,7 @@ from deployments.generator import ingest_token
 from deployments.ingest import store_runtime_batch
 from deployments.models import Artifact, Deployment
 from deployments.releases import serving_at
+from deployments.runs import accept
 from workers.models import ApiKey, Worker
 from workers.secrets import unseal
 from workers_portal.models import Tenant
@@ -220,3 +222,77 @@ async def events(request):
     response = StreamingHttpResponse(announcements(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     return response
+
+
+# --- durable runs: stored here before the caller is told 202 --------------------------------
+
+
+def accept_run(deployment: Deployment, body: dict) -> JsonResponse:
+    """Store the run the caller asked for; its id and status URL (202). The same
+    Idempotency-Key again answers the run it started then."""
+    function = body.get("function")
+    payload = body.get("payload", "null")
+    key = body.get("idempotencyKey") or ""
+    if not isinstance(function, str) or not isinstance(payload, str) or not isinstance(key, str):
+        return JsonResponse(
+            {
+                "error": {
+                    "code": "invalid_request",
+                    "message": "Expected function, payload (JSON text).",
+                }
+            },
+            status=400,
+        )
+    if function not in deployment.functions:
+        return not_found("function_not_found", f'This deployment has no function "{function}".')
+    if deployment.tenant.status != Tenant.Status.ACTIVE:
+        return not_found("tenant_suspended", SUSPENDED)
+    run, created = accept(
+        deployment, function, payload, key_prefix=str(body.get("key") or "")[:12],
+        idempotency_key=key[:255],
+    )  # fmt: skip
+    return JsonResponse(
+        {"runId": str(run.code), "status": run.status, "statusUrl": status_url(run),
+         "created": created},
+        status=202,
+    )  # fmt: skip
+
+
+def status_url(run) -> str:
+    return f"{settings.PUBLIC_CONTROL_PLANE_URL.rstrip('/')}/api/runs/{run.code}"
+
+
+@runtime_only
+@require_POST
+def runtime_runs(request, code):
+    """A runtime host hands over an async call it admitted (key, quota checked)."""
+    deployment = Deployment.objects.select_related("tenant", "worker").filter(code=code).first()
+    if deployment is None or deployment.status != Deployment.Status.READY:
+        return not_found("deployment_not_found", "No such deployment.")
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JsonResponse(
+            {"error": {"code": "invalid_json", "message": "Expected JSON."}}, status=400
+        )
+    return accept_run(deployment, body)
+
+
+@csrf_exempt
+@require_POST
+def deployment_runs(request, code):
+    """A generated (Vercel) deployment hands over an async call, with its own credential."""
+    deployment = own_deployment(request, code)
+    if deployment is None:
+        return not_found("not_found", "Not found.")
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JsonResponse(
+            {"error": {"code": "invalid_json", "message": "Expected JSON."}}, status=400
+        )
+    return accept_run(deployment, body)

@@ -205,7 +205,7 @@ def answers(url: str) -> bool:
 
 def start_runtime(**env: str) -> tuple[Process, str]:
     """Another runtime (`manage.py runtime`) with its own settings, on its own port."""
-    port = str(free_port())
+    port = env.pop("RUNTIME_PORT", "") or str(free_port())
     proc = Process(
         "runtime",
         [sys.executable, "manage.py", "runtime"],

@@ -61,6 +61,19 @@ class Worker(RuntimeLimits):
         "deployments.Deployment", models.SET_NULL, null=True, blank=True, related_name="+"
     )
     alias_error = models.CharField(max_length=500, blank=True)
+    # How async runs and scheduled runs of this worker are retried (empty: settings RUN_*).
+    retry_attempts = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Attempts in all, the first included (1 = no retry)."
+    )
+    retry_backoff_seconds = models.FloatField(
+        null=True, blank=True, help_text="Delay before the first retry; doubles each time."
+    )
+    retry_max_delay_seconds = models.FloatField(
+        null=True, blank=True, help_text="The longest delay between two attempts."
+    )
+    retry_on = models.JSONField(
+        null=True, blank=True, help_text='Failures that retry: any of "error", "timeout", "limit".'
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     objects = TenantScopedQuerySet.as_manager()

@@ -160,6 +160,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.check_canaries",
         "schedule": env.float("CANARY_CHECK_SECONDS", default=10.0),
     },
+    "sweep-runs": {
+        "task": "deployments.tasks.sweep_runs",
+        "schedule": env.float("RUN_SWEEP_SECONDS", default=10.0),
+    },
+    # Cron firings are looked for every second: a run starts within about a second of its
+    # minute (docs/benchmarks.md).
+    "fire-schedules": {
+        "task": "deployments.tasks.fire_schedules",
+        "schedule": env.float("SCHEDULE_TICK_SECONDS", default=1.0),
+    },
     "prune-old-logs": {
         "task": "deployments.tasks.prune_old_logs",
         "schedule": env.float("PRUNE_INTERVAL_SECONDS", default=3600.0),
@@ -290,3 +300,17 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
+
+# --- Durable runs ---------------------------------------------------------------------
+# The retry policy of workers that set none: attempts in all (1 = no retry), the delay
+# before the first retry (doubled each time, with jitter), the longest delay, and which
+# failures of the function's own retry ("error": it threw; "timeout"; "limit": memory, CPU,
+# result size). Failures of the platform (a host restarting, the quota) always retry.
+RUN_MAX_ATTEMPTS = env.int("RUN_MAX_ATTEMPTS", default=3)
+RUN_BACKOFF_SECONDS = env.float("RUN_BACKOFF_SECONDS", default=1.0)
+RUN_MAX_DELAY_SECONDS = env.float("RUN_MAX_DELAY_SECONDS", default=300.0)
+RUN_RETRY_ON = env.list("RUN_RETRY_ON", default=["error", "timeout", "limit"])
+# A run whose attempt has not reported this long after its timeout is taken over by the
+# sweep (its Celery worker died); a queued run this late is enqueued again (Redis lost it).
+RUN_LEASE_MARGIN_SECONDS = env.float("RUN_LEASE_MARGIN_SECONDS", default=30.0)
+RUN_RESULT_KEEP_DAYS = env.int("RUN_RESULT_KEEP_DAYS", default=30)

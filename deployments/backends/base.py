@@ -72,8 +72,11 @@ class Backend:
         """A command that invokes `function` as an outside caller would."""
         raise NotImplementedError  # pragma: no cover - interface
 
-    def invoke(self, deployment, function: str, payload_json: str) -> InvokeAnswer:
-        """Invoke from the portal, through the same door as any other caller."""
+    def invoke(
+        self, deployment, function: str, payload_json: str, trigger: str = "portal"
+    ) -> InvokeAnswer:
+        """Invoke from the portal (or a run, `trigger` async, cron or retry), through the same
+        door as any other caller."""
         raise NotImplementedError  # pragma: no cover - interface
 
     def assign_address(self, deployment) -> None:

@@ -528,6 +528,37 @@ function triggerOf(req: Request, admitted: Admitted): string {
   return admitted.trusted && TRIGGERS.has(triggerHeader) ? triggerHeader : "http";
 }
 
+/** An async call: stored by the control plane as a run before the caller hears 202 (with
+ * its status URL in Location); a run that could not be stored is not acknowledged. */
+async function handOver(req: Request, config: DeploymentConfig, fn: string, payload: string): Promise<Response> {
+  const key = (req.headers.get("authorization") ?? "").match(/^Bearer wk_([0-9a-f]+)_/)?.[1] ?? "";
+  const idempotencyKey = req.headers.get(HEADERS.idempotencyKey) ?? "";
+  if (idempotencyKey.length > 255) {
+    return failure("invalid_json", "The Idempotency-Key header is longer than 255 characters.");
+  }
+  let res: Response;
+  try {
+    res = await fetch(`${CONTROL}/internal/runtime/deployments/${config.id}/runs`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ function: fn, payload, idempotencyKey, key }),
+      signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
+    });
+  } catch (err) {
+    return failure("control_plane_unavailable",
+      `The run could not be stored, so it was not accepted (${(err as Error).message}); send it again, with the same Idempotency-Key.`);
+  }
+  const body = await res.json().catch(() => null);
+  if (res.status !== 202 || !body) {
+    if (body?.error) return json(res.status, body);
+    return failure("control_plane_unavailable", `The run could not be stored (the control plane answered ${res.status}); send it again.`);
+  }
+  const { runId, status, statusUrl } = body;
+  return served(json(202, { runId, status, statusUrl }, {
+    location: statusUrl, "preference-applied": "respond-async",
+  }), config);
+}
+
 /** Which deployment answered: a canary's clients can tell the sides apart. */
 function served(res: Response, config: DeploymentConfig): Response {
   res.headers.set(HEADERS.deployment, config.host.split("--")[1] ?? "");
@@ -543,14 +574,19 @@ async function invoke(req: Request, host: string, fn: string, pin?: Pin): Promis
       `This deployment has no exported function named "${fn}". Its functions: ${config.functions.join(", ") || "none"}.`);
   }
   let payload: unknown = null;
+  let text = "";
   try {
-    const text = await readBody(req, config.maxBodyBytes);
+    text = await readBody(req, config.maxBodyBytes);
     if (text.trim()) payload = JSON.parse(text);
   } catch (err) {
     if (err instanceof TooLarge) {
       return failure("payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
     }
     return failure("invalid_json", `The request body is not valid JSON: ${(err as Error).message}`);
+  }
+  const prefer = req.headers.get(HEADERS.prefer) ?? "";
+  if (/\brespond-async\b/i.test(prefer) || new URL(req.url).searchParams.get("async") === "1") {
+    return await handOver(req, config, fn, text.trim() ? text : "null");
   }
   const ran = await run(admitted, fn, triggerOf(req, admitted), payload);
   if (ran instanceof Response) return ran;

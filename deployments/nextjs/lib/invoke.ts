@@ -5,11 +5,9 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { inspect } from "node:util";
 import { after } from "next/server";
-import { start } from "workflow/api";
 import contract from "./contract.json";
 import config from "./deployment.json";
 import { runFunction } from "./step";
-import { invokeWithRetries } from "./workflow";
 
 type Line = { seq: number; level: string; message: string; timestamp: string };
 export type Call = { requestId: string; fn: string; seq: number; lines: Line[]; dropped: number; pending: Line[] };
@@ -88,7 +86,7 @@ export async function push(call: Call, invocations: object[]): Promise<void> {
 // Fetched from the platform at cold start with this deployment's own credential: nothing in
 // the shared project's environment or files opens another deployment's secrets. They are in
 // process.env before the first call runs (not yet while the module's top level runs).
-type Settings = typeof config & { secretsUrl?: string | null; keysUrl?: string };
+type Settings = typeof config & { secretsUrl?: string | null; keysUrl?: string; runsUrl?: string };
 const own = config as Settings;
 let secrets: Promise<boolean> | null = null;
 
@@ -183,6 +181,28 @@ export function describe(err: unknown) {
 
 export const UNAUTHORIZED = `This deployment is private: send \`Authorization: Bearer <API key>\` with a key that has the invoke scope, or its invocation secret in the ${HEADERS.invokeSecret} header.`;
 
+// An async call: the platform stores it as a run (retried by its policy, readable at the
+// status URL) before the caller hears 202; the same contract as the local runtime.
+async function handOver(request: Request, fn: string, payload: string): Promise<Response> {
+  const key = (request.headers.get("authorization") ?? "").match(/^Bearer wk_([0-9a-f]+)_/)?.[1] ?? "";
+  const idempotencyKey = request.headers.get(HEADERS.idempotencyKey) ?? "";
+  try {
+    const res = await fetch(own.runsUrl ?? "", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${config.ingest.token}` },
+      body: JSON.stringify({ function: fn, payload, idempotencyKey, key }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const body = await res.json();
+    if (res.status !== 202) return json(res.status, body);
+    const { runId, status, statusUrl } = body;
+    return json(202, { runId, status, statusUrl }, { location: statusUrl, "preference-applied": "respond-async" });
+  } catch (err) {
+    return failure("control_plane_unavailable",
+      `The run could not be stored, so it was not accepted (${(err as Error).message}); send it again, with the same Idempotency-Key.`);
+  }
+}
+
 export async function handleInvoke(request: Request, fn: string): Promise<Response> {
   if (!(await authorized(request))) return failure("unauthorized", UNAUTHORIZED);
   if (!(await secretsReady())) {
@@ -206,9 +226,9 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
   } catch (err) {
     return failure("invalid_json", `The request body is not valid JSON: ${(err as Error).message}`);
   }
-  if (new URL(request.url).searchParams.get("async") === "1") {
-    const run = await start(invokeWithRetries, [fn, payload]);
-    return json(202, { runId: run.runId });
+  const prefer = request.headers.get(HEADERS.prefer) ?? "";
+  if (/\brespond-async\b/i.test(prefer) || new URL(request.url).searchParams.get("async") === "1") {
+    return handOver(request, fn, text.trim() ? text : "null");
   }
 
   const requestId = `req_${randomUUID().replaceAll("-", "")}`;

@@ -1,0 +1,390 @@
+"""Durable runs in the JSON API: a run's status (the URL an async call answers with), runs and
+dead letters per worker and per tenant, replay and discard, retry policies and schedules."""
+
+import json
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from django.http import HttpResponse
+from ninja import Router, Status
+
+from deployments.models import Run, Schedule
+from deployments.runs import dead_letters, discard, policy, replay
+from deployments.schedules import ScheduleError, arm, check, next_firings
+from workers_portal.access import Action, can
+from workers_portal.audit import record
+
+from .errors import ApiError, not_found, require
+from .schemas import (
+    ErrorOut,
+    ReplayIn,
+    ReplayManyIn,
+    RetryPolicyIn,
+    RetryPolicyOut,
+    RunList,
+    RunOut,
+    ScheduleChangeIn,
+    ScheduleIn,
+    ScheduleList,
+    ScheduleOut,
+)
+from .workers import choose_tenant, worker_for
+
+router = Router(tags=["runs"])
+ERRORS = {frozenset({401, 403, 404}): ErrorOut}
+CHANGE_ERRORS = {frozenset({400, 401, 403, 404, 409}): ErrorOut}
+PAGE = 50
+
+
+def loads(text: str):
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
+def run_json(run: Run, attempts: bool = True) -> dict:
+    out = {
+        "id": run.code,
+        "worker": run.worker.code,
+        "workerName": run.worker.name,
+        "deployment": run.deployment.code,
+        "function": run.function,
+        "trigger": run.trigger,
+        "status": run.status,
+        "result": loads(run.result) if run.status == Run.Status.SUCCEEDED else None,
+        "error": {"code": run.error_code, "message": run.error_message} if run.error_code else None,
+        "payload": loads(run.payload),
+        "attemptCount": run.attempts,
+        "maxAttempts": run.max_attempts,
+        "nextAttemptAt": run.next_attempt_at if run.status == Run.Status.RETRYING else None,
+        "idempotencyKey": run.idempotency_key or None,
+        "replayOf": run.replay_of.code if run.replay_of_id else None,
+        "schedule": run.schedule.code if run.schedule_id else None,
+        "discarded": run.discarded_at is not None,
+        "createdAt": run.created,
+        "startedAt": run.started_at,
+        "finishedAt": run.finished_at,
+        "attempts": [],
+    }
+    if attempts:
+        out["attempts"] = [
+            {
+                "number": a.number,
+                "deployment": a.deployment.code,
+                "startedAt": a.started_at,
+                "finishedAt": a.finished_at,
+                "outcome": a.outcome or "running",
+                "statusCode": a.status_code,
+                "error": {"code": a.error_code, "message": a.error_message}
+                if a.error_code
+                else None,
+                "durationMs": a.duration_ms,
+                "requestId": a.request_id or None,
+                "logs": a.logs,
+            }  # fmt: skip
+            for a in run.attempt_set.select_related("deployment")
+        ]
+    return out
+
+
+RUNS = Run.objects.select_related("worker", "deployment", "replay_of", "schedule", "tenant")
+
+
+@router.get(
+    "/runs/{uuid:id}",
+    response={200: RunOut, **ERRORS},
+    auth=None,
+    summary="A run: its status, result or error, and every attempt",
+    description="Readable with an API key with the read scope, with the key that started "
+    "it, or, for a run of a public worker started without a key, by its id alone.",
+)
+def get_run(request, id: UUID):
+    run = RUNS.filter(code=id).first()
+    principal = request.principal
+    allowed = run is not None and (
+        can(principal, Action.READ, run)
+        or (principal.key is not None and principal.key.prefix == run.started_by_key)
+        or (not run.started_by_key and run.worker.public)
+    )
+    if not allowed:
+        raise not_found("run")
+    return run_json(run)
+
+
+def listed(queryset, status: str | None, function: str | None, before: datetime | None) -> dict:
+    if status:
+        queryset = queryset.filter(status=status)
+    if function:
+        queryset = queryset.filter(function=function)
+    if before:
+        queryset = queryset.filter(created__lt=before)
+    page = list(queryset.order_by("-created", "-id")[: PAGE + 1])
+    more = len(page) > PAGE
+    page = page[:PAGE]
+    return {
+        "runs": [run_json(r, attempts=False) for r in page],
+        "next": page[-1].created if more else None,
+    }
+
+
+RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "dead"]
+
+
+@router.get(
+    "/workers/{uuid:id}/runs",
+    response={200: RunList, **ERRORS},
+    summary="A worker's runs, newest first (`before` pages on)",
+)
+def worker_runs(
+    request,
+    id: UUID,
+    status: RunStatus | None = None,
+    function: str | None = None,
+    before: datetime | None = None,
+):
+    worker = worker_for(request, id, Action.READ)
+    return listed(RUNS.filter(worker=worker), status, function, before)
+
+
+@router.get(
+    "/runs",
+    response={200: RunList, **ERRORS},
+    summary="The tenant's runs, newest first (`before` pages on)",
+)
+def tenant_runs(
+    request,
+    status: RunStatus | None = None,
+    function: str | None = None,
+    before: datetime | None = None,
+    tenant: str | None = None,
+):
+    found = choose_tenant(request, tenant)
+    if found is None:
+        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
+    require(request, Action.READ, found)
+    return listed(RUNS.filter(tenant=found), status, function, before)
+
+
+@router.get(
+    "/workers/{uuid:id}/dead-letters",
+    response={200: RunList, **ERRORS},
+    summary="A worker's dead letters: runs that kept failing, not discarded",
+)
+def worker_dead_letters(request, id: UUID, before: datetime | None = None):
+    worker = worker_for(request, id, Action.READ)
+    return listed(dead_letters(RUNS.filter(worker=worker)), None, None, before)
+
+
+@router.get(
+    "/dead-letters",
+    response={200: RunList, **ERRORS},
+    summary="The tenant's dead letters",
+)
+def tenant_dead_letters(request, before: datetime | None = None, tenant: str | None = None):
+    found = choose_tenant(request, tenant)
+    if found is None:
+        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
+    require(request, Action.READ, found)
+    return listed(dead_letters(RUNS.filter(tenant=found)), None, None, before)
+
+
+def run_for(request, id: UUID, action: Action) -> Run:
+    run = RUNS.visible_to(request.principal).filter(code=id).first()
+    if run is None:
+        raise not_found("run")
+    require(request, action, run)
+    return run
+
+
+@router.post(
+    "/runs/{uuid:id}/replay",
+    response={202: RunOut, **CHANGE_ERRORS},
+    summary="Replay a dead or failed run: a new run with its function and payload",
+)
+def replay_run(request, id: UUID, body: ReplayIn):
+    run = run_for(request, id, Action.INVOKE)
+    if run.status not in (Run.Status.DEAD, Run.Status.FAILED):
+        raise ApiError(
+            409, "not_dead", f"This run is {run.status}; only dead or failed runs replay."
+        )
+    try:
+        new = replay(run, body.onProduction, request.principal.label)
+    except ValueError as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    record(request, run.tenant, "run.replay", run.worker.name, run=str(run.code), new=str(new.code))
+    return Status(202, run_json(new))
+
+
+@router.post(
+    "/runs/{uuid:id}/discard",
+    response={200: RunOut, **CHANGE_ERRORS},
+    summary="Discard a dead letter: kept, but off the list",
+)
+def discard_run(request, id: UUID):
+    run = run_for(request, id, Action.INVOKE)
+    if not discard(run, request.principal.label):
+        raise ApiError(409, "not_dead", "Only dead or failed runs not discarded yet are discarded.")
+    record(request, run.tenant, "run.discard", run.worker.name, run=str(run.code))
+    run.refresh_from_db()
+    return run_json(run)
+
+
+@router.post(
+    "/dead-letters/replay",
+    response={202: RunList, **CHANGE_ERRORS},
+    summary="Replay every dead letter of the tenant, or of one worker",
+)
+def replay_all(request, body: ReplayManyIn):
+    found = choose_tenant(request, body.tenant)
+    if found is None:
+        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
+    require(request, Action.INVOKE, found)
+    letters = dead_letters(RUNS.filter(tenant=found))
+    if body.worker is not None:
+        letters = letters.filter(worker__code=body.worker)
+    new = []
+    for run in letters[:500]:
+        try:
+            new.append(replay(run, body.onProduction, request.principal.label))
+        except ValueError:
+            continue  # its worker serves nothing now: it stays a dead letter
+    record(request, found, "run.replay_all", body.worker and str(body.worker) or "", count=len(new))
+    return Status(202, {"runs": [run_json(r, attempts=False) for r in new], "next": None})
+
+
+# --- retry policy ---------------------------------------------------------------------------
+
+
+@router.get(
+    "/workers/{uuid:id}/retry-policy",
+    response={200: RetryPolicyOut, **ERRORS},
+    summary="How the worker's runs are retried",
+)
+def get_policy(request, id: UUID):
+    return policy_json(worker_for(request, id, Action.READ))
+
+
+def policy_json(worker) -> dict:
+    p = policy(worker)
+    return {
+        "attempts": p["max_attempts"], "backoffSeconds": p["backoff_seconds"],
+        "maxDelaySeconds": p["max_delay_seconds"], "retryOn": p["retry_on"],
+    }  # fmt: skip
+
+
+@router.put(
+    "/workers/{uuid:id}/retry-policy",
+    response={200: RetryPolicyOut, **CHANGE_ERRORS},
+    summary="Set how the worker's runs are retried (runs accepted from now on)",
+)
+def put_policy(request, id: UUID, body: RetryPolicyIn):
+    worker = worker_for(request, id, Action.DEPLOY)
+    worker.retry_attempts = body.attempts
+    worker.retry_backoff_seconds = body.backoffSeconds
+    worker.retry_max_delay_seconds = body.maxDelaySeconds
+    worker.retry_on = sorted(set(body.retryOn))
+    worker.save(update_fields=["retry_attempts", "retry_backoff_seconds",
+                               "retry_max_delay_seconds", "retry_on"])  # fmt: skip
+    record(request, worker.tenant, "worker.retry_policy", worker.name, **policy_json(worker))
+    return policy_json(worker)
+
+
+# --- schedules ------------------------------------------------------------------------------
+
+
+def schedule_json(s: Schedule) -> dict:
+    return {
+        "id": s.code, "worker": s.worker.code, "function": s.function, "cron": s.cron,
+        "timeZone": s.time_zone, "payload": loads(s.payload), "paused": s.paused,
+        "nextFirings": [] if s.paused else next_firings(s, count=3),
+        "lastFiredAt": s.last_fired_at, "missed": s.missed, "createdAt": s.created,
+    }  # fmt: skip
+
+
+@router.get(
+    "/workers/{uuid:id}/schedules",
+    response={200: ScheduleList, **ERRORS},
+    summary="A worker's schedules",
+)
+def list_schedules(request, id: UUID):
+    worker = worker_for(request, id, Action.READ)
+    return {"schedules": [schedule_json(s) for s in worker.schedules.select_related("worker")]}
+
+
+@router.post(
+    "/workers/{uuid:id}/schedules",
+    response={201: ScheduleOut, **CHANGE_ERRORS},
+    summary="Run a function on a cron schedule",
+)
+def create_schedule(request, id: UUID, body: ScheduleIn):
+    worker = worker_for(request, id, Action.DEPLOY)
+    payload = json.dumps(body.payload)
+    try:
+        check(body.cron, body.timeZone, payload)
+    except ScheduleError as exc:
+        raise ApiError(409, "invalid_schedule", str(exc)) from exc
+    schedule = Schedule(
+        tenant=worker.tenant, worker=worker, function=body.function, cron=body.cron.strip(),
+        time_zone=body.timeZone, payload=payload, paused=body.paused,
+        created_by=request.principal.label,
+    )  # fmt: skip
+    arm(schedule)
+    schedule.save()
+    record(request, worker.tenant, "schedule.create", worker.name, cron=schedule.cron,
+           function=schedule.function)  # fmt: skip
+    return Status(201, schedule_json(schedule))
+
+
+def schedule_for(request, id: UUID, action: Action) -> Schedule:
+    found = Schedule.objects.visible_to(request.principal).select_related("worker", "tenant")
+    schedule = found.filter(code=id).first()
+    if schedule is None:
+        raise not_found("schedule")
+    require(request, action, schedule)
+    return schedule
+
+
+@router.get("/schedules/{uuid:id}", response={200: ScheduleOut, **ERRORS}, summary="A schedule")
+def get_schedule(request, id: UUID):
+    return schedule_json(schedule_for(request, id, Action.READ))
+
+
+@router.patch(
+    "/schedules/{uuid:id}",
+    response={200: ScheduleOut, **CHANGE_ERRORS},
+    summary="Pause, resume or change a schedule",
+)
+def change_schedule(request, id: UUID, body: ScheduleChangeIn):
+    schedule = schedule_for(request, id, Action.DEPLOY)
+    given = body.model_dump(exclude_unset=True)
+    if "cron" in given:
+        schedule.cron = body.cron.strip()
+    if "timeZone" in given:
+        schedule.time_zone = body.timeZone
+    if "payload" in given:
+        schedule.payload = json.dumps(body.payload)
+    if "function" in given:
+        schedule.function = body.function
+    if "paused" in given:
+        schedule.paused = body.paused
+    try:
+        check(schedule.cron, schedule.time_zone, schedule.payload)
+    except ScheduleError as exc:
+        raise ApiError(409, "invalid_schedule", str(exc)) from exc
+    arm(schedule)  # resumed or changed: from now on, no catching up
+    schedule.save()
+    record(request, schedule.tenant, "schedule.change", schedule.worker.name, **{
+        k: v for k, v in given.items() if k != "payload"})  # fmt: skip
+    return schedule_json(schedule)
+
+
+@router.delete(
+    "/schedules/{uuid:id}", response={204: None, **CHANGE_ERRORS}, summary="Delete a schedule"
+)
+def delete_schedule(request, id: UUID):
+    schedule = schedule_for(request, id, Action.DEPLOY)
+    schedule.delete()
+    record(request, schedule.tenant, "schedule.delete", schedule.worker.name, cron=schedule.cron)
+    return HttpResponse(status=204)

@@ -1,0 +1,287 @@
+"""Durable runs: a call that is stored before it is acknowledged, attempted by Celery, retried
+by the worker's policy, and kept as a dead letter when it keeps failing.
+
+The state machine (every step a compare-and-swap on the row, so two processes that race
+record one outcome):
+
+    queued --claim--> running --ok--> succeeded
+                         |--failure, retry allowed--> retrying --(delay)--claim--> running
+                         |--failure, attempts spent or not retryable--> dead
+                         |--the function or deployment is gone--> failed
+    running --lease expired (its Celery worker died)--> retrying or dead (the sweep)
+
+A run is attempted at least once and recorded succeeded at most once: a worker that dies
+mid-attempt leaves the run `running`; its lease runs out and the sweep takes it back (the
+attempt is marked lost, and counts). A queued or retrying run whose message was lost (Redis
+restarted) is enqueued again by the sweep once its time is past.
+"""
+
+import json
+import random
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from workers.models import Worker
+from workers_portal.limits import effective_limits
+from workers_portal.models import Tenant
+
+from .models import Deployment, Run, RunAttempt
+
+S = Run.Status
+RETRYABLE = ("error", "timeout", "limit")
+
+# The runtime's error codes, sorted into what the retry policy speaks of.
+OUTCOMES = {
+    "function_error": "error",
+    "isolate_crashed": "error",
+    "module_load_failed": "error",
+    "result_not_serializable": "error",
+    "timeout": "timeout",
+    "memory_limit_exceeded": "limit",
+    "cpu_limit_exceeded": "limit",
+    "result_too_large": "limit",
+    "call_depth_exceeded": "limit",
+    # Nothing a retry mends: the run fails at once.
+    "function_not_found": "permanent",
+    "deployment_not_found": "permanent",
+    "deployment_not_ready": "permanent",
+    "payload_too_large": "permanent",
+    "invalid_json": "permanent",
+    "unauthorized": "permanent",
+    "forbidden": "permanent",
+    "not_found": "permanent",
+}
+# Failures of the platform, not of the code (a host restarting, the quota, the network):
+# always retried, and they do not spend the policy's attempts, up to this many in all.
+MAX_PLATFORM_RETRIES = 20
+
+
+def policy(worker: Worker) -> dict:
+    """The worker's retry policy, with the platform's defaults where it sets none."""
+    return {
+        "max_attempts": worker.retry_attempts or settings.RUN_MAX_ATTEMPTS,
+        "backoff_seconds": (
+            worker.retry_backoff_seconds
+            if worker.retry_backoff_seconds is not None
+            else settings.RUN_BACKOFF_SECONDS
+        ),
+        "max_delay_seconds": worker.retry_max_delay_seconds or settings.RUN_MAX_DELAY_SECONDS,
+        "retry_on": list(worker.retry_on if worker.retry_on is not None else settings.RUN_RETRY_ON),
+    }
+
+
+def accept(
+    deployment: Deployment,
+    function: str,
+    payload: str,
+    trigger: str = Run.Trigger.ASYNC,
+    key_prefix: str = "",
+    idempotency_key: str = "",
+    schedule=None,
+    replay_of: Run | None = None,
+) -> tuple[Run, bool]:
+    """Store a run and enqueue its first attempt once committed; (run, created). With an
+    idempotency key the worker has seen, the run it started then, unchanged."""
+    worker = deployment.worker
+    if idempotency_key:
+        found = Run.objects.filter(worker=worker, idempotency_key=idempotency_key).first()
+        if found is not None:
+            return found, False
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                tenant_id=deployment.tenant_id, worker=worker, deployment=deployment,
+                function=function, payload=payload, trigger=trigger, schedule=schedule,
+                replay_of=replay_of, idempotency_key=idempotency_key,
+                started_by_key=key_prefix, **policy(worker),
+            )  # fmt: skip
+            enqueue(run)
+    except IntegrityError:
+        # The same key in a request that raced this one: its run is the one.
+        return Run.objects.get(worker=worker, idempotency_key=idempotency_key), False
+    return run, True
+
+
+EXECUTE = "deployments.tasks.execute_run"  # by name: the task module imports this one
+
+
+def send(run_pk: int, delay: float = 0.0) -> None:
+    current_app.send_task(EXECUTE, (run_pk,), countdown=delay or None)
+
+
+def enqueue(run: Run, delay: float = 0.0) -> None:
+    """After commit: a worker that takes the message finds the row."""
+    transaction.on_commit(lambda: send(run.pk, delay))
+
+
+def backoff(run: Run, failures: int) -> float:
+    """Exponential from the policy's first delay, capped, with full jitter on the top half."""
+    base = min(run.max_delay_seconds, run.backoff_seconds * 2 ** max(0, failures - 1))
+    return base / 2 + random.uniform(0, base / 2)  # noqa: S311 - jitter, not a secret
+
+
+def claim(run_pk: int) -> tuple[Run, RunAttempt] | None:
+    """Take a due run for one attempt; None if another process has it or it is not due."""
+    now = timezone.now()
+    run = Run.objects.select_related("deployment__worker", "deployment__tenant", "tenant").get(
+        pk=run_pk
+    )
+    lease = now + timedelta(
+        seconds=effective_limits(run.worker)["timeout_seconds"] + settings.RUN_LEASE_MARGIN_SECONDS
+    )
+    with transaction.atomic():
+        taken = Run.objects.filter(
+            pk=run_pk, status__in=[S.QUEUED, S.RETRYING], next_attempt_at__lte=now
+        ).update(
+            status=S.RUNNING, attempts=F("attempts") + 1, lease_until=lease,
+            started_at=run.started_at or now,
+        )  # fmt: skip
+        if not taken:
+            return None
+        run.refresh_from_db()
+        attempt = RunAttempt.objects.create(run=run, number=run.attempts, deployment=run.deployment)
+    return run, attempt
+
+
+def outcome_of(status: int, body: dict) -> tuple[str, str, str]:
+    """(outcome, error code, message) of one call's answer."""
+    if status == 200:
+        return "ok", "", ""
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = str(error.get("code") or f"http_{status}")
+    message = str(error.get("message") or "")
+    return OUTCOMES.get(code, "platform"), code, message
+
+
+def execute(run_pk: int) -> str | None:
+    """One attempt of a run, and what follows from it. Safe to call twice: only a caller
+    that claims the run attempts it."""
+    run = Run.objects.select_related("tenant").filter(pk=run_pk).first()
+    if run is None or not run.in_flight:
+        return None
+    if run.tenant.status != Tenant.Status.ACTIVE:
+        # A suspended tenant's runs wait; the sweep looks at them again.
+        return "waiting"
+    claimed = claim(run_pk)
+    if claimed is None:
+        return None
+    run, attempt = claimed
+    deployment = run.deployment
+    if deployment.status != Deployment.Status.READY:
+        answer_status, body = 404, {"error": {"code": "deployment_not_ready", "message": (
+            f"Deployment {deployment.short_id} is {deployment.status}; it runs nothing.")}}  # fmt: skip
+    else:
+        answer = deployment.runs_on.invoke(
+            deployment, run.function, run.payload, trigger=run.trigger_header
+        )
+        answer_status, body = answer.status, answer.body
+    return record(run, attempt, answer_status, body if isinstance(body, dict) else {})
+
+
+def record(run: Run, attempt: RunAttempt, status: int, body: dict) -> str:
+    outcome, code, message = outcome_of(status, body)
+    now = timezone.now()
+    logs = body.get("logs") if isinstance(body.get("logs"), list) else []
+    RunAttempt.objects.filter(pk=attempt.pk).update(
+        finished_at=now, outcome=outcome, status_code=status, error_code=code,
+        error_message=message[:5000], duration_ms=body.get("durationMs"),
+        request_id=str(body.get("requestId") or "")[:64], logs=logs[:1000],
+    )  # fmt: skip
+    running = Run.objects.filter(pk=run.pk, status=S.RUNNING, attempts=attempt.number)
+    if outcome == "ok":
+        result = json.dumps(body.get("result"))
+        running.update(status=S.SUCCEEDED, result=result, error_code="", error_message="",
+                       finished_at=now, lease_until=None)  # fmt: skip
+        return S.SUCCEEDED
+    if outcome == "permanent":
+        running.update(status=S.FAILED, error_code=code, error_message=message, finished_at=now,
+                       lease_until=None)  # fmt: skip
+        return S.FAILED
+    return retry_or_bury(run, running, outcome, code, message, now)
+
+
+def retry_or_bury(run: Run, running, outcome: str, code: str, message: str, now) -> str:
+    """After a failed attempt: again later, or a dead letter."""
+    attempts = list(run.attempt_set.values_list("outcome", flat=True))
+    platform = sum(1 for o in attempts if o in ("platform", "lost"))
+    counted = len(attempts) - platform
+    if outcome in ("platform", "lost"):
+        again = platform < MAX_PLATFORM_RETRIES
+    else:
+        again = outcome in run.retry_on and counted < run.max_attempts
+    if not again:
+        running.update(status=S.DEAD, error_code=code, error_message=message, finished_at=now,
+                       lease_until=None)  # fmt: skip
+        return S.DEAD
+    delay = backoff(run, max(1, counted if outcome not in ("platform", "lost") else platform))
+    with transaction.atomic():
+        moved = running.update(
+            status=S.RETRYING, error_code=code, error_message=message, lease_until=None,
+            next_attempt_at=now + timedelta(seconds=delay),
+        )  # fmt: skip
+        if moved:
+            enqueue(run, delay)
+    return S.RETRYING
+
+
+def sweep() -> dict[str, int]:
+    """Take back runs whose Celery worker died mid-attempt, and enqueue again runs whose
+    message was lost; both once their time is well past."""
+    now = timezone.now()
+    taken_back = 0
+    for run in Run.objects.filter(status=S.RUNNING, lease_until__lt=now).select_related("tenant"):
+        attempt = run.attempt_set.filter(number=run.attempts).first()
+        running = Run.objects.filter(pk=run.pk, status=S.RUNNING, attempts=run.attempts)
+        if attempt is not None:
+            RunAttempt.objects.filter(pk=attempt.pk, finished_at=None).update(
+                finished_at=now, outcome="lost",
+                error_message="The process running this attempt stopped before it reported.",
+            )  # fmt: skip
+        retry_or_bury(run, running, "lost", "attempt_lost",
+                      "The process running an attempt stopped before it reported.", now)  # fmt: skip
+        taken_back += 1
+    late = now - timedelta(seconds=settings.RUN_LEASE_MARGIN_SECONDS)
+    lost = list(
+        Run.objects.filter(
+            status__in=[S.QUEUED, S.RETRYING], next_attempt_at__lt=late,
+            tenant__status=Tenant.Status.ACTIVE,
+        ).values_list("pk", flat=True)[:1000]
+    )  # fmt: skip
+    for pk in lost:
+        send(pk)
+    return {"taken_back": taken_back, "enqueued": len(lost)}
+
+
+# --- dead letters ------------------------------------------------------------------------
+
+
+def replay(run: Run, on_production: bool, by: str) -> Run:
+    """A new run of a dead (or failed) one's function and payload, on the worker's current
+    production or on the deployment it first ran on."""
+    target = run.deployment
+    if on_production:
+        target = Worker.objects.select_related("production").get(pk=run.worker_id).production
+        if target is None:
+            raise ValueError("The worker serves nothing in production now.")
+    new, _ = accept(target, run.function, run.payload, Run.Trigger.REPLAY, replay_of=run)
+    # Off the dead letters: its replay carries on (and is a dead letter itself if it fails).
+    discard(run, f"replayed by {by}")
+    return new
+
+
+def discard(run: Run, by: str) -> bool:
+    return bool(
+        Run.objects.filter(pk=run.pk, status__in=[S.DEAD, S.FAILED], discarded_at=None).update(
+            discarded_at=timezone.now(), discarded_by=by
+        )
+    )
+
+
+def dead_letters(queryset):
+    return queryset.filter(status=S.DEAD, discarded_at=None)
