@@ -2,7 +2,6 @@
 dead letters per worker and per tenant, replay and discard, retry policies and schedules."""
 
 import json
-from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
@@ -34,6 +33,7 @@ from .workers import choose_tenant, worker_for
 router = Router(tags=["runs"])
 ERRORS = {frozenset({401, 403, 404}): ErrorOut}
 CHANGE_ERRORS = {frozenset({400, 401, 403, 404, 409}): ErrorOut}
+QUERY_ERRORS = {frozenset({400, 401, 403, 404}): ErrorOut}  # a query of the wrong type
 PAGE = 50
 
 
@@ -113,19 +113,20 @@ def get_run(request, id: UUID):
     return run_json(run)
 
 
-def listed(queryset, status: str | None, function: str | None, before: datetime | None) -> dict:
+def listed(queryset, status: str | None, function: str | None, before: int | None) -> dict:
+    """Newest first, a page at a time: `before` is the `next` of the page before."""
     if status:
         queryset = queryset.filter(status=status)
     if function:
         queryset = queryset.filter(function=function)
-    if before:
-        queryset = queryset.filter(created__lt=before)
-    page = list(queryset.order_by("-created", "-id")[: PAGE + 1])
+    if before is not None:
+        queryset = queryset.filter(pk__lt=before)
+    page = list(queryset.order_by("-id")[: PAGE + 1])
     more = len(page) > PAGE
     page = page[:PAGE]
     return {
         "runs": [run_json(r, attempts=False) for r in page],
-        "next": page[-1].created if more else None,
+        "next": page[-1].pk if more else None,
     }
 
 
@@ -134,7 +135,7 @@ RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "dea
 
 @router.get(
     "/workers/{uuid:id}/runs",
-    response={200: RunList, **ERRORS},
+    response={200: RunList, **QUERY_ERRORS},
     summary="A worker's runs, newest first (`before` pages on)",
 )
 def worker_runs(
@@ -142,7 +143,7 @@ def worker_runs(
     id: UUID,
     status: RunStatus | None = None,
     function: str | None = None,
-    before: datetime | None = None,
+    before: int | None = None,
 ):
     worker = worker_for(request, id, Action.READ)
     return listed(RUNS.filter(worker=worker), status, function, before)
@@ -150,14 +151,14 @@ def worker_runs(
 
 @router.get(
     "/runs",
-    response={200: RunList, **ERRORS},
+    response={200: RunList, **QUERY_ERRORS},
     summary="The tenant's runs, newest first (`before` pages on)",
 )
 def tenant_runs(
     request,
     status: RunStatus | None = None,
     function: str | None = None,
-    before: datetime | None = None,
+    before: int | None = None,
     tenant: str | None = None,
 ):
     found = choose_tenant(request, tenant)
@@ -169,20 +170,20 @@ def tenant_runs(
 
 @router.get(
     "/workers/{uuid:id}/dead-letters",
-    response={200: RunList, **ERRORS},
+    response={200: RunList, **QUERY_ERRORS},
     summary="A worker's dead letters: runs that kept failing, not discarded",
 )
-def worker_dead_letters(request, id: UUID, before: datetime | None = None):
+def worker_dead_letters(request, id: UUID, before: int | None = None):
     worker = worker_for(request, id, Action.READ)
     return listed(dead_letters(RUNS.filter(worker=worker)), None, None, before)
 
 
 @router.get(
     "/dead-letters",
-    response={200: RunList, **ERRORS},
+    response={200: RunList, **QUERY_ERRORS},
     summary="The tenant's dead letters",
 )
-def tenant_dead_letters(request, before: datetime | None = None, tenant: str | None = None):
+def tenant_dead_letters(request, before: int | None = None, tenant: str | None = None):
     found = choose_tenant(request, tenant)
     if found is None:
         raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")

@@ -331,7 +331,7 @@ class RunOut(Schema):
 
 class RunList(Schema):
     runs: list[RunOut]
-    next: datetime | None = Field(description="Pass as `before` for the next page.")
+    next: int | None = Field(description="Pass as `before` for the next page.")
 
 
 class ReplayIn(Strict):
@@ -380,7 +380,7 @@ class RetryPolicyOut(Schema):
 
 
 TimeZone = Literal[tuple(sorted(available_timezones()))]  # type: ignore[valid-type]
-CRON_PATTERN = r"^\s*[^\s\x00]+(\s+[^\s\x00]+){4}\s*$"
+CRON_PATTERN = r"^[ \t]*[!-~]+([ \t]+[!-~]+){4}[ \t]*$"  # ASCII: one meaning in any engine
 
 
 class ScheduleIn(Strict):

@@ -187,6 +187,45 @@ def test_every_operation_answers_as_described(api, tenant, other_tenant, setting
     worker.refresh_from_db()
     assert worker.production == other  # the revert put back what served before
 
+    # Runs, dead letters, retry policy and schedules.
+    from deployments.models import Run
+
+    dead = Run.objects.create(
+        tenant=tenant, worker=worker, deployment=ready, function="hello", status="dead",
+        error_code="function_error", error_message="boom",
+    )  # fmt: skip
+    assert api("GET", f"/api/runs/{dead.code}").json()["error"]["code"] == "function_error"
+    assert api("GET", "/api/runs/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert api("GET", f"/api/workers/{worker.code}/runs?status=dead").json()["runs"][0][
+        "id"
+    ] == str(dead.code)
+    assert api("GET", "/api/runs?status=nope").status_code == 400
+    assert api("GET", "/api/runs").status_code == 200
+    assert len(api("GET", f"/api/workers/{worker.code}/dead-letters").json()["runs"]) == 1
+    assert len(api("GET", "/api/dead-letters").json()["runs"]) == 1
+    invoker = {"HTTP_AUTHORIZATION": f"Bearer {issue_key(tenant, 'ops', ['invoke'])[1]}"}
+    assert api("POST", f"/api/runs/{dead.code}/discard").status_code == 403  # no invoke scope
+    assert api("POST", f"/api/runs/{dead.code}/discard", **invoker).status_code == 200
+    replayed = api("POST", f"/api/runs/{dead.code}/replay", {"onProduction": True}, **invoker)
+    assert replayed.status_code == 202
+    assert (
+        api("POST", "/api/dead-letters/replay", {"onProduction": True}, **invoker).status_code
+        == 202
+    )
+    policy = f"/api/workers/{worker.code}/retry-policy"
+    assert api("GET", policy).json()["retryOn"] == ["error", "timeout", "limit"]
+    body = {"attempts": 2, "backoffSeconds": 1, "maxDelaySeconds": 5, "retryOn": []}
+    assert api("PUT", policy, body).json()["attempts"] == 2
+    schedules = f"/api/workers/{worker.code}/schedules"
+    made = api("POST", schedules, {"function": "hello", "cron": "0 * * * *"})
+    assert made.status_code == 201
+    assert api("GET", schedules).json()["schedules"][0]["timeZone"] == "UTC"
+    one = f"/api/schedules/{made.json()['id']}"
+    assert api("GET", one).status_code == 200
+    assert api("PATCH", one, {"timeZone": "Nowhere/City"}).status_code == 400
+    assert api("PATCH", one, {"paused": True}).json()["paused"] is True
+    assert api("DELETE", one).status_code == 204
+
     Tenant.objects.filter(pk=tenant.pk).update(max_deployments_per_hour=1)
     assert api("POST", "/api/workers", {"name": "greeter", "code": GREETER}).status_code == 429
     assert api("DELETE", f"/api/workers/{worker.code}").status_code == 204
