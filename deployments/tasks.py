@@ -13,7 +13,7 @@ from django.utils import timezone
 from . import runs, schedules
 from .announce import announce
 from .backends import BuildFailed, TransientBackendError, get_backend
-from .models import Artifact, Deployment, Invocation, LogEntry
+from .models import Artifact, Deployment, Invocation, LogEntry, Run
 from .releases import auto_promote, watch_canaries
 from .vercel_client import poll_delay
 
@@ -291,6 +291,15 @@ def prune_old_logs() -> int:
             while ids := list(old.values_list("id", flat=True)[:PRUNE_BATCH]):
                 count, _ = model.objects.filter(id__in=ids).delete()
                 deleted += count
+    # Ended runs (with their attempts) after RUN_RESULT_KEEP_DAYS; dead letters not
+    # discarded stay until someone replays or discards them.
+    cutoff = timezone.now() - timedelta(days=settings.RUN_RESULT_KEEP_DAYS)
+    ended = Run.objects.filter(finished_at__lt=cutoff).exclude(
+        status=Run.Status.DEAD, discarded_at=None
+    )
+    while ids := list(ended.values_list("id", flat=True)[:PRUNE_BATCH]):
+        count, _ = Run.objects.filter(id__in=ids).delete()
+        deleted += count
     return deleted
 
 

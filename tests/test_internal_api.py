@@ -222,3 +222,35 @@ def test_a_generated_deployment_reads_its_own_secrets_and_its_tenants_keys_only(
     )
     ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
     assert get(f"/internal/deployments/{mine.code}/keys/{key.prefix}", mine).status_code == 404
+
+
+def test_a_generated_deployment_hands_over_async_calls_as_runs_with_its_own_credential(
+    client, worker, other_tenant
+):
+    """The contract of `?async=1` on the Vercel back end: the generated route stores the run
+    here (deployments/nextjs/lib/invoke.ts) before it answers 202 with the status URL."""
+    from deployments.generator import generate, ingest_token
+    from deployments.models import Run
+    from workers.models import Worker
+
+    mine = build_now(worker, GREETER)
+    theirs = build_now(Worker.objects.create(tenant=other_tenant, name="theirs"), GREETER)
+    url = f"/internal/deployments/{mine.code}/runs"
+    body = {"function": "hello", "payload": '{"name": "V"}', "idempotencyKey": "k1", "key": ""}
+
+    def post(deployment, data=body):
+        return client.post(url, json.dumps(data), "application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {ingest_token(deployment)}")  # fmt: skip
+
+    accepted = post(mine)
+    assert accepted.status_code == 202
+    run = Run.objects.get(code=accepted.json()["runId"])
+    assert (run.deployment, run.payload, run.status) == (mine, '{"name": "V"}', "queued")
+    assert accepted.json()["statusUrl"].endswith(f"/api/runs/{run.code}")
+    assert post(mine).json()["runId"] == str(run.code)  # the same Idempotency-Key
+    assert post(theirs).status_code == 404  # another deployment's credential opens nothing
+    assert post(mine, {**body, "function": "nope"}).status_code == 404
+    assert Run.objects.count() == 1
+    generated = generate(mine, ["hello"])
+    assert json.loads(generated["lib/deployment.json"])["runsUrl"].endswith(url)
+    assert "handOver(request, fn" in generated["lib/invoke.ts"]

@@ -243,3 +243,16 @@ def test_a_suspended_tenants_runs_wait_and_go_on_when_it_resumes(
     Tenant.objects.filter(pk=tenant.pk).update(status="active")
     assert runs.sweep()["enqueued"] == 1
     assert settled(run_id).status == "succeeded"
+
+
+def test_async_calls_count_against_the_tenants_quota_and_a_refused_one_is_not_stored(
+    runtime, worker, tenant
+):
+    Tenant.objects.filter(pk=tenant.pk).update(max_invocations_per_minute=3)
+    time.sleep(2.1)  # hosts trust what they knew for two seconds
+    answers = [post(worker, "hello", {}, {"Prefer": "respond-async"}) for _ in range(4)]
+    assert [a.status_code for a in answers] == [202, 202, 202, 429]
+    assert (
+        answers[3].json()["error"]["code"] == "rate_limited" and "retry-after" in answers[3].headers
+    )
+    assert Run.objects.count() == 3

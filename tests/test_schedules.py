@@ -187,3 +187,23 @@ def test_run_and_schedule_pages_are_hidden_from_outsiders(worker, outsider, view
             assert reader.post(url).status_code == 403, url
     assert Schedule.objects.filter(pk=s.pk, paused=False).exists()
     assert Run.objects.get(pk=run.pk).discarded_at is None
+
+
+def test_ended_runs_are_pruned_after_their_keep_days_but_dead_letters_wait(worker, settings):
+    from django.utils import timezone
+
+    from deployments.tasks import prune_old_logs
+
+    serving = ready(worker)
+    old = timezone.now() - timedelta(days=settings.RUN_RESULT_KEEP_DAYS + 1)
+
+    def run(status, **fields):
+        return Run.objects.create(tenant=worker.tenant, worker=worker, deployment=serving,
+                                  function="hello", status=status, finished_at=old, **fields)  # fmt: skip
+
+    done, letter, discarded = run("succeeded"), run("dead"), run("dead", discarded_at=old)
+    fresh = Run.objects.create(tenant=worker.tenant, worker=worker, deployment=serving,
+                               function="hello", status="succeeded", finished_at=timezone.now())  # fmt: skip
+    prune_old_logs()
+    assert set(Run.objects.values_list("pk", flat=True)) == {letter.pk, fresh.pk}
+    assert not Run.objects.filter(pk__in=[done.pk, discarded.pk]).exists()
