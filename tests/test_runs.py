@@ -202,8 +202,12 @@ def test_a_runtime_host_killed_mid_run_is_retried_on_its_replacement(
     wait_for(lambda: Run.objects.get(code=run_id).status == "running", 15, "the attempt", 0.02)
     time.sleep(0.3)
     host.kill()  # SIGKILL mid-call
-    start_runtime(RUNTIME_PORT=port)  # the replacement, on the same address
-    run = settled(run_id)
+    replacement = start_runtime(RUNTIME_PORT=port)[0]  # on the same address
+    try:
+        run = settled(run_id)
+    finally:
+        replacement.stop()
+        host.stop()
     assert run.status == "succeeded"
     attempts = list(run.attempt_set.values_list("outcome", "error_code"))
     # Until the replacement answered, each try failed on the platform's side: retried, and
