@@ -42,24 +42,24 @@ def test_a_canary_takes_its_share_sticks_to_a_client_and_ends_with_one_click(run
     time.sleep(1.2)  # hosts trust what they learned for a second
 
     seen = collections.Counter()
-    for _ in range(300):
+    for _ in range(200):
         answer = production(worker, "version")
         tag = answer.json()["result"]
         seen[tag] += 1
         # Each answer names the deployment that served it.
         expected = fresh if tag == "fresh" else stable
         assert answer.headers["x-deployment-id"] == expected.short_id
-    share = seen["fresh"] / 300
-    assert 0.18 <= share <= 0.42, seen  # 30 %, give or take chance
+    share = seen["fresh"] / 200
+    assert 0.18 <= share <= 0.42, seen  # 30 %, give or take chance (3.7 standard deviations)
 
     # A client that names itself stays on one side; many clients spread over both.
     for client in ("alice", "bob", "carol"):
         sides = {production(worker, "version", **{"x-client-id": client}).json()["result"]
-                 for _ in range(15)}  # fmt: skip
+                 for _ in range(10)}  # fmt: skip
         assert len(sides) == 1, (client, sides)
     spread = collections.Counter(
         production(worker, "version", **{"x-client-id": f"user-{n}"}).json()["result"]
-        for n in range(60)
+        for n in range(40)
     )
     assert spread["fresh"] > 0 and spread["stable"] > 0, spread
 
