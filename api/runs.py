@@ -6,7 +6,7 @@ from typing import Literal
 from uuid import UUID
 
 from django.http import HttpResponse
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
 from deployments.models import Run, Schedule
 from deployments.runs import dead_letters, discard, policy, replay
@@ -142,7 +142,7 @@ def worker_runs(
     request,
     id: UUID,
     status: RunStatus | None = None,
-    function: str | None = None,
+    function: str | None = Query(None, max_length=200, pattern=r"^[^\x00]*$"),
     before: int | None = None,
 ):
     worker = worker_for(request, id, Action.READ)
@@ -157,7 +157,7 @@ def worker_runs(
 def tenant_runs(
     request,
     status: RunStatus | None = None,
-    function: str | None = None,
+    function: str | None = Query(None, max_length=200, pattern=r"^[^\x00]*$"),
     before: int | None = None,
     tenant: str | None = None,
 ):

@@ -419,3 +419,23 @@ class ScheduleOut(Schema):
 
 class ScheduleList(Schema):
     schedules: list[ScheduleOut]
+
+
+# --- invocation history -------------------------------------------------------------------
+
+
+class InvocationOut(Schema):
+    requestId: str = Field(description="Its console lines: GET /api/workers/{id}/logs/poll.")
+    deployment: UUID
+    function: str = Field(description="The exported function, or `fetch` for raw HTTP.")
+    trigger: str
+    status: Literal["ok", "error", "timeout", "crashed"]
+    statusCode: int
+    errorMessage: str | None
+    durationMs: float
+    startedAt: datetime
+
+
+class InvocationList(Schema):
+    invocations: list[InvocationOut]
+    next: int | None = Field(description="Pass as `before` for the next page.")

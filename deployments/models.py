@@ -237,7 +237,11 @@ class Invocation(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["deployment", "-started_at"])]
+        indexes = [
+            models.Index(fields=["deployment", "-started_at"]),
+            # History pages walk a deployment's calls newest first, a page at a time by id.
+            models.Index(fields=["deployment", "-id"], name="invocation_history"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.function} {self.request_id}"

@@ -4,6 +4,7 @@ from django.urls import path
 from . import (
     audit_log,
     deployments,
+    invocations,
     keys,
     logs,
     members,
@@ -84,6 +85,16 @@ urlpatterns = [
     path("workers/<uuid:code>/canary/", releases.canary_panel, name="worker-canary"),
     path("workers/<uuid:code>/canary/change/", releases.canary_change, name="worker-canary-change"),
     path("workers/<uuid:code>/runs/", runs.worker_runs, name="worker-runs"),
+    path(
+        "workers/<uuid:code>/invocations/",
+        invocations.worker_invocations,
+        name="worker-invocations",
+    ),
+    path(
+        "deployments/<uuid:code>/invocations/",
+        invocations.deployment_invocations,
+        name="deployment-invocations",
+    ),
     path("workers/<uuid:code>/runs/replay-all/", runs.replay_all, name="worker-replay-all"),
     path("workers/<uuid:code>/retry-policy/", runs.retry_policy, name="worker-retry-policy"),
     path("workers/<uuid:code>/schedules/new/", runs.new_schedule, name="new-schedule"),

@@ -187,6 +187,10 @@ def test_every_operation_answers_as_described(api, tenant, other_tenant, setting
     worker.refresh_from_db()
     assert worker.production == other  # the revert put back what served before
 
+    # Invocation history.
+    assert api("GET", f"/api/workers/{worker.code}/invocations?status=ok").json()["next"] is None
+    assert api("GET", f"/api/deployments/{ready.code}/invocations?since=0").status_code == 200
+    assert api("GET", f"/api/deployments/{ready.code}/invocations?before=0").status_code == 400
     # Runs, dead letters, retry policy and schedules.
     from deployments.models import Run
 

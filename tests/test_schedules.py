@@ -207,3 +207,65 @@ def test_ended_runs_are_pruned_after_their_keep_days_but_dead_letters_wait(worke
     prune_old_logs()
     assert set(Run.objects.values_list("pk", flat=True)) == {letter.pk, fresh.pk}
     assert not Run.objects.filter(pk__in=[done.pk, discarded.pk]).exists()
+
+
+# --- invocation history ----------------------------------------------------------------------
+
+
+def test_invocation_history_filters_and_pages_in_the_portal_and_the_api(
+    owner_client, worker, tenant, outsider, client
+):
+    from django.utils import timezone
+
+    from deployments.models import Invocation
+
+    first = ready(worker)
+    second = ready(worker)
+    now = timezone.now()
+    rows = [
+        Invocation(
+            request_id=f"req_{n:04d}", deployment=first if n < 60 else second, tenant=tenant,
+            function="hello" if n % 2 else "fetch", status="ok" if n % 10 else "error",
+            status_code=200 if n % 10 else 500, duration_ms=n, started_at=now - timedelta(minutes=120 - n),
+        )
+        for n in range(120)
+    ]  # fmt: skip
+    Invocation.objects.bulk_create(rows)
+    page = owner_client.get(reverse("worker-invocations", args=[worker.code])).content.decode()
+    assert "req_0119" in page and "req_0070" in page and "req_0069" not in page  # 50 a page
+    older = owner_client.get(reverse("worker-invocations", args=[worker.code]) + "?" +
+                             page.split('href="?')[1].split('"')[0].replace("&amp;", "&"))  # fmt: skip
+    assert "req_0069" in older.content.decode() and "req_0119" not in older.content.decode()
+    errors = owner_client.get(
+        reverse("worker-invocations", args=[worker.code])
+        + f"?status=error&deployment={second.short_id}"
+    ).content.decode()
+    assert errors.count("badge-error") == 6  # 60, 70, ... 110
+    one = owner_client.get(reverse("deployment-invocations", args=[first.code])).content.decode()
+    assert "req_0059" in one and "req_0060" not in one
+    assert (
+        client_for(Client, outsider)
+        .get(reverse("worker-invocations", args=[worker.code]))
+        .status_code
+        == 404
+    )
+    assert (
+        client_for(Client, outsider)
+        .get(reverse("deployment-invocations", args=[first.code]))
+        .status_code
+        == 404
+    )
+
+    key = issue_key(tenant, "ci", ["read"])[1]
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    since = int((now - timedelta(minutes=30)).timestamp())
+    recent = client.get(
+        f"/api/workers/{worker.code}/invocations?since={since}&function=hello", **auth
+    ).json()
+    assert [i["requestId"] for i in recent["invocations"]][:2] == ["req_0119", "req_0117"]
+    assert all(i["function"] == "hello" for i in recent["invocations"]) and recent["next"] is None
+    full = client.get(f"/api/deployments/{first.code}/invocations", **auth).json()
+    assert len(full["invocations"]) == 60 and full["next"] is None
+    assert (
+        client.get(f"/api/workers/{worker.code}/invocations?since=soon", **auth).status_code == 400
+    )
