@@ -16,7 +16,8 @@ import redis
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 
-from .models import Deployment, Invocation, LogEntry
+from .metrics import BUCKET_SQL, add_up
+from .models import Deployment, Invocation, LogEntry, Metric, MetricBucket
 
 log = logging.getLogger(__name__)
 INGEST_LOCK = 0x10C5  # the Postgres advisory lock that orders log inserts
@@ -65,7 +66,13 @@ def store(invocations: list[Invocation], lines: list[LogEntry], worker_ids: set[
     with transaction.atomic():
         if lines or invocations:
             lock_ingest()
+        known = set(
+            Invocation.objects.filter(
+                request_id__in=[i.request_id for i in invocations]
+            ).values_list("request_id", flat=True)
+        )
         Invocation.objects.bulk_create(invocations, ignore_conflicts=True)
+        add_up([i for i in invocations if i.request_id not in known])
         LogEntry.objects.bulk_create(lines, ignore_conflicts=True)
         if lines:
             transaction.on_commit(lambda: notify(worker_ids))
@@ -146,6 +153,30 @@ invocations AS (
   FROM invocation_rows x JOIN deployments d USING (dep)
   ORDER BY x.ordinality
   ON CONFLICT (request_id) DO NOTHING
+  RETURNING deployment_id, tenant_id, function, status, status_code, duration_ms, started_at
+),
+-- The per-minute figures (deployments.metrics), added up from the invocations just stored
+-- (a re-sent one is not in RETURNING, so it is never counted twice).
+metric_rows AS (
+  INSERT INTO {Metric._meta.db_table} AS m (deployment_id, tenant_id, function, period, start,
+    calls, errors, timeouts, duration_ms_sum)
+  SELECT deployment_id, tenant_id, function, 'm', date_trunc('minute', started_at), count(*),
+    count(*) FILTER (WHERE status <> 'ok' OR status_code >= 500),
+    count(*) FILTER (WHERE status = 'timeout'), sum(duration_ms)
+  FROM invocations GROUP BY 1, 2, 3, 5
+  ON CONFLICT (deployment_id, function, period, start) DO UPDATE SET
+    calls = m.calls + EXCLUDED.calls, errors = m.errors + EXCLUDED.errors,
+    timeouts = m.timeouts + EXCLUDED.timeouts,
+    duration_ms_sum = m.duration_ms_sum + EXCLUDED.duration_ms_sum
+  RETURNING 1
+),
+metric_buckets AS (
+  INSERT INTO {MetricBucket._meta.db_table} AS b (deployment_id, function, period, start,
+    bucket, count)
+  SELECT deployment_id, function, 'm', date_trunc('minute', started_at), {BUCKET_SQL}, count(*)
+  FROM invocations GROUP BY 1, 2, 4, 5
+  ON CONFLICT (deployment_id, function, period, start, bucket) DO UPDATE SET
+    count = b.count + EXCLUDED.count
   RETURNING 1
 ),
 lines AS (

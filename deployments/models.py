@@ -492,3 +492,60 @@ class RunAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run} #{self.number}"
+
+
+class Metric(models.Model):
+    """Calls of one function of one deployment in one minute (period "m") or hour ("h"),
+    added up as invocations arrive: pages read these, never the raw rows. Durations are kept
+    as a histogram (MetricBucket) so percentiles can be read over any span."""
+
+    class Period(models.TextChoices):
+        MINUTE = "m"
+        HOUR = "h"
+
+    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="metrics")
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="+")
+    function = models.CharField(max_length=200)
+    period = models.CharField(max_length=1, choices=Period.choices)
+    start = models.DateTimeField()
+    calls = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)  # threw, crashed, or answered 5xx
+    timeouts = models.PositiveIntegerField(default=0)
+    duration_ms_sum = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "function", "period", "start"], name="one_metric_row"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "period", "start"]),
+            models.Index(fields=["period", "start"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id} {self.function} {self.period} {self.start}"
+
+
+class MetricBucket(models.Model):
+    """How many calls of a Metric's row took a duration in bucket `bucket`: bucket b holds
+    durations up to 0.1 ms x 1.25^(b+1) (64 buckets, up to about 130 s; 25 % wide)."""
+
+    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="+")
+    function = models.CharField(max_length=200)
+    period = models.CharField(max_length=1)
+    start = models.DateTimeField()
+    bucket = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "function", "period", "start", "bucket"],
+                name="one_metric_bucket",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id} {self.function} {self.start} #{self.bucket}"

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import runs, schedules
+from . import metrics, runs, schedules
 from .announce import announce
 from .backends import BuildFailed, TransientBackendError, get_backend
 from .models import Artifact, Deployment, Invocation, LogEntry, Run
@@ -300,7 +300,13 @@ def prune_old_logs() -> int:
     while ids := list(ended.values_list("id", flat=True)[:PRUNE_BATCH]):
         count, _ = Run.objects.filter(id__in=ids).delete()
         deleted += count
-    return deleted
+    return deleted + metrics.prune(settings.METRICS_MINUTE_DAYS, settings.METRICS_HOUR_DAYS)
+
+
+@shared_task
+def roll_up_metrics() -> int:
+    """The hours of the last two hours, recomputed from their minutes (deployments.metrics)."""
+    return metrics.roll_up_hours()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

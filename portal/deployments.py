@@ -17,6 +17,7 @@ from workers_portal.audit import record
 from workers_portal.limits import effective_limits
 
 from .access import require, visible
+from .charts import deployment_charts
 from .forms import InvokeForm
 
 # HTMX stops polling on this status (and still swaps the content in).
@@ -40,7 +41,9 @@ def invoke_context(deployment, form: InvokeForm | None = None) -> dict:
 @login_required
 def deployment_detail(request, code):
     deployment = deployment_for(request, code)
-    return render(request, "deployments/detail.html", invoke_context(deployment))
+    context = invoke_context(deployment)
+    context["charts"] = deployment_charts(deployment, request.GET.get("range", "24h"))
+    return render(request, "deployments/detail.html", context)
 
 
 @login_required

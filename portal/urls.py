@@ -3,6 +3,7 @@ from django.urls import path
 
 from . import (
     audit_log,
+    charts,
     deployments,
     invocations,
     keys,
@@ -100,6 +101,9 @@ urlpatterns = [
     path("workers/<uuid:code>/schedules/new/", runs.new_schedule, name="new-schedule"),
     path("schedules/<uuid:code>/<str:act>/", runs.schedule_act, name="schedule-act"),
     path("runs/", runs.tenant_runs, name="runs"),
+    path("chart/", charts.tenant_chart, name="tenant-chart"),
+    path("workers/<uuid:code>/chart/", charts.worker_chart, name="worker-chart"),
+    path("deployments/<uuid:code>/chart/", charts.deployment_chart, name="deployment-chart"),
     path("runs/<uuid:code>/", runs.run_detail, name="run"),
     path("runs/<uuid:code>/<str:act>/", runs.run_act, name="run-act"),
     path("releases/", releases.releases, name="releases"),

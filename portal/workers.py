@@ -15,6 +15,7 @@ from workers_portal.middleware import SESSION_KEY
 from workers_portal.quotas import QuotaExceeded, check_new_worker, usage
 
 from .access import require, visible
+from .charts import tenant_chart_context, worker_chart_context
 from .deployments import invoke_context
 from .forms import DeployForm, NewWorkerForm
 from .health import worker_health
@@ -41,7 +42,10 @@ def dashboard(request):
         for worker in workers:
             worker.latest = worker.latest_deployment()
     quotas = usage(request.tenant) if request.tenant is not None else []
-    return render(request, "workers/dashboard.html", {"workers": workers, "quotas": quotas})
+    context = {"workers": workers, "quotas": quotas}
+    if request.tenant is not None and workers:
+        context["chart"] = tenant_chart_context(request.tenant, request.GET.get("range", "24h"))
+    return render(request, "workers/dashboard.html", context)
 
 
 @login_required
@@ -111,6 +115,7 @@ def worker_detail(request, code):
     """The Overview tab: production, the latest deployment, recent activity."""
     worker = worker_for(request, code)
     context = {**detail_context(worker), "health": worker_health(worker)}
+    context["chart"] = worker_chart_context(worker, request.GET.get("range", "24h"))
     return render(request, "workers/detail.html", context)
 
 

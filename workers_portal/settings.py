@@ -170,6 +170,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.fire_schedules",
         "schedule": env.float("SCHEDULE_TICK_SECONDS", default=1.0),
     },
+    "roll-up-metrics": {
+        "task": "deployments.tasks.roll_up_metrics",
+        "schedule": env.float("METRICS_ROLLUP_SECONDS", default=300.0),
+    },
     "prune-old-logs": {
         "task": "deployments.tasks.prune_old_logs",
         "schedule": env.float("PRUNE_INTERVAL_SECONDS", default=3600.0),
@@ -314,3 +318,9 @@ RUN_RETRY_ON = env.list("RUN_RETRY_ON", default=["error", "timeout", "limit"])
 # sweep (its Celery worker died); a queued run this late is enqueued again (Redis lost it).
 RUN_LEASE_MARGIN_SECONDS = env.float("RUN_LEASE_MARGIN_SECONDS", default=30.0)
 RUN_RESULT_KEEP_DAYS = env.int("RUN_RESULT_KEEP_DAYS", default=30)
+
+# --- Metrics ----------------------------------------------------------------------------
+# Per-minute figures are kept this many days, per-hour ones this many (13 months): longer
+# than raw invocations and log lines, so charts and usage outlive the logs.
+METRICS_MINUTE_DAYS = env.int("METRICS_MINUTE_DAYS", default=14)
+METRICS_HOUR_DAYS = env.int("METRICS_HOUR_DAYS", default=396)

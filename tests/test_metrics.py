@@ -1,0 +1,106 @@
+"""Per-minute figures added up as invocations arrive (both ingest paths), never counted twice,
+rolled into hours, read as series with percentiles; and the charts drawn from them."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+
+from deployments.ingest import _store_runtime_batch, store_runtime_batch
+from deployments.metrics import bucket, bucket_middle, percentile, roll_up_hours, series
+from deployments.models import Metric
+
+from .conftest import client_for
+from .helpers import GREETER, create_deployment
+
+MINUTE = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
+def batch(deployment, n: int, start=MINUTE, prefix="r", fail_every=0, ms=lambda k: 10.0):
+    return {
+        "invocations": [
+            {
+                "requestId": f"{prefix}{k}",
+                "deploymentId": str(deployment.code),
+                "function": "hello",
+                "trigger": "http",
+                "status": "error" if fail_every and k % fail_every == 0 else "ok",
+                "statusCode": 500 if fail_every and k % fail_every == 0 else 200,
+                "durationMs": ms(k),
+                "startedAt": (start + timedelta(seconds=k % 60)).isoformat(),
+            }  # fmt: skip
+            for k in range(n)
+        ],
+        "logs": [],
+    }
+
+
+def test_buckets_are_a_quarter_wide_and_percentiles_land_within_them():
+    assert bucket(0) == 0 and bucket(10**9) == 63
+    for ms in (0.5, 3, 12, 250, 4000, 60000):
+        assert abs(bucket_middle(bucket(ms)) - ms) / ms < 0.13
+    counts = {bucket(ms): 0 for ms in (10, 100)}
+    counts[bucket(10)] += 95
+    counts[bucket(100)] += 5
+    assert abs(percentile(counts, 50) - 10) < 1.3 and abs(percentile(counts, 99) - 100) < 13
+
+
+def test_ingest_adds_up_minutes_once_on_postgres_and_on_the_row_by_row_path(worker):
+    deployment = create_deployment(worker, GREETER)
+    body = batch(deployment, 40, fail_every=4, ms=lambda k: 5.0 if k < 30 else 500.0)
+    store_runtime_batch(json.dumps(body).encode())
+    store_runtime_batch(json.dumps(body).encode())  # re-sent: nothing counts twice
+    [row] = Metric.objects.filter(period="m")
+    assert (row.calls, row.errors, row.start) == (40, 10, MINUTE)
+    assert abs(row.duration_ms_sum - (30 * 5 + 10 * 500)) < 1e-6
+    # The path SQLite takes gives the same figures.
+    _store_runtime_batch(batch(deployment, 20, start=MINUTE + timedelta(minutes=1), prefix="s"))
+    _store_runtime_batch(batch(deployment, 20, start=MINUTE + timedelta(minutes=1), prefix="s"))
+    second = Metric.objects.get(period="m", start=MINUTE + timedelta(minutes=1))
+    assert second.calls == 20 and second.errors == 0
+
+    points = series([deployment.pk], "1h", now=MINUTE + timedelta(minutes=30))
+    by_start = {p.start: p for p in points}
+    assert by_start[MINUTE].calls == 40 and by_start[MINUTE].errors == 10
+    assert abs(by_start[MINUTE].percentile(50) - 5) < 0.7
+    assert abs(by_start[MINUTE].percentile(95) - 500) < 65
+    assert roll_up_hours(since=MINUTE) == 1
+    hour = Metric.objects.get(period="h")
+    assert (hour.calls, hour.errors, hour.start) == (60, 10, MINUTE)
+    assert roll_up_hours(since=MINUTE) == 1 and Metric.objects.filter(period="h").count() == 1
+    week = series([deployment.pk], "7d", now=MINUTE + timedelta(hours=3))
+    assert sum(p.calls for p in week) == 60
+
+
+def test_charts_render_in_one_request_with_a_range_picker_and_are_scoped(
+    owner_client, worker, outsider
+):
+    from django.utils import timezone
+
+    deployment = create_deployment(worker, GREETER)
+    now = timezone.now().replace(second=0, microsecond=0)
+    store_runtime_batch(json.dumps(batch(deployment, 30, start=now - timedelta(minutes=5),
+                                         fail_every=3)).encode())  # fmt: skip
+    url = reverse("worker-chart", args=[worker.code]) + "?range=1h"
+    chart = owner_client.get(url, HTTP_HX_REQUEST="true")
+    text = chart.content.decode()
+    assert chart.status_code == 200 and "<svg" in text and 'hx-trigger="every 30s"' in text
+    assert "30 calls" in text and "10 errors" in text and "p95" in text
+    for name in ("1h", "24h", "7d", "30d"):
+        assert f"range={name}" in text
+    assert (
+        owner_client.get(reverse("worker-chart", args=[worker.code]) + "?range=7d").status_code
+        == 200
+    )
+    page = owner_client.get(reverse("worker", args=[worker.code])).content.decode()
+    assert "<svg" in page  # on the Overview, drawn with the page
+    detail = owner_client.get(reverse("deployment", args=[deployment.code])).content.decode()
+    assert "<svg" in detail
+    dashboard = owner_client.get(reverse("dashboard")).content.decode()
+    assert "<svg" in dashboard
+    other = client_for(Client, outsider)
+    assert other.get(url).status_code == 404
+    assert other.get(reverse("deployment-chart", args=[deployment.code])).status_code == 404
+    assert settings.METRICS_MINUTE_DAYS == 14 and settings.METRICS_HOUR_DAYS == 396
