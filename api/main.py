@@ -9,7 +9,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser as NinjaParser
 from ninja.security import APIKeyCookie, HttpBearer
 
-from . import drains, invocations, logs, releases, runs, workers
+from . import drains, invocations, logs, releases, runs, usage, workers
 from .errors import ApiError, error_response
 
 
@@ -107,3 +107,4 @@ api.add_router("", drains.router)
 api.add_router("", releases.router)
 api.add_router("", runs.router)
 api.add_router("", invocations.router)
+api.add_router("", usage.router)

@@ -439,3 +439,18 @@ class InvocationOut(Schema):
 class InvocationList(Schema):
     invocations: list[InvocationOut]
     next: int | None = Field(description="Pass as `before` for the next page.")
+
+
+class UsageDayOut(Schema):
+    day: str = Field(description="YYYY-MM-DD, UTC.")
+    invocations: int
+    gbSeconds: float = Field(description="Each call's duration times its memory limit.")
+    buildSeconds: float
+    logLines: int
+    logBytes: int
+    runs: int = Field(description="Async and scheduled runs accepted.")
+
+
+class UsageOut(Schema):
+    tenant: str
+    days: list[UsageDayOut]

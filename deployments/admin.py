@@ -8,6 +8,7 @@ from .models import (
     ProductionChange,
     Release,
     ReleaseItem,
+    UsageDay,
 )
 
 
@@ -99,3 +100,13 @@ class ReleaseAdmin(WrittenBySystem):
     search_fields = ["name", "tenant__slug"]
     readonly_fields = [f.name for f in Release._meta.fields]
     inlines = [ReleaseItemInline]
+
+
+@admin.register(UsageDay)
+class UsageDayAdmin(WrittenBySystem):
+    """What each tenant used per day (UTC), for billing; kept 13 months."""
+
+    list_display = ["day", "tenant", "invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs"]  # fmt: skip
+    list_filter = ["tenant", "day"]
+    date_hierarchy = "day"
+    readonly_fields = [f.name for f in UsageDay._meta.fields]

@@ -549,3 +549,30 @@ class MetricBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.deployment_id} {self.function} {self.start} #{self.bucket}"
+
+
+class UsageDay(models.Model):
+    """What a tenant used in one day (UTC), for billing: kept 13 months whatever the log
+    retention, recomputed by beat for the current and the previous day."""
+
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="usage_days")
+    day = models.DateField()
+    invocations = models.PositiveBigIntegerField(default=0)
+    # Compute: each call's duration times its deployment's memory limit.
+    gb_seconds = models.FloatField(default=0)
+    build_seconds = models.FloatField(default=0)
+    log_lines = models.PositiveBigIntegerField(default=0)
+    log_bytes = models.PositiveBigIntegerField(default=0)
+    runs = models.PositiveBigIntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name = "usage per day"
+        verbose_name_plural = "usage per day"
+        constraints = [models.UniqueConstraint(fields=["tenant", "day"], name="one_usage_day")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug} {self.day}"

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import metrics, runs, schedules
+from . import metrics, runs, schedules, usage
 from .announce import announce
 from .backends import BuildFailed, TransientBackendError, get_backend
 from .models import Artifact, Deployment, Invocation, LogEntry, Run
@@ -300,7 +300,14 @@ def prune_old_logs() -> int:
     while ids := list(ended.values_list("id", flat=True)[:PRUNE_BATCH]):
         count, _ = Run.objects.filter(id__in=ids).delete()
         deleted += count
+    deleted += usage.prune(settings.METRICS_HOUR_DAYS)
     return deleted + metrics.prune(settings.METRICS_MINUTE_DAYS, settings.METRICS_HOUR_DAYS)
+
+
+@shared_task
+def meter_usage() -> int:
+    """Each tenant's usage of today and yesterday, recomputed (deployments.usage)."""
+    return usage.meter()
 
 
 @shared_task

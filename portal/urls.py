@@ -14,6 +14,7 @@ from . import (
     runs,
     secrets,
     time_zone,
+    usage,
     workers,
 )
 
@@ -49,6 +50,7 @@ urlpatterns = [
     path("keys/", keys.api_keys, name="api-keys"),
     path("keys/<int:pk>/revoke/", keys.revoke_key, name="revoke-key"),
     path("audit/", audit_log.audit_log, name="audit-log"),
+    path("usage/", usage.usage_page, name="usage"),
     path("members/", members.members, name="members"),
     path("members/<int:pk>/role/", members.change_role, name="member-role"),
     path("members/<int:pk>/remove/", members.remove_member, name="member-remove"),

@@ -104,3 +104,49 @@ def test_charts_render_in_one_request_with_a_range_picker_and_are_scoped(
     assert other.get(url).status_code == 404
     assert other.get(reverse("deployment-chart", args=[deployment.code])).status_code == 404
     assert settings.METRICS_MINUTE_DAYS == 14 and settings.METRICS_HOUR_DAYS == 396
+
+
+def test_usage_per_day_is_metered_shown_to_owners_exported_and_kept_past_the_logs(
+    owner_client, worker, tenant, developer, client, settings
+):
+    from django.utils import timezone
+
+    from deployments.models import Deployment, LogEntry, Run, UsageDay
+    from deployments.tasks import meter_usage, prune_old_logs
+    from workers.api_keys import issue_key
+
+    Worker = type(worker)
+    Worker.objects.filter(pk=worker.pk).update(memory_mb=512)
+    deployment = create_deployment(worker, GREETER)
+    now = timezone.now().replace(second=0, microsecond=0)
+    body = batch(deployment, 40, start=now - timedelta(minutes=2), ms=lambda k: 250.0)
+    body["logs"] = [{"requestId": "r1", "deploymentId": str(deployment.code), "seq": n,
+                     "function": "hello", "timestamp": now.isoformat(), "level": "log",
+                     "message": "x" * 10} for n in range(5)]  # fmt: skip
+    store_runtime_batch(json.dumps(body).encode())
+    Deployment.objects.filter(pk=deployment.pk).update(
+        status="ready",
+        started_at=now - timedelta(seconds=90),
+        finished_at=now - timedelta(seconds=30),
+    )
+    Run.objects.create(tenant=tenant, worker=worker, deployment=deployment, function="hello")
+    assert meter_usage() >= 1
+    day = UsageDay.objects.get(tenant=tenant, day=now.date())
+    assert (day.invocations, day.log_lines, day.log_bytes, day.runs) == (40, 5, 50, 1)
+    assert abs(day.gb_seconds - 40 * 0.25 * 0.5) < 1e-6  # 40 calls x 250 ms x 0.5 GB
+    assert abs(day.build_seconds - 60) < 1e-6
+    assert meter_usage() >= 1 and UsageDay.objects.count() == 1  # recomputed, not added
+
+    page = owner_client.get(reverse("usage")).content.decode()
+    assert "40" in page and "5.000" in page
+    exported = owner_client.get(reverse("usage") + "?format=csv").content.decode().splitlines()
+    assert exported[0].startswith("day,invocations,gb_seconds")
+    assert exported[1].startswith(f"{now.date().isoformat()},40,5.0,60.0,5,50,1")
+    assert client_for(Client, developer).get(reverse("usage")).status_code == 403
+    key = issue_key(tenant, "billing", ["read"])[1]
+    api = client.get("/api/usage", HTTP_AUTHORIZATION=f"Bearer {key}").json()
+    assert api["days"][0]["invocations"] == 40 and api["days"][0]["gbSeconds"] == 5.0
+    # Raw lines go with the log retention; the day's usage stays.
+    LogEntry.objects.update(timestamp=now - timedelta(days=settings.LOG_RETENTION_DAYS + 1))
+    prune_old_logs()
+    assert not LogEntry.objects.exists() and UsageDay.objects.get().log_lines == 5

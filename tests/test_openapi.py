@@ -187,6 +187,9 @@ def test_every_operation_answers_as_described(api, tenant, other_tenant, setting
     worker.refresh_from_db()
     assert worker.production == other  # the revert put back what served before
 
+    # Usage.
+    assert api("GET", "/api/usage?days=7").json()["tenant"] == tenant.slug
+    assert api("GET", "/api/usage?days=0").status_code == 400
     # Invocation history.
     assert api("GET", f"/api/workers/{worker.code}/invocations?status=ok").json()["next"] is None
     assert api("GET", f"/api/deployments/{ready.code}/invocations?since=0").status_code == 200

@@ -174,6 +174,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.roll_up_metrics",
         "schedule": env.float("METRICS_ROLLUP_SECONDS", default=300.0),
     },
+    "meter-usage": {
+        "task": "deployments.tasks.meter_usage",
+        "schedule": env.float("USAGE_METER_SECONDS", default=300.0),
+    },
     "prune-old-logs": {
         "task": "deployments.tasks.prune_old_logs",
         "schedule": env.float("PRUNE_INTERVAL_SECONDS", default=3600.0),

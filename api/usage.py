@@ -1,0 +1,49 @@
+"""Usage per day in the JSON API (a key with the read scope), for billing and exports."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from ninja import Query, Router
+
+from deployments.models import UsageDay
+from workers_portal.access import Action
+
+from .errors import ApiError, require
+from .schemas import ErrorOut, UsageOut
+from .workers import choose_tenant
+
+router = Router(tags=["usage"])
+
+
+@router.get(
+    "/usage",
+    response={200: UsageOut, frozenset({400, 401, 403, 404}): ErrorOut},
+    summary="What the tenant used per day (UTC): invocations, GB-seconds, builds, logs, runs",
+)
+def usage(
+    request,
+    days: int = Query(31, ge=1, le=400, description="The last this many days, today included."),
+    tenant: str | None = None,
+):
+    found = choose_tenant(request, tenant)
+    if found is None:
+        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
+    require(request, Action.READ, found)
+    today = timezone.now().date()
+    first = today - timedelta(days=days - 1)
+    rows = UsageDay.objects.filter(tenant=found, day__gte=first, day__lte=today).order_by("day")
+    return {
+        "tenant": found.slug,
+        "days": [
+            {
+                "day": d.day.isoformat(),
+                "invocations": d.invocations,
+                "gbSeconds": d.gb_seconds,
+                "buildSeconds": d.build_seconds,
+                "logLines": d.log_lines,
+                "logBytes": d.log_bytes,
+                "runs": d.runs,
+            }  # fmt: skip
+            for d in rows
+        ],
+    }

@@ -1,0 +1,86 @@
+"""Usage per tenant per day (UTC), for billing: invocations and compute (GB-seconds: each
+call's duration times its deployment's memory limit) from the per-minute figures, build
+time, log lines and bytes, and async runs. Beat recomputes the current and the previous day
+every few minutes (idempotent: a day's row is written whole), well before raw lines are
+pruned, so usage outlives the logs; rows are kept 13 months."""
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+
+from django.db.models import Count, F, Sum
+from django.db.models.functions import Length
+from django.utils import timezone
+
+from workers_portal.limits import effective_limits
+
+from .models import Deployment, LogEntry, Metric, Run, UsageDay
+
+FIELDS = ("invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs")
+
+
+def day_span(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def measure(day: date) -> dict[int, dict]:
+    """Tenant id -> what it used on `day`."""
+    start, end = day_span(day)
+    used: dict[int, dict] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
+    per_deployment = (
+        Metric.objects.filter(period="m", start__gte=start, start__lt=end)
+        .values("tenant_id", "deployment_id")
+        .annotate(calls=Sum("calls"), ms=Sum("duration_ms_sum"))
+    )
+    memory = {}
+    for row in per_deployment:
+        d = row["deployment_id"]
+        if d not in memory:
+            deployment = Deployment.objects.select_related("worker__tenant").get(pk=d)
+            memory[d] = effective_limits(deployment.worker)["memory_mb"]
+        used[row["tenant_id"]]["invocations"] += row["calls"]
+        used[row["tenant_id"]]["gb_seconds"] += row["ms"] / 1000 * memory[d] / 1024
+    builds = (
+        Deployment.objects.filter(
+            finished_at__gte=start, finished_at__lt=end, started_at__isnull=False
+        )
+        .values("tenant_id")
+        .annotate(total=Sum(F("finished_at") - F("started_at")))
+    )
+    for row in builds:
+        used[row["tenant_id"]]["build_seconds"] += (
+            row["total"].total_seconds() if row["total"] else 0
+        )
+    lines = (
+        LogEntry.objects.filter(timestamp__gte=start, timestamp__lt=end)
+        .values("tenant_id")
+        .annotate(n=Count("id"), size=Sum(Length("message")))
+    )
+    for row in lines:
+        used[row["tenant_id"]]["log_lines"] += row["n"]
+        used[row["tenant_id"]]["log_bytes"] += row["size"] or 0
+    runs = (
+        Run.objects.filter(created__gte=start, created__lt=end)
+        .values("tenant_id")
+        .annotate(n=Count("id"))
+    )
+    for row in runs:
+        used[row["tenant_id"]]["runs"] += row["n"]
+    return used
+
+
+def meter(days: int = 2, today: date | None = None) -> int:
+    """Write the rows of the last `days` days (today included); the rows written."""
+    today = today or timezone.now().date()
+    written = 0
+    for back in range(days):
+        day = today - timedelta(days=back)
+        for tenant_id, row in measure(day).items():
+            UsageDay.objects.update_or_create(tenant_id=tenant_id, day=day, defaults=row)
+            written += 1
+    return written
+
+
+def prune(keep_days: int) -> int:
+    cutoff = timezone.now().date() - timedelta(days=keep_days)
+    return UsageDay.objects.filter(day__lt=cutoff).delete()[0]
