@@ -576,3 +576,34 @@ class UsageDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant.slug} {self.day}"
+
+
+class LogDrain(models.Model):
+    """A tenant's own HTTP endpoint that receives its console lines as signed NDJSON."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        PAUSED = "paused"  # after repeated failures; resumed by a member
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="log_drains")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=64, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    # The last line delivered (its id): delivery resumes after it, nothing sent twice on purpose.
+    cursor = models.PositiveBigIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)  # in a row
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_delivered_at = models.DateTimeField(null=True, blank=True)
+    delivered_lines = models.PositiveBigIntegerField(default=0)
+    created_by = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug} -> {self.url}"

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import metrics, runs, schedules, usage
+from . import drains, metrics, runs, schedules, usage
 from .announce import announce
 from .backends import BuildFailed, TransientBackendError, get_backend
 from .models import Artifact, Deployment, Invocation, LogEntry, Run
@@ -332,3 +332,9 @@ def sweep_runs() -> dict[str, int]:
 def fire_schedules() -> int:
     """Start the runs of the schedules that are due (deployments.schedules)."""
     return schedules.fire_due()
+
+
+@shared_task
+def deliver_log_drains() -> int:
+    """A batch of lines to each tenant drain that is due (deployments.drains)."""
+    return drains.deliver_due()

@@ -178,6 +178,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "deployments.tasks.meter_usage",
         "schedule": env.float("USAGE_METER_SECONDS", default=300.0),
     },
+    "deliver-log-drains": {
+        "task": "deployments.tasks.deliver_log_drains",
+        "schedule": env.float("DRAIN_TICK_SECONDS", default=2.0),
+    },
     "prune-old-logs": {
         "task": "deployments.tasks.prune_old_logs",
         "schedule": env.float("PRUNE_INTERVAL_SECONDS", default=3600.0),
@@ -328,3 +332,8 @@ RUN_RESULT_KEEP_DAYS = env.int("RUN_RESULT_KEEP_DAYS", default=30)
 # than raw invocations and log lines, so charts and usage outlive the logs.
 METRICS_MINUTE_DAYS = env.int("METRICS_MINUTE_DAYS", default=14)
 METRICS_HOUR_DAYS = env.int("METRICS_HOUR_DAYS", default=396)
+
+# Tenants' log drains: paused after this many failed deliveries in a row; private addresses
+# refused unless allowed (a test set-up delivering to itself).
+DRAIN_MAX_FAILURES = env.int("DRAIN_MAX_FAILURES", default=10)
+DRAIN_ALLOW_PRIVATE = env.bool("DRAIN_ALLOW_PRIVATE", default=False)
