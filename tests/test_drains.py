@@ -125,8 +125,5 @@ def test_drains_are_for_admins_and_hidden_from_outsiders(
             .status_code
             == 404
         )
-    assert (
-        "acme-logs"
-        not in client_for(Client, outsider).get(reverse("drains")).content.decode()
-    )
+    assert "acme-logs" not in client_for(Client, outsider).get(reverse("drains")).content.decode()
     assert LogDrain.objects.filter(pk=drain.pk).exists()
