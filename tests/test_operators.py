@@ -3,6 +3,8 @@ own records read-only, and `manage.py demo` separating the operator from the dem
 
 from io import StringIO
 
+import httpx
+import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
@@ -11,7 +13,7 @@ from django.urls import reverse
 from deployments.models import Deployment
 from workers_portal.models import Tenant
 
-from .conftest import client_for
+from .conftest import client_for, wait_for
 from .helpers import GREETER, create_deployment
 
 
@@ -78,3 +80,40 @@ def test_demo_makes_an_ordinary_owner_and_a_separate_operator(db, settings, tmp_
     again = StringIO()
     call_command("demo", stdout=again)
     assert f"operator / {password}" in again.getvalue() and users.count() == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_console_shows_runtime_hosts_celery_redis_stuck_builds_and_top_tenants(
+    runtime, start_worker, tenant, worker, settings
+):
+    import json
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.ingest import store_runtime_batch
+
+    start_worker()
+    deployment = create_deployment(worker, GREETER)
+    Deployment.objects.filter(pk=deployment.pk).update(
+        status="building",
+        updated=timezone.now() - timedelta(seconds=settings.BUILD_DEADLINE_SECONDS + 60),
+    )
+    store_runtime_batch(json.dumps({"invocations": [
+        {"requestId": f"op{k}", "deploymentId": str(deployment.code), "function": "hello",
+         "status": "ok" if k % 4 else "error", "statusCode": 200 if k % 4 else 500,
+         "durationMs": 100.0, "startedAt": timezone.now().isoformat()} for k in range(8)
+    ], "logs": []}).encode())  # fmt: skip
+    client = client_for(Client, operator())
+
+    def page():
+        return client.get(reverse("operators")).content.decode()
+
+    # The runtime host reports every 5 s; its process id shows with its isolates and memory.
+    health = httpx.get(f"{settings.RUNTIME_URL}/healthz").json()
+    wait_for(lambda: f"<td>{health['pid']}</td>" in page(), 15, "the host's heartbeat", 0.5)
+    text = page()
+    assert "reachable" in text and "1 worker" in text
+    assert f"{worker.name} · {deployment.short_id}" in text  # stuck past its deadline
+    assert "<td>8</td><td>2</td><td>0.8</td>" in text  # top tenants: calls, errors, compute

@@ -4,7 +4,7 @@
 import { readLimited } from "./body.ts";
 import type { FetchAnswer, FetchRequest } from "./egress.ts";
 import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
-import { connectLimits, enterSlot, leaveSlot, takeCall } from "./limits.ts";
+import { connectLimits, enterSlot, heartbeat, leaveSlot, takeCall } from "./limits.ts";
 import { type DeploymentConfig, type HttpRequest, type LogLine, type Outcome, type Pin, Pool, serveInternally } from "./pool.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
@@ -678,6 +678,14 @@ serveInternally((msg: FetchRequest, pin?: Pin): Promise<FetchAnswer> | null => {
     return { ok: true, status: res.status, statusText: res.statusText, headers: [...res.headers], body: all.buffer as ArrayBuffer, url: url.href };
   })();
 });
+
+const STARTED = Date.now();
+heartbeat(() => ({
+  pid: Deno.pid, address: `${BIND}:${PORT}`, startedAt: STARTED,
+  isolates: pool.size, spares: pool.readySpares, rssBytes: Deno.memoryUsage().rss,
+  knownHosts: hostCache.size, pendingReports: queued.logs.length + queued.invocations.length,
+  droppedInvocations,
+}));
 
 Deno.serve({
   hostname: BIND,

@@ -194,3 +194,16 @@ export function leaveSlot(deployment: string) {
     take(deployment, slots, -spare, 0).catch(() => (slots.held += spare));
   }, RELEASE_AFTER_MS);
 }
+
+// --- being seen by operators -----------------------------------------------------------------
+// Every few seconds a host writes how it is doing under `runtime:host:<id>` (expiring, so a
+// host that stops disappears from the operators' console by itself).
+export const HEARTBEAT_MS = 5_000;
+
+export function heartbeat(state: () => Record<string, unknown>) {
+  setInterval(() => {
+    if (!redisLimits()) return;
+    const value = JSON.stringify({ ...state(), id: HOST, at: Date.now() });
+    client!.set(`runtime:host:${HOST}`, value, { PX: HEARTBEAT_MS * 3 }).catch(() => {});
+  }, HEARTBEAT_MS);
+}
