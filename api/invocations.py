@@ -47,6 +47,8 @@ def listed(queryset, status, function, since, until, before) -> dict:
                 "errorMessage": i.error_message or None,
                 "durationMs": i.duration_ms,
                 "startedAt": i.started_at,
+                "cold": i.cold,
+                "lines": i.lines,
             }  # fmt: skip
             for i in page
         ],

@@ -433,6 +433,8 @@ class InvocationOut(Schema):
     statusCode: int
     errorMessage: str | None
     durationMs: float
+    cold: bool = Field(description="Its isolate was started for it.")
+    lines: int = Field(description="Console lines it printed.")
     startedAt: datetime
 
 

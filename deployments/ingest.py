@@ -126,7 +126,8 @@ invocation_rows AS MATERIALIZED (
   SELECT x.*, coalesce(%(only)s, x."deploymentId") AS dep
   FROM batch, ROWS FROM (jsonb_to_recordset(coalesce(batch.j -> 'invocations', '[]'))
     AS ("requestId" text, "deploymentId" text, function text, trigger text, status text,
-        "statusCode" int, "errorMessage" text, "durationMs" float8, "startedAt" text))
+        "statusCode" int, "errorMessage" text, "durationMs" float8, "startedAt" text,
+        cold boolean, lines int))
     WITH ORDINALITY AS x
 ),
 line_rows AS MATERIALIZED (
@@ -144,29 +145,32 @@ deployments AS MATERIALIZED (
 ),
 invocations AS (
   INSERT INTO {Invocation._meta.db_table} (request_id, deployment_id, tenant_id, function,
-    trigger, status, status_code, error_message, duration_ms, attempt, started_at, created)
+    trigger, status, status_code, error_message, duration_ms, attempt, started_at, created,
+    cold, lines)
   SELECT left(x."requestId", 64), d.id, d.tenant_id, left(coalesce(x.function, ''), 200),
     left(coalesce(nullif(x.trigger, ''), 'http'), 16),
     left(coalesce(nullif(x.status, ''), 'error'), 16), coalesce(x."statusCode", 0),
     coalesce(x."errorMessage", ''), coalesce(x."durationMs", 0), 1,
-    {TIME_SQL.format(t='x."startedAt"')}, now()
+    {TIME_SQL.format(t='x."startedAt"')}, now(), coalesce(x.cold, false),
+    greatest(coalesce(x.lines, 0), 0)
   FROM invocation_rows x JOIN deployments d USING (dep)
   ORDER BY x.ordinality
   ON CONFLICT (request_id) DO NOTHING
-  RETURNING deployment_id, tenant_id, function, status, status_code, duration_ms, started_at
+  RETURNING deployment_id, tenant_id, function, status, status_code, duration_ms, started_at,
+    cold
 ),
 -- The per-minute figures (deployments.metrics), added up from the invocations just stored
 -- (a re-sent one is not in RETURNING, so it is never counted twice).
 metric_rows AS (
   INSERT INTO {Metric._meta.db_table} AS m (deployment_id, tenant_id, function, period, start,
-    calls, errors, timeouts, duration_ms_sum)
+    calls, errors, timeouts, cold_starts, duration_ms_sum)
   SELECT deployment_id, tenant_id, function, 'm', date_trunc('minute', started_at), count(*),
     count(*) FILTER (WHERE status <> 'ok' OR status_code >= 500),
-    count(*) FILTER (WHERE status = 'timeout'), sum(duration_ms)
+    count(*) FILTER (WHERE status = 'timeout'), count(*) FILTER (WHERE cold), sum(duration_ms)
   FROM invocations GROUP BY 1, 2, 3, 5
   ON CONFLICT (deployment_id, function, period, start) DO UPDATE SET
     calls = m.calls + EXCLUDED.calls, errors = m.errors + EXCLUDED.errors,
-    timeouts = m.timeouts + EXCLUDED.timeouts,
+    timeouts = m.timeouts + EXCLUDED.timeouts, cold_starts = m.cold_starts + EXCLUDED.cold_starts,
     duration_ms_sum = m.duration_ms_sum + EXCLUDED.duration_ms_sum
   RETURNING 1
 ),
@@ -238,6 +242,8 @@ def _store_runtime_batch(batch: dict) -> tuple[int, int]:
                 error_message=str(item.get("errorMessage") or ""),
                 duration_ms=float(item.get("durationMs") or 0),
                 started_at=parse_time(item.get("startedAt")),
+                cold=item.get("cold") is True,
+                lines=max(0, int(item.get("lines") or 0)),
             )
         )
     for item in logs:

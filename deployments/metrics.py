@@ -53,10 +53,11 @@ def add_up(invocations) -> None:
     for i in invocations:
         key = (i.deployment_id, i.function, minute_of(i.started_at))
         row = rows.setdefault(key, {"tenant_id": i.tenant_id, "calls": 0, "errors": 0,
-                                    "timeouts": 0, "duration_ms_sum": 0.0})  # fmt: skip
+                                    "timeouts": 0, "cold_starts": 0, "duration_ms_sum": 0.0})  # fmt: skip
         row["calls"] += 1
         row["errors"] += failed(i.status, i.status_code)
         row["timeouts"] += i.status == "timeout"
+        row["cold_starts"] += bool(i.cold)
         row["duration_ms_sum"] += i.duration_ms
         buckets[(*key, bucket(i.duration_ms))] += 1
     for (deployment_id, function, start), row in rows.items():
@@ -68,7 +69,7 @@ def add_up(invocations) -> None:
         }
         updated = Metric.objects.filter(**where).update(
             calls=F("calls") + row["calls"], errors=F("errors") + row["errors"],
-            timeouts=F("timeouts") + row["timeouts"],
+            timeouts=F("timeouts") + row["timeouts"], cold_starts=F("cold_starts") + row["cold_starts"],
             duration_ms_sum=F("duration_ms_sum") + row["duration_ms_sum"],
         )  # fmt: skip
         if not updated:
@@ -88,13 +89,14 @@ def roll_up_hours(since: datetime | None = None) -> int:
     the last two): idempotent, so beat may run it as often as it likes."""
     now = timezone.now()
     since = (since or now - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
-    hours = defaultdict(lambda: {"calls": 0, "errors": 0, "timeouts": 0, "duration_ms_sum": 0.0})
+    names = ("calls", "errors", "timeouts", "cold_starts", "duration_ms_sum")
+    hours = defaultdict(lambda: dict.fromkeys(names, 0))
     tenants = {}
     for m in Metric.objects.filter(period="m", start__gte=since).iterator():
         key = (m.deployment_id, m.function, m.start.replace(minute=0))
         row = hours[key]
         tenants[key] = m.tenant_id
-        for name in ("calls", "errors", "timeouts", "duration_ms_sum"):
+        for name in names:
             row[name] += getattr(m, name)
     counts = defaultdict(int)
     for b in MetricBucket.objects.filter(period="m", start__gte=since).iterator():
@@ -141,6 +143,7 @@ class Point:
     calls: int = 0
     errors: int = 0
     timeouts: int = 0
+    cold_starts: int = 0
     counts: dict = field(default_factory=dict)
 
     def percentile(self, p: float) -> float | None:

@@ -229,6 +229,9 @@ class Invocation(models.Model):
     status_code = models.PositiveSmallIntegerField(default=200)
     error_message = models.TextField(blank=True)
     duration_ms = models.FloatField(default=0)
+    # Whether its isolate was started for it, and how many console lines it printed.
+    cold = models.BooleanField(default=False)
+    lines = models.PositiveIntegerField(default=0)
     attempt = models.PositiveSmallIntegerField(default=1)
     started_at = models.DateTimeField()
     created = models.DateTimeField(auto_now_add=True)
@@ -511,6 +514,7 @@ class Metric(models.Model):
     calls = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)  # threw, crashed, or answered 5xx
     timeouts = models.PositiveIntegerField(default=0)
+    cold_starts = models.PositiveIntegerField(default=0)
     duration_ms_sum = models.FloatField(default=0)
 
     class Meta:

@@ -51,6 +51,7 @@ def chart(deployment_ids: list[int], range_name: str, url: str, title: str) -> d
         "bars": bars, "p50_line": " ".join(p50_line), "p95_line": " ".join(p95_line),
         "calls": calls, "errors": errors, "error_rate": 100 * errors / calls if calls else 0,
         "timeouts": sum(p.timeouts for p in points), "top": top, "slowest": slowest,
+        "cold_starts": sum(p.cold_starts for p in points),
         "p50": percentile(merged, 50), "p95": percentile(merged, 95), "p99": percentile(merged, 99),
         "first": points[0].start if points else None,
     }  # fmt: skip

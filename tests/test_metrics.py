@@ -4,6 +4,7 @@ rolled into hours, read as series with percentiles; and the charts drawn from th
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
@@ -30,6 +31,8 @@ def batch(deployment, n: int, start=MINUTE, prefix="r", fail_every=0, ms=lambda 
                 "statusCode": 500 if fail_every and k % fail_every == 0 else 200,
                 "durationMs": ms(k),
                 "startedAt": (start + timedelta(seconds=k % 60)).isoformat(),
+                "cold": k == 0,
+                "lines": 2,
             }  # fmt: skip
             for k in range(n)
         ],
@@ -53,13 +56,13 @@ def test_ingest_adds_up_minutes_once_on_postgres_and_on_the_row_by_row_path(work
     store_runtime_batch(json.dumps(body).encode())
     store_runtime_batch(json.dumps(body).encode())  # re-sent: nothing counts twice
     [row] = Metric.objects.filter(period="m")
-    assert (row.calls, row.errors, row.start) == (40, 10, MINUTE)
+    assert (row.calls, row.errors, row.cold_starts, row.start) == (40, 10, 1, MINUTE)
     assert abs(row.duration_ms_sum - (30 * 5 + 10 * 500)) < 1e-6
     # The path SQLite takes gives the same figures.
     _store_runtime_batch(batch(deployment, 20, start=MINUTE + timedelta(minutes=1), prefix="s"))
     _store_runtime_batch(batch(deployment, 20, start=MINUTE + timedelta(minutes=1), prefix="s"))
     second = Metric.objects.get(period="m", start=MINUTE + timedelta(minutes=1))
-    assert second.calls == 20 and second.errors == 0
+    assert second.calls == 20 and second.errors == 0 and second.cold_starts == 1
 
     points = series([deployment.pk], "1h", now=MINUTE + timedelta(minutes=30))
     by_start = {p.start: p for p in points}
@@ -68,7 +71,7 @@ def test_ingest_adds_up_minutes_once_on_postgres_and_on_the_row_by_row_path(work
     assert abs(by_start[MINUTE].percentile(95) - 500) < 65
     assert roll_up_hours(since=MINUTE) == 1
     hour = Metric.objects.get(period="h")
-    assert (hour.calls, hour.errors, hour.start) == (60, 10, MINUTE)
+    assert (hour.calls, hour.errors, hour.cold_starts, hour.start) == (60, 10, 2, MINUTE)
     assert roll_up_hours(since=MINUTE) == 1 and Metric.objects.filter(period="h").count() == 1
     week = series([deployment.pk], "7d", now=MINUTE + timedelta(hours=3))
     assert sum(p.calls for p in week) == 60
@@ -150,3 +153,25 @@ def test_usage_per_day_is_metered_shown_to_owners_exported_and_kept_past_the_log
     LogEntry.objects.update(timestamp=now - timedelta(days=settings.LOG_RETENTION_DAYS + 1))
     prune_old_logs()
     assert not LogEntry.objects.exists() and UsageDay.objects.get().log_lines == 5
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_runtime_reports_cold_starts_and_line_counts(runtime, tenant):
+    import httpx
+
+    from deployments.models import Invocation
+    from workers.models import Worker
+
+    from .conftest import wait_for
+    from .helpers import build_now
+
+    worker = Worker.objects.create(tenant=tenant, name="coldness", public=True)
+    deployment = build_now(worker, GREETER)
+    url = f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/hello"
+    ids = [httpx.post(url, json={"name": n}, timeout=30).json()["requestId"] for n in "ab"]
+    wait_for(lambda: Invocation.objects.filter(request_id__in=ids).count() == 2, 10, "them")
+    first, second = (Invocation.objects.get(request_id=i) for i in ids)
+    assert (first.cold, second.cold) == (True, False)
+    assert first.lines == second.lines == 2  # GREETER prints two lines
+    assert Metric.objects.get(deployment=deployment, period="m").cold_starts == 1

@@ -489,6 +489,7 @@ async function run(
   const startedAt = Date.now();
   const t0 = performance.now();
   let outcome: Outcome;
+  let cold = true; // an isolate that could not be started counts as a cold start
   // Calls at once: counted across all hosts in Redis; while it cannot say, in this isolate.
   const entered = enterSlot(config.id, config.maxConcurrency);
   const slot = entered instanceof Promise ? await entered : entered;
@@ -496,6 +497,7 @@ async function run(
   try {
     const isolate = pool.running(config) ?? await pool.get(config);
     if (slot === null && isolate.inFlight >= config.maxConcurrency) return tooMany(config);
+    cold = isolate.served === 0;
     outcome = await isolate.call(requestId, fn, payload, config.timeoutMs, http, admitted.pin);
   } catch (err) {
     outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable",
@@ -512,7 +514,7 @@ async function run(
     requestId, deploymentId: config.id, function: fn, trigger,
     status: outcome.response ? "ok" : outcome.status === 200 ? "ok" : outcome.status === 504 ? "timeout" : outcome.code === "isolate_crashed" ? "crashed" : "error",
     statusCode: outcome.status, durationMs, startedAt, // ms since the epoch
-    errorMessage: outcome.error?.message ?? "",
+    errorMessage: outcome.error?.message ?? "", cold, lines: outcome.logs?.length ?? 0,
   });
   return { outcome, durationMs };
 }

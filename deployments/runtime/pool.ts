@@ -139,6 +139,7 @@ export class Isolate {
   dead = false;
   retiring = false; // a call timed out in it: it takes no new calls, and ends when idle
   lastUsed = Date.now();
+  served = 0; // calls handed to it so far: the first one waited for its start (cold)
 
   constructor(
     readonly config: DeploymentConfig,
@@ -173,6 +174,7 @@ export class Isolate {
 
   call(requestId: string, fn: string, payload: unknown, timeoutMs: number, http?: HttpRequest, pin?: Pin): Promise<Outcome> {
     this.lastUsed = Date.now();
+    this.served++;
     return new Promise((resolve) => {
       // No timer per call (one costs more than the call's messages): the pool's tick
       // looks at the deadlines.
