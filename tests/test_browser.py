@@ -61,7 +61,9 @@ def test_the_worker_page_fits_the_screen(live_server, owner, tenant, width):
     create_deployment(worker, GREETER)
     viewport = {"width": width, "height": 900}
     with signed_in(live_server, owner, viewport=viewport) as page:
-        for tab, shown in (("", "Production URL"), ("deployments/", "Deploy a new version")):
+        tabs = (("", "Production URL"), ("deployments/", "Deploy a new version"),
+                ("invocations/", "No invocations"), ("runs/", "Dead letters"))  # fmt: skip
+        for tab, shown in tabs:
             page.goto(f"{live_server.url}/workers/{worker.code}/{tab}")
             page.wait_for_selector("h1:has-text('looked-at')")
             name = tab.strip("/") or "overview"
@@ -74,7 +76,7 @@ def test_the_worker_page_fits_the_screen(live_server, owner, tenant, width):
         page.wait_for_selector("text=Who may call it")
         assert page.url.endswith(f"/workers/{worker.code}/settings/")
         page.go_back()
-        page.wait_for_selector("text=Deploy a new version")
+        page.wait_for_selector("text=Dead letters")
 
 
 def test_the_editor_highlights_numbers_lines_marks_problems_and_deploys_every_tab(
