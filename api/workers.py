@@ -60,8 +60,9 @@ def deployment_json(d: Deployment) -> dict:
     }
 
 
-def worker_json(w: Worker) -> dict:
-    latest = w.latest_deployment()
+def worker_json(w: Worker, latest: Deployment | None | bool = False) -> dict:
+    if latest is False:  # not looked up by the caller (a list does it for all at once)
+        latest = w.latest_deployment()
     return {
         "id": w.code,
         "name": w.name,
@@ -132,7 +133,9 @@ def list_workers(request):
     readable = [t.pk for t in principal.tenants if can(principal, Action.READ, t)]
     if not readable:
         raise ApiError(403, "forbidden", "This key may not read (it lacks the read scope).")
-    return {"workers": [worker_json(w) for w in workers_of(request).filter(tenant_id__in=readable)]}
+    workers = list(workers_of(request).filter(tenant_id__in=readable))
+    latest = Deployment.latest_of(workers)
+    return {"workers": [worker_json(w, latest.get(w.pk)) for w in workers]}
 
 
 def choose_tenant(request, slug: str | None):

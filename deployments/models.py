@@ -133,6 +133,19 @@ class Deployment(models.Model):
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
 
+    @classmethod
+    def latest_of(cls, workers) -> dict:
+        """Worker id -> its newest deployment, in two queries however many workers."""
+        newest = cls.objects.filter(worker=models.OuterRef("pk")).order_by("-created", "-id")
+        ids = Worker.objects.filter(pk__in=[w.pk for w in workers]).annotate(
+            latest=models.Subquery(newest.values("id")[:1])
+        )
+        wanted = dict(ids.values_list("pk", "latest"))
+        found = cls.objects.select_related("worker", "tenant").in_bulk(
+            [d for d in wanted.values() if d]
+        )
+        return {w: found.get(d) for w, d in wanted.items()}
+
     @property
     def host(self) -> str:
         return f"{self.worker.name}--{self.short_id}--{self.tenant.slug}"

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 
 from deployments.deploy import delete_worker as delete_with_deployments
 from deployments.deploy import deploy, secrets_changed_since, set_visibility
+from deployments.models import Deployment
 from deployments.releases import canary_metrics, canary_steps
 from workers.models import Worker
 from workers_portal.access import Action
@@ -39,8 +40,9 @@ def dashboard(request):
             .filter(tenant=request.tenant)
             .select_related("tenant", "production")
         )
+        latest = Deployment.latest_of(workers)
         for worker in workers:
-            worker.latest = worker.latest_deployment()
+            worker.latest = latest.get(worker.pk)
     quotas = usage(request.tenant) if request.tenant is not None else []
     context = {"workers": workers, "quotas": quotas}
     if request.tenant is not None and workers:

@@ -298,3 +298,27 @@ def test_the_worker_page_is_in_tabs_each_with_its_own_url(owner_client, viewer, 
         "Deploy a new version"
         not in viewing.get(reverse("worker-deployments", args=[worker.code])).content.decode()
     )
+
+
+def test_the_dashboard_shows_each_live_workers_production_url_in_a_fixed_number_of_queries(
+    owner_client, tenant
+):
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for n in range(3):
+        w = Worker.objects.create(tenant=tenant, name=f"w{n}")
+        d = create_deployment(w, GREETER)
+        d.transition("queued", "building")
+        d.transition("building", "ready", functions=["hello"])
+        auto_promote(d)
+    page = owner_client.get(reverse("dashboard")).content.decode()
+    assert f"<code>http://w0--{tenant.slug}.{settings.RUNTIME_DOMAIN}" in page
+    with CaptureQueriesContext(connection) as few:
+        owner_client.get(reverse("dashboard"))
+    for n in range(3, 13):
+        create_deployment(Worker.objects.create(tenant=tenant, name=f"w{n}"), GREETER)
+    with CaptureQueriesContext(connection) as many:
+        owner_client.get(reverse("dashboard"))
+    assert len(many.captured_queries) == len(few.captured_queries)  # not one per worker

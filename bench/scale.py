@@ -1,0 +1,188 @@
+"""`make bench`, scale: the portal, the API and the log pages with 10,000 workers and
+10 million log lines in Postgres, and what recording one invocation with one line costs.
+
+Seeds (in SQL, minutes): 10,000 workers with a ready deployment each, 2,000 of them in one
+tenant ("big", whose owner the pages are measured for) and 8,000 in 160 others; 10 million
+console lines and 2 million invocations (a million lines and 200,000 invocations on the big
+tenant's "hot" worker, the rest spread), and the per-minute figures of those invocations.
+Then each page or answer is asked for 20 times in process (Django's test client: the cost
+of the view, its queries and its template, without the network) and its p50/p95 printed.
+
+Recording: 20 batches of 500 invocations with one line each go through the ingest as the
+runtime sends them; CPU time is measured separately for this Python process and for its
+Postgres backend (/proc/<pid>/stat), per invocation with its line.
+
+Runs against the private Postgres of bin/with-test-services. Sizes: BENCH_WORKERS,
+BENCH_LINES.
+"""
+
+import json
+import os
+import time
+import uuid
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+from stack import pct, settings  # noqa: F401 - sets up Django
+
+from deployments.ingest import store_runtime_batch
+from deployments.models import Artifact, Deployment
+from workers.models import Worker
+from workers_portal.models import Membership, Tenant
+
+WORKERS = int(os.environ.get("BENCH_WORKERS", "10000"))
+LINES = int(os.environ.get("BENCH_LINES", "10000000"))
+INVOCATIONS = LINES // 5
+REPEAT = 20
+
+
+def seed():
+    big = Tenant.objects.create(slug="big", name="Big")
+    tenants = [big] + [Tenant(slug=f"t{n}", name=f"Tenant {n}") for n in range(160)]
+    Tenant.objects.bulk_create(tenants[1:])
+    tenants = list(Tenant.objects.order_by("id"))
+    artifact = Artifact.store("export async function hello() { return 1; }")
+    workers = []
+    for n in range(WORKERS):
+        tenant = big if n < WORKERS // 5 else tenants[1 + n % 160]
+        workers.append(Worker(tenant=tenant, name="hot" if n == 0 else f"w{n}"))
+    Worker.objects.bulk_create(workers, batch_size=2000)
+    workers = list(Worker.objects.order_by("id"))
+    Deployment.objects.bulk_create(
+        [Deployment(worker=w, tenant_id=w.tenant_id, source="x", source_hash="x", status="ready",
+                    functions=["hello"], artifact=artifact, files={"index.ts": "x"})
+         for w in workers],
+        batch_size=2000,
+    )  # fmt: skip
+    with connection.cursor() as c:
+        c.execute("UPDATE workers_worker w SET production_id = d.id FROM deployments_deployment d "
+                  "WHERE d.worker_id = w.id")  # fmt: skip
+        hot = Deployment.objects.get(worker__name="hot", tenant=big).pk
+        ids = Deployment.objects.order_by("id").values_list("id", flat=True)
+        first, last = ids.first(), ids.last()
+        # A tenth of everything on the hot worker, the rest spread over every deployment.
+        c.execute(f"""
+            INSERT INTO deployments_invocation (request_id, deployment_id, tenant_id, function,
+              trigger, status, status_code, error_message, duration_ms, attempt, started_at,
+              created, cold, lines)
+            SELECT 'req_' || g, d.id, d.tenant_id, 'hello', 'http',
+              CASE WHEN g % 20 = 0 THEN 'error' ELSE 'ok' END,
+              CASE WHEN g % 20 = 0 THEN 500 ELSE 200 END, '', (g % 97) + 1, 1,
+              now() - (g % 1440) * interval '1 minute', now(), g % 50 = 0, 5
+            FROM generate_series(1, {INVOCATIONS}) g
+            JOIN deployments_deployment d ON d.id = CASE WHEN g % 10 = 0 THEN {hot}
+              ELSE {first} + (g % {last - first + 1}) END
+        """)  # noqa: S608 - constants only
+        c.execute("""
+            INSERT INTO deployments_logentry (tenant_id, deployment_id, request_id, seq,
+              function, timestamp, level, message)
+            SELECT i.tenant_id, i.deployment_id, i.request_id, s, 'hello', i.started_at,
+              CASE WHEN s = 4 THEN 'warn' ELSE 'log' END,
+              'line ' || s || ' of ' || i.request_id ||
+                CASE WHEN i.id % 100000 = 0 THEN ' needle' ELSE ' hay' END
+            FROM deployments_invocation i, generate_series(0, 4) s
+        """)
+        c.execute("""
+            INSERT INTO deployments_metric (deployment_id, tenant_id, function, period, start,
+              calls, errors, timeouts, cold_starts, duration_ms_sum)
+            SELECT deployment_id, tenant_id, function, 'm', date_trunc('minute', started_at),
+              count(*), count(*) FILTER (WHERE status <> 'ok'), 0,
+              count(*) FILTER (WHERE cold), sum(duration_ms)
+            FROM deployments_invocation GROUP BY 1, 2, 3, 5
+        """)
+        c.execute("ANALYZE")
+    owner = get_user_model().objects.create_user("owner", "o@example.com", "pw")
+    Membership.objects.create(user=owner, tenant=big, role=Membership.Role.OWNER)
+    return owner, big
+
+
+def measure(client: Client, label: str, url: str, **headers) -> tuple[str, float, float]:
+    took = []
+    for _ in range(REPEAT):
+        started = time.perf_counter()
+        response = client.get(url, **headers)
+        took.append((time.perf_counter() - started) * 1000)
+        assert response.status_code in (200, 286), (url, response.status_code)
+    return label, pct(took, 50), pct(took, 95)
+
+
+def backend_cpu() -> float:
+    with connection.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        pid = c.fetchone()[0]
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def recording_cost(deployment: Deployment) -> tuple[float, float]:
+    """CPU microseconds per invocation with one line: (Python, Postgres)."""
+    batches = 20
+    per_batch = 500
+    bodies = []
+    for _ in range(batches):
+        now = timezone.now().isoformat()
+        ids = [f"rec_{uuid.uuid4().hex}" for _ in range(per_batch)]
+        bodies.append(json.dumps({
+            "invocations": [{"requestId": i, "deploymentId": str(deployment.code),
+                             "function": "hello", "status": "ok", "statusCode": 200,
+                             "durationMs": 3.2, "startedAt": now, "cold": False, "lines": 1}
+                            for i in ids],
+            "logs": [{"requestId": i, "deploymentId": str(deployment.code), "seq": 0,
+                      "function": "hello", "timestamp": now, "level": "log",
+                      "message": "hello called"} for i in ids],
+        }).encode())  # fmt: skip
+    store_runtime_batch(bodies.pop())  # warm: connection, plan cache
+    py0, pg0 = time.process_time(), backend_cpu()
+    for body in bodies:
+        store_runtime_batch(body)
+    py, pg = time.process_time() - py0, backend_cpu() - pg0
+    calls = len(bodies) * per_batch
+    return py / calls * 1e6, pg / calls * 1e6
+
+
+def main():
+    call_command("migrate", verbosity=0)
+    started = time.monotonic()
+    owner, big = seed()
+    seeded = time.monotonic() - started
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(owner)
+    hot = Worker.objects.get(tenant=big, name="hot")
+    deployment = hot.production
+    key_client = Client(HTTP_HOST="127.0.0.1")
+    from workers.api_keys import issue_key
+
+    key = issue_key(big, "bench", ["read"])[1]
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    rows = [
+        measure(client, "dashboard (2,000 workers, tenant chart)", "/"),
+        measure(client, "worker page (Overview, health, chart)", f"/workers/{hot.code}/"),
+        measure(client, "deployment page (two charts)", f"/deployments/{deployment.code}/"),
+        measure(client, "live logs page", f"/workers/{hot.code}/logs/"),
+        measure(client, "live tail partial (nothing new)",
+                f"/workers/{hot.code}/logs/tail/?cursor=999999999999", HTTP_HX_REQUEST="true"),
+        measure(client, "log search (text, 1M lines of the worker)", f"/workers/{hot.code}/logs/?q=needle"),
+        measure(client, "invocation history", f"/workers/{hot.code}/invocations/"),
+        measure(client, "invocation history, errors only", f"/workers/{hot.code}/invocations/?status=error"),
+        measure(client, "chart partial, 30 days", f"/workers/{hot.code}/chart/?range=30d"),
+        measure(key_client, "API: GET /api/workers (2,000)", "/api/workers", **auth),
+        measure(key_client, "API: a worker's invocations", f"/api/workers/{hot.code}/invocations", **auth),
+        measure(key_client, "API: logs poll", f"/api/workers/{hot.code}/logs/poll", **auth),
+    ]  # fmt: skip
+    python_us, postgres_us = recording_cost(deployment)
+    print(f"\nScale: {WORKERS} workers, {LINES} log lines, {INVOCATIONS} invocations "
+          f"(seeded in {seeded:.0f} s); {REPEAT} requests each, in process")  # fmt: skip
+    print("| page or answer | p50 ms | p95 ms |\n|---|---|---|")
+    for label, p50, p95 in rows:
+        print(f"| {label} | {p50:.0f} | {p95:.0f} |")
+    print("\nRecording one invocation with one line (batches of 500, as the runtime sends them)")
+    print("| Python CPU us | Postgres CPU us |\n|---|---|")
+    print(f"| {python_us:.1f} | {postgres_us:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
