@@ -44,6 +44,21 @@ def scope_for(request, kind: str, code) -> Scope:
     return Scope(kind, deployment, base.filter(deployment=deployment), title)
 
 
+def scope_functions(scope: Scope) -> list[str]:
+    """What the function filter offers: the exported functions of the scope's deployments
+    (and `fetch` for raw HTTP), read from them, never by scanning millions of lines."""
+    if scope.kind == "worker":
+        deployments = scope.obj.deployments.values_list("functions", "http")[:200]
+    else:
+        deployments = [(scope.obj.functions, scope.obj.http)]
+    names = set()
+    for functions, http in deployments:
+        names.update(functions or [])
+        if http:
+            names.add("fetch")
+    return sorted(names)
+
+
 def tail_context(scope: Scope, filters: LogFilter, cursor: int, paused: bool = False) -> dict:
     return {
         **scope.urls(),
@@ -73,11 +88,7 @@ def log_page(request, kind, code):
         lines=lines[::-1],
         older_query=filters.query(before=lines[0].id) if lines else "",
         levels=LogEntry.Level.values,
-        functions=sorted(
-            set(
-                scope.lines.exclude(function="").values_list("function", flat=True).distinct()[:100]
-            )
-        ),
+        functions=scope_functions(scope),
     )
     template = "deployments/partials/log_panel.html" if request.htmx else "deployments/logs.html"
     return render(request, template, context)
