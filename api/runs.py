@@ -2,7 +2,6 @@
 dead letters per worker and per tenant, replay and discard, retry policies and schedules."""
 
 import json
-from typing import Literal
 from uuid import UUID
 
 from django.http import HttpResponse
@@ -23,6 +22,7 @@ from .schemas import (
     RetryPolicyOut,
     RunList,
     RunOut,
+    RunStatus,
     ScheduleChangeIn,
     ScheduleIn,
     ScheduleList,
@@ -128,9 +128,6 @@ def listed(queryset, status: str | None, function: str | None, before: int | Non
         "runs": [run_json(r, attempts=False) for r in page],
         "next": page[-1].pk if more else None,
     }
-
-
-RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "dead"]
 
 
 @router.get(

@@ -33,7 +33,6 @@ from workers_portal.models import Tenant
 from .models import Deployment, Run, RunAttempt
 
 S = Run.Status
-RETRYABLE = ("error", "timeout", "limit")
 
 # The runtime's error codes, sorted into what the retry policy speaks of.
 OUTCOMES = {
