@@ -92,20 +92,16 @@ def worker_for(request, code) -> Worker:
     return visible(request, Worker.objects.select_related("tenant", "production"), code=code)
 
 
-@login_required
-def worker_runs(request, code):
-    """The Runs tab: runs, dead letters, schedules and the retry policy of one worker."""
-    worker = worker_for(request, code)
+def runs_tab(request, worker: Worker, schedule_form: "ScheduleForm | None" = None) -> dict:
+    """Everything the Runs tab shows; a refused schedule form comes back with its errors."""
     context = list_context(request, RUNS.filter(worker=worker))
-    if request.htmx and request.GET.get("part") == "list":
-        return polled(request, "runs/partials/list.html", {**context, "worker": worker})
     functions = worker.production.functions if worker.production else []
     p = policy(worker)
     context.update(
         worker=worker,
         letters=list(dead_letters(RUNS.filter(worker=worker))[:PAGE]),
         schedules=[(s, next_firings(s, count=3)) for s in worker.schedules.all()],
-        schedule_form=ScheduleForm(functions=functions),
+        schedule_form=schedule_form or ScheduleForm(functions=functions),
         policy_form=RetryPolicyForm(
             initial={
                 "attempts": p["max_attempts"],
@@ -116,7 +112,17 @@ def worker_runs(request, code):
         ),  # fmt: skip
         functions=functions,
     )
-    return render(request, "workers/runs.html", context)
+    return context
+
+
+@login_required
+def worker_runs(request, code):
+    """The Runs tab: runs, dead letters, schedules and the retry policy of one worker."""
+    worker = worker_for(request, code)
+    if request.htmx and request.GET.get("part") == "list":
+        context = list_context(request, RUNS.filter(worker=worker))
+        return polled(request, "runs/partials/list.html", {**context, "worker": worker})
+    return render(request, "workers/runs.html", runs_tab(request, worker))
 
 
 @login_required
@@ -221,11 +227,7 @@ def new_schedule(request, code):
     functions = worker.production.functions if worker.production else []
     form = ScheduleForm(request.POST, functions=functions)
     if not form.is_valid():
-        context = list_context(request, RUNS.filter(worker=worker))
-        context.update(worker=worker, schedule_form=form, functions=functions,
-                       letters=[], schedules=[(s, next_firings(s, count=3)) for s in worker.schedules.all()],
-                       policy_form=RetryPolicyForm(initial={"attempts": policy(worker)["max_attempts"]}))  # fmt: skip
-        return render(request, "workers/runs.html", context, status=400)
+        return render(request, "workers/runs.html", runs_tab(request, worker, form), status=400)
     data = form.cleaned_data
     schedule = Schedule(
         tenant=worker.tenant, worker=worker, function=data["function"], cron=data["cron"].strip(),

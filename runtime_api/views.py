@@ -227,9 +227,17 @@ async def events(request):
 # --- durable runs: stored here before the caller is told 202 --------------------------------
 
 
-def accept_run(deployment: Deployment, body: dict) -> JsonResponse:
+def accept_run(deployment: Deployment, raw: bytes) -> JsonResponse:
     """Store the run the caller asked for; its id and status URL (202). The same
     Idempotency-Key again answers the run it started then."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JsonResponse(
+            {"error": {"code": "invalid_json", "message": "Expected JSON."}}, status=400
+        )
     function = body.get("function")
     payload = body.get("payload", "null")
     key = body.get("idempotencyKey") or ""
@@ -269,15 +277,7 @@ def runtime_runs(request, code):
     deployment = Deployment.objects.select_related("tenant", "worker").filter(code=code).first()
     if deployment is None or deployment.status != Deployment.Status.READY:
         return not_found("deployment_not_found", "No such deployment.")
-    try:
-        body = json.loads(request.body)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return JsonResponse(
-            {"error": {"code": "invalid_json", "message": "Expected JSON."}}, status=400
-        )
-    return accept_run(deployment, body)
+    return accept_run(deployment, request.body)
 
 
 @csrf_exempt
@@ -287,12 +287,4 @@ def deployment_runs(request, code):
     deployment = own_deployment(request, code)
     if deployment is None:
         return not_found("not_found", "Not found.")
-    try:
-        body = json.loads(request.body)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        return JsonResponse(
-            {"error": {"code": "invalid_json", "message": "Expected JSON."}}, status=400
-        )
-    return accept_run(deployment, body)
+    return accept_run(deployment, request.body)
