@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from deployments.deploy import delete_worker
 from workers.api_keys import issue_key
 from workers.models import Worker
 from workers_portal.models import Tenant
@@ -81,7 +82,9 @@ def test_deleted_worker_stops_within_5_seconds(private, tenant):
     worker, deployment = private
     secret = issue_key(tenant, "caller", ["invoke"])[1]
     assert call(deployment, secret).status_code == 200
-    worker.delete()
+    # As the portal and the API delete: holding off the ingest, so the first call's record,
+    # arriving meanwhile, cannot land on a deployment being deleted.
+    delete_worker(worker)
     wait_for(
         lambda: call(deployment, secret).status_code == 404, 5, "the deletion to take effect", 0.2
     )
