@@ -113,7 +113,7 @@ def delete_worker(worker: Worker) -> None:
     and in the runtime hosts' caches)."""
     with transaction.atomic():
         announce_worker(worker)  # after commit, hosts forget what they cached of it
-        lock_ingest()  # no log line may be stored for it half-way through the delete
+        lock_ingest([worker.tenant_id])  # no line may be stored for it half-way through
         worker.delete()
 
 

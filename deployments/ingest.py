@@ -1,8 +1,10 @@
 """Storing log lines and invocations that arrive from runtime hosts and log drains.
 
-Stores are idempotent on (request id, sequence), so a re-sent batch adds nothing. Lines are
-committed in id order (one writer at a time), so a reader's cursor "last id seen" never
-skips a line that commits late; then every live tail of the worker is woken through Redis.
+Stores are idempotent on (request id, sequence, time), so a re-sent batch adds nothing. A
+tenant's lines are committed in id order (one writer per tenant at a time; tenants do not
+wait for each other), so a reader's cursor "last id seen" over a tenant's or a worker's lines
+never skips a line that commits late; then every live tail of the worker is woken through
+Redis.
 """
 
 import json
@@ -20,7 +22,7 @@ from .metrics import BUCKET_SQL, add_up
 from .models import Deployment, Invocation, LogEntry, Metric, MetricBucket
 
 log = logging.getLogger(__name__)
-INGEST_LOCK = 0x10C5  # the Postgres advisory lock that orders log inserts
+INGEST_LOCK = 0x10C5  # with a tenant id: the Postgres advisory lock that orders its inserts
 
 
 @cache
@@ -53,19 +55,22 @@ def parse_time(value) -> datetime:
         return datetime.now(UTC)
 
 
-def lock_ingest() -> None:
-    """Within a transaction: wait for, and hold off, other log inserts until commit. Deleting
-    a worker takes it too, so an insert never lands between the delete's look at the rows
-    that point to its deployments and the delete itself."""
-    if connection.vendor == "postgresql":
+def lock_ingest(tenant_ids) -> None:
+    """Within a transaction: wait for, and hold off, other inserts of these tenants' lines
+    until commit. Taken in id order, so two batches that share tenants never deadlock.
+    Deleting a worker takes its tenant's, so an insert never lands between the delete's look
+    at the rows that point to its deployments and the delete itself."""
+    if connection.vendor == "postgresql" and tenant_ids:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK])
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, t) FROM unnest(%s::int[]) t ORDER BY t",
+                [INGEST_LOCK, sorted(tenant_ids)],
+            )
 
 
 def store(invocations: list[Invocation], lines: list[LogEntry], worker_ids: set[int]) -> None:
     with transaction.atomic():
-        if lines or invocations:
-            lock_ingest()
+        lock_ingest({i.tenant_id for i in invocations} | {line.tenant_id for line in lines})
         known = set(
             Invocation.objects.filter(
                 request_id__in=[i.request_id for i in invocations]
@@ -155,7 +160,7 @@ invocations AS (
     greatest(coalesce(x.lines, 0), 0)
   FROM invocation_rows x JOIN deployments d USING (dep)
   ORDER BY x.ordinality
-  ON CONFLICT (request_id) DO NOTHING
+  ON CONFLICT (request_id, started_at) DO NOTHING
   RETURNING deployment_id, tenant_id, function, status, status_code, duration_ms, started_at,
     cold
 ),
@@ -192,7 +197,7 @@ lines AS (
     coalesce(x.message, '')
   FROM line_rows x JOIN deployments d USING (dep)
   ORDER BY x.ordinality
-  ON CONFLICT (request_id, seq) DO NOTHING
+  ON CONFLICT (request_id, seq, timestamp) DO NOTHING
   RETURNING deployment_id
 )
 SELECT (SELECT count(*) FROM invocations), (SELECT count(*) FROM lines),
@@ -204,13 +209,29 @@ SELECT (SELECT count(*) FROM invocations), (SELECT count(*) FROM lines),
 NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 
 
+DEPLOYMENT_ID = re.compile(rb'"deploymentId"\s*:\s*"([0-9a-fA-F-]{36})"')
+
+
+def tenants_of(body: bytes, only: Deployment | None) -> list[int]:
+    """The tenants a batch writes to, found without parsing it (the database does that)."""
+    if only is not None:
+        return [only.tenant_id]
+    codes = {m.decode().lower() for m in DEPLOYMENT_ID.findall(body)}
+    codes = [c for c in codes if is_uuid(c)]
+    if not codes:
+        return []
+    return list(
+        Deployment.objects.filter(code__in=codes).values_list("tenant_id", flat=True).distinct()
+    )
+
+
 def store_in_postgres(body: bytes, only: Deployment | None) -> tuple[int, int]:
     if b"\\u0000" in body:
         body = NUL_ESCAPE.sub(rb"\1\\ufffd", body)
     params = {"body": body.decode(), "only": str(only.code) if only else None}
     try:
         with transaction.atomic():
-            lock_ingest()
+            lock_ingest(tenants_of(body, only))
             with connection.cursor() as cursor:
                 cursor.execute(BATCH_SQL, params)
                 invocations, lines, worker_ids = cursor.fetchone()

@@ -233,9 +233,13 @@ class Invocation(models.Model):
         TIMEOUT = "timeout"
         CRASHED = "crashed"
 
-    request_id = models.CharField(max_length=64, unique=True)
-    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="invocations")
-    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="invocations")
+    request_id = models.CharField(max_length=64)
+    # No index of their own on the foreign keys: the ones below lead with the deployment,
+    # and every index costs each of the thousands of rows stored a second.
+    deployment = models.ForeignKey(
+        Deployment, models.CASCADE, related_name="invocations", db_index=False
+    )
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="invocations", db_index=False)
     function = models.CharField(max_length=200)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.HTTP)
     status = models.CharField(max_length=16, choices=Status.choices)
@@ -253,6 +257,11 @@ class Invocation(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        # With the start in the key: on Postgres the table is split by day of start
+        # (deployments.partitions), and a re-sent call keeps its start.
+        constraints = [
+            models.UniqueConstraint(fields=["request_id", "started_at"], name="unique_invocation")
+        ]
         indexes = [
             models.Index(fields=["deployment", "-started_at"]),
             # History pages walk a deployment's calls newest first, a page at a time by id.
@@ -271,8 +280,11 @@ class LogEntry(models.Model):
         WARN = "warn"
         ERROR = "error"
 
-    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="log_entries")
-    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="log_entries")
+    # Indexed through the composite indexes below (as Invocation's).
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="log_entries", db_index=False)
+    deployment = models.ForeignKey(
+        Deployment, models.CASCADE, related_name="log_entries", db_index=False
+    )
     request_id = models.CharField(max_length=64)
     seq = models.PositiveIntegerField()
     function = models.CharField(max_length=200, blank=True)
@@ -285,12 +297,21 @@ class LogEntry(models.Model):
     class Meta:
         ordering = ["id"]
         verbose_name = "log line"
-        # Lines are identified by (request id, sequence), never by time and text: two
-        # identical lines in one millisecond are both real, and a re-sent one is not new.
+        # Lines are identified by (request id, sequence), never by text: two identical lines
+        # in one millisecond are both real, and a re-sent one is not new. The timestamp is
+        # in the key because the table is split by day on Postgres (deployments.partitions);
+        # a re-sent line keeps its timestamp.
         constraints = [
-            models.UniqueConstraint(fields=["request_id", "seq"], name="unique_log_line")
+            models.UniqueConstraint(
+                fields=["request_id", "seq", "timestamp"], name="unique_log_line"
+            )
         ]
-        indexes = [models.Index(fields=["deployment", "id"]), models.Index(fields=["timestamp"])]
+        indexes = [
+            models.Index(fields=["deployment", "id"]),
+            # A tenant's lines in order: log drains, and retention of a tenant that keeps
+            # lines for less time than others.
+            models.Index(fields=["tenant", "id"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.request_id}#{self.seq} {self.message[:60]}"

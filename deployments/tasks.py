@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import drains, metrics, runs, schedules, usage
+from . import drains, metrics, partitions, runs, schedules, usage
 from .announce import announce
 from .backends import BuildFailed, TransientBackendError, get_backend
 from .models import Artifact, Deployment, Invocation, LogEntry, Run
@@ -278,19 +278,30 @@ PRUNE_BATCH = 5000
 
 @shared_task(soft_time_limit=3000, time_limit=3600)
 def prune_old_logs() -> int:
-    """Delete lines and invocations past each tenant's retention, a small batch at a time, so
-    no statement holds locks long enough to stall ingest."""
+    """Lines and invocations past their tenant's retention go. On Postgres the coming days'
+    partitions are made and whole days past the longest retention are dropped (a row lives
+    its retention and at most a day more); what is left is deleted a small batch at a time,
+    so no statement holds locks long enough to stall ingest."""
     from workers_portal.models import Tenant
 
-    deleted = 0
+    partitions.ensure()
+    now = timezone.now()
+    longest = max(
+        [settings.LOG_RETENTION_DAYS]
+        + [t for t in Tenant.objects.values_list("log_retention_days", flat=True) if t]
+    )
+    deleted = len(partitions.drop_before(now - timedelta(days=longest)))
     for tenant in Tenant.objects.all():
         days = tenant.log_retention_days or settings.LOG_RETENTION_DAYS
-        cutoff = timezone.now() - timedelta(days=days)
+        if partitions.enabled() and days == longest:
+            continue  # whole days, dropped above; the DEFAULT partition's rows below
+        cutoff = now - timedelta(days=days)
         for model, field in ((LogEntry, "timestamp"), (Invocation, "started_at")):
             old = model.objects.filter(tenant=tenant, **{f"{field}__lt": cutoff})
             while ids := list(old.values_list("id", flat=True)[:PRUNE_BATCH]):
                 count, _ = model.objects.filter(id__in=ids).delete()
                 deleted += count
+    deleted += partitions.prune_default(now - timedelta(days=longest))
     # Ended runs (with their attempts) after RUN_RESULT_KEEP_DAYS; dead letters not
     # discarded stay until someone replays or discards them.
     cutoff = timezone.now() - timedelta(days=settings.RUN_RESULT_KEEP_DAYS)
