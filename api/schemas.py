@@ -103,6 +103,9 @@ class DeployedOut(WorkerOut):
 
 class WorkerList(Schema):
     workers: list[WorkerOut]
+    next: int | None = Field(
+        None, description="Pass as `after` for the next page; null on the last."
+    )
 
 
 class DeploymentList(Schema):

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
 from deployments.backends import backend_for_worker
 from deployments.deploy import cancel, delete_worker, deploy, refuse
@@ -39,6 +39,7 @@ from .schemas import (
 
 router = Router(tags=["workers"])
 ERRORS = {frozenset({401, 403, 404}): ErrorOut}
+LIST_ERRORS = {frozenset({400, 401, 403, 404}): ErrorOut}  # 400: a query parameter out of range
 
 
 def deployment_json(d: Deployment) -> dict:
@@ -127,15 +128,31 @@ def deployment_for(request, code: UUID, action: Action) -> Deployment:
     return deployment
 
 
-@router.get("/workers", response={200: WorkerList, **ERRORS}, summary="List workers")
-def list_workers(request):
+@router.get(
+    "/workers",
+    response={200: WorkerList, **LIST_ERRORS},
+    summary="List workers, oldest first, a page at a time (`after` is the previous page's `next`)",
+)
+def list_workers(
+    request,
+    limit: int = Query(100, ge=1, le=500),
+    after: int | None = Query(None, ge=0),
+):
     principal = request.principal
     readable = [t.pk for t in principal.tenants if can(principal, Action.READ, t)]
     if not readable:
         raise ApiError(403, "forbidden", "This key may not read (it lacks the read scope).")
-    workers = list(workers_of(request).filter(tenant_id__in=readable))
+    found = workers_of(request).filter(tenant_id__in=readable).order_by("id")
+    if after is not None:
+        found = found.filter(id__gt=after)
+    workers = list(found[: limit + 1])
+    more = len(workers) > limit
+    workers = workers[:limit]
     latest = Deployment.latest_of(workers)
-    return {"workers": [worker_json(w, latest.get(w.pk)) for w in workers]}
+    return {
+        "workers": [worker_json(w, latest.get(w.pk)) for w in workers],
+        "next": workers[-1].pk if more else None,
+    }
 
 
 def choose_tenant(request, slug: str | None):

@@ -71,14 +71,23 @@ def lock_ingest(tenant_ids) -> None:
 def store(invocations: list[Invocation], lines: list[LogEntry], worker_ids: set[int]) -> None:
     with transaction.atomic():
         lock_ingest({i.tenant_id for i in invocations} | {line.tenant_id for line in lines})
+        # What is stored already is neither stored nor counted again.
         known = set(
             Invocation.objects.filter(
                 request_id__in=[i.request_id for i in invocations]
             ).values_list("request_id", flat=True)
         )
+        known_lines = set(
+            LogEntry.objects.filter(request_id__in={line.request_id for line in lines}).values_list(
+                "request_id", "seq"
+            )
+        )
         Invocation.objects.bulk_create(invocations, ignore_conflicts=True)
-        add_up([i for i in invocations if i.request_id not in known])
         LogEntry.objects.bulk_create(lines, ignore_conflicts=True)
+        add_up(
+            [i for i in invocations if i.request_id not in known],
+            [line for line in lines if (line.request_id, line.seq) not in known_lines],
+        )
         if lines:
             transaction.on_commit(lambda: notify(worker_ids))
 
@@ -164,30 +173,6 @@ invocations AS (
   RETURNING deployment_id, tenant_id, function, status, status_code, duration_ms, started_at,
     cold
 ),
--- The per-minute figures (deployments.metrics), added up from the invocations just stored
--- (a re-sent one is not in RETURNING, so it is never counted twice).
-metric_rows AS (
-  INSERT INTO {Metric._meta.db_table} AS m (deployment_id, tenant_id, function, period, start,
-    calls, errors, timeouts, cold_starts, duration_ms_sum)
-  SELECT deployment_id, tenant_id, function, 'm', date_trunc('minute', started_at), count(*),
-    count(*) FILTER (WHERE status <> 'ok' OR status_code >= 500),
-    count(*) FILTER (WHERE status = 'timeout'), count(*) FILTER (WHERE cold), sum(duration_ms)
-  FROM invocations GROUP BY 1, 2, 3, 5
-  ON CONFLICT (deployment_id, function, period, start) DO UPDATE SET
-    calls = m.calls + EXCLUDED.calls, errors = m.errors + EXCLUDED.errors,
-    timeouts = m.timeouts + EXCLUDED.timeouts, cold_starts = m.cold_starts + EXCLUDED.cold_starts,
-    duration_ms_sum = m.duration_ms_sum + EXCLUDED.duration_ms_sum
-  RETURNING 1
-),
-metric_buckets AS (
-  INSERT INTO {MetricBucket._meta.db_table} AS b (deployment_id, function, period, start,
-    bucket, count)
-  SELECT deployment_id, function, 'm', date_trunc('minute', started_at), {BUCKET_SQL}, count(*)
-  FROM invocations GROUP BY 1, 2, 4, 5
-  ON CONFLICT (deployment_id, function, period, start, bucket) DO UPDATE SET
-    count = b.count + EXCLUDED.count
-  RETURNING 1
-),
 lines AS (
   INSERT INTO {LogEntry._meta.db_table} (tenant_id, deployment_id, request_id, seq, function,
     timestamp, level, message)
@@ -198,7 +183,42 @@ lines AS (
   FROM line_rows x JOIN deployments d USING (dep)
   ORDER BY x.ordinality
   ON CONFLICT (request_id, seq, timestamp) DO NOTHING
-  RETURNING deployment_id
+  RETURNING deployment_id, tenant_id, function, timestamp, message
+),
+-- The per-minute figures (deployments.metrics), added up from the invocations and lines just
+-- stored (a re-sent one is not in RETURNING, so it is never counted twice).
+metric_rows AS (
+  INSERT INTO {Metric._meta.db_table} AS m (deployment_id, tenant_id, function, period, start,
+    calls, errors, timeouts, cold_starts, duration_ms_sum, log_lines, log_bytes)
+  SELECT deployment_id, tenant_id, function, 'm', minute, sum(calls), sum(errors),
+    sum(timeouts), sum(cold_starts), sum(duration_ms), sum(log_lines), sum(log_bytes)
+  FROM (
+    SELECT deployment_id, tenant_id, function, date_trunc('minute', started_at) AS minute,
+      1 AS calls, (status <> 'ok' OR status_code >= 500)::int AS errors,
+      (status = 'timeout')::int AS timeouts, cold::int AS cold_starts, duration_ms,
+      0 AS log_lines, 0 AS log_bytes
+    FROM invocations
+    UNION ALL
+    SELECT deployment_id, tenant_id, function, date_trunc('minute', timestamp), 0, 0, 0, 0, 0,
+      1, octet_length(message)
+    FROM lines
+  ) x
+  GROUP BY 1, 2, 3, 5
+  ON CONFLICT (deployment_id, function, period, start) DO UPDATE SET
+    calls = m.calls + EXCLUDED.calls, errors = m.errors + EXCLUDED.errors,
+    timeouts = m.timeouts + EXCLUDED.timeouts, cold_starts = m.cold_starts + EXCLUDED.cold_starts,
+    duration_ms_sum = m.duration_ms_sum + EXCLUDED.duration_ms_sum,
+    log_lines = m.log_lines + EXCLUDED.log_lines, log_bytes = m.log_bytes + EXCLUDED.log_bytes
+  RETURNING 1
+),
+metric_buckets AS (
+  INSERT INTO {MetricBucket._meta.db_table} AS b (deployment_id, function, period, start,
+    bucket, count)
+  SELECT deployment_id, function, 'm', date_trunc('minute', started_at), {BUCKET_SQL}, count(*)
+  FROM invocations GROUP BY 1, 2, 4, 5
+  ON CONFLICT (deployment_id, function, period, start, bucket) DO UPDATE SET
+    count = b.count + EXCLUDED.count
+  RETURNING 1
 )
 SELECT (SELECT count(*) FROM invocations), (SELECT count(*) FROM lines),
   (SELECT array_agg(DISTINCT worker_id) FROM deployments

@@ -27,6 +27,10 @@ BUCKET_SQL = (
 )
 
 
+# What a Metric row adds up.
+NAMES = ("calls", "errors", "timeouts", "cold_starts", "duration_ms_sum", "log_lines", "log_bytes")
+
+
 def bucket(duration_ms: float) -> int:
     """The same as BUCKET_SQL, for SQLite and tests."""
     b = math.floor(math.log(max(duration_ms, BASE_MS) / BASE_MS) / math.log(GROWTH))
@@ -45,15 +49,22 @@ def minute_of(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
-def add_up(invocations) -> None:
-    """Add invocations just stored to their minutes (the SQLite path; Postgres does it in the
-    ingest's own statement)."""
+def add_up(invocations, lines=()) -> None:
+    """Add invocations and lines just stored to their minutes (the SQLite path; Postgres does
+    it in the ingest's own statement)."""
     rows: dict[tuple, dict] = {}
     buckets: dict[tuple, int] = defaultdict(int)
+
+    def row_of(key, tenant_id) -> dict:
+        return rows.setdefault(key, {"tenant_id": tenant_id} | dict.fromkeys(NAMES, 0))
+
+    for line in lines:
+        row = row_of((line.deployment_id, line.function, minute_of(line.timestamp)), line.tenant_id)
+        row["log_lines"] += 1
+        row["log_bytes"] += len(line.message.encode())
     for i in invocations:
         key = (i.deployment_id, i.function, minute_of(i.started_at))
-        row = rows.setdefault(key, {"tenant_id": i.tenant_id, "calls": 0, "errors": 0,
-                                    "timeouts": 0, "cold_starts": 0, "duration_ms_sum": 0.0})  # fmt: skip
+        row = row_of(key, i.tenant_id)
         row["calls"] += 1
         row["errors"] += failed(i.status, i.status_code)
         row["timeouts"] += i.status == "timeout"
@@ -68,10 +79,8 @@ def add_up(invocations) -> None:
             "start": start,
         }
         updated = Metric.objects.filter(**where).update(
-            calls=F("calls") + row["calls"], errors=F("errors") + row["errors"],
-            timeouts=F("timeouts") + row["timeouts"], cold_starts=F("cold_starts") + row["cold_starts"],
-            duration_ms_sum=F("duration_ms_sum") + row["duration_ms_sum"],
-        )  # fmt: skip
+            **{name: F(name) + row[name] for name in NAMES}
+        )
         if not updated:
             Metric.objects.create(**where, **row)
     for (deployment_id, function, start, b), count in buckets.items():
@@ -89,14 +98,13 @@ def roll_up_hours(since: datetime | None = None) -> int:
     the last two): idempotent, so beat may run it as often as it likes."""
     now = timezone.now()
     since = (since or now - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
-    names = ("calls", "errors", "timeouts", "cold_starts", "duration_ms_sum")
-    hours = defaultdict(lambda: dict.fromkeys(names, 0))
+    hours = defaultdict(lambda: dict.fromkeys(NAMES, 0))
     tenants = {}
     for m in Metric.objects.filter(period="m", start__gte=since).iterator():
         key = (m.deployment_id, m.function, m.start.replace(minute=0))
         row = hours[key]
         tenants[key] = m.tenant_id
-        for name in names:
+        for name in NAMES:
             row[name] += getattr(m, name)
     counts = defaultdict(int)
     for b in MetricBucket.objects.filter(period="m", start__gte=since).iterator():

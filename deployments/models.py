@@ -550,6 +550,10 @@ class Metric(models.Model):
     timeouts = models.PositiveIntegerField(default=0)
     cold_starts = models.PositiveIntegerField(default=0)
     duration_ms_sum = models.FloatField(default=0)
+    # Console lines printed in the minute, and their bytes (for usage): counted as they
+    # are stored, so metering never reads the lines themselves.
+    log_lines = models.PositiveIntegerField(default=0)
+    log_bytes = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         constraints = [

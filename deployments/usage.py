@@ -1,6 +1,6 @@
-"""Usage per tenant per day (UTC), for billing: invocations and compute (GB-seconds: each
-call's duration times its deployment's memory limit) from the per-minute figures, build
-time, log lines and bytes, and async runs. Beat recomputes the current and the previous day
+"""Usage per tenant per day (UTC), for billing: invocations, compute (GB-seconds: each
+call's duration times its deployment's memory limit), log lines and bytes from the
+per-minute figures, build time, and async runs. Beat recomputes the current and the previous day
 every few minutes (idempotent: a day's row is written whole), well before raw lines are
 pruned, so usage outlives the logs; rows are kept 13 months."""
 
@@ -8,12 +8,11 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 from django.db.models import Count, F, Sum
-from django.db.models.functions import Length
 from django.utils import timezone
 
 from workers_portal.limits import effective_limits
 
-from .models import Deployment, LogEntry, Metric, Run, UsageDay
+from .models import Deployment, Metric, Run, UsageDay
 
 FIELDS = ("invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs")
 
@@ -30,7 +29,12 @@ def measure(day: date) -> dict[int, dict]:
     per_deployment = (
         Metric.objects.filter(period="m", start__gte=start, start__lt=end)
         .values("tenant_id", "deployment_id")
-        .annotate(calls=Sum("calls"), ms=Sum("duration_ms_sum"))
+        .annotate(
+            calls=Sum("calls"),
+            ms=Sum("duration_ms_sum"),
+            lines=Sum("log_lines"),
+            size=Sum("log_bytes"),
+        )
     )
     memory = {}
     for row in per_deployment:
@@ -38,6 +42,10 @@ def measure(day: date) -> dict[int, dict]:
         if d not in memory:
             deployment = Deployment.objects.select_related("worker__tenant").get(pk=d)
             memory[d] = effective_limits(deployment.worker)["memory_mb"]
+        used[row["tenant_id"]]["log_lines"] += row["lines"]
+        used[row["tenant_id"]]["log_bytes"] += row["size"]
+        if not row["calls"]:
+            continue  # lines only
         used[row["tenant_id"]]["invocations"] += row["calls"]
         used[row["tenant_id"]]["gb_seconds"] += row["ms"] / 1000 * memory[d] / 1024
     builds = (
@@ -51,14 +59,6 @@ def measure(day: date) -> dict[int, dict]:
         used[row["tenant_id"]]["build_seconds"] += (
             row["total"].total_seconds() if row["total"] else 0
         )
-    lines = (
-        LogEntry.objects.filter(timestamp__gte=start, timestamp__lt=end)
-        .values("tenant_id")
-        .annotate(n=Count("id"), size=Sum(Length("message")))
-    )
-    for row in lines:
-        used[row["tenant_id"]]["log_lines"] += row["n"]
-        used[row["tenant_id"]]["log_bytes"] += row["size"] or 0
     runs = (
         Run.objects.filter(created__gte=start, created__lt=end)
         .values("tenant_id")

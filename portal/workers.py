@@ -1,13 +1,16 @@
 """Tenant pages for workers: dashboard, new worker, worker page, redeploy, visibility, delete."""
 
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from deployments.deploy import delete_worker as delete_with_deployments
 from deployments.deploy import deploy, secrets_changed_since, set_visibility
-from deployments.models import Deployment
+from deployments.models import Deployment, Metric
 from deployments.releases import canary_metrics, canary_steps
 from workers.models import Worker
 from workers_portal.access import Action
@@ -21,6 +24,8 @@ from .deployments import invoke_context
 from .forms import DeployForm, NewWorkerForm
 from .health import worker_health
 
+WORKERS_PER_PAGE = 50
+
 
 def worker_for(request, code) -> Worker:
     """The worker if the principal may see it; 404 for everyone else."""
@@ -33,20 +38,30 @@ def worker_for(request, code) -> Worker:
 def dashboard(request):
     if request.tenant is None and request.user.is_staff:
         return redirect("operators")  # an operator in no tenant: the platform, not a dead end
-    workers = []
-    if request.tenant is not None:
-        workers = list(
-            Worker.objects.visible_to(request.principal)
-            .filter(tenant=request.tenant)
-            .select_related("tenant", "production")
-        )
-        latest = Deployment.latest_of(workers)
-        for worker in workers:
-            worker.latest = latest.get(worker.pk)
-    quotas = usage(request.tenant) if request.tenant is not None else []
-    context = {"workers": workers, "quotas": quotas}
-    if request.tenant is not None and workers:
-        context["chart"] = tenant_chart_context(request.tenant, request.GET.get("range", "24h"))
+    if request.tenant is None:
+        return render(request, "workers/dashboard.html", {"workers": [], "quotas": []})
+    tenant = request.tenant
+    query = request.GET.get("q", "").strip()
+    found = Worker.objects.visible_to(request.principal).filter(tenant=tenant).order_by("name")
+    if query:
+        found = found.filter(name__icontains=query)
+    page = Paginator(found.select_related("tenant", "production"), WORKERS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    workers = list(page.object_list)
+    latest = Deployment.latest_of(workers)
+    for worker in workers:
+        worker.latest = latest.get(worker.pk)
+    this_minute = timezone.now().replace(second=0, microsecond=0)
+    calls = Metric.objects.filter(tenant=tenant, period="m", start=this_minute)
+    context = {
+        "workers": workers,
+        "page": page,
+        "query": query,
+        "quotas": usage(tenant, calls.aggregate(n=Sum("calls"))["n"] or 0),
+    }
+    if page.paginator.count:
+        context["chart"] = tenant_chart_context(tenant, request.GET.get("range", "24h"))
     return render(request, "workers/dashboard.html", context)
 
 

@@ -53,6 +53,25 @@ def test_deploy_with_a_key_answers_202_with_the_deployment(client, key, tenant):
     assert again.status_code == 202 and worker.deployments.count() == 2
 
 
+def test_the_worker_list_comes_a_page_at_a_time(client, key, tenant, other_tenant):
+    Worker.objects.bulk_create([Worker(tenant=tenant, name=f"w{n}") for n in range(5)])
+    Worker.objects.create(tenant=other_tenant, name="theirs")
+    seen, after, pages = [], None, 0
+    while True:
+        query = {"limit": 2} | ({"after": after} if after is not None else {})
+        page = client.get("/api/workers", query, **bearer(key)).json()
+        seen += [w["name"] for w in page["workers"]]
+        pages += 1
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == [f"w{n}" for n in range(5)] and pages == 3
+    for bad in ({"limit": 0}, {"limit": 501}, {"after": -1}, {"limit": "many"}):
+        refused = client.get("/api/workers", bad, **bearer(key))
+        assert refused.status_code == 400, bad
+        assert refused.json()["error"]["code"] == "invalid_request"
+
+
 def test_read_endpoints(client, key, worker):
     first = ready(create_deployment(worker, GREETER))
     auto_promote(first)
@@ -168,7 +187,10 @@ def test_another_tenants_key_gets_404_on_every_url(client, worker, other_tenant)
         response = getattr(client, method)(url, **sent, **bearer(outsider_key))
         assert response.status_code == 404, url
         assert response.json()["error"]["code"] == "not_found"
-    assert client.get("/api/workers", **bearer(outsider_key)).json() == {"workers": []}
+    assert client.get("/api/workers", **bearer(outsider_key)).json() == {
+        "workers": [],
+        "next": None,
+    }
     # Deploying "into" the other tenant by slug finds nothing either.
     response = post_json(
         client,

@@ -63,6 +63,16 @@ def test_ingest_adds_up_minutes_once_on_postgres_and_on_the_row_by_row_path(work
     _store_runtime_batch(batch(deployment, 20, start=MINUTE + timedelta(minutes=1), prefix="s"))
     second = Metric.objects.get(period="m", start=MINUTE + timedelta(minutes=1))
     assert second.calls == 20 and second.errors == 0 and second.cold_starts == 1
+    # Lines count in their minute too (bytes of UTF-8), once, on both paths.
+    for store, minutes in ((store_runtime_batch, 2), (_store_runtime_batch, 3)):
+        at = MINUTE + timedelta(minutes=minutes)
+        lines = {"logs": [{"requestId": f"l{minutes}", "deploymentId": str(deployment.code),
+                           "seq": n, "function": "hello", "timestamp": at.isoformat(),
+                           "level": "log", "message": "héllo"} for n in range(3)]}  # fmt: skip
+        for _ in range(2):
+            store(json.dumps(lines).encode() if store is store_runtime_batch else lines)
+        row = Metric.objects.get(period="m", start=at)
+        assert (row.calls, row.log_lines, row.log_bytes) == (0, 3, 18)
 
     points = series([deployment.pk], "1h", now=MINUTE + timedelta(minutes=30))
     by_start = {p.start: p for p in points}

@@ -1,5 +1,7 @@
 """Tenant pages: what members see and may do, and that outsiders get 404 everywhere."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -7,6 +9,7 @@ from django.urls import reverse
 from deployments.models import Deployment
 from deployments.releases import auto_promote
 from workers.models import Worker
+from workers_portal.models import Tenant
 
 from .conftest import client_for
 from .helpers import GREETER, create_deployment
@@ -322,3 +325,22 @@ def test_the_dashboard_shows_each_live_workers_production_url_in_a_fixed_number_
     with CaptureQueriesContext(connection) as many:
         owner_client.get(reverse("dashboard"))
     assert len(many.captured_queries) == len(few.captured_queries)  # not one per worker
+
+
+def test_the_dashboard_lists_workers_a_page_at_a_time_and_finds_them_by_name(owner_client, tenant):
+    Worker.objects.bulk_create([Worker(tenant=tenant, name=f"w{n:03d}") for n in range(60)])
+    Worker.objects.create(tenant=Tenant.objects.create(slug="else", name="Else"), name="w999")
+
+    def names(**query):
+        page = owner_client.get(reverse("dashboard"), query).content.decode()
+        return re.findall(r">(w\d{3})</a>", page), page
+
+    first, page = names()
+    assert first == [f"w{n:03d}" for n in range(50)]
+    assert "Workers 1–50 of 60" in page and 'rel="next"' in page and 'rel="prev"' not in page
+    second, page = names(page=2)
+    assert second == [f"w{n:03d}" for n in range(50, 60)] and 'rel="prev"' in page
+    assert names(page="nonsense")[0] == first  # a bad page number shows the first
+    assert names(q="W05")[0] == [f"w05{n}" for n in range(10)]
+    nothing, page = names(q="w999")  # another tenant's
+    assert nothing == [] and "No worker's name holds “w999”." in page

@@ -139,11 +139,13 @@ def test_the_editor_edits_removes_and_adds_files_and_marks_problems(owner_client
 
 
 def test_the_overview_shows_health_at_a_glance(owner_client, worker, tenant):
+    import json
     from datetime import timedelta
 
     from django.utils import timezone
 
-    from deployments.models import Invocation
+    from deployments.ingest import store_runtime_batch
+    from deployments.metrics import bucket, bucket_middle
 
     deployment = Deployment.objects.create(
         worker=worker, tenant=tenant, source=GREETER, status="ready", functions=["hello"]
@@ -159,15 +161,19 @@ def test_the_overview_shows_health_at_a_glance(owner_client, worker, tenant):
         (deployment, "error", 99.0, now - timedelta(hours=30)),  # older than a day
         (elsewhere, "error", 50.0, now),  # another worker's
     ]
-    for n, (d, status, ms, at) in enumerate(made):
-        Invocation.objects.create(
-            request_id=f"req_{n}", deployment=d, tenant=tenant, function="hello",
-            status=status, duration_ms=ms, started_at=at,
-        )  # fmt: skip
+    calls = [
+        {"requestId": f"req_{n}", "deploymentId": str(d.code), "function": "hello",
+         "status": status, "statusCode": 200 if status == "ok" else 500, "durationMs": ms,
+         "startedAt": at.isoformat()}
+        for n, (d, status, ms, at) in enumerate(made)
+    ]  # fmt: skip
+    store_runtime_batch(json.dumps({"invocations": calls}).encode())  # as the runtime reports
     page = owner_client.get(reverse("worker", args=[worker.code])).content.decode()
     assert "<dt>Invocations</dt><dd>4</dd>" in page
     assert '<dt>Errors</dt><dd class="bad">1 (25.0%)</dd>' in page
-    assert "<dt>Duration p50 / p95</dt><dd>30.0 / 40.0 ms</dd>" in page
+    # Percentiles from the duration histograms: the middle of the bucket of 20 and of 40 ms.
+    p50, p95 = (f"{bucket_middle(bucket(ms)):.1f}" for ms in (20.0, 40.0))
+    assert f'<dt>Duration p50 / p95</dt><dd title="within about 12 %">{p50} / {p95} ms</dd>' in page
     assert page.count('<span class="hour"') == 24
     assert 'style="height: 100%"></span><span class="failed" style="height: 0%"' in page  # 2 calls
     assert 'title="' in page and ": 1 calls, 1 errors" in page
