@@ -7,6 +7,7 @@ from uuid import UUID
 
 from ninja import Query, Router
 
+from deployments.logs import of_worker
 from deployments.models import Invocation
 from workers_portal.access import Action
 
@@ -71,7 +72,7 @@ def worker_invocations(
     before: int | None = Query(None, ge=1),
 ):
     worker = worker_for(request, id, Action.READ)
-    queryset = Invocation.objects.filter(deployment__worker=worker)
+    queryset = of_worker(Invocation.objects.all(), worker)
     return listed(queryset, status, function, since, until, before)
 
 

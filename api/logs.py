@@ -18,7 +18,7 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from deployments.ingest import channel
-from deployments.logs import LogFilter, as_json, latest_lines, lines_after
+from deployments.logs import LogFilter, as_json, latest_lines, lines_after, of_worker
 from deployments.models import LogEntry
 from workers.models import Worker
 from workers_portal.access import Action
@@ -52,7 +52,7 @@ class Filters(Schema):
 
 
 def worker_lines(worker: Worker):
-    return LogEntry.objects.select_related("deployment").filter(deployment__worker=worker)
+    return of_worker(LogEntry.objects.select_related("deployment"), worker)
 
 
 def readable_worker(request, code: UUID) -> Worker:
@@ -133,7 +133,7 @@ def logs_stream(
 
 
 async def stream(worker: Worker, filters: LogFilter, cursor: int | None):
-    lines = worker_lines(worker)
+    lines = await sync_to_async(worker_lines)(worker)
     client = aioredis.Redis.from_url(settings.REDIS_URL)
     pubsub = client.pubsub()
     try:
@@ -151,6 +151,8 @@ async def stream(worker: Worker, filters: LogFilter, cursor: int | None):
             yield f"id: {cursor}\n: caught up\n\n"
         idle = 0.0
         while True:
+            # Read the worker's deployments again: one deployed meanwhile is followed too.
+            lines = await sync_to_async(worker_lines)(worker)
             batch = await sync_to_async(lines_after)(lines, cursor, BATCH)
             if batch:
                 kept = await sync_to_async(matching)(filters, lines, batch)

@@ -135,7 +135,7 @@ def deployment_for(request, code: UUID, action: Action) -> Deployment:
 )
 def list_workers(
     request,
-    limit: int = Query(100, ge=1, le=500),
+    limit: int = Query(50, ge=1, le=500),
     after: int | None = Query(None, ge=0),
 ):
     principal = request.principal

@@ -171,8 +171,15 @@ def percentile(counts: dict[int, int], p: float) -> float | None:
     return bucket_middle(max(counts))
 
 
-def series(deployment_ids: list[int], range_name: str, now: datetime | None = None) -> list[Point]:
-    """One point per step over the range, for these deployments together."""
+def series(
+    deployment_ids: list[int] | None,
+    range_name: str,
+    now: datetime | None = None,
+    tenant_id: int | None = None,
+) -> list[Point]:
+    """One point per step over the range, for these deployments together (or, with
+    `tenant_id`, all of the tenant's). Rows are added up by the database, a row per minute
+    or hour, whatever the number of deployments and functions."""
     span, step, period = RANGES[range_name]
     now = now or timezone.now()
     start = now - span
@@ -189,19 +196,32 @@ def series(deployment_ids: list[int], range_name: str, now: datetime | None = No
     while moment <= now:
         points[moment] = Point(moment)
         moment += step
-    rows = Metric.objects.filter(deployment_id__in=deployment_ids, period=period, start__gte=first)
-    for start_at, calls, errors, timeouts in rows.values_list(
-        "start", "calls", "errors", "timeouts"
-    ):
-        point = points.get(slot(start_at))
-        if point is not None:
-            point.calls += calls
-            point.errors += errors
-            point.timeouts += timeouts
-    buckets = (
-        MetricBucket.objects.filter(
-            deployment_id__in=deployment_ids, period=period, start__gte=first
+    if tenant_id is not None:
+        rows = Metric.objects.filter(tenant_id=tenant_id)
+        # Buckets have no tenant: theirs are the rows of the tenant's deployments.
+        buckets = MetricBucket.objects.filter(deployment__tenant_id=tenant_id)
+    else:
+        rows = Metric.objects.filter(deployment_id__in=deployment_ids)
+        buckets = MetricBucket.objects.filter(deployment_id__in=deployment_ids)
+    rows = (
+        rows.filter(period=period, start__gte=first)
+        .values("start")
+        .annotate(
+            calls=Sum("calls"),
+            errors=Sum("errors"),
+            timeouts=Sum("timeouts"),
+            cold_starts=Sum("cold_starts"),
         )
+    )
+    for row in rows:
+        point = points.get(slot(row["start"]))
+        if point is not None and row["calls"]:
+            point.calls += row["calls"]
+            point.errors += row["errors"]
+            point.timeouts += row["timeouts"]
+            point.cold_starts += row["cold_starts"]
+    buckets = (
+        buckets.filter(period=period, start__gte=first)
         .values("start", "bucket")
         .annotate(total=Sum("count"))
     )

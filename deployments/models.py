@@ -540,8 +540,11 @@ class Metric(models.Model):
         MINUTE = "m"
         HOUR = "h"
 
-    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="metrics")
-    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="+")
+    # Indexed by the unique key and the indexes below, which lead with them.
+    deployment = models.ForeignKey(
+        Deployment, models.CASCADE, related_name="metrics", db_index=False
+    )
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="+", db_index=False)
     function = models.CharField(max_length=200)
     period = models.CharField(max_length=1, choices=Period.choices)
     start = models.DateTimeField()
@@ -574,7 +577,7 @@ class MetricBucket(models.Model):
     """How many calls of a Metric's row took a duration in bucket `bucket`: bucket b holds
     durations up to 0.1 ms x 1.25^(b+1) (64 buckets, up to about 130 s; 25 % wide)."""
 
-    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="+")
+    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="+", db_index=False)
     function = models.CharField(max_length=200)
     period = models.CharField(max_length=1)
     start = models.DateTimeField()

@@ -15,11 +15,13 @@ from .access import visible
 WIDTH, BARS_HEIGHT, LINES_HEIGHT = 600, 120, 90
 
 
-def chart(deployment_ids: list[int], range_name: str, url: str, title: str) -> dict:
+def chart(
+    deployment_ids: list[int] | None, range_name: str, url: str, title: str, tenant_id=None
+) -> dict:
     """What the chart partial draws: stacked bars (calls, errors in red) and p50/p95 lines."""
     if range_name not in RANGES:
         range_name = "24h"
-    points = series(deployment_ids, range_name)
+    points = series(deployment_ids, range_name, tenant_id=tenant_id)
     n = max(1, len(points))
     step = WIDTH / n
     top = max((p.calls for p in points), default=0) or 1
@@ -34,9 +36,12 @@ def chart(deployment_ids: list[int], range_name: str, url: str, title: str) -> d
         x = i * step
         ok_h = (p.calls - p.errors) / top * BARS_HEIGHT
         err_h = p.errors / top * BARS_HEIGHT
+        # As text: the template would pass each number through localized formatting, a
+        # tenth of the dashboard's time for a chart's 700 numbers.
         bars.append({
-            "x": round(x, 1), "w": round(max(step - 1, 0.5), 1), "ok_y": round(BARS_HEIGHT - ok_h - err_h, 1),
-            "ok_h": round(ok_h, 1), "err_y": round(BARS_HEIGHT - err_h, 1), "err_h": round(err_h, 1),
+            "x": f"{x:.1f}", "w": f"{max(step - 1, 0.5):.1f}", "ok_y": f"{BARS_HEIGHT - ok_h - err_h:.1f}",
+            "ok_h": f"{ok_h:.1f}", "err_y": f"{BARS_HEIGHT - err_h:.1f}",
+            "err_h": f"{err_h:.1f}" if round(err_h, 1) else "",
             "title": f"{p.start:%Y-%m-%d %H:%M} UTC: {p.calls} calls, {p.errors} errors",
         })  # fmt: skip
         for line, value in ((p50_line, p.percentile(50)), (p95_line, p95s[i])):
@@ -80,8 +85,8 @@ def deployment_charts(deployment: Deployment, range_name: str) -> list[dict]:
 
 
 def tenant_chart_context(tenant, range_name: str) -> dict:
-    ids = list(Deployment.objects.filter(tenant=tenant).values_list("pk", flat=True)[:5000])
-    return chart(ids, range_name, reverse("tenant-chart"), f"{tenant.name}, all workers")
+    url = reverse("tenant-chart")
+    return chart(None, range_name, url, f"{tenant.name}, all workers", tenant_id=tenant.pk)
 
 
 @login_required

@@ -8,7 +8,14 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
-from deployments.logs import LogFilter, cursor_from, latest_lines, lines_after, lines_before
+from deployments.logs import (
+    LogFilter,
+    cursor_from,
+    latest_lines,
+    lines_after,
+    lines_before,
+    of_worker,
+)
 from deployments.models import Invocation, LogEntry
 
 from .deployments import deployment_for
@@ -38,7 +45,7 @@ def scope_for(request, kind: str, code) -> Scope:
     base = LogEntry.objects.select_related("deployment")
     if kind == "worker":
         worker = worker_for(request, code)
-        return Scope(kind, worker, base.filter(deployment__worker=worker), worker.name)
+        return Scope(kind, worker, of_worker(base, worker), worker.name)
     deployment = deployment_for(request, code)
     title = f"{deployment.worker.name} · {deployment.short_id}"
     return Scope(kind, deployment, base.filter(deployment=deployment), title)

@@ -72,3 +72,17 @@ def when(moment):
         local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or ""),
         relative,
     )
+
+
+@register.simple_tag
+def line_time(moment):
+    """A log line's time in the user's zone: ISO in the attribute, with the zone in the title,
+    to the millisecond in the text. strftime, not the `date` filter: a page shows 200 lines
+    and the filter's three calls a line were a third of its rendering."""
+    local = timezone.localtime(moment)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        local.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S.%f ") + (local.tzname() or ""),
+        local.strftime("%H:%M:%S.%f")[:12],
+    )
