@@ -137,7 +137,7 @@ TIME_SQL = """CASE WHEN {t} IS NULL OR {t} = '' THEN now()
 BATCH_SQL = f"""
 WITH batch AS (SELECT %(body)s::jsonb AS j),
 invocation_rows AS MATERIALIZED (
-  SELECT x.*, coalesce(%(only)s, x."deploymentId") AS dep
+  SELECT x.*, lower(coalesce(%(only)s, x."deploymentId")) AS dep
   FROM batch, ROWS FROM (jsonb_to_recordset(coalesce(batch.j -> 'invocations', '[]'))
     AS ("requestId" text, "deploymentId" text, function text, trigger text, status text,
         "statusCode" int, "errorMessage" text, "durationMs" float8, "startedAt" text,
@@ -145,17 +145,20 @@ invocation_rows AS MATERIALIZED (
     WITH ORDINALITY AS x
 ),
 line_rows AS MATERIALIZED (
-  SELECT x.*, coalesce(%(only)s, x."deploymentId") AS dep
+  SELECT x.*, lower(coalesce(%(only)s, x."deploymentId")) AS dep
   FROM batch, ROWS FROM (jsonb_to_recordset(coalesce(batch.j -> 'logs', '[]'))
     AS ("requestId" text, "deploymentId" text, seq bigint, function text, timestamp text,
         level text, message text))
     WITH ORDINALITY AS x
 ),
+-- Found through the index on code (a join on a computed key read all deployments).
 deployments AS MATERIALIZED (
-  SELECT k.dep, d.id, d.tenant_id, d.worker_id
-  FROM (SELECT dep FROM invocation_rows UNION SELECT dep FROM line_rows) k
-  JOIN {Deployment._meta.db_table} d
-    ON d.code = CASE WHEN lower(k.dep) ~ '{UUID_PATTERN}' THEN k.dep::uuid END
+  SELECT d.code::text AS dep, d.id, d.tenant_id, d.worker_id
+  FROM {Deployment._meta.db_table} d
+  WHERE d.code = ANY(ARRAY(
+    SELECT k.dep::uuid
+    FROM (SELECT dep FROM invocation_rows UNION SELECT dep FROM line_rows OFFSET 0) k
+    WHERE k.dep ~ '{UUID_PATTERN}'))  -- OFFSET 0: the pattern is tried once per deployment
 ),
 invocations AS (
   INSERT INTO {Invocation._meta.db_table} (request_id, deployment_id, tenant_id, function,
@@ -232,17 +235,24 @@ NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 DEPLOYMENT_ID = re.compile(rb'"deploymentId"\s*:\s*"([0-9a-fA-F-]{36})"')
 
 
-def tenants_of(body: bytes, only: Deployment | None) -> list[int]:
+# Deployment code -> tenant id: a deployment never changes tenant, so what was read once
+# holds; bounded, as every deployment that ever sent a line would otherwise stay.
+TENANT_OF_CODE: dict[str, int] = {}
+TENANT_CACHE_SIZE = 100_000
+
+
+def tenants_of(body: bytes, only: Deployment | None) -> set[int]:
     """The tenants a batch writes to, found without parsing it (the database does that)."""
     if only is not None:
-        return [only.tenant_id]
-    codes = {m.decode().lower() for m in DEPLOYMENT_ID.findall(body)}
-    codes = [c for c in codes if is_uuid(c)]
-    if not codes:
-        return []
-    return list(
-        Deployment.objects.filter(code__in=codes).values_list("tenant_id", flat=True).distinct()
-    )
+        return {only.tenant_id}
+    codes = {m.decode().lower() for m in set(DEPLOYMENT_ID.findall(body))}
+    missing = [c for c in codes if c not in TENANT_OF_CODE and is_uuid(c)]
+    if missing:
+        if len(TENANT_OF_CODE) > TENANT_CACHE_SIZE:
+            TENANT_OF_CODE.clear()
+        found = Deployment.objects.filter(code__in=missing).values_list("code", "tenant_id")
+        TENANT_OF_CODE.update((str(code), tenant_id) for code, tenant_id in found)
+    return {TENANT_OF_CODE[c] for c in codes if c in TENANT_OF_CODE}
 
 
 def store_in_postgres(body: bytes, only: Deployment | None) -> tuple[int, int]:

@@ -134,15 +134,18 @@ class Deployment(models.Model):
         return self.status in self.TERMINAL
 
     @classmethod
-    def latest_of(cls, workers) -> dict:
-        """Worker id -> its newest deployment, in two queries however many workers."""
+    def latest_of(cls, workers, *deferred: str) -> dict:
+        """Worker id -> its newest deployment, in two queries however many workers (without
+        the `deferred` fields, which a list may not need: a program's text is large)."""
         newest = cls.objects.filter(worker=models.OuterRef("pk")).order_by("-created", "-id")
         ids = Worker.objects.filter(pk__in=[w.pk for w in workers]).annotate(
             latest=models.Subquery(newest.values("id")[:1])
         )
         wanted = dict(ids.values_list("pk", "latest"))
-        found = cls.objects.select_related("worker", "tenant").in_bulk(
-            [d for d in wanted.values() if d]
+        found = (
+            cls.objects.select_related("worker", "tenant")
+            .defer(*deferred)
+            .in_bulk([d for d in wanted.values() if d])
         )
         return {w: found.get(d) for w, d in wanted.items()}
 
@@ -234,12 +237,17 @@ class Invocation(models.Model):
         CRASHED = "crashed"
 
     request_id = models.CharField(max_length=64)
-    # No index of their own on the foreign keys: the ones below lead with the deployment,
-    # and every index costs each of the thousands of rows stored a second.
+    # No index of their own on the foreign keys (the ones below lead with the deployment),
+    # and no constraint in the database: each row stored would fire two checks at commit, a
+    # third of the ingest's database time. Rows are stored only for deployments the same
+    # statement found, under their tenant's ingest lock, which deleting a worker takes too;
+    # deleting cascades here, in Django, as before.
     deployment = models.ForeignKey(
-        Deployment, models.CASCADE, related_name="invocations", db_index=False
+        Deployment, models.CASCADE, related_name="invocations", db_index=False, db_constraint=False
     )
-    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="invocations", db_index=False)
+    tenant = models.ForeignKey(
+        Tenant, models.CASCADE, related_name="invocations", db_index=False, db_constraint=False
+    )
     function = models.CharField(max_length=200)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.HTTP)
     status = models.CharField(max_length=16, choices=Status.choices)
@@ -280,10 +288,13 @@ class LogEntry(models.Model):
         WARN = "warn"
         ERROR = "error"
 
-    # Indexed through the composite indexes below (as Invocation's).
-    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="log_entries", db_index=False)
+    # Indexed through the composite indexes below, not checked by the database (as
+    # Invocation's).
+    tenant = models.ForeignKey(
+        Tenant, models.CASCADE, related_name="log_entries", db_index=False, db_constraint=False
+    )
     deployment = models.ForeignKey(
-        Deployment, models.CASCADE, related_name="log_entries", db_index=False
+        Deployment, models.CASCADE, related_name="log_entries", db_index=False, db_constraint=False
     )
     request_id = models.CharField(max_length=64)
     seq = models.PositiveIntegerField()

@@ -45,11 +45,13 @@ def dashboard(request):
     found = Worker.objects.visible_to(request.principal).filter(tenant=tenant).order_by("name")
     if query:
         found = found.filter(name__icontains=query)
-    page = Paginator(found.select_related("tenant", "production"), WORKERS_PER_PAGE).get_page(
-        request.GET.get("page")
+    # The list shows names, states and URLs: the programs' text stays in the database.
+    found = found.select_related("tenant", "production").defer(
+        "production__source", "production__files"
     )
+    page = Paginator(found, WORKERS_PER_PAGE).get_page(request.GET.get("page"))
     workers = list(page.object_list)
-    latest = Deployment.latest_of(workers)
+    latest = Deployment.latest_of(workers, "source", "files")
     for worker in workers:
         worker.latest = latest.get(worker.pk)
     this_minute = timezone.now().replace(second=0, microsecond=0)

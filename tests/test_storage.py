@@ -145,3 +145,22 @@ def test_one_tenants_ingest_does_not_wait_for_anothers(transactional_db, worker,
     mine_thread.join(10)
     assert mine_done.is_set()
     assert set(LogEntry.objects.values_list("request_id", flat=True)) == {"req_theirs", "req_mine"}
+
+
+def test_deleting_a_worker_or_a_tenant_takes_its_calls_and_lines_along(worker, other_tenant):
+    # The database does not check these rows' deployment and tenant (deployments.models):
+    # deleting cascades through Django, and nothing is left pointing nowhere.
+    from deployments.deploy import delete_worker
+
+    mine = create_deployment(worker, GREETER)
+    theirs = create_deployment(Worker.objects.create(tenant=other_tenant, name="o"), GREETER)
+    now = datetime.now(UTC)
+    store_runtime_batch(batch(mine, "req_mine", now))
+    store_runtime_batch(batch(theirs, "req_theirs", now))
+
+    delete_worker(worker)
+    for model in TABLES:
+        assert set(model.objects.values_list("request_id", flat=True)) == {"req_theirs"}
+    other_tenant.delete()
+    for model in TABLES:
+        assert not model.objects.exists()
