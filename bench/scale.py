@@ -103,10 +103,10 @@ def seed():
         """)
         c.execute("""
             INSERT INTO deployments_metric (deployment_id, tenant_id, function, period, start,
-              calls, errors, timeouts, cold_starts, duration_ms_sum)
+              calls, errors, timeouts, cold_starts, duration_ms_sum, log_lines, log_bytes)
             SELECT deployment_id, tenant_id, function, 'm', date_trunc('minute', started_at),
               count(*), count(*) FILTER (WHERE status <> 'ok'), 0,
-              count(*) FILTER (WHERE cold), sum(duration_ms)
+              count(*) FILTER (WHERE cold), sum(duration_ms), count(*) * 5, count(*) * 5 * 30
             FROM deployments_invocation GROUP BY 1, 2, 3, 5
         """)
         c.execute(

@@ -146,16 +146,19 @@ def run_for(request, code) -> Run:
 
 @login_required
 def run_detail(request, code):
-    run = run_for(request, code)
+    return run_page(request, run_for(request, code))
+
+
+def run_page(request, run: Run, error: str = "", status: int = 200):
     attempts = list(run.attempt_set.select_related("deployment"))
     context = {"run": run, "attempts": attempts, "result": pretty(run.result),
-               "payload": pretty(run.payload)}  # fmt: skip
+               "payload": pretty(run.payload), "error": error}  # fmt: skip
     if request.htmx and request.GET.get("part") == "status":
         response = render(request, "runs/partials/status.html", context)
         if not run.in_flight:
             response.status_code = STOP_POLLING
         return response
-    return render(request, "runs/detail.html", context)
+    return render(request, "runs/detail.html", context, status=status)
 
 
 def pretty(text: str) -> str:
@@ -179,8 +182,8 @@ def run_act(request, code, act):
         return redirect("run", code=run.code)
     try:
         new = replay(run, request.POST.get("on") != "original", request.principal.label)
-    except ValueError:
-        return redirect("run", code=run.code)
+    except ValueError as exc:  # nothing in production to replay it on
+        return run_page(request, run, f"Not replayed: {exc}", status=409)
     record(request, run.tenant, "run.replay", run.worker.name, run=str(run.code), new=str(new.code))
     return redirect("run", code=new.code)
 
@@ -191,6 +194,10 @@ def replay_all(request, code):
     """Every dead letter of the worker, replayed on its production."""
     worker = worker_for(request, code)
     require(request, Action.INVOKE, worker)
+    if worker.production_id is None:
+        context = runs_tab(request, worker)
+        context["error"] = "Not replayed: the worker serves nothing in production now."
+        return render(request, "workers/runs.html", context, status=409)
     count = 0
     for run in dead_letters(RUNS.filter(worker=worker))[:500]:
         try:

@@ -260,3 +260,28 @@ def test_async_calls_count_against_the_tenants_quota_and_a_refused_one_is_not_st
         answers[3].json()["error"]["code"] == "rate_limited" and "retry-after" in answers[3].headers
     )
     assert Run.objects.count() == 3
+
+
+def test_a_replay_with_nothing_in_production_is_refused_with_its_reason(owner_client, worker):
+    from django.urls import reverse
+
+    from .helpers import create_deployment
+
+    deployment = create_deployment(worker, "export async function hello() { return 1; }")
+    Run.objects.filter(worker=worker).delete()
+    dead = Run.objects.create(tenant=worker.tenant, worker=worker, deployment=deployment,
+                              function="hello", status=Run.Status.DEAD)  # fmt: skip
+    Worker.objects.filter(pk=worker.pk).update(production=None)  # as before its first promotion
+
+    refused = owner_client.post(reverse("run-act", args=[dead.code, "replay"]))
+    assert refused.status_code == 409
+    assert "Not replayed: The worker serves nothing in production now." in refused.content.decode()
+    everything = owner_client.post(reverse("worker-replay-all", args=[worker.code]))
+    assert everything.status_code == 409 and "Not replayed" in everything.content.decode()
+    dead.refresh_from_db()
+    assert dead.discarded_at is None and Run.objects.count() == 1  # still a dead letter
+
+    on_first = owner_client.post(reverse("run-act", args=[dead.code, "replay"]), {"on": "original"})
+    assert on_first.status_code == 302
+    replayed = Run.objects.get(replay_of=dead)
+    assert replayed.deployment == deployment and on_first["Location"].endswith(f"{replayed.code}/")
