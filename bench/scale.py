@@ -4,7 +4,8 @@
 Seeds (in SQL, minutes): 10,000 workers with a ready deployment each, 2,000 of them in one
 tenant ("big", whose owner the pages are measured for) and 8,000 in 160 others; 10 million
 console lines and 2 million invocations (a million lines and 200,000 invocations on the big
-tenant's "hot" worker, the rest spread), and the per-minute figures of those invocations.
+tenant's "hot" worker, which has 20 deployments, the rest spread), and the per-minute figures
+of those invocations (per deployment and function, per tenant, with duration histograms).
 Then each page or answer is asked for 20 times in process (Django's test client: the cost
 of the view, its queries and its template, without the network) and its p50/p95 printed.
 
@@ -31,6 +32,7 @@ from stack import pct, settings  # noqa: F401 - sets up Django
 
 from deployments import partitions
 from deployments.ingest import store_runtime_batch
+from deployments.metrics import BUCKET_SQL
 from deployments.models import Artifact, Deployment
 from workers.models import Worker
 from workers_portal.models import Membership, Tenant
@@ -109,6 +111,26 @@ def seed():
               count(*) FILTER (WHERE cold), sum(duration_ms), count(*) * 5, count(*) * 5 * 30
             FROM deployments_invocation GROUP BY 1, 2, 3, 5
         """)
+        c.execute(f"""
+            INSERT INTO deployments_metricbucket (deployment_id, function, period, start, bucket,
+              count)
+            SELECT deployment_id, function, 'm', date_trunc('minute', started_at), {BUCKET_SQL},
+              count(*)
+            FROM deployments_invocation GROUP BY 1, 2, 4, 5
+        """)  # noqa: S608 - constants only
+        c.execute("""
+            INSERT INTO deployments_tenantmetric (tenant_id, period, start, calls, errors,
+              timeouts, cold_starts, duration_ms_sum)
+            SELECT tenant_id, 'm', date_trunc('minute', started_at), count(*),
+              count(*) FILTER (WHERE status <> 'ok'), 0, count(*) FILTER (WHERE cold),
+              sum(duration_ms)
+            FROM deployments_invocation GROUP BY 1, 3
+        """)
+        c.execute(f"""
+            INSERT INTO deployments_tenantmetricbucket (tenant_id, period, start, bucket, count)
+            SELECT tenant_id, 'm', date_trunc('minute', started_at), {BUCKET_SQL}, count(*)
+            FROM deployments_invocation GROUP BY 1, 3, 4
+        """)  # noqa: S608 - constants only
         c.execute(
             f"CREATE INDEX {TRIGRAMS} ON deployments_logentry USING gin (upper(message) gin_trgm_ops)"
         )

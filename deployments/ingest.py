@@ -19,7 +19,15 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 
 from .metrics import BUCKET_SQL, add_up
-from .models import Deployment, Invocation, LogEntry, Metric, MetricBucket
+from .models import (
+    Deployment,
+    Invocation,
+    LogEntry,
+    Metric,
+    MetricBucket,
+    TenantMetric,
+    TenantMetricBucket,
+)
 
 log = logging.getLogger(__name__)
 INGEST_LOCK = 0x10C5  # with a tenant id: the Postgres advisory lock that orders its inserts
@@ -175,6 +183,27 @@ invocations AS (
   ON CONFLICT (request_id, started_at) DO NOTHING
   RETURNING deployment_id, tenant_id, function, status, status_code, duration_ms, started_at,
     cold
+),
+-- The same, for the tenant's dashboard: one row a minute for all its deployments.
+tenant_rows AS (
+  INSERT INTO {TenantMetric._meta.db_table} AS t (tenant_id, period, start, calls, errors,
+    timeouts, cold_starts, duration_ms_sum)
+  SELECT tenant_id, 'm', date_trunc('minute', started_at), count(*),
+    count(*) FILTER (WHERE status <> 'ok' OR status_code >= 500),
+    count(*) FILTER (WHERE status = 'timeout'), count(*) FILTER (WHERE cold), sum(duration_ms)
+  FROM invocations GROUP BY 1, 3
+  ON CONFLICT (tenant_id, period, start) DO UPDATE SET
+    calls = t.calls + EXCLUDED.calls, errors = t.errors + EXCLUDED.errors,
+    timeouts = t.timeouts + EXCLUDED.timeouts, cold_starts = t.cold_starts + EXCLUDED.cold_starts,
+    duration_ms_sum = t.duration_ms_sum + EXCLUDED.duration_ms_sum
+  RETURNING 1
+),
+tenant_buckets AS (
+  INSERT INTO {TenantMetricBucket._meta.db_table} AS b (tenant_id, period, start, bucket, count)
+  SELECT tenant_id, 'm', date_trunc('minute', started_at), {BUCKET_SQL}, count(*)
+  FROM invocations GROUP BY 1, 3, 4
+  ON CONFLICT (tenant_id, period, start, bucket) DO UPDATE SET count = b.count + EXCLUDED.count
+  RETURNING 1
 ),
 lines AS (
   INSERT INTO {LogEntry._meta.db_table} (tenant_id, deployment_id, request_id, seq, function,

@@ -10,13 +10,14 @@ middle of the bucket it falls in: within about 12 % of the true value, whatever 
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import DateTimeField, F, Func, Sum, Value
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from .models import Metric, MetricBucket
+from .models import Metric, MetricBucket, TenantMetric, TenantMetricBucket
 
 BUCKETS = 64
 BASE_MS = 0.1
@@ -27,8 +28,9 @@ BUCKET_SQL = (
 )
 
 
-# What a Metric row adds up.
+# What a Metric row adds up; a TenantMetric row, the same but lines.
 NAMES = ("calls", "errors", "timeouts", "cold_starts", "duration_ms_sum", "log_lines", "log_bytes")
+TENANT_NAMES = NAMES[:5]
 
 
 def bucket(duration_ms: float) -> int:
@@ -49,6 +51,17 @@ def minute_of(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
+def row_delta(i) -> dict:
+    """What one invocation adds to its minute."""
+    return {
+        "calls": 1,
+        "errors": int(failed(i.status, i.status_code)),
+        "timeouts": int(i.status == "timeout"),
+        "cold_starts": int(bool(i.cold)),
+        "duration_ms_sum": i.duration_ms,
+    }
+
+
 def add_up(invocations, lines=()) -> None:
     """Add invocations and lines just stored to their minutes (the SQLite path; Postgres does
     it in the ingest's own statement)."""
@@ -62,15 +75,28 @@ def add_up(invocations, lines=()) -> None:
         row = row_of((line.deployment_id, line.function, minute_of(line.timestamp)), line.tenant_id)
         row["log_lines"] += 1
         row["log_bytes"] += len(line.message.encode())
+    tenant_rows: dict[tuple, dict] = {}
+    tenant_buckets: dict[tuple, int] = defaultdict(int)
     for i in invocations:
         key = (i.deployment_id, i.function, minute_of(i.started_at))
         row = row_of(key, i.tenant_id)
-        row["calls"] += 1
-        row["errors"] += failed(i.status, i.status_code)
-        row["timeouts"] += i.status == "timeout"
-        row["cold_starts"] += bool(i.cold)
-        row["duration_ms_sum"] += i.duration_ms
+        tenant_row = tenant_rows.setdefault((i.tenant_id, key[2]), dict.fromkeys(TENANT_NAMES, 0))
+        for name, value in row_delta(i).items():
+            row[name] += value
+            tenant_row[name] += value
         buckets[(*key, bucket(i.duration_ms))] += 1
+        tenant_buckets[(i.tenant_id, key[2], bucket(i.duration_ms))] += 1
+    for (tenant_id, start), row in tenant_rows.items():
+        where = {"tenant_id": tenant_id, "period": "m", "start": start}
+        updated = TenantMetric.objects.filter(**where).update(
+            **{name: F(name) + row[name] for name in TENANT_NAMES}
+        )
+        if not updated:
+            TenantMetric.objects.create(**where, **row)
+    for (tenant_id, start, b), count in tenant_buckets.items():
+        where = {"tenant_id": tenant_id, "period": "m", "start": start, "bucket": b}
+        if not TenantMetricBucket.objects.filter(**where).update(count=F("count") + count):
+            TenantMetricBucket.objects.create(**where, count=count)
     for (deployment_id, function, start), row in rows.items():
         where = {
             "deployment_id": deployment_id,
@@ -95,32 +121,28 @@ def add_up(invocations, lines=()) -> None:
 
 def roll_up_hours(since: datetime | None = None) -> int:
     """(Re)compute the hour rows from the minute rows of the hours since `since` (default:
-    the last two): idempotent, so beat may run it as often as it likes."""
+    the last two), added up by the database: idempotent, so beat may run it as often as it
+    likes."""
     now = timezone.now()
     since = (since or now - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
-    hours = defaultdict(lambda: dict.fromkeys(NAMES, 0))
-    tenants = {}
-    for m in Metric.objects.filter(period="m", start__gte=since).iterator():
-        key = (m.deployment_id, m.function, m.start.replace(minute=0))
-        row = hours[key]
-        tenants[key] = m.tenant_id
-        for name in NAMES:
-            row[name] += getattr(m, name)
-    counts = defaultdict(int)
-    for b in MetricBucket.objects.filter(period="m", start__gte=since).iterator():
-        counts[(b.deployment_id, b.function, b.start.replace(minute=0), b.bucket)] += b.count
+    hour = TruncHour("start", tzinfo=UTC)
+
+    def hours_of(model, keys, names):
+        minutes = model.objects.filter(period="m", start__gte=since)
+        return list(minutes.values(*keys, at=hour).annotate(**{n: Sum(n) for n in names}))
+
+    metrics = hours_of(Metric, ("deployment_id", "function", "tenant_id"), NAMES)
+    buckets = hours_of(MetricBucket, ("deployment_id", "function", "bucket"), ("count",))
+    tenants = hours_of(TenantMetric, ("tenant_id",), TENANT_NAMES)
+    tenant_buckets = hours_of(TenantMetricBucket, ("tenant_id", "bucket"), ("count",))
     with transaction.atomic():
-        Metric.objects.filter(period="h", start__gte=since).delete()
-        MetricBucket.objects.filter(period="h", start__gte=since).delete()
-        Metric.objects.bulk_create(
-            Metric(deployment_id=d, function=f, period="h", start=s, tenant_id=tenants[(d, f, s)], **row)
-            for (d, f, s), row in hours.items()
-        )  # fmt: skip
-        MetricBucket.objects.bulk_create(
-            MetricBucket(deployment_id=d, function=f, period="h", start=s, bucket=b, count=c)
-            for (d, f, s, b), c in counts.items()
-        )
-    return len(hours)
+        for model, rows in ((Metric, metrics), (MetricBucket, buckets), (TenantMetric, tenants),
+                            (TenantMetricBucket, tenant_buckets)):  # fmt: skip
+            model.objects.filter(period="h", start__gte=since).delete()
+            model.objects.bulk_create(
+                (model(period="h", start=row.pop("at"), **row) for row in rows), batch_size=2000
+            )
+    return len(metrics)
 
 
 def prune(minute_days: int, hour_days: int) -> int:
@@ -128,7 +150,7 @@ def prune(minute_days: int, hour_days: int) -> int:
     deleted = 0
     for period, days in (("m", minute_days), ("h", hour_days)):
         cutoff = now - timedelta(days=days)
-        for model in (Metric, MetricBucket):
+        for model in (Metric, MetricBucket, TenantMetric, TenantMetricBucket):
             count, _ = model.objects.filter(period=period, start__lt=cutoff).delete()
             deleted += count
     return deleted
@@ -197,9 +219,8 @@ def series(
         points[moment] = Point(moment)
         moment += step
     if tenant_id is not None:
-        rows = Metric.objects.filter(tenant_id=tenant_id)
-        # Buckets have no tenant: theirs are the rows of the tenant's deployments.
-        buckets = MetricBucket.objects.filter(deployment__tenant_id=tenant_id)
+        rows = TenantMetric.objects.filter(tenant_id=tenant_id)
+        buckets = TenantMetricBucket.objects.filter(tenant_id=tenant_id)
     else:
         rows = Metric.objects.filter(deployment_id__in=deployment_ids)
         buckets = MetricBucket.objects.filter(deployment_id__in=deployment_ids)

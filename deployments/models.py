@@ -607,6 +607,50 @@ class MetricBucket(models.Model):
         return f"{self.deployment_id} {self.function} {self.start} #{self.bucket}"
 
 
+class TenantMetric(models.Model):
+    """A tenant's calls in one minute or hour, all its deployments together: what its
+    dashboard chart reads (a row a minute, where the tenant's Metric rows are one per
+    deployment and function a minute: millions a day for thousands of busy workers)."""
+
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="+", db_index=False)
+    period = models.CharField(max_length=1, choices=Metric.Period.choices)
+    start = models.DateTimeField()
+    calls = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    timeouts = models.PositiveIntegerField(default=0)
+    cold_starts = models.PositiveIntegerField(default=0)
+    duration_ms_sum = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "period", "start"], name="one_tenant_metric")
+        ]
+        indexes = [models.Index(fields=["period", "start"])]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.period} {self.start}"
+
+
+class TenantMetricBucket(models.Model):
+    """A TenantMetric's duration histogram (the buckets of MetricBucket)."""
+
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="+", db_index=False)
+    period = models.CharField(max_length=1)
+    start = models.DateTimeField()
+    bucket = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "period", "start", "bucket"], name="one_tenant_metric_bucket"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.start} #{self.bucket}"
+
+
 class UsageDay(models.Model):
     """What a tenant used in one day (UTC), for billing: kept 13 months whatever the log
     retention, recomputed by beat for the current and the previous day."""

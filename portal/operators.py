@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from deployments.ingest import redis_client
-from deployments.models import Deployment, LogEntry, Metric
+from deployments.models import Deployment, LogEntry, TenantMetric
 from workers_portal.celery import app
 from workers_portal.models import Tenant
 
@@ -30,7 +30,7 @@ def operators_home(request):
     ).order_by("name")
     waiting = Deployment.objects.filter(status__in=[Status.QUEUED, Status.BUILDING])
     oldest = waiting.order_by("created").values_list("created", flat=True).first()
-    calls = Metric.objects.filter(period="m", start__gte=day_ago).aggregate(
+    calls = TenantMetric.objects.filter(period="m", start__gte=day_ago).aggregate(
         total=Sum("calls"), failed=Sum("errors")
     )
     stuck_since = now - timedelta(seconds=settings.BUILD_DEADLINE_SECONDS)
@@ -97,7 +97,7 @@ def ingest_lag(now) -> float | None:
 def top_tenants(since) -> list[dict]:
     """The ten tenants with the most invocations since `since`, with errors and compute."""
     rows = (
-        Metric.objects.filter(period="m", start__gte=since)
+        TenantMetric.objects.filter(period="m", start__gte=since)
         .values("tenant__slug", "tenant__name")
         .annotate(calls=Sum("calls"), errors=Sum("errors"), ms=Sum("duration_ms_sum"))
         .order_by("-calls")[:10]
