@@ -542,7 +542,20 @@ class RunAttempt(models.Model):
         return f"{self.run} #{self.number}"
 
 
-class Metric(models.Model):
+class CallCounts(models.Model):
+    """What a minute or an hour of calls adds up (Metric, TenantMetric)."""
+
+    calls = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)  # threw, crashed, or answered 5xx
+    timeouts = models.PositiveIntegerField(default=0)
+    cold_starts = models.PositiveIntegerField(default=0)
+    duration_ms_sum = models.FloatField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class Metric(CallCounts):
     """Calls of one function of one deployment in one minute (period "m") or hour ("h"),
     added up as invocations arrive: pages read these, never the raw rows. Durations are kept
     as a histogram (MetricBucket) so percentiles can be read over any span."""
@@ -559,11 +572,6 @@ class Metric(models.Model):
     function = models.CharField(max_length=200)
     period = models.CharField(max_length=1, choices=Period.choices)
     start = models.DateTimeField()
-    calls = models.PositiveIntegerField(default=0)
-    errors = models.PositiveIntegerField(default=0)  # threw, crashed, or answered 5xx
-    timeouts = models.PositiveIntegerField(default=0)
-    cold_starts = models.PositiveIntegerField(default=0)
-    duration_ms_sum = models.FloatField(default=0)
     # Console lines printed in the minute, and their bytes (for usage): counted as they
     # are stored, so metering never reads the lines themselves.
     log_lines = models.PositiveIntegerField(default=0)
@@ -607,7 +615,7 @@ class MetricBucket(models.Model):
         return f"{self.deployment_id} {self.function} {self.start} #{self.bucket}"
 
 
-class TenantMetric(models.Model):
+class TenantMetric(CallCounts):
     """A tenant's calls in one minute or hour, all its deployments together: what its
     dashboard chart reads (a row a minute, where the tenant's Metric rows are one per
     deployment and function a minute: millions a day for thousands of busy workers)."""
@@ -615,11 +623,6 @@ class TenantMetric(models.Model):
     tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="+", db_index=False)
     period = models.CharField(max_length=1, choices=Metric.Period.choices)
     start = models.DateTimeField()
-    calls = models.PositiveIntegerField(default=0)
-    errors = models.PositiveIntegerField(default=0)
-    timeouts = models.PositiveIntegerField(default=0)
-    cold_starts = models.PositiveIntegerField(default=0)
-    duration_ms_sum = models.FloatField(default=0)
 
     class Meta:
         constraints = [

@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from deployments.metrics import RANGES, percentile, series
+from deployments.metrics import RANGES, Point, percentile, series
 from deployments.models import Deployment
 from workers.models import Worker
 
@@ -16,12 +16,19 @@ WIDTH, BARS_HEIGHT, LINES_HEIGHT = 600, 120, 90
 
 
 def chart(
-    deployment_ids: list[int] | None, range_name: str, url: str, title: str, tenant_id=None
+    deployment_ids: list[int] | None,
+    range_name: str,
+    url: str,
+    title: str,
+    tenant_id=None,
+    points: list[Point] | None = None,
 ) -> dict:
-    """What the chart partial draws: stacked bars (calls, errors in red) and p50/p95 lines."""
+    """What the chart partial draws: stacked bars (calls, errors in red) and p50/p95 lines
+    (`points`: the series, when the caller has read it already)."""
     if range_name not in RANGES:
         range_name = "24h"
-    points = series(deployment_ids, range_name, tenant_id=tenant_id)
+    if points is None:
+        points = series(deployment_ids, range_name, tenant_id=tenant_id)
     n = max(1, len(points))
     step = WIDTH / n
     top = max((p.calls for p in points), default=0) or 1
@@ -62,10 +69,11 @@ def chart(
     }  # fmt: skip
 
 
-def worker_chart_context(worker: Worker, range_name: str) -> dict:
-    ids = list(worker.deployments.values_list("pk", flat=True)[:500])
+def worker_chart_context(worker: Worker, range_name: str, ids=None, points=None) -> dict:
+    if ids is None:
+        ids = list(worker.deployments.values_list("pk", flat=True))
     url = reverse("worker-chart", args=[worker.code])
-    return chart(ids, range_name, url, f"{worker.name}, all deployments")
+    return chart(ids, range_name, url, f"{worker.name}, all deployments", points=points)
 
 
 def deployment_charts(deployment: Deployment, range_name: str) -> list[dict]:

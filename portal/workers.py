@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from deployments.deploy import delete_worker as delete_with_deployments
 from deployments.deploy import deploy, secrets_changed_since, set_visibility
+from deployments.metrics import series
 from deployments.models import Deployment, Metric
 from deployments.releases import canary_metrics, canary_steps
 from workers.models import Worker
@@ -133,8 +134,15 @@ def detail_context(worker: Worker, form: DeployForm | None = None) -> dict:
 def worker_detail(request, code):
     """The Overview tab: production, the latest deployment, recent activity."""
     worker = worker_for(request, code)
-    context = {**detail_context(worker), "health": worker_health(worker)}
-    context["chart"] = worker_chart_context(worker, request.GET.get("range", "24h"))
+    # The health panel and the chart (24 hours unless another range is picked) read one
+    # series.
+    ids = list(worker.deployments.values_list("pk", flat=True))
+    day = series(ids, "24h")
+    range_name = request.GET.get("range", "24h")
+    context = {**detail_context(worker), "health": worker_health(ids, day)}
+    context["chart"] = worker_chart_context(
+        worker, range_name, ids, day if range_name == "24h" else None
+    )
     return render(request, "workers/detail.html", context)
 
 
