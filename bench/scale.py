@@ -6,7 +6,7 @@ tenant ("big", whose owner the pages are measured for) and 8,000 in 160 others; 
 console lines and 2 million invocations (a million lines and 200,000 invocations on the big
 tenant's "hot" worker, which has 20 deployments, the rest spread), and the per-minute figures
 of those invocations (per deployment and function, per tenant, with duration histograms).
-Then each page or answer is asked for 20 times in process (Django's test client: the cost
+Then each page or answer is asked for once untimed and 20 times timed, in process (Django's test client: the cost
 of the view, its queries and its template, without the network) and its p50/p95 printed.
 
 Recording: 20 batches of 500 invocations with one line each go through the ingest as the
@@ -143,6 +143,7 @@ def seed():
 
 
 def measure(client: Client, label: str, url: str, **headers) -> tuple[str, float, float]:
+    client.get(url, **headers)  # not timed: the first request also loads its templates
     took = []
     for _ in range(REPEAT):
         started = time.perf_counter()
