@@ -6,8 +6,9 @@ tenant ("big", whose owner the pages are measured for) and 8,000 in 160 others; 
 console lines and 2 million invocations (a million lines and 200,000 invocations on the big
 tenant's "hot" worker, which has 20 deployments, the rest spread), and the per-minute figures
 of those invocations (per deployment and function, per tenant, with duration histograms).
-Then each page or answer is asked for once untimed and 20 times timed, in process (Django's test client: the cost
-of the view, its queries and its template, without the network) and its p50/p95 printed.
+Then each page or answer is asked for once untimed and 20 times timed, in process (Django's
+test client: the cost of the view, its queries and its template, without the network) and
+its p50/p95 printed.
 
 Recording: 20 batches of 500 invocations with one line each go through the ingest as the
 runtime sends them; CPU time is measured separately for this Python process and for its
