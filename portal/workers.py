@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from deployments.deploy import delete_worker as delete_with_deployments
 from deployments.deploy import deploy, secrets_changed_since, set_visibility
 from deployments.metrics import series
-from deployments.models import Deployment, Metric
+from deployments.models import Deployment, TenantMetric
 from deployments.releases import canary_metrics, canary_steps
 from workers.models import Worker
 from workers_portal.access import Action
@@ -56,7 +56,7 @@ def dashboard(request):
     for worker in workers:
         worker.latest = latest.get(worker.pk)
     this_minute = timezone.now().replace(second=0, microsecond=0)
-    calls = Metric.objects.filter(tenant=tenant, period="m", start=this_minute)
+    calls = TenantMetric.objects.filter(tenant=tenant, period="m", start=this_minute)
     context = {
         "workers": workers,
         "page": page,
