@@ -592,16 +592,25 @@ class Metric(CallCounts):
         return f"{self.deployment_id} {self.function} {self.period} {self.start}"
 
 
-class MetricBucket(models.Model):
+class BucketCount(models.Model):
+    """How many calls of a minute or an hour took a duration in bucket `bucket`
+    (MetricBucket, TenantMetricBucket)."""
+
+    period = models.CharField(max_length=1)
+    start = models.DateTimeField()
+    bucket = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class MetricBucket(BucketCount):
     """How many calls of a Metric's row took a duration in bucket `bucket`: bucket b holds
     durations up to 0.1 ms x 1.25^(b+1) (64 buckets, up to about 130 s; 25 % wide)."""
 
     deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="+", db_index=False)
     function = models.CharField(max_length=200)
-    period = models.CharField(max_length=1)
-    start = models.DateTimeField()
-    bucket = models.PositiveSmallIntegerField()
-    count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -634,14 +643,10 @@ class TenantMetric(CallCounts):
         return f"{self.tenant_id} {self.period} {self.start}"
 
 
-class TenantMetricBucket(models.Model):
+class TenantMetricBucket(BucketCount):
     """A TenantMetric's duration histogram (the buckets of MetricBucket)."""
 
     tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="+", db_index=False)
-    period = models.CharField(max_length=1)
-    start = models.DateTimeField()
-    bucket = models.PositiveSmallIntegerField()
-    count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
