@@ -87,33 +87,25 @@ def add_up(invocations, lines=()) -> None:
         buckets[(*key, bucket(i.duration_ms))] += 1
         tenant_buckets[(i.tenant_id, key[2], bucket(i.duration_ms))] += 1
     for (tenant_id, start), row in tenant_rows.items():
-        where = {"tenant_id": tenant_id, "period": "m", "start": start}
-        updated = TenantMetric.objects.filter(**where).update(
-            **{name: F(name) + row[name] for name in TENANT_NAMES}
-        )
-        if not updated:
-            TenantMetric.objects.create(**where, **row)
+        add_to(TenantMetric, {"tenant_id": tenant_id, "start": start}, row)
     for (tenant_id, start, b), count in tenant_buckets.items():
-        where = {"tenant_id": tenant_id, "period": "m", "start": start, "bucket": b}
-        if not TenantMetricBucket.objects.filter(**where).update(count=F("count") + count):
-            TenantMetricBucket.objects.create(**where, count=count)
+        add_to(TenantMetricBucket, {"tenant_id": tenant_id, "start": start, "bucket": b},
+               {"count": count})  # fmt: skip
     for (deployment_id, function, start), row in rows.items():
-        where = {
-            "deployment_id": deployment_id,
-            "function": function,
-            "period": "m",
-            "start": start,
-        }
-        updated = Metric.objects.filter(**where).update(
-            **{name: F(name) + row[name] for name in NAMES}
-        )
-        if not updated:
-            Metric.objects.create(**where, **row)
+        tenant_id = row.pop("tenant_id")
+        where = {"deployment_id": deployment_id, "function": function, "start": start}
+        add_to(Metric, where, row, tenant_id=tenant_id)
     for (deployment_id, function, start, b), count in buckets.items():
-        where = {"deployment_id": deployment_id, "function": function, "period": "m",
-                 "start": start, "bucket": b}  # fmt: skip
-        if not MetricBucket.objects.filter(**where).update(count=F("count") + count):
-            MetricBucket.objects.create(**where, count=count)
+        where = {"deployment_id": deployment_id, "function": function, "start": start,
+                 "bucket": b}  # fmt: skip
+        add_to(MetricBucket, where, {"count": count})
+
+
+def add_to(model, where: dict, values: dict, **created_with) -> None:
+    """Add `values` to the minute row of `model` at `where`, made if missing."""
+    where = {**where, "period": "m"}
+    if not model.objects.filter(**where).update(**{k: F(k) + v for k, v in values.items()}):
+        model.objects.create(**where, **values, **created_with)
 
 
 # --- hours and retention -------------------------------------------------------------------
@@ -178,6 +170,15 @@ class Point:
 
     def percentile(self, p: float) -> float | None:
         return percentile(self.counts, p)
+
+
+def merged(points) -> dict[int, int]:
+    """The duration histogram of several points together."""
+    counts: dict[int, int] = defaultdict(int)
+    for point in points:
+        for b, c in point.counts.items():
+            counts[b] += c
+    return dict(counts)
 
 
 def percentile(counts: dict[int, int], p: float) -> float | None:

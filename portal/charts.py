@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from deployments.metrics import RANGES, Point, percentile, series
+from deployments.metrics import RANGES, Point, merged, percentile, series
 from deployments.models import Deployment
 from workers.models import Worker
 
@@ -32,10 +32,7 @@ def chart(
     n = max(1, len(points))
     step = WIDTH / n
     top = max((p.calls for p in points), default=0) or 1
-    merged: dict[int, int] = {}
-    for p in points:
-        for b, c in p.counts.items():
-            merged[b] = merged.get(b, 0) + c
+    counts = merged(points)
     p95s = [p.percentile(95) for p in points]
     slowest = max((v for v in p95s if v is not None), default=0) or 1
     bars, p50_line, p95_line = [], [], []
@@ -64,7 +61,7 @@ def chart(
         "calls": calls, "errors": errors, "error_rate": 100 * errors / calls if calls else 0,
         "timeouts": sum(p.timeouts for p in points), "top": top, "slowest": slowest,
         "cold_starts": sum(p.cold_starts for p in points),
-        "p50": percentile(merged, 50), "p95": percentile(merged, 95), "p99": percentile(merged, 99),
+        "p50": percentile(counts, 50), "p95": percentile(counts, 95), "p99": percentile(counts, 99),
         "first": points[0].start if points else None,
     }  # fmt: skip
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db.models import Max
 from django.utils import timezone
 
-from deployments.metrics import Point, percentile
+from deployments.metrics import Point, merged, percentile
 from deployments.models import Metric
 
 HOURS = 24
@@ -19,15 +19,12 @@ def worker_health(deployment_ids: list[int], day: list[Point]) -> dict:
     now = timezone.now()
     since = (now - timedelta(hours=HOURS - 1)).replace(minute=0, second=0, microsecond=0)
     per_hour = {since + timedelta(hours=n): {"total": 0, "failed": 0} for n in range(HOURS)}
-    counts: dict[int, int] = {}
-    for point in day:
-        hour = per_hour.get(point.start.replace(minute=0))
-        if hour is None:
-            continue  # before the first hour shown
+    shown = [point for point in day if point.start.replace(minute=0) in per_hour]
+    for point in shown:
+        hour = per_hour[point.start.replace(minute=0)]
         hour["total"] += point.calls
         hour["failed"] += point.errors
-        for b, c in point.counts.items():
-            counts[b] = counts.get(b, 0) + c
+    counts = merged(shown)
     peak = max(row["total"] for row in per_hour.values())
     hours = [
         {

@@ -10,7 +10,14 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments.ingest import _store_runtime_batch, store_runtime_batch
-from deployments.metrics import bucket, bucket_middle, percentile, roll_up_hours, series
+from deployments.metrics import (
+    bucket,
+    bucket_middle,
+    merged,
+    percentile,
+    roll_up_hours,
+    series,
+)
 from deployments.models import Metric, TenantMetric
 
 from .conftest import client_for
@@ -90,18 +97,10 @@ def test_ingest_adds_up_minutes_once_on_postgres_and_on_the_row_by_row_path(work
     assert (tenant_hour.calls, tenant_hour.errors, tenant_hour.cold_starts) == (60, 10, 2)
     day = series(None, "24h", now=MINUTE + timedelta(minutes=30), tenant_id=worker.tenant_id)
     assert sum(p.calls for p in day) == 60
-    assert abs(merged_percentile(day, 50) - 5) < 0.7
+    assert abs(percentile(merged(day), 50) - 5) < 0.7
     assert roll_up_hours(since=MINUTE) == 1 and Metric.objects.filter(period="h").count() == 1
     week = series([deployment.pk], "7d", now=MINUTE + timedelta(hours=3))
     assert sum(p.calls for p in week) == 60
-
-
-def merged_percentile(points, p):
-    counts = {}
-    for point in points:
-        for b, c in point.counts.items():
-            counts[b] = counts.get(b, 0) + c
-    return percentile(counts, p)
 
 
 def test_charts_render_in_one_request_with_a_range_picker_and_are_scoped(
