@@ -5,13 +5,14 @@ Everything that takes files from a tenant (the JSON API, a .tar.gz, the portal's
 everywhere and the build only ever sees clean relative paths.
 """
 
-import io
 import json
 import posixpath
 import re
-import tarfile
-import zipfile
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 
@@ -22,6 +23,10 @@ CODE_SUFFIXES = (".ts", ".tsx", ".mts", ".js", ".mjs", ".jsx")
 CONFIG_FILES = ("deno.json", "deno.jsonc", "package.json")
 PATH_PART = re.compile(r"^[A-Za-z0-9_@][A-Za-z0-9_.@+=,-]*$")
 MAX_DEPTH = 10
+UNPACK = Path(__file__).with_name("unpack.py")
+UNPACK_SECONDS = 15  # wall time, waiting included
+UNPACK_CPU_SECONDS = 5
+UNPACK_MEMORY_BYTES = 256 * 1024 * 1024  # plus a few times the archive and the limit
 
 
 class ProgramError(ValueError):
@@ -242,39 +247,45 @@ def _check_target(name: str, target: str) -> None:
 
 def program_from_archive(data: bytes, entry: str | None = None) -> Program:
     """A .tar.gz (or .zip) of the worker's directory (one top directory is taken off if all
-    files share it). Links, devices and anything that is not a regular text file are refused."""
-    if data[:4] == b"PK\x03\x04":
-        return _from_zip(data, entry)
-    files: dict[str, str] = {}
+    files share it). Links, devices and anything that is not a regular text file are refused.
+    The archive is unpacked in a process of its own with CPU, memory and time limits
+    (unpack.py), never in this one."""
+    limit = settings.MAX_SOURCE_BYTES
+    memory = UNPACK_MEMORY_BYTES + 4 * (len(data) + limit)
+    command = [sys.executable, "-I", "-S", str(UNPACK), str(limit),
+               str(settings.MAX_PROGRAM_FILES), str(UNPACK_CPU_SECONDS), str(memory)]  # fmt: skip
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-            for member in archive:
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise ProgramError(
-                        f"{member.name}: the archive may hold only regular files and folders "
-                        "(no links or devices)."
-                    )
-                if member.size > settings.MAX_SOURCE_BYTES:
-                    raise ProgramTooLarge(
-                        f"{member.name} is {member.size} bytes: the limit for all files "
-                        f"together is {settings.MAX_SOURCE_BYTES} bytes."
-                    )
-                if len(files) >= settings.MAX_PROGRAM_FILES:
-                    raise ProgramTooLarge(
-                        f"The archive has more than {settings.MAX_PROGRAM_FILES} files."
-                    )
-                raw = archive.extractfile(member).read()
-                try:
-                    files[member.name.removeprefix("./")] = raw.decode()
-                except UnicodeDecodeError as exc:
-                    raise ProgramError(
-                        f"{member.name} is not UTF-8 text: only text files are accepted."
-                    ) from exc
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ProgramError(f"The archive could not be read as .tar.gz: {exc}") from exc
-    return program_from_files(_without_top_directory(files), entry)
+        done = subprocess.run(
+            command, input=data, capture_output=True, timeout=UNPACK_SECONDS, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ProgramError(
+            f"The archive took longer than {UNPACK_SECONDS} s to unpack and was refused."
+        ) from exc
+    answer = _answer_of(done)
+    if "error" in answer:
+        kind = ProgramTooLarge if answer.get("tooLarge") else ProgramError
+        raise kind(answer["error"])
+    return program_from_files(_without_top_directory(answer["files"]), entry)
+
+
+def _answer_of(done: subprocess.CompletedProcess) -> dict:
+    if done.returncode == -signal.SIGXCPU or done.returncode == -signal.SIGKILL:
+        raise ProgramError(
+            f"The archive needed more than {UNPACK_CPU_SECONDS} s of CPU to unpack and was "
+            "refused (an ordinary archive of a worker takes milliseconds)."
+        )
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:
+        answer = None
+    if done.returncode != 0 or not isinstance(answer, dict):
+        # Out of memory inside the parser is the likely cause; the details are not the
+        # tenant's business, the refusal is.
+        raise ProgramTooLarge(
+            "The archive needs more memory to unpack than it may, and was refused."
+        )
+    return answer
 
 
 def _without_top_directory(files: dict[str, str]) -> dict[str, str]:
@@ -282,32 +293,3 @@ def _without_top_directory(files: dict[str, str]) -> dict[str, str]:
     if len(tops) == 1 and all("/" in p for p in files):
         return {p.split("/", 1)[1]: t for p, t in files.items()}
     return files
-
-
-def _from_zip(data: bytes, entry: str | None) -> Program:
-    files: dict[str, str] = {}
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for member in archive.infolist():
-                if member.is_dir() or member.filename.startswith("__MACOSX/"):
-                    continue
-                if (member.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise ProgramError(f"{member.filename}: the archive may not hold links.")
-                if member.file_size > settings.MAX_SOURCE_BYTES:
-                    raise ProgramTooLarge(
-                        f"{member.filename} is {member.file_size} bytes: the limit for all "
-                        f"files together is {settings.MAX_SOURCE_BYTES} bytes."
-                    )
-                if len(files) >= settings.MAX_PROGRAM_FILES:
-                    raise ProgramTooLarge(
-                        f"The archive has more than {settings.MAX_PROGRAM_FILES} files."
-                    )
-                try:
-                    files[member.filename] = archive.read(member).decode()
-                except UnicodeDecodeError as exc:
-                    raise ProgramError(
-                        f"{member.filename} is not UTF-8 text: only text files are accepted."
-                    ) from exc
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ProgramError(f"The archive could not be read as .zip: {exc}") from exc
-    return program_from_files(_without_top_directory(files), entry)

@@ -147,7 +147,12 @@ class ProgramForm(forms.Form):
     def uploaded(self, uploads) -> Program:
         limit = settings.MAX_SOURCE_BYTES
         if len(uploads) == 1 and uploads[0].name.lower().endswith(ARCHIVES):
-            return program_from_archive(uploads[0].read(limit * 4 + 1))
+            if uploads[0].size > limit * 4:
+                raise ProgramTooLarge(
+                    f"{uploads[0].name} is {uploads[0].size} bytes; an archive may be at most "
+                    f"{limit * 4} bytes."
+                )
+            return program_from_archive(uploads[0].read())
         files = {}
         for item in uploads:
             if item.size > limit:

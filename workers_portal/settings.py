@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "workers_portal.middleware.UploadSizeMiddleware",
     "api.errors.JsonErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -200,6 +201,8 @@ BUILD_DEADLINE_SECONDS = env.int("BUILD_DEADLINE_SECONDS", default=300)
 BUILD_MAX_ATTEMPTS = env.int("BUILD_MAX_ATTEMPTS", default=3)
 MAX_SOURCE_BYTES = env.int("MAX_SOURCE_BYTES", default=1024 * 1024)  # all files together
 MAX_PROGRAM_FILES = env.int("MAX_PROGRAM_FILES", default=200)
+# A form upload at most (an archive compresses text, so it is smaller than what it holds).
+MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=MAX_SOURCE_BYTES * 4 + 64 * 1024)
 # The bundle with its packages (Cloudflare allows 10 MB compressed on paid plans).
 MAX_ARTIFACT_BYTES = env.int("MAX_ARTIFACT_BYTES", default=10 * 1024 * 1024)
 # CPU time a module's top level may take to load (Cloudflare allows 400 ms at startup).

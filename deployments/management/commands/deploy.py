@@ -32,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("worker", help="the worker's name")
         parser.add_argument(
             "file",
-            help="the TypeScript module, a directory of the worker's files, a .tar.gz of "
+            help="the TypeScript module, a directory of the worker's files, a .tar.gz or .zip of "
             "one, or - for one module on standard input",
         )
         parser.add_argument("--entry", help="the entry module (default: index.ts)")
@@ -111,7 +111,7 @@ class Command(BaseCommand):
             return program_from_files(read_directory(given), entry)
         if not given.is_file():
             raise CommandError(f"No such file or directory: {path}")
-        if given.name.endswith((".tar.gz", ".tgz")):
+        if given.name.endswith((".tar.gz", ".tgz", ".zip")):
             return program_from_archive(given.read_bytes(), entry)
         source = given.read_text()
         if not source.strip():
