@@ -9,9 +9,10 @@ from ninja import Query, Router, Status
 
 from deployments.models import Run, Schedule
 from deployments.runs import dead_letters, discard, policy, replay
-from deployments.schedules import ScheduleError, arm, check, next_firings
+from deployments.schedules import ScheduleError, arm, check, check_quota, next_firings
 from workers_portal.access import Action, can
 from workers_portal.audit import record
+from workers_portal.quotas import QuotaExceeded
 
 from .errors import ApiError, not_found, require
 from .schemas import (
@@ -313,7 +314,7 @@ def list_schedules(request, id: UUID):
 
 @router.post(
     "/workers/{uuid:id}/schedules",
-    response={201: ScheduleOut, **CHANGE_ERRORS},
+    response={201: ScheduleOut, frozenset({400, 401, 403, 404, 409, 413}): ErrorOut},
     summary="Run a function on a cron schedule",
 )
 def create_schedule(request, id: UUID, body: ScheduleIn):
@@ -321,8 +322,11 @@ def create_schedule(request, id: UUID, body: ScheduleIn):
     payload = json.dumps(body.payload)
     try:
         check(body.cron, body.timeZone, payload)
+        check_quota(worker.tenant, payload)
     except ScheduleError as exc:
         raise ApiError(409, "invalid_schedule", str(exc)) from exc
+    except QuotaExceeded as exc:
+        raise ApiError(exc.status, "quota_exceeded", exc.message) from exc
     schedule = Schedule(
         tenant=worker.tenant, worker=worker, function=body.function, cron=body.cron.strip(),
         time_zone=body.timeZone, payload=payload, paused=body.paused,

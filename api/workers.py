@@ -214,10 +214,8 @@ def create_deployment(request, body: DeployIn):
             409, "conflict", "The worker was created by another request; retry."
         ) from exc
     except QuotaExceeded as exc:
-        if exc.retry_after is None:
-            raise ApiError(403, "quota_exceeded", exc.message) from exc
-        headers = {"Retry-After": str(exc.retry_after)}
-        raise ApiError(429, "quota_exceeded", exc.message, headers) from exc
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+        raise ApiError(exc.status, "quota_exceeded", exc.message, headers) from exc
     return Status(202, {**worker_json(worker), "deployment": deployment_json(deployment)})
 
 

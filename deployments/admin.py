@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from workers_portal.admin import Record
+
 from .models import (
     Artifact,
     Deployment,
@@ -8,36 +10,22 @@ from .models import (
     ProductionChange,
     Release,
     ReleaseItem,
+    Run,
+    RunAttempt,
     UsageDay,
 )
 
-
-class WrittenBySystem(admin.ModelAdmin):
-    """Records the platform writes (invocations, log lines, artifacts): operators read them,
-    and may delete them, but never add or edit one."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+WrittenBySystem = Record  # the records below are the platform's: operators read them
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(Record):
+    """Immutable: a change is a new deployment, made by deploying (which builds it)."""
+
     list_display = ["short_id", "worker", "tenant", "status", "backend", "created", "finished_at"]
     list_filter = ["status", "backend", "tenant"]
     search_fields = ["short_id", "code", "worker__name", "tenant__slug", "deployment_id"]
-    # A deployment is immutable: everything but its status is shown, never edited here.
-    readonly_fields = [
-        "code", "short_id", "worker", "tenant", "status", "created_by", "source", "source_hash",
-        "backend", "functions", "artifact", "deployment_id", "deployment_url", "build_log",
-        "backend_state", "build_attempts", "created", "updated", "started_at", "finished_at",
-        "error_message",
-    ]  # fmt: skip
-
-    def has_add_permission(self, request):
-        return False  # deployments are made by deploying, which also builds them
+    exclude = ["secrets_sealed"]  # sealed secrets are nobody's reading
 
 
 @admin.register(Invocation)
@@ -53,7 +41,6 @@ class InvocationAdmin(WrittenBySystem):
     ]
     list_filter = ["status", "trigger", "tenant"]
     search_fields = ["request_id", "function", "deployment__short_id"]
-    readonly_fields = [f.name for f in Invocation._meta.fields]
 
 
 @admin.register(LogEntry)
@@ -61,14 +48,12 @@ class LogEntryAdmin(WrittenBySystem):
     list_display = ["timestamp", "level", "function", "request_id", "seq", "message"]
     list_filter = ["level", "tenant"]
     search_fields = ["request_id", "message", "function"]
-    readonly_fields = [f.name for f in LogEntry._meta.fields]
 
 
 @admin.register(Artifact)
 class ArtifactAdmin(WrittenBySystem):
     list_display = ["sha256", "size", "created"]
     search_fields = ["sha256"]
-    readonly_fields = ["sha256", "size", "created", "content"]
 
 
 @admin.register(ProductionChange)
@@ -78,7 +63,6 @@ class ProductionChangeAdmin(WrittenBySystem):
     list_display = ["worker", "generation", "production", "canary", "canary_percent", "how", "by", "created"]  # fmt: skip
     list_filter = ["how", "tenant"]
     search_fields = ["worker__name", "tenant__slug", "by"]
-    readonly_fields = [f.name for f in ProductionChange._meta.fields]
 
 
 class ReleaseItemInline(admin.TabularInline):
@@ -98,8 +82,31 @@ class ReleaseAdmin(WrittenBySystem):
     list_display = ["name", "tenant", "status", "created_by", "created", "promoted_at"]
     list_filter = ["status", "tenant"]
     search_fields = ["name", "tenant__slug"]
-    readonly_fields = [f.name for f in Release._meta.fields]
     inlines = [ReleaseItemInline]
+
+
+class RunAttemptInline(admin.TabularInline):
+    model = RunAttempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "deployment", "outcome", "status_code", "error_code", "duration_ms", "started_at", "request_id"]  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Run)
+class RunAdmin(WrittenBySystem):
+    """Durable calls: stored, attempted and finished by the platform."""
+
+    list_display = ["code", "tenant", "function", "status", "attempts", "trigger", "created"]
+    list_filter = ["status", "trigger", "tenant"]
+    search_fields = ["code", "function", "idempotency_key"]
+    inlines = [RunAttemptInline]
 
 
 @admin.register(UsageDay)
@@ -109,4 +116,3 @@ class UsageDayAdmin(WrittenBySystem):
     list_display = ["day", "tenant", "invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs"]  # fmt: skip
     list_filter = ["tenant", "day"]
     date_hierarchy = "day"
-    readonly_fields = [f.name for f in UsageDay._meta.fields]

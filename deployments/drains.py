@@ -23,6 +23,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from workers_portal.quotas import check_room
+
 from .models import LogDrain, LogEntry
 
 BATCH = 1000
@@ -51,6 +53,8 @@ def check_url(url: str) -> None:
 
 
 def new_drain(tenant, url: str, by: str) -> LogDrain:
+    """DrainRefused for a URL drains may not reach, QuotaExceeded past the tenant's quota."""
+    check_room(tenant, "max_drains")
     check_url(url)
     start = (
         LogEntry.objects.filter(tenant=tenant).order_by("-id").values_list("id", flat=True).first()

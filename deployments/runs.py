@@ -29,6 +29,7 @@ from django.utils import timezone
 from workers.models import Worker
 from workers_portal.limits import effective_limits
 from workers_portal.models import Tenant
+from workers_portal.quotas import QuotaExceeded, check_room, check_stored_payload
 
 from .models import Deployment, Run, RunAttempt
 
@@ -85,12 +86,15 @@ def accept(
     replay_of: Run | None = None,
 ) -> tuple[Run, bool]:
     """Store a run and enqueue its first attempt once committed; (run, created). With an
-    idempotency key the worker has seen, the run it started then, unchanged."""
+    idempotency key the worker has seen, the run it started then, unchanged. QuotaExceeded
+    for a payload over the tenant's stored-payload quota (413) or too many runs waiting (429)."""
     worker = deployment.worker
     if idempotency_key:
         found = Run.objects.filter(worker=worker, idempotency_key=idempotency_key).first()
         if found is not None:
             return found, False
+    check_stored_payload(worker.tenant, payload)
+    check_waiting_room(worker.tenant)
     try:
         with transaction.atomic():
             run = Run.objects.create(
@@ -104,6 +108,16 @@ def accept(
         # The same key in a request that raced this one: its run is the one.
         return Run.objects.get(worker=worker, idempotency_key=idempotency_key), False
     return run, True
+
+
+def check_waiting_room(tenant) -> None:
+    """Runs wait in one queue for all tenants: a tenant may have this many waiting at once.
+    They leave it as they run, so the caller may retry shortly (429)."""
+    try:
+        check_room(tenant, "max_waiting_runs")
+    except QuotaExceeded as exc:
+        raise QuotaExceeded(exc.message.replace("remove one first", "retry once some have run"),
+                            retry_after=30) from exc  # fmt: skip
 
 
 EXECUTE = "deployments.tasks.execute_run"  # by name: the task module imports this one

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from workers_portal.models import Tenant
+from workers_portal.quotas import QuotaExceeded, check_room, check_stored_payload
 
 from .models import Run, Schedule
 from .runs import accept
@@ -42,6 +43,13 @@ def check(cron: str, time_zone: str, payload: str) -> None:
         json.loads(payload)
     except ValueError as exc:
         raise ScheduleError(f"The payload is not valid JSON: {exc}") from exc
+
+
+def check_quota(tenant: Tenant, payload: str) -> None:
+    """A new schedule fits the tenant's quota of schedules, its payload the stored-payload
+    quota; QuotaExceeded (409, 413) if not."""
+    check_room(tenant, "max_schedules")
+    check_stored_payload(tenant, payload)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -89,9 +97,13 @@ def fire_due(now: datetime | None = None) -> int:
             schedule.missed += missed
             production = schedule.worker.production
             if schedule.tenant.status == Tenant.Status.ACTIVE and production is not None:
-                accept(production, schedule.function, schedule.payload, Run.Trigger.CRON,
-                       schedule=schedule)  # fmt: skip
-                schedule.last_fired_at = now
-                started += 1
+                try:
+                    accept(production, schedule.function, schedule.payload, Run.Trigger.CRON,
+                           schedule=schedule)  # fmt: skip
+                except QuotaExceeded:
+                    schedule.missed += 1  # the tenant's waiting runs are at their quota
+                else:
+                    schedule.last_fired_at = now
+                    started += 1
             schedule.save(update_fields=["next_fire_at", "missed", "last_fired_at"])
     return started

@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from workers_portal.access import Action
+from workers_portal.audit import audit_csv
 from workers_portal.models import AuditEvent
 
 from .access import require
@@ -14,5 +15,7 @@ def audit_log(request):
     if request.tenant is None:
         return render(request, "workers/no_tenant.html", status=404)
     require(request, Action.MANAGE, request.tenant, viewing=True)
-    events = AuditEvent.objects.filter(tenant=request.tenant)[:200]
-    return render(request, "audit.html", {"events": events})
+    events = AuditEvent.objects.filter(tenant=request.tenant)
+    if request.GET.get("format") == "csv":
+        return audit_csv(events, f"audit-{request.tenant.slug}.csv")
+    return render(request, "audit.html", {"events": events[:200]})

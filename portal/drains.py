@@ -11,6 +11,7 @@ from deployments.drains import DrainRefused, new_drain, resume
 from deployments.models import LogDrain
 from workers_portal.access import Action
 from workers_portal.audit import record
+from workers_portal.quotas import QuotaExceeded
 
 from .access import require, visible
 
@@ -21,13 +22,15 @@ def drains_page(request):
     if tenant is None:
         return redirect("dashboard")
     require(request, Action.MANAGE, tenant, viewing=request.method == "GET")
-    error, created = "", None
+    error, created, status = "", None, 200
     if request.method == "POST":
         url = request.POST.get("url", "").strip()
         try:
             created = new_drain(tenant, url, request.principal.label)
         except DrainRefused as exc:
-            error = str(exc)
+            error, status = str(exc), 400
+        except QuotaExceeded as exc:
+            error, status = exc.message, exc.status
         else:
             record(request, tenant, "drain.create", url)
     context = {
@@ -36,7 +39,7 @@ def drains_page(request):
         "created": created,
         "max_failures": settings.DRAIN_MAX_FAILURES,
     }
-    return render(request, "drains.html", context, status=400 if error else 200)
+    return render(request, "drains.html", context, status=status)
 
 
 @login_required

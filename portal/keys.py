@@ -10,6 +10,7 @@ from workers.api_keys import issue_key
 from workers.models import ApiKey
 from workers_portal.access import KEY_SCOPES, Action
 from workers_portal.audit import record
+from workers_portal.quotas import QuotaExceeded
 
 from .access import require, visible
 
@@ -32,16 +33,24 @@ def api_keys(request):
     require(request, Action.MANAGE, request.tenant, viewing=request.method != "POST")
     form = KeyForm(request.POST or None)
     secret = None
+    status = 200
     if request.method == "POST" and form.is_valid():
-        key, secret = issue_key(
-            request.tenant, form.cleaned_data["name"], form.cleaned_data["scopes"], request.user
-        )
-        record(
-            request, request.tenant, "key.create", key.name, prefix=key.prefix, scopes=key.scopes
-        )
-        form = KeyForm()
+        try:
+            key, secret = issue_key(
+                request.tenant, form.cleaned_data["name"], form.cleaned_data["scopes"], request.user
+            )
+        except QuotaExceeded as exc:
+            form.add_error(None, exc.message)
+            status = exc.status
+        else:
+            record(
+                request, request.tenant, "key.create", key.name, prefix=key.prefix,
+                scopes=key.scopes,
+            )  # fmt: skip
+            form = KeyForm()
     keys = ApiKey.objects.filter(tenant=request.tenant)
-    return render(request, "workers/api_keys.html", {"form": form, "keys": keys, "secret": secret})
+    context = {"form": form, "keys": keys, "secret": secret}
+    return render(request, "workers/api_keys.html", context, status=status)
 
 
 @login_required

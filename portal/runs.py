@@ -12,10 +12,11 @@ from django.views.decorators.http import require_POST
 
 from deployments.models import Run, Schedule
 from deployments.runs import dead_letters, discard, policy, replay
-from deployments.schedules import ScheduleError, arm, check, next_firings
+from deployments.schedules import ScheduleError, arm, check, check_quota, next_firings
 from workers.models import Worker
 from workers_portal.access import Action
 from workers_portal.audit import record
+from workers_portal.quotas import QuotaExceeded
 
 from .access import require, visible
 from .deployments import STOP_POLLING
@@ -236,6 +237,13 @@ def new_schedule(request, code):
     if not form.is_valid():
         return render(request, "workers/runs.html", runs_tab(request, worker, form), status=400)
     data = form.cleaned_data
+    try:
+        check_quota(worker.tenant, data["payload"])
+    except QuotaExceeded as exc:
+        form.add_error(None, exc.message)
+        return render(
+            request, "workers/runs.html", runs_tab(request, worker, form), status=exc.status
+        )
     schedule = Schedule(
         tenant=worker.tenant, worker=worker, function=data["function"], cron=data["cron"].strip(),
         time_zone=data["time_zone"], payload=data["payload"], created_by=request.principal.label,

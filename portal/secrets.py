@@ -9,6 +9,7 @@ from workers.models import WorkerSecret
 from workers.secrets import NAME, encrypt
 from workers_portal.access import Action
 from workers_portal.audit import record
+from workers_portal.quotas import QuotaExceeded, check_room
 
 from .access import require
 from .workers import worker_for
@@ -35,6 +36,14 @@ def worker_secrets(request, code):
     require(request, Action.MANAGE, worker, viewing=request.method != "POST")
     form = SecretForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        name = form.cleaned_data["name"]
+        try:
+            if not worker.secrets.filter(name=name).exists():
+                check_room(worker.tenant, "max_secrets")
+        except QuotaExceeded as exc:
+            form.add_error("name", exc.message)
+            context = {"worker": worker, "form": form, "secrets": worker.secrets.all()}
+            return render(request, "workers/secrets.html", context, status=exc.status)
         WorkerSecret.objects.update_or_create(
             worker=worker,
             name=form.cleaned_data["name"],

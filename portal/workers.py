@@ -102,7 +102,7 @@ def new_worker(request):
             form.add_error("name", "A worker with this name exists already.")
         except QuotaExceeded as exc:
             form.add_error(None, exc.message)
-            return render(request, "workers/new.html", {"form": form}, status=429)
+            return render(request, "workers/new.html", {"form": form}, status=exc.status)
         else:
             return redirect("worker", code=worker.code)
     return render(request, "workers/new.html", {"form": form})

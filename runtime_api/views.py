@@ -21,6 +21,7 @@ from deployments.runs import accept
 from workers.models import ApiKey, Worker
 from workers.secrets import unseal
 from workers_portal.models import Tenant
+from workers_portal.quotas import QuotaExceeded
 
 
 def bearer_matches(request, secret: str) -> bool:
@@ -255,10 +256,18 @@ def accept_run(deployment: Deployment, raw: bytes) -> JsonResponse:
         return not_found("function_not_found", f'This deployment has no function "{function}".')
     if deployment.tenant.status != Tenant.Status.ACTIVE:
         return not_found("tenant_suspended", SUSPENDED)
-    run, created = accept(
-        deployment, function, payload, key_prefix=str(body.get("key") or "")[:12],
-        idempotency_key=key[:255],
-    )  # fmt: skip
+    try:
+        run, created = accept(
+            deployment, function, payload, key_prefix=str(body.get("key") or "")[:12],
+            idempotency_key=key[:255],
+        )  # fmt: skip
+    except QuotaExceeded as exc:
+        refused = JsonResponse(
+            {"error": {"code": "quota_exceeded", "message": exc.message}}, status=exc.status
+        )
+        if exc.retry_after:
+            refused["Retry-After"] = str(exc.retry_after)
+        return refused
     return JsonResponse(
         {"runId": str(run.code), "status": run.status, "statusUrl": status_url(run),
          "created": created},

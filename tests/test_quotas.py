@@ -34,10 +34,10 @@ def test_worker_quota(owner_client, client, tenant):
         == 302
     )
     refused = owner_client.post(reverse("new-worker"), {"name": "two", "source": GREETER})
-    assert refused.status_code == 429 and "quota of 1 workers" in refused.content.decode()
+    assert refused.status_code == 409 and "quota of 1 workers" in refused.content.decode()
     key = issue_key(tenant, "ci", ["deploy"])[1]
     response = api_deploy(client, key, "three")
-    assert response.status_code == 403 and response.json()["error"]["code"] == "quota_exceeded"
+    assert response.status_code == 409 and response.json()["error"]["code"] == "quota_exceeded"
     assert (
         api_deploy(client, key, "one").status_code == 202
     )  # a new version of an existing one is fine

@@ -8,8 +8,13 @@ class WorkerAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "production", "created"]
     list_filter = ["tenant"]
     search_fields = ["name", "tenant__slug", "tenant__name", "code"]
-    readonly_fields = ["code", "created"]
-    raw_id_fields = ["production"]
+    # What production serves moves by promoting (portal, API), audited there, and only ever
+    # to one of the worker's own deployments.
+    readonly_fields = ["code", "created", "production", "canary"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A worker's deployments, lines and runs belong to its tenant: it never moves.
+        return [*self.readonly_fields, "tenant"] if obj else self.readonly_fields
 
 
 @admin.register(ApiKey)

@@ -7,6 +7,7 @@ import secrets
 from django.utils import timezone
 
 from workers_portal.models import Tenant
+from workers_portal.quotas import check_room
 
 from .models import ApiKey
 
@@ -18,7 +19,9 @@ def hash_secret(secret: str) -> str:
 
 
 def issue_key(tenant: Tenant, name: str, scopes: list[str], user=None) -> tuple[ApiKey, str]:
-    """A new key and its secret, which is shown once and never stored."""
+    """A new key and its secret, which is shown once and never stored. QuotaExceeded when
+    the tenant holds its quota of keys."""
+    check_room(tenant, "max_api_keys")
     prefix = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(

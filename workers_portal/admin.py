@@ -2,11 +2,31 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from .access import ROLE_ACTIONS
-from .audit import record
+from .audit import audit_csv, record
 from .models import AuditEvent, Membership, Tenant
+from .quotas import usage
+
+
+class Record(admin.ModelAdmin):
+    """A record the platform writes (deployments, artifacts, invocations, log lines, runs,
+    usage, audit events): operators read it; nobody adds, changes or deletes one here. Only
+    the platform's own retention removes such rows."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class MembershipInline(admin.TabularInline):
@@ -54,10 +74,17 @@ class TenantAdmin(admin.ModelAdmin):
             "Quotas (blank: the platform's default)",
             {
                 "fields": [
+                    "quota_use",
                     "max_workers",
                     "max_deployments_per_hour",
                     "max_invocations_per_minute",
                     "max_payload_bytes",
+                    "max_schedules",
+                    "max_api_keys",
+                    "max_drains",
+                    "max_secrets",
+                    "max_waiting_runs",
+                    "max_stored_payload_bytes",
                     "log_retention_days",
                 ]
             },
@@ -78,6 +105,16 @@ class TenantAdmin(admin.ModelAdmin):
         ),  # fmt: skip
     ]
 
+    readonly_fields = ["quota_use"]
+
+    @admin.display(description="in use")
+    def quota_use(self, tenant):
+        """What the tenant holds against each quota, as the tenant sees it on its Usage page."""
+        if tenant.pk is None:
+            return "-"
+        rows = [(u.name, "-" if u.used is None else u.used, u.limit) for u in usage(tenant, None)]
+        return format_html_join(mark_safe("<br>"), "{}: {} of {}", rows)
+
     @admin.display(description="back end")
     def backend_name(self, tenant):
         return tenant.backend or f"{settings.DEFAULT_BACKEND} (default)"
@@ -97,6 +134,41 @@ class TenantAdmin(admin.ModelAdmin):
         return tenant.invocations.filter(started_at__gte=timezone.now() - timedelta(days=1)).count()
 
     actions = ["suspend", "resume"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one tenant at a time, on its own page
+        return actions
+
+    def delete_view(self, request, object_id, extra_context=None):
+        """Deleting a tenant takes all it made (workers, deployments, lines, runs, usage)
+        along; its audit events stay. The operator types the slug to confirm, and the delete
+        is itself an audit event."""
+        tenant = get_object_or_404(Tenant, pk=object_id)
+        counts = {
+            "members": tenant.memberships.count(),
+            "workers": tenant.workers.count(),
+            "deployments": tenant.deployments.count(),
+        }
+        typed = request.POST.get("confirm", "") if request.method == "POST" else ""
+        if request.method == "POST" and typed == tenant.slug:
+            with transaction.atomic():
+                record(request, tenant, "tenant.delete", tenant.slug, **counts)
+                tenant.delete()
+            self.message_user(request, f"Tenant {tenant.slug} and all it made are deleted.")
+            return redirect("admin:workers_portal_tenant_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Delete the tenant {tenant.name}?",
+            "tenant": tenant,
+            "counts": counts,
+            "opts": self.model._meta,
+            "typed": typed,
+            "mistyped": request.method == "POST",
+        }
+        return render(
+            request, "admin/tenant_delete.html", context, status=400 if context["mistyped"] else 200
+        )
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -154,16 +226,15 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Written by the platform: read-only for operators too."""
+class AuditEventAdmin(Record):
+    """Append-only (the database refuses changes too); the export is the way out."""
 
-    list_display = ["created", "tenant", "actor_label", "action", "target", "ip"]
-    list_filter = ["action", "tenant"]
-    search_fields = ["actor_label", "target", "tenant__slug"]
-    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+    list_display = ["created", "tenant_slug", "actor_label", "action", "target", "ip"]
+    list_filter = ["action", "tenant_slug"]
+    search_fields = ["actor_label", "target", "tenant_slug"]
+    exclude = ["tenant", "actor"]  # shown as they were: tenant_slug, actor_label
+    actions = ["export_csv"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    @admin.action(description="Export the selected events as CSV")
+    def export_csv(self, request, queryset):
+        return audit_csv(queryset, "audit-events.csv")

@@ -38,6 +38,16 @@ class Tenant(RuntimeLimits):
     max_deployments_per_hour = models.PositiveIntegerField(null=True, blank=True)
     max_invocations_per_minute = models.PositiveIntegerField(null=True, blank=True)
     max_payload_bytes = models.PositiveIntegerField(null=True, blank=True)
+    max_schedules = models.PositiveIntegerField(null=True, blank=True)
+    max_api_keys = models.PositiveIntegerField(null=True, blank=True, help_text="Not revoked.")
+    max_drains = models.PositiveIntegerField(null=True, blank=True)
+    max_secrets = models.PositiveIntegerField(null=True, blank=True, help_text="All workers'.")
+    max_waiting_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs queued or waiting to retry, all workers'."
+    )
+    max_stored_payload_bytes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="A stored run's or a schedule's payload."
+    )
     backend = models.CharField(
         max_length=16,
         blank=True,
@@ -94,9 +104,14 @@ class Membership(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Who did what, when and from where, in a tenant."""
+    """Who did what, when and from where, in a tenant. Append-only, also in the database
+    (a trigger refuses updates and deletes, migration 0007): events outlive their tenant
+    (kept under its slug), and their export is the only way out."""
 
-    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="audit_events")
+    tenant = models.ForeignKey(
+        Tenant, models.DO_NOTHING, db_constraint=False, related_name="audit_events"
+    )
+    tenant_slug = models.CharField(max_length=50, blank=True, help_text="The tenant, as it was.")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -114,6 +129,11 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target}"
+
+    def save(self, *args, **kwargs):
+        if not self.tenant_slug and self.tenant_id:
+            self.tenant_slug = self.tenant.slug
+        super().save(*args, **kwargs)
 
 
 class Invitation(models.Model):

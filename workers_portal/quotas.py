@@ -1,24 +1,68 @@
-"""Per-tenant quotas on the control plane: workers, and deployments per hour."""
+"""Per-tenant quotas on the control plane: what a tenant may hold (workers, schedules, keys,
+drains, secrets, waiting runs), how fast it may deploy, and how large a payload it may have
+stored. A count over its quota is a 409 (delete something first), a rate a 429 (wait), a
+payload a 413; each message says the limit and how to get under it."""
 
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db.models import Count
 from django.utils import timezone
 
 from .models import Tenant
 
 
-class QuotaExceeded(Exception):
-    def __init__(self, message: str, retry_after: int | None = None):
+class QuotaExceeded(ValueError):
+    def __init__(self, message: str, retry_after: int | None = None, status: int | None = None):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after  # seconds, for rate quotas
+        # 429 for a rate (wait), 409 for a count (delete something first), 413 for a size.
+        self.status = status or (429 if retry_after is not None else 409)
+
+
+# What a tenant holds, per quota: (its name for people, how many it holds now).
+HELD = {
+    "max_workers": ("workers", lambda t: t.workers.count()),
+    "max_schedules": ("schedules", lambda t: t.schedules.count()),
+    "max_api_keys": ("API keys", lambda t: t.api_keys.filter(revoked_at=None).count()),
+    "max_drains": ("log drains", lambda t: t.log_drains.count()),
+    "max_secrets": ("secrets", lambda t: _secrets(t)),
+    "max_waiting_runs": (
+        "runs waiting (queued or to be retried)",
+        lambda t: t.runs.filter(status__in=("queued", "retrying")).count(),
+    ),
+}
+
+
+def _secrets(tenant: Tenant) -> int:
+    return tenant.workers.aggregate(n=Count("secrets"))["n"]
+
+
+def check_room(tenant: Tenant, quota: str, adding: int = 1) -> None:
+    """One more (or `adding` more) of what `quota` counts fits, or QuotaExceeded (409)."""
+    noun, held = HELD[quota]
+    limit = tenant.quota(quota)
+    if held(tenant) + adding > limit:
+        raise QuotaExceeded(
+            f"This tenant has reached its quota of {limit} {noun}; remove one first, or ask "
+            "the platform's operators for a larger quota."
+        )
+
+
+def check_stored_payload(tenant: Tenant, payload: str) -> None:
+    limit = tenant.quota("max_stored_payload_bytes")
+    size = len(payload.encode())
+    if size > limit:
+        raise QuotaExceeded(
+            f"The payload is {size} bytes; a payload that is stored (a run's or a schedule's) "
+            f"may be at most {limit} bytes. Store large inputs elsewhere and pass a reference.",
+            status=413,
+        )
 
 
 def check_new_worker(tenant: Tenant) -> None:
-    limit = tenant.quota("max_workers")
-    if tenant.workers.count() >= limit:
-        raise QuotaExceeded(f"This tenant has reached its quota of {limit} workers.")
+    check_room(tenant, "max_workers")
 
 
 def check_deploy(tenant: Tenant) -> None:
@@ -59,4 +103,7 @@ def usage(tenant: Tenant, calls_this_minute: int | None) -> list[Usage]:
             tenant.quota("max_invocations_per_minute"),
         ),
         Usage("Largest request body (bytes)", None, tenant.quota("max_payload_bytes")),
-    ]
+        *(Usage(noun[0].upper() + noun[1:], held(tenant), tenant.quota(quota))
+          for quota, (noun, held) in HELD.items() if quota != "max_workers"),
+        Usage("Largest stored payload (bytes)", None, tenant.quota("max_stored_payload_bytes")),
+    ]  # fmt: skip

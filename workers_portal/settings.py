@@ -305,6 +305,14 @@ QUOTA_MAX_WORKERS = env.int("QUOTA_MAX_WORKERS", default=100)
 QUOTA_MAX_DEPLOYMENTS_PER_HOUR = env.int("QUOTA_MAX_DEPLOYMENTS_PER_HOUR", default=60)
 QUOTA_MAX_INVOCATIONS_PER_MINUTE = env.int("QUOTA_MAX_INVOCATIONS_PER_MINUTE", default=6000)
 QUOTA_MAX_PAYLOAD_BYTES = env.int("QUOTA_MAX_PAYLOAD_BYTES", default=RUNTIME_MAX_BODY_BYTES)
+# Each schedule fires at most once a minute (cron's finest step): 20 fire at most 1,200 runs
+# an hour, each of which also counts against the waiting runs.
+QUOTA_MAX_SCHEDULES = env.int("QUOTA_MAX_SCHEDULES", default=20)
+QUOTA_MAX_API_KEYS = env.int("QUOTA_MAX_API_KEYS", default=50)
+QUOTA_MAX_DRAINS = env.int("QUOTA_MAX_DRAINS", default=5)
+QUOTA_MAX_SECRETS = env.int("QUOTA_MAX_SECRETS", default=500)
+QUOTA_MAX_WAITING_RUNS = env.int("QUOTA_MAX_WAITING_RUNS", default=1000)
+QUOTA_MAX_STORED_PAYLOAD_BYTES = env.int("QUOTA_MAX_STORED_PAYLOAD_BYTES", default=256 * 1024)
 
 # --- Brand (white-label): the operator's; a tenant may override it ------------------------
 PLATFORM_NAME = env.str("PLATFORM_NAME", default="Functions")
