@@ -23,14 +23,15 @@ for an update. The npm cache (DENO_DIR) is shared by all builds.
 
 import json
 import re
-import subprocess
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 
-from .deno import deno_bin, deno_env, run_deno
+from . import confine
+from .deno import StepLimit, deno_bin, deno_env, run_deno
 from .errors import BuildFailed
 from .program import Program
 
@@ -128,7 +129,12 @@ class Workspace:
                     f"--allow-import={imports}", *args[1:]]  # fmt: skip
         try:
             result = run_deno(args, self.root, settings.BUILD_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired as exc:
+        except StepLimit as exc:
+            if exc.limit == "memory":
+                raise self.failed(
+                    f"{title} needed more than the build's {settings.BUILD_STEP_MEMORY_MB} MB "
+                    "of memory and was stopped (a very large program or package graph)."
+                ) from exc
             raise self.failed(
                 f"{title} did not finish within {settings.BUILD_TIMEOUT_SECONDS} s."
             ) from exc
@@ -398,17 +404,23 @@ def bundle(ws: Workspace) -> str:
 # --- the startup probe --------------------------------------------------------------------
 
 PROBE = """
-const env = JSON.parse(await new Response(Deno.stdin.readable).text());
-Object.defineProperty(globalThis.process, "env", { value: Object.freeze(env), configurable: true });
-// Waiting on the network is not the module's CPU: a top-level fetch waits forever here.
-globalThis.fetch = () => new Promise(() => {});
+// The report goes out with a nonce the module cannot know (it came on stdin, read before the
+// module is imported): a module that prints a report of its own and exits forges nothing.
+const given = JSON.parse(await new Response(Deno.stdin.readable).text());
+const nonce = given.nonce;
+Object.defineProperty(globalThis.process, "env", { value: Object.freeze(given.env), configurable: true });
+// Waiting on the network is not the module's fault here: a top-level fetch waits forever.
+let fetching = 0;
+globalThis.fetch = () => { fetching++; return new Promise(() => {}); };
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
-const LIMIT = Number(Deno.args[0]), start = cpu(), began = performance.now();
-const tell = (o) => { Deno.stderr.writeSync(new TextEncoder().encode("\\u0001" + JSON.stringify(o) + "\\n")); Deno.exit(0); };
+const LIMIT = Number(Deno.args[0]), WAIT = Number(Deno.args[1]), start = cpu(), began = performance.now();
+const write = Deno.stderr.writeSync.bind(Deno.stderr), exit = Deno.exit, encoder = new TextEncoder();
+const tell = (o) => { write(encoder.encode("\\u0001" + nonce + JSON.stringify(o) + "\\n")); exit(0); };
 const timer = setInterval(() => {
-  const used = cpu() - start;
+  const used = cpu() - start, waited = performance.now() - began;
   if (used > LIMIT) tell({ over: used });
-  if (performance.now() - began > LIMIT) tell({ waiting: true, cpuMs: used });
+  if (waited > LIMIT && fetching) tell({ waiting: true, cpuMs: used });
+  if (waited > WAIT) tell({ never: true, cpuMs: used });
 }, 20);
 try {
   const mod = await import("./bundle.js");
@@ -420,49 +432,71 @@ try {
   tell({ error: `${err?.name ?? "Error"}: ${err?.message ?? err}` });
 }
 """
+# What a Deno process takes before the module's own memory (measured: ~60 MB resident).
+PROBE_BASE_MB = 160
+PROBE_WAIT_MS = 5_000  # a top level that awaits longer than this, on no fetch, never finishes
 
 
 def probe(ws: Workspace, env: dict, memory_mb: int, has_default: bool) -> bool:
-    """Loads the bundle once in a process with no permissions; True if it has a fetch
-    handler. A module whose top level keeps the CPU past STARTUP_CPU_MS fails the build."""
+    """Loads the bundle once in a confined process with no permissions (confine.py: memory,
+    processes, CPU); True if it has a fetch handler. A top level that keeps the CPU past
+    STARTUP_CPU_MS, holds more than the deployment's memory or never finishes fails the build,
+    saying which limit it met."""
     limit = settings.STARTUP_CPU_MS
     (ws.root / "probe.js").write_text(PROBE)
     ws.log.append(f"-> Loading the module once (startup limit: {limit} ms of CPU)")
     args = [
         deno_bin(), "run", "--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm",
-        f"--v8-flags=--max-old-space-size={memory_mb}", "probe.js", str(limit),
+        f"--v8-flags=--max-old-space-size={memory_mb}", "probe.js", str(limit), str(PROBE_WAIT_MS),
     ]  # fmt: skip
-    wall = limit / 1000 * 2 + 2  # deno's own start, and a CPU shared with other builds
-    try:
-        result = subprocess.run(
-            args,
-            cwd=ws.root,
-            env=deno_env(),
-            input=json.dumps(env),
-            capture_output=True,
-            text=True,
-            timeout=wall,
-            check=False,
+    wall = max(limit / 1000 * 2, PROBE_WAIT_MS / 1000) + 3  # deno's own start, a shared CPU
+    nonce = secrets.token_hex(16)
+    bounds = confine.Limits(
+        memory_bytes=(memory_mb + PROBE_BASE_MB) * 1024 * 1024,
+        pids=64,
+        cpus=1.0,
+        cpu_seconds=int(wall) + 1,
+    )
+    result = confine.run(
+        args,
+        bounds,
+        wall,
+        cwd=ws.root,
+        env=deno_env(),
+        input=json.dumps({"env": env, "nonce": nonce}),
+    )
+    if result.limit == "memory":
+        raise ws.failed(
+            f"The module's top level held more memory than the deployment's {memory_mb} MB "
+            f"while loading (with the runtime's own {PROBE_BASE_MB} MB) and was stopped: "
+            "make large data on the first call instead, or ask for a larger memory limit."
         )
-    except subprocess.TimeoutExpired as exc:
-        raise ws.failed(_too_slow(limit)) from exc
+    if result.limit in ("time", "cpu"):
+        raise ws.failed(_too_slow(limit))
+    marker = "\x01" + nonce
     report = next(
         (
-            json.loads(line[1:])
+            json.loads(line[len(marker) :])
             for line in reversed(result.stderr.splitlines())
-            if line.startswith("\x01")
+            if line.startswith(marker)
         ),
         None,
     )
     if report is None:
         raise ws.failed(
             "The module failed to load: it stopped the process that loaded it "
-            f"(exit code {result.returncode}; over its {memory_mb} MB of memory?)."
+            f"(exit code {result.returncode}) before it finished loading."
         )
     if "over" in report:
         raise ws.failed(_too_slow(limit))
     if "error" in report:
         raise ws.failed(f"The module failed to load: {ws.clean(report['error'])}")
+    if report.get("never"):
+        raise ws.failed(
+            f"The module's top level did not finish loading within {PROBE_WAIT_MS // 1000} s: "
+            "it waits for something that never comes (a promise never settled, a timer far "
+            "off). Do that waiting inside a function instead."
+        )
     if report.get("waiting"):
         ws.log.append("The module waits on the network at its top level; startup not judged.")
         return has_default

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from . import confine
+
 
 @cache
 def deno_bin() -> str:
@@ -31,13 +33,21 @@ def deno_env(**extra: str) -> dict[str, str]:
     return env
 
 
+class StepLimit(Exception):
+    """A build step met one of its limits: "memory" or "time"."""
+
+    def __init__(self, limit: str):
+        super().__init__(limit)
+        self.limit = limit
+
+
 def run_deno(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [deno_bin(), *args],
-        cwd=cwd,
-        env=deno_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    """A build step (it reads tenant input), confined: memory, processes, a share of the CPU,
+    its time."""
+    limits = confine.Limits(
+        memory_bytes=settings.BUILD_STEP_MEMORY_MB * 1024 * 1024, pids=256, cpus=1.0
     )
+    done = confine.run([deno_bin(), *args], limits, timeout, cwd=cwd, env=deno_env())
+    if done.limit:
+        raise StepLimit(done.limit)
+    return subprocess.CompletedProcess(args, done.returncode, done.stdout, done.stderr)

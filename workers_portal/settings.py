@@ -207,6 +207,8 @@ MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=MAX_SOURCE_BYTES * 4 + 64
 MAX_ARTIFACT_BYTES = env.int("MAX_ARTIFACT_BYTES", default=10 * 1024 * 1024)
 # CPU time a module's top level may take to load (Cloudflare allows 400 ms at startup).
 STARTUP_CPU_MS = env.int("STARTUP_CPU_MS", default=400)
+# Memory of one build step (resolving, type-checking, bundling: the compiler runs in it).
+BUILD_STEP_MEMORY_MB = env.int("BUILD_STEP_MEMORY_MB", default=2048)
 # Hosts a build may import https: and jsr: modules from (npm packages come from the npm
 # registry, NPM_CONFIG_REGISTRY to use a mirror).
 BUILD_IMPORT_HOSTS = env.list("BUILD_IMPORT_HOSTS", default=["jsr.io", "deno.land", "esm.sh"])

@@ -1,0 +1,309 @@
+"""Limits the operating system enforces on a process that runs or reads tenant input: the
+runtime's sandbox processes (one per tenant), a build's steps and its startup probe.
+
+Where the machine allows (cgroup v1 controllers writable by this user, as on these
+machines), each confined process gets its own cgroup: memory (the kernel stops the process
+group at its limit, whatever kind of memory it is), pids (processes and threads), cpu (a
+share of the cores, so one tenant cannot take them all) and cpuacct (the CPU it used, charged
+to the tenant). Where it does not, rlimits (CPU seconds, open files, no core files) and a
+watcher of the resident memory do what they can; `available()` says which.
+
+Also a script (standard library only, run as `python -I -S confine.py ... -- cmd`): it puts
+itself into the cgroups, sets the rlimits, starts a new session (so that the whole group can
+be killed at once) and becomes `cmd`. The runtime's host (Deno) starts its sandbox processes
+through it.
+"""
+
+import argparse
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+PARENT = "functions"  # our cgroups live under <this process's cgroup>/functions/
+CPU_PERIOD_US = 100_000
+
+
+def own_path(controller: str) -> Path | None:
+    """This process's cgroup directory for a v1 controller, or None."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, names, path = line.split(":", 2)
+        if controller in names.split(","):
+            base = ROOT / controller
+            if (base / "cgroup.procs").exists():
+                return base / path.lstrip("/")
+    return None
+
+
+def available() -> bool:
+    """Whether cgroups can be made here (v1, writable): checked by making one."""
+    probe = _make(f"probe-{os.getpid()}")
+    if probe is None:
+        return False
+    _remove(probe)
+    return True
+
+
+def _make(name: str) -> dict[str, Path] | None:
+    made = {}
+    for controller in CONTROLLERS:
+        own = own_path(controller)
+        if own is None:
+            _remove(made)
+            return None
+        path = own / PARENT / name
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            _remove(made)
+            return None
+        made[controller] = path
+    return made
+
+
+def _remove(groups: dict[str, Path]) -> None:
+    for path in groups.values():
+        with contextlib.suppress(OSError):  # still has a process, or gone: swept later
+            path.rmdir()
+
+
+def _write(path: Path, value) -> None:
+    path.write_text(str(value))
+
+
+@dataclass
+class Limits:
+    memory_bytes: int
+    pids: int = 256
+    cpus: float = 1.0  # cores at most, as a CFS quota
+    cpu_seconds: int = 0  # total CPU time, as RLIMIT_CPU (0: none)
+
+
+def create(name: str, limits: Limits) -> dict[str, Path] | None:
+    """A cgroup per controller with the limits written in; None where they cannot be made."""
+    groups = _make(name)
+    if groups is None:
+        return None
+    try:
+        _write(groups["memory"] / "memory.limit_in_bytes", limits.memory_bytes)
+        with contextlib.suppress(OSError):  # swap too, where the kernel accounts it
+            _write(groups["memory"] / "memory.memsw.limit_in_bytes", limits.memory_bytes)
+        _write(groups["pids"] / "pids.max", limits.pids)
+        _write(groups["cpu"] / "cpu.cfs_period_us", CPU_PERIOD_US)
+        _write(groups["cpu"] / "cpu.cfs_quota_us", int(CPU_PERIOD_US * limits.cpus))
+    except OSError:
+        _remove(groups)
+        return None
+    return groups
+
+
+def join(groups: dict[str, Path] | None, pid: int) -> None:
+    for path in (groups or {}).values():
+        _write(path / "cgroup.procs", pid)
+
+
+def set_rlimits(cpu_seconds: int) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+    if cpu_seconds:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+
+
+def memory_peak(groups: dict[str, Path] | None) -> int:
+    try:
+        return int((groups["memory"] / "memory.max_usage_in_bytes").read_text())
+    except (OSError, KeyError, TypeError, ValueError):
+        return 0
+
+
+def hit_memory_limit(groups: dict[str, Path] | None) -> bool:
+    """Whether the kernel stopped a process of the group at its memory limit."""
+    try:
+        memory = groups["memory"]
+        kills = (memory / "memory.oom_control").read_text().split("oom_kill ")
+        failed = int((memory / "memory.failcnt").read_text())
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    return failed > 0 or (len(kills) > 1 and int(kills[1].split()[0]) > 0)
+
+
+def cpu_used_ns(groups: dict[str, Path] | None) -> int:
+    try:
+        return int((groups["cpuacct"] / "cpuacct.usage").read_text())
+    except (OSError, KeyError, TypeError, ValueError):
+        return 0
+
+
+def kill_all(groups: dict[str, Path] | None) -> None:
+    """Every process of the cgroup (a confined process may have started others)."""
+    try:
+        pids = (groups["pids"] / "cgroup.procs").read_text().split()
+    except (OSError, KeyError, TypeError):
+        return
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def rss_of_group(pgid: int) -> int:
+    """Resident bytes of every process in a process group (the fallback without cgroups)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:  # the fifth field of stat: the process group
+                continue
+            total += int(fields[21]) * resource.getpagesize()  # rss, in pages
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def sweep() -> int:
+    """Removes our cgroups whose processes are all gone; how many."""
+    removed = 0
+    for controller in CONTROLLERS:
+        own = own_path(controller)
+        parent = own / PARENT if own else None
+        if parent is None or not parent.is_dir():
+            continue
+        for child in parent.iterdir():
+            if child.is_dir():
+                try:
+                    child.rmdir()
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
+# --- running a command to its end under limits (builds) ----------------------------------
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+    limit: str | None  # "memory", "cpu" or "time" when one stopped it
+    peak_bytes: int
+
+
+def run(
+    args: list[str],
+    limits: Limits,
+    timeout: float,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    input: str | None = None,
+) -> Outcome:
+    """Runs `args` confined to `limits`, to its end or to the first limit it meets."""
+    groups = create(f"run-{uuid.uuid4().hex[:12]}", limits)
+    wrapper = [sys.executable, "-I", "-S", __file__, "--cpu-seconds", str(limits.cpu_seconds)]
+    for path in (groups or {}).values():
+        wrapper += ["--join", str(path / "cgroup.procs")]
+    proc = subprocess.Popen(
+        [*wrapper, "--", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    limit = None
+    watcher = None
+    if groups is None:  # no memory cgroup: watch the resident memory instead
+        watcher = _RssWatcher(proc, limits.memory_bytes)
+    try:
+        stdout, stderr = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc, groups)
+        stdout, stderr = proc.communicate()
+        limit = "time"
+    finally:
+        if watcher:
+            watcher.stop()
+    if limit is None:
+        if hit_memory_limit(groups) or (watcher and watcher.tripped):
+            limit = "memory"
+        elif proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL) and limits.cpu_seconds:
+            limit = "cpu"
+    peak = memory_peak(groups) or (watcher.peak if watcher else 0)
+    kill_all(groups)
+    _remove(groups or {})
+    return Outcome(proc.returncode, stdout, stderr, limit, peak)
+
+
+def _kill(proc: subprocess.Popen, groups) -> None:
+    kill_all(groups)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+class _RssWatcher:
+    """Kills the process group once its resident memory passes the limit (checked every
+    50 ms): the fallback where no memory cgroup can be made."""
+
+    def __init__(self, proc: subprocess.Popen, limit: int):
+        import threading
+
+        self.proc, self.limit, self.tripped, self.peak = proc, limit, False, 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+        self.thread.start()
+
+    def watch(self) -> None:
+        while not self.stopping.wait(0.05) and self.proc.poll() is None:
+            rss = rss_of_group(self.proc.pid)
+            self.peak = max(self.peak, rss)
+            if rss > self.limit:
+                self.tripped = True
+                _kill(self.proc, None)
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(1)
+
+
+# --- the script: join, limit, start a session, become the command ------------------------
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="confine")
+    parser.add_argument("--join", action="append", default=[], help="a cgroup.procs file")
+    parser.add_argument("--create", help="make cgroups of this name with the limits below")
+    parser.add_argument("--memory-bytes", type=int, default=0)
+    parser.add_argument("--pids", type=int, default=256)
+    parser.add_argument("--cpus", type=float, default=1.0)
+    parser.add_argument("--cpu-seconds", type=int, default=0)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    options = parser.parse_args(argv)
+    command = options.command[1:] if options.command[:1] == ["--"] else options.command
+    os.setsid()  # its own process group: killed as one, with whatever it starts
+    procs = [Path(p) for p in options.join]
+    if options.create:
+        groups = create(options.create, Limits(options.memory_bytes, options.pids, options.cpus))
+        procs += [path / "cgroup.procs" for path in (groups or {}).values()]
+    for path in procs:
+        _write(path, os.getpid())
+    set_rlimits(options.cpu_seconds)
+    os.execvp(command[0], command)  # noqa: S606 (becoming the command is the point)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
