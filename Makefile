@@ -22,7 +22,7 @@ lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports --no-cache
-	NO_COLOR=1 .venv/bin/deno check --quiet deployments/runtime/host.ts bench/baseline.ts
+	NO_COLOR=1 .venv/bin/deno check --quiet deployments/runtime/host.ts deployments/runtime/cell.ts bench/baseline.ts
 
 format: setup-dev
 	.venv/bin/ruff check --fix .

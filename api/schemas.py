@@ -454,6 +454,7 @@ class UsageDayOut(Schema):
     logLines: int
     logBytes: int
     runs: int = Field(description="Async and scheduled runs accepted.")
+    cpuSeconds: float = Field(description="CPU time of the tenant's sandbox processes.")
 
 
 class UsageOut(Schema):

@@ -43,6 +43,7 @@ def usage(
                 "logLines": d.log_lines,
                 "logBytes": d.log_bytes,
                 "runs": d.runs,
+                "cpuSeconds": d.cpu_seconds,
             }  # fmt: skip
             for d in rows
         ],

@@ -113,6 +113,6 @@ class RunAdmin(WrittenBySystem):
 class UsageDayAdmin(WrittenBySystem):
     """What each tenant used per day (UTC), for billing; kept 13 months."""
 
-    list_display = ["day", "tenant", "invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs"]  # fmt: skip
+    list_display = ["day", "tenant", "invocations", "gb_seconds", "build_seconds", "cpu_seconds", "log_lines", "log_bytes", "runs"]  # fmt: skip
     list_filter = ["tenant", "day"]
     date_hierarchy = "day"

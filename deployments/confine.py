@@ -16,11 +16,13 @@ through it.
 
 import argparse
 import contextlib
+import json
 import os
 import resource
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,16 @@ def _make(name: str) -> dict[str, Path] | None:
             return None
         made[controller] = path
     return made
+
+
+def existing(name: str) -> dict[str, Path]:
+    """The cgroups of that name that are there."""
+    found = {}
+    for controller in CONTROLLERS:
+        own = own_path(controller)
+        if own is not None and (own / PARENT / name).is_dir():
+            found[controller] = own / PARENT / name
+    return found
 
 
 def _remove(groups: dict[str, Path]) -> None:
@@ -172,16 +184,18 @@ def rss_of_group(pgid: int) -> int:
     return total
 
 
-def sweep() -> int:
-    """Removes our cgroups whose processes are all gone; how many."""
+def sweep(older_than: float = 300) -> int:
+    """Removes the sandboxes' cgroups whose processes are all gone (a host killed before it
+    could); how many. Young ones are left: one may be about to be joined."""
     removed = 0
+    cutoff = time.time() - older_than
     for controller in CONTROLLERS:
         own = own_path(controller)
         parent = own / PARENT if own else None
         if parent is None or not parent.is_dir():
             continue
         for child in parent.iterdir():
-            if child.is_dir():
+            if child.is_dir() and child.name.startswith("cell-") and child.stat().st_mtime < cutoff:
                 try:
                     child.rmdir()
                     removed += 1
@@ -291,8 +305,18 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--pids", type=int, default=256)
     parser.add_argument("--cpus", type=float, default=1.0)
     parser.add_argument("--cpu-seconds", type=int, default=0)
+    parser.add_argument(
+        "--ended", help="a cgroup of this name ended: say whether the kernel stopped it at its "
+        "memory limit, and remove it",
+    )  # fmt: skip
     parser.add_argument("command", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
+    if options.ended:
+        groups = existing(options.ended)
+        print(json.dumps({"memory": hit_memory_limit(groups)}))
+        kill_all(groups)
+        _remove(groups)
+        return
     command = options.command[1:] if options.command[:1] == ["--"] else options.command
     os.setsid()  # its own process group: killed as one, with whatever it starts
     procs = [Path(p) for p in options.join]

@@ -672,6 +672,8 @@ class UsageDay(models.Model):
     log_lines = models.PositiveBigIntegerField(default=0)
     log_bytes = models.PositiveBigIntegerField(default=0)
     runs = models.PositiveBigIntegerField(default=0)
+    # CPU time of the tenant's sandbox processes (all their threads), as the runtime measured.
+    cpu_seconds = models.FloatField(default=0)
     updated = models.DateTimeField(auto_now=True)
 
     objects = TenantScopedQuerySet.as_manager()
@@ -684,6 +686,32 @@ class UsageDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant.slug} {self.day}"
+
+
+class CpuCharge(models.Model):
+    """CPU time the runtime charged a tenant on a day (UTC): added to as hosts report it
+    (each report once, by its id), read into the day's usage."""
+
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="+")
+    day = models.DateField()
+    ms = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "day"], name="one_cpu_charge_day")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day}: {self.ms:.0f} ms"
+
+
+class CpuReport(models.Model):
+    """A runtime host's CPU report already counted (its id), so a re-sent one counts once;
+    pruned with usage."""
+
+    report_id = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.report_id
 
 
 class LogDrain(models.Model):

@@ -1,20 +1,23 @@
 """Usage per tenant per day (UTC), for billing: invocations, compute (GB-seconds: each
 call's duration times its deployment's memory limit), log lines and bytes from the
-per-minute figures, build time, and async runs. Beat recomputes the current and the previous day
+per-minute figures, build time, async runs, and the CPU time of its sandbox processes. Beat recomputes the current and the previous day
 every few minutes (idempotent: a day's row is written whole), well before raw lines are
 pruned, so usage outlives the logs; rows are kept 13 months."""
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
+from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from workers_portal.limits import effective_limits
 
-from .models import Deployment, Metric, Run, UsageDay
+from .models import CpuCharge, CpuReport, Deployment, Metric, Run, UsageDay
 
-FIELDS = ("invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs")
+FIELDS = (
+    "invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs", "cpu_seconds"
+)  # fmt: skip
 
 
 def day_span(day: date) -> tuple[datetime, datetime]:
@@ -66,7 +69,23 @@ def measure(day: date) -> dict[int, dict]:
     )
     for row in runs:
         used[row["tenant_id"]]["runs"] += row["n"]
+    for charge in CpuCharge.objects.filter(day=day):
+        used[charge.tenant_id]["cpu_seconds"] += charge.ms / 1000
     return used
+
+
+def charge_cpu(report_id: str, charges: dict[int, float], day: date | None = None) -> bool:
+    """Adds a runtime host's report of CPU milliseconds per tenant to the day's charges, once:
+    a report sent again (its answer was lost) adds nothing. False if it was seen already."""
+    day = day or timezone.now().date()
+    with transaction.atomic():
+        _, created = CpuReport.objects.get_or_create(report_id=report_id[:64])
+        if not created:
+            return False
+        for tenant_id, ms in charges.items():
+            CpuCharge.objects.get_or_create(tenant_id=tenant_id, day=day)
+            CpuCharge.objects.filter(tenant_id=tenant_id, day=day).update(ms=F("ms") + ms)
+    return True
 
 
 def meter(days: int = 2, today: date | None = None) -> int:
@@ -83,4 +102,6 @@ def meter(days: int = 2, today: date | None = None) -> int:
 
 def prune(keep_days: int) -> int:
     cutoff = timezone.now().date() - timedelta(days=keep_days)
+    CpuCharge.objects.filter(day__lt=cutoff).delete()
+    CpuReport.objects.filter(created__lt=timezone.now() - timedelta(days=2)).delete()
     return UsageDay.objects.filter(day__lt=cutoff).delete()[0]

@@ -15,7 +15,7 @@ from workers_portal.access import Action
 
 from .access import require
 
-HEADERS = ["day", "invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs"]
+HEADERS = ["day", "invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs", "cpu_seconds"]  # fmt: skip
 
 
 def day_param(text: str, default: date) -> date:

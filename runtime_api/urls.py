@@ -7,6 +7,7 @@ urlpatterns = [
     path("runtime/artifacts/<str:sha256>", views.artifact),
     path("runtime/keys/<str:prefix>", views.api_key),
     path("runtime/ingest", views.ingest),
+    path("runtime/usage", views.usage),
     path("runtime/events", views.events),
     path("runtime/deployments/<uuid:code>/runs", views.runtime_runs),
     path("deployments/<uuid:code>/ingest", views.deployment_ingest, name="deployment-ingest"),

@@ -18,6 +18,7 @@ from deployments.ingest import store_runtime_batch
 from deployments.models import Artifact, Deployment
 from deployments.releases import serving_at
 from deployments.runs import accept
+from deployments.usage import charge_cpu
 from workers.models import ApiKey, Worker
 from workers.secrets import unseal
 from workers_portal.models import Tenant
@@ -148,6 +149,23 @@ def store_batch(request, only: Deployment | None = None) -> JsonResponse:
         message = f'Bad batch: expected {{"invocations": [...], "logs": [...]}} as JSON ({exc}).'
         return JsonResponse({"error": {"code": "invalid_batch", "message": message}}, status=400)
     return JsonResponse({"invocations": invocations, "logs": lines})
+
+
+@runtime_only
+@require_POST
+def usage(request):
+    """A host's report of the CPU its tenants' sandboxes used: {"id", "cpu": {tenant: ms}},
+    counted once per id."""
+    try:
+        body = json.loads(request.body)
+        charges = {int(tenant): float(ms) for tenant, ms in body["cpu"].items()}
+        report_id = str(body["id"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        message = 'Bad report: expected {"id": "...", "cpu": {"<tenant>": <ms>}}.'
+        return JsonResponse({"error": {"code": "invalid_batch", "message": message}}, status=400)
+    known = set(Tenant.objects.filter(pk__in=charges).values_list("pk", flat=True))
+    counted = charge_cpu(report_id, {t: ms for t, ms in charges.items() if t in known and ms > 0})
+    return JsonResponse({"counted": counted})
 
 
 @runtime_only

@@ -235,9 +235,19 @@ RUNTIME_IDLE_SECONDS = env.int("RUNTIME_IDLE_SECONDS", default=300)  # then an i
 # isolates are stopped (checked on every cold start and every 10 s).
 RUNTIME_MEMORY_BUDGET_MB = env.int("RUNTIME_MEMORY_BUDGET_MB", default=2048)
 RUNTIME_MAX_ISOLATES = env.int("RUNTIME_MAX_ISOLATES", default=200)  # per host process
+# Each tenant's isolates run in a sandbox process of its own, limited by the OS (cgroups where
+# the machine allows): all the tenant's memory of every kind, its processes and threads, and
+# the cores it may take.
+RUNTIME_CELL_MEMORY_MB = env.int("RUNTIME_CELL_MEMORY_MB", default=1024)
+RUNTIME_CELL_PIDS = env.int("RUNTIME_CELL_PIDS", default=512)
+RUNTIME_CELL_CPUS = env.float("RUNTIME_CELL_CPUS", default=1.0)
+RUNTIME_MAX_CELLS = env.int("RUNTIME_MAX_CELLS", default=64)  # per host process
+RUNTIME_SPARE_CELLS = env.int("RUNTIME_SPARE_CELLS", default=1)  # started ahead of need
+# Each host's journal of reports not yet acknowledged (kept across a host's restart).
+RUNTIME_JOURNAL_DIR = env.str("RUNTIME_JOURNAL_DIR", default=str(BASE_DIR / "var" / "journal"))
 # Isolates booted ahead of need per host process (about 7.5 MB each): first calls take one
 # and skip the boot (~0.5 s); a burst of more first calls than spares waits for boots.
-RUNTIME_SPARES = env.int("RUNTIME_SPARES", default=4)
+RUNTIME_SPARES = env.int("RUNTIME_SPARES", default=2)  # per sandbox
 RUNTIME_MAX_CONCURRENCY = env.int("RUNTIME_MAX_CONCURRENCY", default=100)  # per deployment
 # Where runtime hosts count the limits they share (invocations per minute per tenant, calls
 # at once per deployment); empty: each host process counts alone.

@@ -1,11 +1,14 @@
-// The local data plane: serves deployment URLs, runs each deployment in its own isolate,
-// and reports invocations and console lines to the control plane in the background.
-// It keeps no state of its own: deployments are learned from the control plane and cached.
+// The local data plane: serves deployment URLs, runs each deployment in its own isolate
+// inside its tenant's sandbox process (cells.ts), and reports invocations and console lines
+// to the control plane in the background. It runs no tenant code itself. It keeps no state of
+// its own: deployments are learned from the control plane and cached.
 import { readLimited } from "./body.ts";
 import type { FetchAnswer, FetchRequest } from "./egress.ts";
 import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
-import { connectLimits, enterSlot, heartbeat, leaveSlot, takeCall } from "./limits.ts";
-import { type DeploymentConfig, type HttpRequest, type LogLine, type Outcome, type Pin, Pool, serveInternally } from "./pool.ts";
+import { connectLimits, enterSlot, heartbeat, HEARTBEAT_MS, leaveSlot, takeCall } from "./limits.ts";
+import { Cells } from "./cells.ts";
+import { type Entry, Journal } from "./journal.ts";
+import type { DeploymentConfig, HttpRequest, LogLine, Outcome, Pin } from "./pool.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
 const BIND = env("RUNTIME_BIND", "127.0.0.1");
@@ -228,32 +231,36 @@ async function checkAccess(req: Request, config: DeploymentConfig): Promise<Resp
   return null;
 }
 
-async function loadCode(config: DeploymentConfig): Promise<string> {
-  const cached = codeCache.get(config.artifact);
+async function loadCode(artifact: string): Promise<string> {
+  const cached = codeCache.get(artifact);
   if (cached !== undefined) return cached;
-  const res = await fetch(`${CONTROL}/internal/runtime/artifacts/${config.artifact}`, {
+  const res = await fetch(`${CONTROL}/internal/runtime/artifacts/${artifact}`, {
     headers: auth,
     signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
   });
-  if (!res.ok) throw new Error(`artifact ${config.artifact}: control plane answered ${res.status}`);
+  if (!res.ok) throw new Error(`artifact ${artifact}: control plane answered ${res.status}`);
   const code = await res.text();
-  rememberCode(config.artifact, code);
+  rememberCode(artifact, code);
   return code;
 }
 
 // --- reporting to the control plane, never on the invocation's path -----------------------
+// Every record and line is written to the journal (journal.ts) before the answer it belongs
+// to leaves, and queued here in the journal's order; a batch the control plane acknowledged
+// is marked shipped in the journal. A host started in a killed one's place sends the rest.
 
-type IngestLine = LogLine & { requestId: string; deploymentId: string; function: string };
-type IngestInvocation = Record<string, unknown>;
-const queued = { invocations: [] as IngestInvocation[], logs: [] as IngestLine[] };
+const journal = new Journal(NO_REPORTS ? "" : env("RUNTIME_JOURNAL", ""));
+const queued: Entry[] = journal.recover();
+if (queued.length) console.error(`runtime: ${queued.length} reports of a previous host to send again`);
 const isolateLogIds = new Map<string, string>();
 let droppedLines = 0;
 let droppedInvocations = 0;
 let flushing = false;
 let backoffUntil = 0;
+setInterval(() => journal.sync(), 10); // lines printed outside any call
 
 function queueLine(deploymentId: string, requestId: string | null, fn: string, line: LogLine) {
-  if (queued.logs.length >= MAX_QUEUED_LINES) {
+  if (queued.length >= MAX_QUEUED_LINES) {
     droppedLines++;
     return;
   }
@@ -262,7 +269,7 @@ function queueLine(deploymentId: string, requestId: string | null, fn: string, l
     requestId = isolateLogIds.get(deploymentId) ?? `iso_${crypto.randomUUID().replaceAll("-", "")}`;
     isolateLogIds.set(deploymentId, requestId);
   }
-  queued.logs.push({ ...line, requestId, deploymentId, function: fn });
+  queued.push(journal.append("L", JSON.stringify({ ...line, requestId, deploymentId, function: fn })));
   scheduleFlush();
 }
 
@@ -279,33 +286,37 @@ function scheduleFlush() {
 
 async function flush() {
   if (NO_REPORTS) {
-    queued.logs.length = queued.invocations.length = 0;
+    queued.length = 0;
     return;
   }
   if (flushing || Date.now() < backoffUntil) return;
-  if (!queued.invocations.length && !queued.logs.length) return;
+  if (!queued.length) return;
   flushing = true;
-  const batch = { invocations: queued.invocations.splice(0, 500), logs: queued.logs.splice(0, 2000) };
+  journal.sync();
+  const batch = queued.splice(0, 2500);
+  // Each entry is JSON already (as journaled): the body is put together, not serialised again.
+  const invocations = batch.filter((e) => e.kind === "I").map((e) => e.json);
+  const logs = batch.filter((e) => e.kind === "L").map((e) => e.json);
   try {
     const res = await fetch(`${CONTROL}/internal/runtime/ingest`, {
       method: "POST",
       headers: { ...auth, "content-type": "application/json" },
-      body: JSON.stringify(batch),
+      body: `{"invocations":[${invocations.join(",")}],"logs":[${logs.join(",")}]}`,
       signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
     });
     await res.body?.cancel();
     if (!res.ok) throw new Error(`ingest answered ${res.status}`);
+    journal.shipped(batch[batch.length - 1].end);
   } catch (err) {
     // Put the batch back in front; ingest is idempotent, so a batch that did land is not
     // doubled when it is sent again.
-    queued.invocations.unshift(...batch.invocations);
-    queued.logs.unshift(...batch.logs);
+    queued.unshift(...batch);
     backoffUntil = Date.now() + 1_000;
-    console.error(`runtime: ingest failed (${(err as Error).message}); ${queued.logs.length} lines queued`);
+    console.error(`runtime: ingest failed (${(err as Error).message}); ${queued.length} reports queued`);
   } finally {
     flushing = false;
   }
-  if (queued.logs.length && Date.now() >= backoffUntil) scheduleFlush(); // more waiting: go on
+  if (queued.length && Date.now() >= backoffUntil) scheduleFlush(); // more waiting: go on
   if (droppedLines || droppedInvocations) {
     console.error(`runtime: queue full, dropped ${droppedLines} log lines and ${droppedInvocations} invocation records`);
     droppedLines = droppedInvocations = 0;
@@ -313,14 +324,60 @@ async function flush() {
 }
 setInterval(flush, FLUSH_MS);
 
-const pool = new Pool(loadCode, queueLine, {
+// What the tenants' sandboxes used, charged to them every few seconds. A report keeps its id
+// until the control plane has it, so one sent again (its answer lost) counts once.
+const cpuUsed = new Map<number, number>();
+let cpuReport: { id: string; cpu: Record<string, number> } | null = null;
+function charge(tenant: number, ms: number) {
+  cpuUsed.set(tenant, (cpuUsed.get(tenant) ?? 0) + ms);
+}
+
+async function reportCpu() {
+  if (NO_REPORTS) return cpuUsed.clear();
+  if (!cpuReport && cpuUsed.size) {
+    cpuReport = { id: crypto.randomUUID(), cpu: Object.fromEntries(cpuUsed) };
+    cpuUsed.clear();
+  }
+  if (!cpuReport) return;
+  try {
+    const res = await fetch(`${CONTROL}/internal/runtime/usage`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify(cpuReport),
+      signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
+    });
+    await res.body?.cancel();
+    if (res.ok || res.status === 400) cpuReport = null; // a 400 would not pass later either
+  } catch {
+    // kept, sent again with the same id
+  }
+}
+setInterval(reportCpu, 5_000);
+
+// Each tenant's sandbox process gets the settings that shape its isolates, nothing else of
+// this host's environment.
+const CELL_ENV = ["RUNTIME_DOMAIN", "RUNTIME_EGRESS_ALLOW", "RUNTIME_EGRESS_DENY", "RUNTIME_IDLE_SECONDS",
+  "RUNTIME_MAX_ISOLATES", "RUNTIME_MEMORY_MB", "RUNTIME_SPARES", "DENO_DIR", "PATH", "NO_COLOR"];
+const CELL_MEMORY_MB = Number(env("RUNTIME_CELL_MEMORY_MB", "1024"));
+const cells = new Cells({
+  command: JSON.parse(env("RUNTIME_CELL_COMMAND", "[]")),
+  env: {
+    ...Object.fromEntries(CELL_ENV.flatMap((name) => Deno.env.get(name) === undefined ? [] : [[name, Deno.env.get(name)!]])),
+    // Idle isolates are stopped once the sandbox nears its memory (or the operator's budget,
+    // if lower); the kernel stops it past its memory.
+    RUNTIME_MEMORY_BUDGET_MB: String(Math.min(Number(env("RUNTIME_MEMORY_BUDGET_MB", "2048")), Math.floor(CELL_MEMORY_MB * 0.75))),
+  },
+  maxCells: Number(env("RUNTIME_MAX_CELLS", "64")),
+  spares: Number(env("RUNTIME_SPARE_CELLS", "1")),
+  memoryBytes: CELL_MEMORY_MB * 1024 * 1024,
   idleMs: Number(env("RUNTIME_IDLE_SECONDS", "300")) * 1000,
-  maxIsolates: Number(env("RUNTIME_MAX_ISOLATES", "200")),
-  defaultMemoryMb: Number(env("RUNTIME_MEMORY_MB", "128")),
-  spares: Number(env("RUNTIME_SPARES", "4")),
-  memoryBudgetBytes: Number(env("RUNTIME_MEMORY_BUDGET_MB", "2048")) * 1024 * 1024,
+  cgroups: env("RUNTIME_CGROUPS", "") === "1",
+  loadCode,
+  lateLog: queueLine,
+  internal: (req, pin) => callInternally(req, pin),
+  charge,
 });
-pool.warmSpare();
+cells.warm();
 
 // --- HTTP -------------------------------------------------------------------------------
 
@@ -495,10 +552,11 @@ async function run(
   const slot = entered instanceof Promise ? await entered : entered;
   if (slot === false) return tooMany(config);
   try {
-    const isolate = pool.running(config) ?? await pool.get(config);
-    if (slot === null && isolate.inFlight >= config.maxConcurrency) return tooMany(config);
-    cold = isolate.served === 0;
-    outcome = await isolate.call(requestId, fn, payload, config.timeoutMs, http, admitted.pin);
+    const cell = cells.running(config.tenant) ?? cells.get(config.tenant);
+    if (slot === null && cell.inFlight(config.id) >= config.maxConcurrency) return tooMany(config);
+    const answer = await cell.call(config, requestId, fn, payload, http, admitted.pin);
+    cold = answer.cold;
+    outcome = answer;
   } catch (err) {
     outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable",
       error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" }, logs: [] };
@@ -509,13 +567,14 @@ async function run(
   scheduleFlush();
   // Bounded: while the control plane is down (or slower than the calls), newer records are
   // dropped and counted; never an O(n) shift on the request path.
-  if (queued.invocations.length >= MAX_QUEUED_LINES) droppedInvocations++;
-  else queued.invocations.push({
+  if (queued.length >= MAX_QUEUED_LINES) droppedInvocations++;
+  else queued.push(journal.append("I", JSON.stringify({
     requestId, deploymentId: config.id, function: fn, trigger,
     status: outcome.response ? "ok" : outcome.status === 200 ? "ok" : outcome.status === 504 ? "timeout" : outcome.code === "isolate_crashed" ? "crashed" : "error",
     statusCode: outcome.status, durationMs, startedAt, // ms since the epoch
     errorMessage: outcome.error?.message ?? "", cold, lines: outcome.logs?.length ?? 0,
-  });
+  })));
+  journal.sync(); // the record and the call's lines are on file before the answer leaves
   return { outcome, durationMs };
 }
 
@@ -639,8 +698,9 @@ async function handle(req: Request, pin?: Pin, hostname?: string): Promise<Respo
   const { host, path } = route(req, pathOf(req.url), hostname);
   if (!host) {
     if (path === "/healthz") {
-      const pending = queued.logs.length + queued.invocations.length;
-      return json(200, { ok: true, pid: Deno.pid, isolates: pool.size, spares: pool.readySpares, knownHosts: hostCache.size, cachedCode: codeCache.size, pendingReports: pending, flushing });
+      const pending = queued.length;
+      const { cells: sandboxes, isolates, spares } = await cells.counts();
+      return json(200, { ok: true, pid: Deno.pid, sandboxes, isolates, spares, knownHosts: hostCache.size, cachedCode: codeCache.size, pendingReports: pending, flushing });
     }
     return failure("not_found",
       `No deployment at this address. Use http://<deployment-host>.${DOMAIN}:${PORT}/api/invoke/<function> or /d/<deployment-host>/api/invoke/<function>.`);
@@ -663,7 +723,7 @@ async function handle(req: Request, pin?: Pin, hostname?: string): Promise<Respo
 // the same release generation, so one chain never sees half of a release.
 const MAX_INTERNAL_RESPONSE_BYTES = 10 * 1024 * 1024;
 
-serveInternally((msg: FetchRequest, pin?: Pin): Promise<FetchAnswer> | null => {
+function callInternally(msg: FetchRequest, pin?: Pin): Promise<FetchAnswer> | null {
   let url: URL;
   try {
     url = new URL(msg.url);
@@ -679,13 +739,15 @@ serveInternally((msg: FetchRequest, pin?: Pin): Promise<FetchAnswer> | null => {
     if (all === null) return { ok: false, error: `The response of ${url.host} is larger than ${MAX_INTERNAL_RESPONSE_BYTES} bytes.` };
     return { ok: true, status: res.status, statusText: res.statusText, headers: [...res.headers], body: all.buffer as ArrayBuffer, url: url.href };
   })();
-});
+}
 
 const STARTED = Date.now();
+let sandboxCounts = { cells: 0, isolates: 0, spares: 0 };
+setInterval(() => cells.counts().then((c) => (sandboxCounts = c)), HEARTBEAT_MS);
 heartbeat(() => ({
-  pid: Deno.pid, address: `${BIND}:${PORT}`, startedAt: STARTED,
-  isolates: pool.size, spares: pool.readySpares, rssBytes: Deno.memoryUsage().rss,
-  knownHosts: hostCache.size, pendingReports: queued.logs.length + queued.invocations.length,
+  pid: Deno.pid, address: `${BIND}:${PORT}`, startedAt: STARTED, sandboxes: sandboxCounts.cells,
+  isolates: sandboxCounts.isolates, spares: sandboxCounts.spares, rssBytes: Deno.memoryUsage().rss,
+  knownHosts: hostCache.size, pendingReports: queued.length,
   droppedInvocations,
 }));
 
@@ -706,7 +768,8 @@ Deno.serve({
 // Flush what is queued before a graceful stop.
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.addSignalListener(signal, async () => {
-    await flush();
+    cells.stopAll();
+    await Promise.all([flush(), reportCpu()]);
     Deno.exit(0);
   });
 }

@@ -30,6 +30,10 @@ for (const [owner, key, value] of [
   }
 }
 const postMessage = port.postMessage.bind(port);
+// Threads of its own would run outside this isolate's accounting: tenant code gets no Web
+// Workers (node:worker_threads still exists; what it starts runs in the tenant's sandbox
+// process, inside that process's limits, and is stopped with it).
+delete globalThis.Worker;
 const calls = new AsyncLocalStorage();
 // Answers leave in batches: all that are ready by the end of this turn go in one message
 // (a cross-thread message is the dearest part of a call). The one call in flight is answered

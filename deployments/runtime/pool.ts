@@ -137,6 +137,7 @@ export class Isolate {
   private lastPong = performance.now();
   private ring: LogRing;
   dead = false;
+  private heard = false; // it said something: its thread runs
   retiring = false; // a call timed out in it: it takes no new calls, and ends when idle
   lastUsed = Date.now();
   served = 0; // calls handed to it so far: the first one waited for its start (cold)
@@ -151,6 +152,7 @@ export class Isolate {
       dead: (iso: Isolate) => void;
       retire: (iso: Isolate) => void;
       busy: (iso: Isolate) => void;
+      held: (message: string) => void;
     },
   ) {
     channel.port.onmessage = (e) => this.receive(e.data);
@@ -211,6 +213,10 @@ export class Isolate {
         this.pingSentAt = now;
         this.channel.port.postMessage({ t: "ping" });
       }
+    } else if (now - this.pingSentAt > this.config.cpuMs && !this.heard) {
+      // Its thread has not started yet (a fresh sandbox boots its isolates): not a held
+      // thread. Ask again; the call's deadline still applies.
+      this.pingSentAt = null;
     } else if (now - this.pingSentAt > this.config.cpuMs) {
       const ms = this.config.cpuMs;
       this.stopFor("cpu_limit_exceeded",
@@ -274,6 +280,7 @@ export class Isolate {
         error: { name: code === "timeout" ? "TimeoutError" : "RangeError", message, stack: "" } });
     }
     this.kill("isolate_restarted", others);
+    this.hooks.held(message);
   }
 
   private readLines() {
@@ -291,6 +298,7 @@ export class Isolate {
   }
 
   private receive(msg: any) {
+    this.heard = true;
     if (msg.t === "pong") return this.ponged();
     if (msg.t === "batch") {
       this.readLines(); // an answer's lines were written before it was sent
@@ -423,7 +431,7 @@ export class Pool {
   private isolates = new Map<string, Isolate>();
   private draining = new Set<Isolate>(); // retired, finishing their calls
   private active = new Set<Isolate>(); // with calls in flight (ticked every time)
-  private sandbox = new Sandbox();
+  private sandbox: Sandbox;
   private baseRss = Deno.memoryUsage().rss; // before any deployment is loaded
   private ready: Promise<void>;
 
@@ -437,7 +445,12 @@ export class Pool {
       spares: number;
       memoryBudgetBytes: number;
     },
+    // A thread held past its limit was stopped: V8 cannot interrupt everything (a regular
+    // expression backtracking for minutes, a long synchronous hash), and a terminated thread
+    // may run on, so the process that holds it must end (cell.ts).
+    private onHeld: (message: string) => void = () => {},
   ) {
+    this.sandbox = new Sandbox();
     this.ready = this.sandbox.start();
     this.ready.then(() => (this.baseRss = Deno.memoryUsage().rss));
     setInterval(() => this.evictIdle(), Math.min(10_000, limits.idleMs));
@@ -511,6 +524,7 @@ export class Pool {
         this.active.delete(gone);
       },
       busy: (working) => void this.active.add(working),
+      held: (message) => this.onHeld(message),
       retire: (old) => {
         if (this.isolates.get(old.config.id) === old) this.isolates.delete(old.config.id);
         this.draining.add(old);

@@ -1,8 +1,16 @@
-"""`manage.py runtime`: starts the Deno host (the local data plane) and restarts it if it dies."""
+"""`manage.py runtime`: starts the Deno hosts (the local data plane), restarts one that dies,
+and sweeps the cgroups of tenants' sandbox processes that are gone.
+
+Each host runs no tenant code: it starts one sandbox process per tenant (runtime/cell.ts)
+through confine.py, which puts it in cgroups of its own (memory, processes, CPU) where the
+machine allows.
+"""
 
 import hashlib
+import json
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,10 +18,35 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from deployments import confine
 from deployments.deno import deno_bin, deno_env
 from workers_portal.startup import require_secure_settings
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
+CELL_ENV = (
+    "RUNTIME_DOMAIN,RUNTIME_EGRESS_ALLOW,RUNTIME_EGRESS_DENY,RUNTIME_IDLE_SECONDS,"
+    "RUNTIME_MAX_ISOLATES,RUNTIME_MEMORY_MB,RUNTIME_SPARES,RUNTIME_MEMORY_BUDGET_MB"
+)
+
+
+def cell_command() -> list[str]:
+    """How a host starts a tenant's sandbox: confined, then Deno with no more than it needs
+    (the network for the tenant's outbound requests, its own files, its settings)."""
+    return [
+        sys.executable, "-I", "-S", str(Path(confine.__file__)),
+        "--create", "{name}",
+        "--memory-bytes", str(settings.RUNTIME_CELL_MEMORY_MB * 1024 * 1024),
+        "--pids", str(settings.RUNTIME_CELL_PIDS),
+        "--cpus", str(settings.RUNTIME_CELL_CPUS),
+        "--",
+        deno_bin(), "run", "--quiet",
+        "--unstable-worker-options",  # per-isolate permissions for each deployment's Worker
+        "--allow-net",
+        f"--allow-env={CELL_ENV}",
+        f"--allow-read={RUNTIME_DIR}",
+        "--no-prompt", "--no-config", "--no-lock",
+        str(RUNTIME_DIR / "cell.ts"),
+    ]  # fmt: skip
 
 
 def host_command() -> list[str]:
@@ -22,23 +55,35 @@ def host_command() -> list[str]:
         "PORTAL_INVOKE_TOKEN_SHA256,RUNTIME_PROCESSES,"
         "RUNTIME_IDLE_SECONDS,RUNTIME_MAX_ISOLATES,RUNTIME_MEMORY_MB,RUNTIME_SPARES,"
         "RUNTIME_EGRESS_ALLOW,RUNTIME_EGRESS_DENY,RUNTIME_BENCH_NO_REPORTS,RUNTIME_MEMORY_BUDGET_MB,"
+        "RUNTIME_CELL_COMMAND,RUNTIME_CELL_MEMORY_MB,RUNTIME_MAX_CELLS,RUNTIME_SPARE_CELLS,"
+        "RUNTIME_CGROUPS,RUNTIME_JOURNAL,DENO_DIR,PATH,NO_COLOR,"
         "REDIS_URL,REDIS_DEBUG_MAINTENANCE"  # the second: read by the Redis client itself
     )
     return [
         deno_bin(),
         "run",
         "--quiet",
-        "--unstable-worker-options",  # per-isolate permissions for each deployment's Worker
         "--unstable-net",  # reusePort: several host processes share one port
         "--allow-net",
         f"--allow-env={env_names}",
-        f"--allow-read={RUNTIME_DIR}",
+        f"--allow-read={RUNTIME_DIR},{settings.RUNTIME_JOURNAL_DIR}",
+        f"--allow-write={settings.RUNTIME_JOURNAL_DIR}",  # its journal of reports
+        f"--allow-run={sys.executable}",  # confine.py, which starts and ends the sandboxes
         "--no-prompt",
         str(RUNTIME_DIR / "host.ts"),
     ]
 
 
-def host_env(processes: int | None = None) -> dict[str, str]:
+def journal_path(number: int) -> str:
+    """Host number `number`'s journal: the same for the host started in a killed one's place,
+    so that it sends what the killed one had not (runtime/journal.ts)."""
+    Path(settings.RUNTIME_JOURNAL_DIR).mkdir(parents=True, exist_ok=True)
+    return str(Path(settings.RUNTIME_JOURNAL_DIR) / f"host-{settings.RUNTIME_PORT}-{number}.ndjson")
+
+
+def host_env(
+    processes: int | None = None, cgroups: bool | None = None, number: int = 0
+) -> dict[str, str]:
     return deno_env(
         RUNTIME_BIND=settings.RUNTIME_BIND,
         RUNTIME_PORT=str(settings.RUNTIME_PORT),
@@ -56,6 +101,12 @@ def host_env(processes: int | None = None) -> dict[str, str]:
         RUNTIME_EGRESS_ALLOW=",".join(settings.RUNTIME_EGRESS_ALLOW),
         RUNTIME_EGRESS_DENY=",".join(settings.RUNTIME_EGRESS_DENY),
         RUNTIME_MEMORY_BUDGET_MB=str(settings.RUNTIME_MEMORY_BUDGET_MB),
+        RUNTIME_JOURNAL=journal_path(number),
+        RUNTIME_CELL_COMMAND=json.dumps(cell_command()),
+        RUNTIME_CELL_MEMORY_MB=str(settings.RUNTIME_CELL_MEMORY_MB),
+        RUNTIME_MAX_CELLS=str(settings.RUNTIME_MAX_CELLS),
+        RUNTIME_SPARE_CELLS=str(settings.RUNTIME_SPARE_CELLS),
+        RUNTIME_CGROUPS="1" if (confine.available() if cgroups is None else cgroups) else "",
         # Limits counted across hosts and machines (runtime/limits.ts); RUNTIME_REDIS_URL=""
         # counts them per host.
         REDIS_URL=settings.RUNTIME_REDIS_URL,
@@ -77,6 +128,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         require_secure_settings()
         self.processes = max(1, options["processes"])
+        self.cgroups = confine.available()
+        if not self.cgroups:
+            self.stderr.write(
+                "runtime: no cgroups can be made here; tenants' sandboxes are limited by "
+                "rlimits and a watch of their resident memory instead"
+            )
         stopping = threading.Event()
         hosts: list[subprocess.Popen] = []
 
@@ -94,8 +151,12 @@ class Command(BaseCommand):
         ]
         for thread in threads:
             thread.start()
+        swept = time.monotonic()
         while not stopping.is_set():
             stopping.wait(1)
+            if time.monotonic() - swept > 60:  # cgroups of sandboxes a killed host left
+                confine.sweep()
+                swept = time.monotonic()
         for thread in threads:
             thread.join(10)
 
@@ -103,7 +164,11 @@ class Command(BaseCommand):
         restarts = 0
         while not stopping.is_set():
             started = time.monotonic()
-            proc = subprocess.Popen(host_command(), env=host_env(self.processes), cwd=RUNTIME_DIR)
+            proc = subprocess.Popen(
+                host_command(),
+                env=host_env(self.processes, self.cgroups, number),
+                cwd=RUNTIME_DIR,
+            )
             hosts.append(proc)
             code = proc.wait()
             hosts.remove(proc)

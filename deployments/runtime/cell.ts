@@ -1,0 +1,165 @@
+// One tenant's sandbox process: the isolates of that tenant's deployments (pool.ts) behind a
+// process boundary. The host starts it confined by the operating system (confine.py: its own
+// cgroup for memory of every kind, processes and a share of the CPU) and talks to it over
+// stdin and stdout (wire.ts). Whatever the tenant's code does here, to the point of a thread
+// that cannot be stopped, ends with this process; the host and other tenants go on.
+import process from "node:process";
+import { statusOf } from "./contract.ts";
+import type { FetchAnswer, FetchRequest } from "./egress.ts";
+import { type DeploymentConfig, type LogLine, type Pin, Pool, serveInternally } from "./pool.ts";
+import { fromBase64, type Message, readMessages, toBase64, Writer } from "./wire.ts";
+
+const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
+const DOMAIN = env("RUNTIME_DOMAIN", "localhost").toLowerCase();
+const out = new Writer(Deno.stdout.writable.getWriter());
+
+const configs = new Map<string, DeploymentConfig>();
+type Waiter = { resolve: (code: string) => void; reject: (err: Error) => void };
+const codeWaiting = new Map<string, Waiter[]>();
+const internalWaiting = new Map<number, (answer: FetchAnswer) => void>();
+const streams = new Map<string, ReadableStreamDefaultReader<Uint8Array>>();
+let nextInternal = 1;
+
+function loadCode(config: DeploymentConfig): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const waiting = codeWaiting.get(config.artifact);
+    if (waiting) return waiting.push({ resolve, reject });
+    codeWaiting.set(config.artifact, [{ resolve, reject }]);
+    out.send({ t: "code?", artifact: config.artifact });
+  });
+}
+
+// Console lines go to the host as they are printed (its live tail and its reports), in the
+// same write as whatever else this turn sends.
+let lines: [string, string | null, string, LogLine][] = [];
+function lateLog(deploymentId: string, requestId: string | null, fn: string, line: LogLine) {
+  if (lines.push([deploymentId, requestId, fn, line]) === 1) {
+    queueMicrotask(() => {
+      out.send({ t: "lines", list: lines });
+      lines = [];
+    });
+  }
+}
+
+const pool = new Pool(loadCode, lateLog, {
+  idleMs: Number(env("RUNTIME_IDLE_SECONDS", "300")) * 1000,
+  maxIsolates: Number(env("RUNTIME_MAX_ISOLATES", "200")),
+  defaultMemoryMb: Number(env("RUNTIME_MEMORY_MB", "128")),
+  spares: Number(env("RUNTIME_SPARES", "1")),
+  memoryBudgetBytes: Number(env("RUNTIME_MEMORY_BUDGET_MB", "1024")) * 1024 * 1024,
+}, (message) => {
+  // A call held its thread past its limit and its isolate was told to stop; the thread may
+  // run on (a regular expression that backtracks for minutes, a long synchronous hash), and
+  // only ending this process is sure to stop it. What was answered goes out first.
+  out.send({ t: "stuck", message });
+  setTimeout(() => out.drain().finally(() => Deno.exit(75)), 0); // after this turn's answers
+});
+pool.warmSpare();
+
+// A call of one of the platform's workers goes back to the host, which serves it through the
+// same door as any other caller (its key, its quota, the callee's own sandbox).
+serveInternally((req: FetchRequest, pin?: Pin): Promise<FetchAnswer> | null => {
+  let hostname: string;
+  try {
+    hostname = new URL(req.url).hostname.toLowerCase();
+  } catch {
+    return null;
+  }
+  if (!hostname.endsWith(`.${DOMAIN}`)) return null;
+  const n = nextInternal++;
+  return new Promise((resolve) => {
+    internalWaiting.set(n, resolve);
+    const body = req.body ? toBase64(new Uint8Array(req.body)) : null;
+    out.send({ t: "ifetch", n, req: { ...req, body }, pin });
+  });
+});
+
+async function call(msg: Message) {
+  const id = msg.id as string;
+  const config = configs.get(msg.d as string);
+  if (!config) {
+    out.send({ t: "done", id, cold: false, outcome: { status: statusOf("isolate_unavailable"), code: "isolate_unavailable", logs: [],
+      error: { name: "Error", message: "The sandbox did not know this deployment; retry.", stack: "" } } });
+    return;
+  }
+  let cold = true;
+  let outcome;
+  try {
+    const isolate = pool.running(config) ?? await pool.get(config);
+    cold = isolate.served === 0;
+    const http = msg.http as { method: string; url: string; headers: [string, string][]; body: string | null } | undefined;
+    outcome = await isolate.call(id, msg.fn as string, msg.payload, msg.timeoutMs as number,
+      http ? { ...http, body: http.body === null ? null : fromBase64(http.body).buffer as ArrayBuffer } : undefined,
+      msg.pin as Pin | undefined);
+  } catch (err) {
+    outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable" as const, logs: [],
+      error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" } };
+  }
+  const { response, ...rest } = outcome;
+  if (!response) return out.send({ t: "done", id, cold, outcome: rest });
+  const { status, statusText, headers, body } = response;
+  out.send({ t: "head", id, cold, outcome: rest, status, statusText, headers, hasBody: body !== null });
+  if (!body) return;
+  const reader = body.getReader();
+  streams.set(id, reader);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      out.send({ t: "chunk", id, b: toBase64(value) });
+    }
+    out.send({ t: "end", id });
+  } catch (err) {
+    out.send({ t: "fail", id, message: (err as Error).message });
+  } finally {
+    streams.delete(id);
+  }
+}
+
+function receive(msg: Message) {
+  switch (msg.t) {
+    case "call":
+      call(msg);
+      break;
+    case "config": {
+      const config = msg.config as DeploymentConfig;
+      configs.set(config.id, config);
+      break;
+    }
+    case "code": {
+      const waiting = codeWaiting.get(msg.artifact as string) ?? [];
+      codeWaiting.delete(msg.artifact as string);
+      for (const { resolve, reject } of waiting) {
+        if (typeof msg.code === "string") resolve(msg.code);
+        else reject(new Error(msg.error as string));
+      }
+      break;
+    }
+    case "ifetched": {
+      const answer = msg.answer as FetchAnswer & { body?: string };
+      internalWaiting.get(msg.n as number)?.(
+        answer.ok ? { ...answer, body: fromBase64(answer.body as unknown as string).buffer as ArrayBuffer } : answer,
+      );
+      internalWaiting.delete(msg.n as number);
+      break;
+    }
+    case "cancel":
+      streams.get(msg.id as string)?.cancel().catch(() => {});
+      streams.delete(msg.id as string);
+      break;
+    case "stats?":
+      out.send({ t: "stats", n: msg.n, isolates: pool.size, spares: pool.readySpares });
+      break;
+  }
+}
+
+// What this process uses, all its threads together, for the host to watch and to charge.
+setInterval(() => {
+  const { user, system } = process.cpuUsage();
+  out.send({ t: "usage", cpuMs: (user + system) / 1000, rss: Deno.memoryUsage().rss });
+}, 250);
+
+out.send({ t: "ready" });
+// The host is this process's only reason to be: when its end of the channel closes (it
+// stopped, or was killed), this process ends too.
+readMessages(Deno.stdin.readable, receive).finally(() => Deno.exit(0));

@@ -1,0 +1,362 @@
+// The host's side of the process boundary: one sandbox process (cell.ts) per tenant with calls
+// in flight or recently served, started confined by the operating system (confine.py), and
+// killed when it must be:
+//   * a thread in it could not be stopped (it says "stuck", then exits);
+//   * it went over the tenant's memory (the kernel's cgroup stops it at its limit; without
+//     cgroups, its resident memory is watched here);
+//   * it burns CPU with no call in flight (a worker it started, a timer in a loop);
+//   * it stops answering.
+// Its calls in flight then end with a retryable error that names the cause; what it already
+// answered and printed is here, in the host, and is reported as usual. The CPU it used is
+// charged to its tenant.
+import { type ErrorCode, statusOf } from "./contract.ts";
+import type { FetchAnswer, FetchRequest } from "./egress.ts";
+import type { DeploymentConfig, HttpRequest, LateLog, LogLine, Outcome, Pin } from "./pool.ts";
+import { fromBase64, type Message, readMessages, toBase64, Writer } from "./wire.ts";
+
+export type Answer = Outcome & { cold: boolean };
+
+export type CellOptions = {
+  command: string[]; // the confine wrapper, then deno running cell.ts; "{name}" is the cell's
+  env: Record<string, string>;
+  maxCells: number;
+  spares: number; // cells started ahead of need, given to the next tenant that needs one
+  memoryBytes: number; // one tenant's sandbox: all its deployments, every kind of memory
+  idleMs: number;
+  cgroups: boolean; // whether confine.py makes cgroups for them here
+  loadCode: (artifact: string) => Promise<string>;
+  lateLog: LateLog;
+  internal: (req: FetchRequest, pin: Pin | undefined) => Promise<FetchAnswer> | null;
+  charge: (tenant: number, cpuMs: number) => void;
+};
+
+type Pending = {
+  deployment: string;
+  resolve: (answer: Answer) => void;
+  deadline: number;
+  body?: ReadableStreamDefaultController<Uint8Array>;
+  answered?: boolean;
+};
+
+const WATCH_MS = 500;
+const LATE_MS = 5_000; // past a call's deadline, a sandbox that has not answered is stopped
+const BURN_SECONDS = 3; // seconds of busy CPU with no call in flight before it is stopped
+
+let cellNumber = 0;
+
+export class Cell {
+  readonly name = `cell-${Deno.pid}-${++cellNumber}-${crypto.randomUUID().slice(0, 8)}`;
+  tenant: number | null = null;
+  dead = false;
+  lastUsed = Date.now();
+  private proc: Deno.ChildProcess;
+  private out: Writer;
+  private pending = new Map<string, Pending>();
+  private sent = new Map<string, DeploymentConfig>(); // the config it has of each deployment
+  private calls = new Map<string, number>(); // calls in flight per deployment
+  private stats = new Map<number, (s: { isolates: number; spares: number }) => void>();
+  private nextStats = 1;
+  private why: { code: ErrorCode; message: string } | null = null;
+  private cpuMs = 0; // as it last said: all its threads' CPU time
+  private charged = 0; // of which charged to its tenant
+  private rss = 0;
+  private burning = 0;
+
+  constructor(private options: CellOptions, private onExit: (cell: Cell) => void) {
+    const [program, ...args] = options.command.map((part) => part.replaceAll("{name}", this.name));
+    this.proc = new Deno.Command(program, {
+      args, env: options.env, clearEnv: true, stdin: "piped", stdout: "piped", stderr: "inherit",
+    }).spawn();
+    this.out = new Writer(this.proc.stdin.getWriter());
+    readMessages(this.proc.stdout, (m) => this.receive(m)).catch(() => {});
+    this.proc.status.then((status) => this.ended(status));
+  }
+
+  get pid() {
+    return this.proc.pid;
+  }
+
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
+  inFlight(deployment: string): number {
+    return this.calls.get(deployment) ?? 0;
+  }
+
+  call(config: DeploymentConfig, requestId: string, fn: string, payload: unknown, http?: HttpRequest, pin?: Pin): Promise<Answer> {
+    this.lastUsed = Date.now();
+    if (this.dead) return Promise.resolve(this.failure(this.why));
+    if (this.sent.get(config.id) !== config) {
+      this.sent.set(config.id, config);
+      this.out.send({ t: "config", config });
+    }
+    this.calls.set(config.id, this.inFlight(config.id) + 1);
+    return new Promise((resolve) => {
+      this.pending.set(requestId, { deployment: config.id, resolve, deadline: performance.now() + config.timeoutMs + LATE_MS });
+      const wire = http ? { ...http, body: http.body ? toBase64(new Uint8Array(http.body)) : null } : undefined;
+      this.out.send({ t: "call", id: requestId, d: config.id, fn, payload, timeoutMs: config.timeoutMs, http: wire, pin });
+    });
+  }
+
+  /** How many isolates it runs and has ready, as it says itself. */
+  count(): Promise<{ isolates: number; spares: number }> {
+    if (this.dead) return Promise.resolve({ isolates: 0, spares: 0 });
+    const n = this.nextStats++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => (this.stats.delete(n), resolve({ isolates: 0, spares: 0 })), 1_000);
+      this.stats.set(n, (s) => (clearTimeout(timer), resolve(s)));
+      this.out.send({ t: "stats?", n });
+    });
+  }
+
+  private answered(id: string, pending: Pending) {
+    pending.answered = true;
+    const left = this.inFlight(pending.deployment) - 1;
+    if (left > 0) this.calls.set(pending.deployment, left);
+    else this.calls.delete(pending.deployment);
+    this.lastUsed = Date.now();
+    if (!pending.body) this.pending.delete(id);
+  }
+
+  private receive(msg: Message) {
+    switch (msg.t) {
+      case "done": {
+        const pending = this.pending.get(msg.id as string);
+        if (!pending || pending.answered) return;
+        this.answered(msg.id as string, pending);
+        pending.resolve({ ...(msg.outcome as Outcome), cold: msg.cold as boolean });
+        return;
+      }
+      case "head": {
+        const id = msg.id as string;
+        const pending = this.pending.get(id);
+        if (!pending || pending.answered) return;
+        const body = msg.hasBody ? new ReadableStream<Uint8Array>({
+          start: (controller) => void (pending.body = controller),
+          cancel: () => {
+            this.pending.delete(id);
+            this.out.send({ t: "cancel", id });
+          },
+        }) : null;
+        this.answered(id, pending);
+        const response = { status: msg.status as number, statusText: msg.statusText as string, headers: msg.headers as [string, string][], body };
+        pending.resolve({ ...(msg.outcome as Outcome), response, cold: msg.cold as boolean });
+        return;
+      }
+      case "chunk":
+        this.pending.get(msg.id as string)?.body?.enqueue(fromBase64(msg.b as string));
+        return;
+      case "end":
+      case "fail": {
+        const pending = this.pending.get(msg.id as string);
+        this.pending.delete(msg.id as string);
+        try {
+          if (msg.t === "end") pending?.body?.close();
+          else pending?.body?.error(new Error(msg.message as string));
+        } catch {
+          // the caller cancelled it
+        }
+        return;
+      }
+      case "lines":
+        for (const [deployment, request, fn, line] of msg.list as [string, string | null, string, LogLine][]) {
+          this.options.lateLog(deployment, request, fn, line);
+        }
+        return;
+      case "code?": {
+        const artifact = msg.artifact as string;
+        this.options.loadCode(artifact).then(
+          (code) => this.out.send({ t: "code", artifact, code }),
+          (err) => this.out.send({ t: "code", artifact, error: (err as Error).message }),
+        );
+        return;
+      }
+      case "ifetch": {
+        const req = msg.req as FetchRequest & { body: string | null };
+        const request = { ...req, body: req.body === null ? null : fromBase64(req.body).buffer as ArrayBuffer };
+        const served = this.options.internal(request, msg.pin as Pin | undefined) ??
+          Promise.resolve({ ok: false, error: "Not one of the platform's workers." } as FetchAnswer);
+        served.then((answer) => {
+          const wire = answer.ok ? { ...answer, body: toBase64(new Uint8Array(answer.body)) } : answer;
+          this.out.send({ t: "ifetched", n: msg.n, answer: wire });
+        });
+        return;
+      }
+      case "usage":
+        this.cpuMs = msg.cpuMs as number;
+        this.rss = msg.rss as number;
+        return;
+      case "stats":
+        this.stats.get(msg.n as number)?.({ isolates: msg.isolates as number, spares: msg.spares as number });
+        this.stats.delete(msg.n as number);
+        return;
+      case "stuck":
+        this.why = { code: "isolate_restarted",
+          message: "Another call of this tenant held its thread past its limit, so the tenant's sandbox was restarted; retry." };
+        console.error(`runtime: tenant ${this.tenant}'s sandbox is stopping: ${msg.message}`);
+        return;
+    }
+  }
+
+  /** Stops the process and everything it started, for `code`; its calls get `message`. */
+  kill(code: ErrorCode, message: string) {
+    if (this.dead) return;
+    this.why ??= { code, message };
+    try {
+      Deno.kill(-this.proc.pid, "SIGKILL"); // its process group: the sandbox and anything it started
+    } catch {
+      try {
+        this.proc.kill("SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+  }
+
+  /** Looks at its memory and CPU (called every WATCH_MS by the pool of cells). */
+  watch(now: number) {
+    if (this.dead) return;
+    for (const pending of this.pending.values()) {
+      if (!pending.answered && now > pending.deadline) {
+        this.kill("isolate_restarted", "This tenant's sandbox stopped answering and was restarted; retry.");
+        return;
+      }
+    }
+    // Where the kernel cannot stop it at its memory (no cgroups), this does, a little later.
+    if (this.rss > this.options.memoryBytes) {
+      this.kill("memory_limit_exceeded", this.overMemory());
+      return;
+    }
+    const used = this.cpuMs - this.charged;
+    this.charged = this.cpuMs;
+    if (this.tenant !== null && used > 0) this.options.charge(this.tenant, used);
+    // Busy most of the time with nothing in flight: something of the tenant's runs on its own.
+    this.burning = !this.busy && used > WATCH_MS * 0.8 ? this.burning + 1 : 0;
+    if (this.burning * WATCH_MS >= BURN_SECONDS * 1000) {
+      console.error(`runtime: tenant ${this.tenant}'s sandbox used a core for ${BURN_SECONDS} s with no call in flight; stopped`);
+      this.kill("isolate_restarted", "This tenant's sandbox kept a core busy with no call in flight and was restarted; retry.");
+    }
+  }
+
+  private overMemory(): string {
+    const mb = Math.round(this.options.memoryBytes / 1048576);
+    return `Memory limit exceeded: this tenant's sandbox (all its deployments, every kind of memory: heap, buffers, Blobs, WebAssembly, workers) held more than ${mb} MB and was restarted.`;
+  }
+
+  private failure(why: { code: ErrorCode; message: string } | null): Answer {
+    const { code, message } = why ?? { code: "isolate_crashed" as ErrorCode, message: "The tenant's sandbox stopped unexpectedly; retry." };
+    return { status: statusOf(code), code, error: { name: "Error", message, stack: "" }, logs: [], cold: false };
+  }
+
+  private async ended(status: Deno.CommandStatus) {
+    this.dead = true;
+    this.out.closed = true;
+    const report = await this.report();
+    if (!this.why && report.memory) this.why = { code: "memory_limit_exceeded", message: this.overMemory() };
+    if (!this.why) {
+      this.why = { code: "isolate_crashed",
+        message: `This tenant's sandbox stopped unexpectedly (${status.signal ?? `exit code ${status.code}`}); retry.` };
+    }
+    if (this.why.code !== "evicted") console.error(`runtime: tenant ${this.tenant}'s sandbox ended: ${this.why.message}`);
+    const answer = this.failure(this.why);
+    for (const pending of this.pending.values()) {
+      if (pending.answered) pending.body?.error(new Error(answer.error!.message));
+      else pending.resolve(answer);
+    }
+    this.pending.clear();
+    this.calls.clear();
+    for (const resolve of this.stats.values()) resolve({ isolates: 0, spares: 0 });
+    this.stats.clear();
+    this.onExit(this);
+  }
+
+  /** Whether the kernel stopped it at its cgroup's memory limit; the cgroup is removed. */
+  private async report(): Promise<{ memory: boolean }> {
+    if (!this.options.cgroups) return { memory: false };
+    const [program, ...args] = this.options.command;
+    const wrapper = args.slice(0, args.indexOf("--create"));
+    try {
+      const done = await new Deno.Command(program, { args: [...wrapper, "--ended", this.name], stderr: "inherit" }).output();
+      return JSON.parse(new TextDecoder().decode(done.stdout));
+    } catch (err) {
+      console.error(`runtime: could not ask about the sandbox's cgroup: ${(err as Error).message}`);
+      return { memory: false };
+    }
+  }
+}
+
+/** The host's sandboxes: which tenant has which, spares, a bound on how many. */
+export class Cells {
+  private byTenant = new Map<number, Cell>();
+  private spares: Cell[] = [];
+
+  constructor(private options: CellOptions) {
+    setInterval(() => {
+      const now = performance.now();
+      for (const cell of this.byTenant.values()) cell.watch(now);
+      this.stopIdle();
+    }, WATCH_MS);
+  }
+
+  private spawn(): Cell {
+    return new Cell(this.options, (gone) => {
+      if (gone.tenant !== null && this.byTenant.get(gone.tenant) === gone) this.byTenant.delete(gone.tenant);
+      this.spares = this.spares.filter((cell) => cell !== gone);
+    });
+  }
+
+  warm() {
+    while (this.spares.length < this.options.spares) this.spares.push(this.spawn());
+  }
+
+  /** The tenant's sandbox if it runs (the warm path, no await). */
+  running(tenant: number): Cell | undefined {
+    const cell = this.byTenant.get(tenant);
+    return cell && !cell.dead ? cell : undefined;
+  }
+
+  get(tenant: number): Cell {
+    const running = this.running(tenant);
+    if (running) return running;
+    this.makeRoom();
+    let cell: Cell | undefined;
+    while ((cell = this.spares.shift()) && cell.dead);
+    cell ??= this.spawn();
+    cell.tenant = tenant;
+    this.byTenant.set(tenant, cell);
+    setTimeout(() => this.warm(), 0);
+    return cell;
+  }
+
+  private makeRoom() {
+    const over = this.byTenant.size + 1 - this.options.maxCells;
+    if (over <= 0) return;
+    const idle = [...this.byTenant.values()].filter((c) => !c.busy).sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const cell of idle.slice(0, over)) cell.kill("evicted", "The tenant's sandbox was stopped to make room.");
+  }
+
+  private stopIdle() {
+    const cutoff = Date.now() - this.options.idleMs;
+    for (const cell of this.byTenant.values()) {
+      if (!cell.busy && cell.lastUsed < cutoff) cell.kill("evicted", "The tenant's sandbox was idle and stopped.");
+    }
+  }
+
+  get size() {
+    return this.byTenant.size;
+  }
+
+  async counts(): Promise<{ cells: number; isolates: number; spares: number }> {
+    const all = await Promise.all([...this.byTenant.values()].map((cell) => cell.count()));
+    return {
+      cells: this.byTenant.size,
+      isolates: all.reduce((n, s) => n + s.isolates, 0),
+      spares: all.reduce((n, s) => n + s.spares, 0),
+    };
+  }
+
+  stopAll() {
+    for (const cell of [...this.byTenant.values(), ...this.spares]) cell.kill("evicted", "The runtime host is stopping.");
+  }
+}

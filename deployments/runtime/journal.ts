@@ -1,0 +1,85 @@
+// What a host has to report (invocation records, console lines) is written to its journal, a
+// file, before the call's answer leaves: a host killed right after answering (kill -9, a
+// crash) loses nothing it answered. The host that takes its place (same journal: the
+// supervisor gives each host number its own) sends again what was not yet acknowledged;
+// the control plane's ingest is idempotent, so what arrives twice counts once.
+//
+// Layout, one entry per line:  I{invocation JSON}  or  L{line JSON}
+// Beside it, <journal>.shipped holds how many bytes of the journal the control plane has.
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const COMPACT_BYTES = 4 * 1024 * 1024; // all shipped and larger than this: start it afresh
+
+export type Entry = { kind: "I" | "L"; json: string; end: number };
+
+export class Journal {
+  private file: Deno.FsFile | null = null;
+  private size = 0; // bytes written to the file
+  private pending: string[] = []; // appended, not yet written
+  private pendingBytes = 0;
+  private shippedTo = 0;
+
+  constructor(private path: string) {
+    if (!path) return; // no journal: reports live in memory only (benchmarks)
+    this.file = Deno.openSync(path, { create: true, append: true });
+    this.size = this.file.statSync().size;
+    this.shippedTo = Math.min(this.readShipped(), this.size);
+  }
+
+  /** The entries a previous host wrote and the control plane has not acknowledged. */
+  recover(): Entry[] {
+    if (!this.file || this.shippedTo >= this.size) return [];
+    const bytes = Deno.readFileSync(this.path).subarray(this.shippedTo, this.size);
+    const entries: Entry[] = [];
+    let offset = this.shippedTo;
+    for (const line of decoder.decode(bytes).split("\n")) {
+      offset += encoder.encode(line).length + 1;
+      const kind = line[0];
+      if ((kind === "I" || kind === "L") && line.length > 1) {
+        entries.push({ kind, json: line.slice(1), end: Math.min(offset, this.size) });
+      }
+    }
+    return entries;
+  }
+
+  /** Queues an entry for the file; its end offset, for `shipped`. */
+  append(kind: "I" | "L", json: string): Entry {
+    const text = `${kind}${json}\n`;
+    this.pending.push(text);
+    this.pendingBytes += this.file ? encoder.encode(text).length : 0;
+    return { kind, json, end: this.size + this.pendingBytes };
+  }
+
+  /** Writes what was appended (one write); before an answer leaves. */
+  sync() {
+    if (!this.pending.length) return;
+    const text = this.pending.join("");
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (!this.file) return;
+    const bytes = encoder.encode(text);
+    let written = 0;
+    while (written < bytes.length) written += this.file.writeSync(bytes.subarray(written));
+    this.size += bytes.length;
+  }
+
+  /** The control plane has everything up to `end`. */
+  shipped(end: number) {
+    if (!this.file || end <= this.shippedTo) return;
+    this.shippedTo = end;
+    if (this.shippedTo >= this.size && !this.pending.length && this.size > COMPACT_BYTES) {
+      this.file.truncateSync(0); // appends go on at the new end
+      this.size = this.shippedTo = 0;
+    }
+    Deno.writeTextFileSync(`${this.path}.shipped`, String(this.shippedTo));
+  }
+
+  private readShipped(): number {
+    try {
+      return Number(Deno.readTextFileSync(`${this.path}.shipped`)) || 0;
+    } catch {
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,81 @@
+// The channel between the runtime host and a tenant's sandbox process (cell.ts): one JSON
+// message per line on the sandbox's stdin and stdout. Messages sent in one turn of the event
+// loop go out in one write. Bytes travel as base64.
+//
+// host -> sandbox                                  sandbox -> host
+//   {t:"config", config}  a deployment's config      {t:"ready"}  booted, spares warm
+//   {t:"call", id, d, fn, payload, timeoutMs,         {t:"done", id, outcome, cold}  an answer
+//      http?, pin?}                                   {t:"head", id, outcome, cold, status,
+//   {t:"cancel", id}  the caller of a stream left        statusText, headers, hasBody}  a fetch
+//                                                        handler's, its body to follow in
+//                                                     {t:"chunk", id, b}  {t:"end", id}
+//   {t:"code", artifact, code}  asked-for code        {t:"fail", id, message}  a stream broke
+//   {t:"ifetched", n, answer}  an internal call's     {t:"code?", artifact}  code it lacks
+//      answer                                         {t:"ifetch", n, req, pin}  a call to
+//   {t:"stats?", n}                                      another of the platform's workers
+//                                                     {t:"lines", list}  console lines, as
+//                                                        printed: [deployment, request, fn, line]
+//                                                     {t:"stats", n, isolates, spares}
+//                                                     {t:"usage", cpuMs, rss}  4 times a second
+//                                                     {t:"stuck", message}  a thread that
+//                                                        could not be stopped: it exits next
+
+export type Message = { t: string; [key: string]: unknown };
+
+const encoder = new TextEncoder();
+
+export class Writer {
+  private queued: string[] = [];
+  private writing: Promise<void> = Promise.resolve();
+  private scheduled = false;
+  closed = false;
+
+  constructor(private sink: WritableStreamDefaultWriter<Uint8Array>) {}
+
+  send(message: Message) {
+    if (this.closed) return;
+    this.queued.push(JSON.stringify(message));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  private flush = () => {
+    this.scheduled = false;
+    if (!this.queued.length) return;
+    const text = this.queued.join("\n") + "\n";
+    this.queued = [];
+    this.writing = this.writing.then(() => this.sink.write(encoder.encode(text))).catch(() => {
+      this.closed = true; // the other side is gone
+    });
+  };
+
+  /** Resolves once everything sent so far is written. */
+  async drain(): Promise<void> {
+    this.flush();
+    await this.writing;
+  }
+}
+
+/** Calls `receive` with each message from `stream`, in order, until it ends. */
+export async function readMessages(stream: ReadableStream<Uint8Array>, receive: (m: Message) => void) {
+  let buffer = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let end;
+    let start = 0;
+    while ((end = buffer.indexOf("\n", start)) >= 0) {
+      const line = buffer.slice(start, end);
+      start = end + 1;
+      if (line) receive(JSON.parse(line));
+    }
+    buffer = buffer.slice(start);
+  }
+}
+
+type Base64Bytes = Uint8Array & { toBase64(): string };
+type Base64Ctor = { fromBase64(text: string): Uint8Array };
+
+export const toBase64 = (bytes: Uint8Array): string => (bytes as Base64Bytes).toBase64();
+export const fromBase64 = (text: string): Uint8Array => (Uint8Array as unknown as Base64Ctor).fromBase64(text);

@@ -1,0 +1,225 @@
+"""The process boundary: each tenant's code runs in a sandbox process of its own, confined by
+the operating system. Each test names an attack that escaped the isolates' own limits and
+shows the user-facing answer, that the work stops, and that other tenants kept being served."""
+
+import concurrent.futures
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+
+from deployments.models import CpuCharge, Invocation, LogEntry
+from workers.models import Worker
+
+from .conftest import start_runtime, wait_for
+from .helpers import GREETER, build_now
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+PROGRAMS = Path(__file__).parent / "programs" / "hostile"
+
+
+def deploy(tenant, name: str, program: str, **fields):
+    worker = Worker.objects.create(tenant=tenant, name=name, public=True, **fields)
+    source = (PROGRAMS / f"{program}.ts").read_text() if program else GREETER
+    deployment = build_now(worker, source)
+    assert deployment.status == "ready", deployment.error_message
+    return deployment
+
+
+def call(deployment, fn: str, body=None, url: str | None = None) -> httpx.Response:
+    base = url or settings.RUNTIME_URL
+    return httpx.post(f"{base}/d/{deployment.host}/api/invoke/{fn}", json=body or {}, timeout=60)
+
+
+def sandboxes() -> list[int]:
+    """Every tenant sandbox process on this machine."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"cell.ts" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def sandbox_cpu_in_a_second() -> float:
+    pids = sandboxes()
+    before = cpu_seconds(pids)
+    time.sleep(1)
+    return cpu_seconds(pids) - before
+
+
+@pytest.fixture
+def neighbour(runtime, other_tenant):
+    return deploy(other_tenant, "neighbour", "")
+
+
+@pytest.mark.parametrize(
+    ("fn", "body", "line"),
+    [("regex", {"n": 40}, "matching"), ("derive", {"iterations": 200_000_000}, "deriving")],
+    ids=["catastrophic-regex", "pbkdf2Sync"],
+)
+def test_uninterruptible_cpu_is_stopped_by_ending_the_tenants_sandbox(
+    runtime, tenant, neighbour, fn, body, line
+):
+    attacker = deploy(tenant, f"cpu-{fn}", "cpu", cpu_ms=300)
+    answer = call(attacker, fn, body)
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert error["code"] == "cpu_limit_exceeded"
+    assert error["message"].startswith("The function used more than its 300 ms of CPU time")
+    assert [entry["message"] for entry in answer.json()["logs"]] == [line]
+    # The work stops: within a second the thread's process is gone, and nothing burns on.
+    time.sleep(1)
+    assert sandbox_cpu_in_a_second() < 0.3
+    assert call(neighbour, "hello", {"name": "B"}).json()["result"] == {"greeting": "Hello, B!"}
+    assert call(attacker, "echo", {"again": 1}).json()["result"] == {"again": 1}
+
+
+def test_tenant_threads_are_refused_or_stopped_with_their_sandbox(runtime, tenant, neighbour):
+    threads = deploy(tenant, "threads", "workers")
+    assert call(threads, "webWorker").json()["result"] == "no Worker here"
+    assert call(threads, "nodeWorker").json()["result"] == "started"
+    # The worker it left spinning is inside the tenant's sandbox, which is stopped once it
+    # keeps a core busy with no call in flight.
+    wait_for(lambda: sandbox_cpu_in_a_second() < 0.3, 15, "the spinning worker to be stopped")
+    assert call(neighbour, "hello", {"name": "B"}).status_code == 200
+    # What it burned is charged to its tenant.
+    charged = lambda: CpuCharge.objects.filter(tenant=tenant).values_list("ms", flat=True).first()  # noqa: E731
+    wait_for(lambda: (charged() or 0) > 2000, 15, "the tenant to be charged its CPU")
+
+
+@pytest.fixture
+def small_runtime(live_server):
+    proc, url = start_runtime(RUNTIME_CELL_MEMORY_MB="400", RUNTIME_PROCESSES="1")
+    yield url
+    proc.stop()
+
+
+def test_blobs_held_across_calls_count_against_the_tenants_memory(small_runtime, tenant, neighbour):
+    hoarder = deploy(tenant, "blobs", "memory")
+    held = 0
+    for _ in range(20):
+        answer = call(hoarder, "blobs", {"mb": 64}, url=small_runtime)
+        if answer.status_code != 200:
+            break
+        held = answer.json()["result"] * 16
+    assert held > 128  # more than the deployment's own limit was held, unseen by the isolate
+    error = answer.json()["error"]
+    assert error["code"] == "memory_limit_exceeded"
+    assert "this tenant's sandbox" in error["message"] and "400 MB" in error["message"]
+    assert call(neighbour, "hello", {"name": "B"}, url=small_runtime).status_code == 200
+    assert call(hoarder, "echo", {"fresh": True}, url=small_runtime).json()["result"] == {
+        "fresh": True
+    }
+
+
+def test_wasm_memory_grown_from_wasm_counts_against_the_tenants_memory(
+    small_runtime, tenant, neighbour
+):
+    grower = deploy(tenant, "wasm", "memory")
+    answer = call(grower, "wasm", {"pages": 8000}, url=small_runtime)  # 500 MB, written
+    assert answer.status_code == 507 or answer.json()["error"]["code"] == "memory_limit_exceeded"
+    assert "this tenant's sandbox" in answer.json()["error"]["message"]
+    assert call(neighbour, "hello", {"name": "B"}, url=small_runtime).status_code == 200
+
+
+def test_killing_a_sandbox_loses_nothing_it_answered(runtime, tenant, neighbour):
+    chatty = deploy(tenant, "chatty", "")
+    for n in range(30):
+        assert call(chatty, "hello", {"name": f"n{n}"}).status_code == 200
+    host = httpx.get(f"{settings.RUNTIME_URL}/healthz").json()["pid"]
+    mine = [pid for pid in sandboxes() if _parent(pid) == host]
+    assert mine
+    for pid in mine:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: (
+            Invocation.objects.filter(deployment=chatty).count() == 30
+            and LogEntry.objects.filter(deployment=chatty).count() == 60  # two lines a call
+        ),
+        15,
+        "the answered calls' records and lines",
+    )
+    assert call(chatty, "hello", {"name": "after"}).status_code == 200
+    assert call(neighbour, "hello", {"name": "B"}).status_code == 200
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def test_a_neighbour_is_served_while_a_tenant_burns_its_cpu(runtime, tenant, neighbour):
+    attacker = deploy(tenant, "burner", "cpu", cpu_ms=300)
+    stop = time.monotonic() + 6
+
+    def attack():
+        while time.monotonic() < stop:
+            call(attacker, "regex", {"n": 40})
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        attacks = [pool.submit(attack) for _ in range(2)]
+        answers = []
+        while time.monotonic() < stop:
+            answers.append(call(neighbour, "hello", {"name": "B"}).status_code)
+            time.sleep(0.05)
+        for done in attacks:
+            done.result()
+    assert len(answers) > 20 and set(answers) == {200}
+
+
+def test_killing_the_host_right_after_it_answered_loses_nothing(live_server, tenant, other_tenant):
+    """kill -9 of a runtime host after 100 answered calls: the host that takes its place
+    sends what the killed one had journaled and not yet reported."""
+    mine = deploy(tenant, "journaled", "")
+    theirs = deploy(other_tenant, "theirs", "")
+    proc, url = start_runtime(RUNTIME_PROCESSES="1")
+    try:
+        assert call(mine, "hello", {"name": "warm"}, url=url).status_code == 200
+        host = httpx.get(f"{url}/healthz").json()["pid"]
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            answers = list(
+                pool.map(lambda n: call(mine, "hello", {"name": f"n{n}"}, url=url), range(100))
+            )
+        os.kill(host, signal.SIGKILL)  # at once: the last answers' reports are not sent yet
+        assert {a.status_code for a in answers} == {200}
+        wait_for(
+            lambda: (
+                Invocation.objects.filter(deployment=mine).count() == 101
+                and LogEntry.objects.filter(deployment=mine).count() == 202
+            ),
+            30,
+            "every answered call's record and lines",
+        )
+        wait_for(lambda: _answers(url), 30, "the host to be started again")
+        assert call(theirs, "hello", {"name": "B"}, url=url).status_code == 200
+    finally:
+        proc.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
