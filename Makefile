@@ -47,3 +47,4 @@ bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), mem
 	bin/with-test-services $(PY) bench/programs.py
 	bin/with-test-services $(PY) bench/idle.py
 	RUNTIME_SPARES=24 bin/with-test-services $(PY) bench/idle.py
+	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/neighbours.py

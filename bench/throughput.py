@@ -31,6 +31,7 @@ WORKERD = ROOT / "bench" / "node_modules" / ".bin" / "workerd"
 DURATION = os.environ.get("BENCH_SECONDS", "10")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
 IDLE_DEPLOYMENTS = int(os.environ.get("BENCH_IDLE_DEPLOYMENTS", "40"))
+TENANTS = int(os.environ.get("BENCH_TENANTS", "10"))
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -49,8 +50,20 @@ def wrk(url: str, seconds: str = DURATION) -> dict:
 
 
 def rss_kb(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+    """Resident memory of the host and of the tenants' sandbox processes it started."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if int(entry.name) != pid and parent != pid:
+                continue
+            status = (entry / "status").read_text()
+        except (OSError, ValueError, IndexError):
+            continue
+        total += int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+    return total
 
 
 def main():
@@ -116,8 +129,27 @@ def main():
         after = rss_kb(pid)
         per = (after - before) / 1024 / IDLE_DEPLOYMENTS
         print(
-            f"\nmemory: host RSS {before / 1024:.0f} MB -> {after / 1024:.0f} MB after loading "
-            f"{IDLE_DEPLOYMENTS} deployments: {per:.1f} MB per idle loaded deployment"
+            f"\nmemory: host and sandboxes RSS {before / 1024:.0f} MB -> {after / 1024:.0f} MB "
+            f"after loading {IDLE_DEPLOYMENTS} deployments of one tenant: {per:.1f} MB per idle "
+            "loaded deployment"
+        )
+        # A tenant's first call starts its sandbox process: what one costs, idle.
+        others = []
+        for i in range(TENANTS):
+            other, _ = Tenant.objects.get_or_create(slug=f"bench{i}", defaults={"name": f"B{i}"})
+            others.append(ready_copy(public_worker(other, "hello"), artifact))
+        time.sleep(3)
+        before = rss_kb(pid)
+        with httpx.Client(timeout=30) as client:
+            for d in others:
+                r = client.post(f"{d.path_url}/api/invoke/hello", json={"name": "x"})
+                assert r.status_code == 200, r.text
+        time.sleep(3)
+        after = rss_kb(pid)
+        print(
+            f"memory: {before / 1024:.0f} MB -> {after / 1024:.0f} MB after one call each of "
+            f"{TENANTS} more tenants: {(after - before) / 1024 / TENANTS:.1f} MB per tenant "
+            "(its sandbox process with one deployment)"
         )
 
 

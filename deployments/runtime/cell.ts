@@ -95,7 +95,9 @@ async function call(msg: Message) {
     outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable" as const, logs: [],
       error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" } };
   }
-  const { response, ...rest } = outcome;
+  // The call's lines went to the host as they were printed ("lines"): it puts them in the
+  // answer itself, so they cross the boundary once.
+  const { response, logs: _logs, ...rest } = outcome;
   if (!response) return out.send({ t: "done", id, cold, outcome: rest });
   const { status, statusText, headers, body } = response;
   out.send({ t: "head", id, cold, outcome: rest, status, statusText, headers, hasBody: body !== null });

@@ -32,6 +32,7 @@ export type CellOptions = {
 
 type Pending = {
   deployment: string;
+  logs: LogLine[]; // its console lines so far, for its answer
   resolve: (answer: Answer) => void;
   deadline: number;
   body?: ReadableStreamDefaultController<Uint8Array>;
@@ -93,7 +94,7 @@ export class Cell {
     }
     this.calls.set(config.id, this.inFlight(config.id) + 1);
     return new Promise((resolve) => {
-      this.pending.set(requestId, { deployment: config.id, resolve, deadline: performance.now() + config.timeoutMs + LATE_MS });
+      this.pending.set(requestId, { deployment: config.id, logs: [], resolve, deadline: performance.now() + config.timeoutMs + LATE_MS });
       const wire = http ? { ...http, body: http.body ? toBase64(new Uint8Array(http.body)) : null } : undefined;
       this.out.send({ t: "call", id: requestId, d: config.id, fn, payload, timeoutMs: config.timeoutMs, http: wire, pin });
     });
@@ -125,7 +126,7 @@ export class Cell {
         const pending = this.pending.get(msg.id as string);
         if (!pending || pending.answered) return;
         this.answered(msg.id as string, pending);
-        pending.resolve({ ...(msg.outcome as Outcome), cold: msg.cold as boolean });
+        pending.resolve({ ...(msg.outcome as Outcome), logs: pending.logs, cold: msg.cold as boolean });
         return;
       }
       case "head": {
@@ -141,7 +142,7 @@ export class Cell {
         }) : null;
         this.answered(id, pending);
         const response = { status: msg.status as number, statusText: msg.statusText as string, headers: msg.headers as [string, string][], body };
-        pending.resolve({ ...(msg.outcome as Outcome), response, cold: msg.cold as boolean });
+        pending.resolve({ ...(msg.outcome as Outcome), logs: pending.logs, response, cold: msg.cold as boolean });
         return;
       }
       case "chunk":
@@ -162,6 +163,8 @@ export class Cell {
       case "lines":
         for (const [deployment, request, fn, line] of msg.list as [string, string | null, string, LogLine][]) {
           this.options.lateLog(deployment, request, fn, line);
+          const pending = request ? this.pending.get(request) : undefined;
+          if (pending && !pending.answered) pending.logs.push(line);
         }
         return;
       case "code?": {
@@ -262,7 +265,7 @@ export class Cell {
     const answer = this.failure(this.why);
     for (const pending of this.pending.values()) {
       if (pending.answered) pending.body?.error(new Error(answer.error!.message));
-      else pending.resolve(answer);
+      else pending.resolve({ ...answer, logs: pending.logs }); // what it printed before
     }
     this.pending.clear();
     this.calls.clear();

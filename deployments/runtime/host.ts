@@ -574,7 +574,7 @@ async function run(
     statusCode: outcome.status, durationMs, startedAt, // ms since the epoch
     errorMessage: outcome.error?.message ?? "", cold, lines: outcome.logs?.length ?? 0,
   })));
-  journal.sync(); // the record and the call's lines are on file before the answer leaves
+  journal.syncSoon(); // the record and the call's lines are on file before the answer leaves
   return { outcome, durationMs };
 }
 

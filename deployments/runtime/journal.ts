@@ -19,6 +19,7 @@ export class Journal {
   private pending: string[] = []; // appended, not yet written
   private pendingBytes = 0;
   private shippedTo = 0;
+  private syncing = false;
 
   constructor(private path: string) {
     if (!path) return; // no journal: reports live in memory only (benchmarks)
@@ -51,7 +52,18 @@ export class Journal {
     return { kind, json, end: this.size + this.pendingBytes };
   }
 
-  /** Writes what was appended (one write); before an answer leaves. */
+  /** Writes what was appended before the answers of this turn leave: in a microtask, queued
+   * before the answer's own continuations, so calls that end together share one write. */
+  syncSoon() {
+    if (this.syncing) return;
+    this.syncing = true;
+    queueMicrotask(() => {
+      this.syncing = false;
+      this.sync();
+    });
+  }
+
+  /** Writes what was appended (one write). */
   sync() {
     if (!this.pending.length) return;
     const text = this.pending.join("");
