@@ -87,3 +87,15 @@ def build_files(worker: Worker, files: dict[str, str], entry=None, lockfile="") 
     build_deployment(deployment.pk)
     deployment.refresh_from_db()
     return deployment
+
+
+def ready_in_production(worker: Worker) -> Deployment:
+    """A ready deployment of GREETER (function "hello"), made production, without a build."""
+    from deployments.releases import auto_promote
+
+    deployment = create_deployment(worker, GREETER)
+    deployment.transition("queued", "building")
+    deployment.transition("building", "ready", functions=["hello"])
+    auto_promote(deployment)
+    worker.refresh_from_db()
+    return deployment

@@ -11,7 +11,6 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments.models import LogDrain, Run, Schedule
-from deployments.releases import auto_promote
 from deployments.runs import accept
 from deployments.schedules import fire_due
 from workers.api_keys import issue_key
@@ -19,16 +18,9 @@ from workers.models import ApiKey, Worker, WorkerSecret
 from workers_portal.quotas import QuotaExceeded
 
 from .conftest import client_for
-from .helpers import GREETER, create_deployment
+from .helpers import ready_in_production
 
-
-def ready(worker):
-    deployment = create_deployment(worker, GREETER)
-    deployment.transition("queued", "building")
-    deployment.transition("building", "ready", functions=["hello"])
-    auto_promote(deployment)
-    worker.refresh_from_db()
-    return deployment
+ready = ready_in_production
 
 
 def api(tenant):

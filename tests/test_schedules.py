@@ -8,24 +8,17 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments.models import Run, Schedule
-from deployments.releases import auto_promote
 from deployments.schedules import arm, fire_due, next_firings
 from workers.api_keys import issue_key
 from workers_portal.models import AuditEvent, Tenant
 
 from .conftest import client_for
-from .helpers import GREETER, create_deployment
+from .helpers import ready_in_production
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
 
-def ready(worker):
-    deployment = create_deployment(worker, GREETER)
-    deployment.transition("queued", "building")
-    deployment.transition("building", "ready", functions=["hello"])
-    auto_promote(deployment)
-    worker.refresh_from_db()
-    return deployment
+ready = ready_in_production
 
 
 def schedule(worker, cron="* * * * *", zone="UTC", **fields) -> Schedule:
