@@ -231,10 +231,11 @@ RUNTIME_CPU_MS = env.int("RUNTIME_CPU_MS", default=10_000)
 RUNTIME_MAX_BODY_BYTES = env.int("RUNTIME_MAX_BODY_BYTES", default=1024 * 1024)
 RUNTIME_PROCESSES = env.int("RUNTIME_PROCESSES", default=os.cpu_count() or 1)
 RUNTIME_IDLE_SECONDS = env.int("RUNTIME_IDLE_SECONDS", default=300)  # then an isolate is stopped
-# Resident memory a host process aims to stay under: past it, least recently used idle
-# isolates are stopped (checked on every cold start and every 10 s).
+# Resident memory a tenant's sandbox process aims to stay under (at most 3/4 of its memory
+# limit): past it, its least recently used idle isolates are stopped (checked on every cold
+# start and every 10 s).
 RUNTIME_MEMORY_BUDGET_MB = env.int("RUNTIME_MEMORY_BUDGET_MB", default=2048)
-RUNTIME_MAX_ISOLATES = env.int("RUNTIME_MAX_ISOLATES", default=200)  # per host process
+RUNTIME_MAX_ISOLATES = env.int("RUNTIME_MAX_ISOLATES", default=200)  # per sandbox process
 # Each tenant's isolates run in a sandbox process of its own, limited by the OS (cgroups where
 # the machine allows): all the tenant's memory of every kind, its processes and threads, and
 # the cores it may take.
