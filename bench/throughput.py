@@ -66,6 +66,13 @@ def rss_kb(pid: int) -> int:
     return total
 
 
+def call_each(deployments) -> None:
+    with httpx.Client(timeout=30) as client:
+        for d in deployments:
+            r = client.post(f"{d.path_url}/api/invoke/hello", json={"name": "x"})
+            assert r.status_code == 200, r.text
+
+
 def main():
     workerd_dir = ROOT / "var" / "bench-workerd"
     workerd_dir.mkdir(parents=True, exist_ok=True)
@@ -121,10 +128,7 @@ def main():
         ]
         time.sleep(3)
         before = rss_kb(pid)
-        with httpx.Client(timeout=30) as client:
-            for d in idle:
-                r = client.post(f"{d.path_url}/api/invoke/hello", json={"name": "x"})
-                assert r.status_code == 200, r.text
+        call_each(idle)
         time.sleep(3)  # spares booted again, garbage collected
         after = rss_kb(pid)
         per = (after - before) / 1024 / IDLE_DEPLOYMENTS
@@ -140,10 +144,7 @@ def main():
             others.append(ready_copy(public_worker(other, "hello"), artifact))
         time.sleep(3)
         before = rss_kb(pid)
-        with httpx.Client(timeout=30) as client:
-            for d in others:
-                r = client.post(f"{d.path_url}/api/invoke/hello", json={"name": "x"})
-                assert r.status_code == 200, r.text
+        call_each(others)
         time.sleep(3)
         after = rss_kb(pid)
         print(

@@ -15,8 +15,6 @@ from .models import (
     UsageDay,
 )
 
-WrittenBySystem = Record  # the records below are the platform's: operators read them
-
 
 @admin.register(Deployment)
 class DeploymentAdmin(Record):
@@ -29,7 +27,7 @@ class DeploymentAdmin(Record):
 
 
 @admin.register(Invocation)
-class InvocationAdmin(WrittenBySystem):
+class InvocationAdmin(Record):
     list_display = [
         "request_id",
         "function",
@@ -44,20 +42,20 @@ class InvocationAdmin(WrittenBySystem):
 
 
 @admin.register(LogEntry)
-class LogEntryAdmin(WrittenBySystem):
+class LogEntryAdmin(Record):
     list_display = ["timestamp", "level", "function", "request_id", "seq", "message"]
     list_filter = ["level", "tenant"]
     search_fields = ["request_id", "message", "function"]
 
 
 @admin.register(Artifact)
-class ArtifactAdmin(WrittenBySystem):
+class ArtifactAdmin(Record):
     list_display = ["sha256", "size", "created"]
     search_fields = ["sha256"]
 
 
 @admin.register(ProductionChange)
-class ProductionChangeAdmin(WrittenBySystem):
+class ProductionChangeAdmin(Record):
     """Every change of what a production URL serves, one tenant generation at a time."""
 
     list_display = ["worker", "generation", "production", "canary", "canary_percent", "how", "by", "created"]  # fmt: skip
@@ -76,7 +74,7 @@ class ReleaseItemInline(admin.TabularInline):
 
 
 @admin.register(Release)
-class ReleaseAdmin(WrittenBySystem):
+class ReleaseAdmin(Record):
     """Releases are made and promoted by tenants (portal, API); operators look."""
 
     list_display = ["name", "tenant", "status", "created_by", "created", "promoted_at"]
@@ -100,7 +98,7 @@ class RunAttemptInline(admin.TabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(WrittenBySystem):
+class RunAdmin(Record):
     """Durable calls: stored, attempted and finished by the platform."""
 
     list_display = ["code", "tenant", "function", "status", "attempts", "trigger", "created"]
@@ -110,7 +108,7 @@ class RunAdmin(WrittenBySystem):
 
 
 @admin.register(UsageDay)
-class UsageDayAdmin(WrittenBySystem):
+class UsageDayAdmin(Record):
     """What each tenant used per day (UTC), for billing; kept 13 months."""
 
     list_display = ["day", "tenant", "invocations", "gb_seconds", "build_seconds", "cpu_seconds", "log_lines", "log_bytes", "runs"]  # fmt: skip

@@ -22,6 +22,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -273,8 +274,6 @@ class _RssWatcher:
     50 ms): the fallback where no memory cgroup can be made."""
 
     def __init__(self, proc: subprocess.Popen, limit: int):
-        import threading
-
         self.proc, self.limit, self.tripped, self.peak = proc, limit, False, 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.watch, daemon=True)

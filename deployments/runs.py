@@ -29,7 +29,7 @@ from django.utils import timezone
 from workers.models import Worker
 from workers_portal.limits import effective_limits
 from workers_portal.models import Tenant
-from workers_portal.quotas import QuotaExceeded, check_room, check_stored_payload
+from workers_portal.quotas import check_room, check_stored_payload
 
 from .models import Deployment, Run, RunAttempt
 
@@ -94,7 +94,7 @@ def accept(
         if found is not None:
             return found, False
     check_stored_payload(worker.tenant, payload)
-    check_waiting_room(worker.tenant)
+    check_room(worker.tenant, "max_waiting_runs")
     try:
         with transaction.atomic():
             run = Run.objects.create(
@@ -108,16 +108,6 @@ def accept(
         # The same key in a request that raced this one: its run is the one.
         return Run.objects.get(worker=worker, idempotency_key=idempotency_key), False
     return run, True
-
-
-def check_waiting_room(tenant) -> None:
-    """Runs wait in one queue for all tenants: a tenant may have this many waiting at once.
-    They leave it as they run, so the caller may retry shortly (429)."""
-    try:
-        check_room(tenant, "max_waiting_runs")
-    except QuotaExceeded as exc:
-        raise QuotaExceeded(exc.message.replace("remove one first", "retry once some have run"),
-                            retry_after=30) from exc  # fmt: skip
 
 
 EXECUTE = "deployments.tasks.execute_run"  # by name: the task module imports this one

@@ -33,6 +33,9 @@ HELD = {
         lambda t: t.runs.filter(status__in=("queued", "retrying")).count(),
     ),
 }
+# Waiting runs leave the quota as they run (one queue for all tenants): the caller may retry
+# shortly (429) instead of removing one (409).
+DRAINING = {"max_waiting_runs": ("retry once some have run", 30)}
 
 
 def _secrets(tenant: Tenant) -> int:
@@ -42,11 +45,13 @@ def _secrets(tenant: Tenant) -> int:
 def check_room(tenant: Tenant, quota: str, adding: int = 1) -> None:
     """One more (or `adding` more) of what `quota` counts fits, or QuotaExceeded (409)."""
     noun, held = HELD[quota]
+    remedy, retry_after = DRAINING.get(quota, ("remove one first", None))
     limit = tenant.quota(quota)
     if held(tenant) + adding > limit:
         raise QuotaExceeded(
-            f"This tenant has reached its quota of {limit} {noun}; remove one first, or ask "
-            "the platform's operators for a larger quota."
+            f"This tenant has reached its quota of {limit} {noun}; {remedy}, or ask the "
+            "platform's operators for a larger quota.",
+            retry_after=retry_after,
         )
 
 

@@ -313,8 +313,8 @@ export class Cells {
     while (this.spares.length < this.options.spares) this.spares.push(this.spawn());
   }
 
-  /** The tenant's sandbox if it runs (the warm path, no await). */
-  running(tenant: number): Cell | undefined {
+  /** The tenant's sandbox if it runs. */
+  private running(tenant: number): Cell | undefined {
     const cell = this.byTenant.get(tenant);
     return cell && !cell.dead ? cell : undefined;
   }

@@ -552,7 +552,7 @@ async function run(
   const slot = entered instanceof Promise ? await entered : entered;
   if (slot === false) return tooMany(config);
   try {
-    const cell = cells.running(config.tenant) ?? cells.get(config.tenant);
+    const cell = cells.get(config.tenant);
     if (slot === null && cell.inFlight(config.id) >= config.maxConcurrency) return tooMany(config);
     const answer = await cell.call(config, requestId, fn, payload, http, admitted.pin);
     cold = answer.cold;

@@ -16,7 +16,7 @@ export type Entry = { kind: "I" | "L"; json: string; end: number };
 export class Journal {
   private file: Deno.FsFile | null = null;
   private size = 0; // bytes written to the file
-  private pending: string[] = []; // appended, not yet written
+  private pending: Uint8Array[] = []; // appended, not yet written
   private pendingBytes = 0;
   private shippedTo = 0;
   private syncing = false;
@@ -46,9 +46,11 @@ export class Journal {
 
   /** Queues an entry for the file; its end offset, for `shipped`. */
   append(kind: "I" | "L", json: string): Entry {
-    const text = `${kind}${json}\n`;
-    this.pending.push(text);
-    this.pendingBytes += this.file ? encoder.encode(text).length : 0;
+    if (this.file) {
+      const bytes = encoder.encode(`${kind}${json}\n`); // once: measured here, written by sync
+      this.pending.push(bytes);
+      this.pendingBytes += bytes.length;
+    }
     return { kind, json, end: this.size + this.pendingBytes };
   }
 
@@ -65,12 +67,15 @@ export class Journal {
 
   /** Writes what was appended (one write). */
   sync() {
-    if (!this.pending.length) return;
-    const text = this.pending.join("");
+    if (!this.pending.length || !this.file) return;
+    const bytes = new Uint8Array(this.pendingBytes);
+    let at = 0;
+    for (const part of this.pending) {
+      bytes.set(part, at);
+      at += part.length;
+    }
     this.pending = [];
     this.pendingBytes = 0;
-    if (!this.file) return;
-    const bytes = encoder.encode(text);
     let written = 0;
     while (written < bytes.length) written += this.file.writeSync(bytes.subarray(written));
     this.size += bytes.length;
