@@ -21,6 +21,7 @@ from .helpers import GREETER, build_now
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PROGRAMS = Path(__file__).parent / "programs" / "hostile"
+QUIET = 0.5  # CPU seconds a second, all sandboxes: well under the core a spinning thread takes
 
 
 def deploy(tenant, name: str, program: str, **fields):
@@ -87,9 +88,10 @@ def test_uninterruptible_cpu_is_stopped_by_ending_the_tenants_sandbox(
     assert error["code"] == "cpu_limit_exceeded"
     assert error["message"].startswith("The function used more than its 300 ms of CPU time")
     assert [entry["message"] for entry in answer.json()["logs"]] == [line]
-    # The work stops: within a second the thread's process is gone, and nothing burns on.
-    time.sleep(1)
-    assert sandbox_cpu_in_a_second() < 0.3
+    # The work stops: within a second the thread's process is gone, and nothing burns on (a
+    # stuck thread would use a whole core, 1 s a second; the fresh sandbox's start uses some).
+    time.sleep(2)
+    assert sandbox_cpu_in_a_second() < QUIET
     assert call(neighbour, "hello", {"name": "B"}).json()["result"] == {"greeting": "Hello, B!"}
     assert call(attacker, "echo", {"again": 1}).json()["result"] == {"again": 1}
 
@@ -100,7 +102,7 @@ def test_tenant_threads_are_refused_or_stopped_with_their_sandbox(runtime, tenan
     assert call(threads, "nodeWorker").json()["result"] == "started"
     # The worker it left spinning is inside the tenant's sandbox, which is stopped once it
     # keeps a core busy with no call in flight.
-    wait_for(lambda: sandbox_cpu_in_a_second() < 0.3, 15, "the spinning worker to be stopped")
+    wait_for(lambda: sandbox_cpu_in_a_second() < QUIET, 15, "the spinning worker to be stopped")
     assert call(neighbour, "hello", {"name": "B"}).status_code == 200
     # What it burned is charged to its tenant.
     charged = lambda: CpuCharge.objects.filter(tenant=tenant).values_list("ms", flat=True).first()  # noqa: E731
