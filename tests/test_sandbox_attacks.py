@@ -3,6 +3,7 @@ the operating system. Each test names an attack that escaped the isolates' own l
 shows the user-facing answer, that the work stops, and that other tenants kept being served."""
 
 import concurrent.futures
+import json
 import os
 import signal
 import time
@@ -15,7 +16,7 @@ from django.conf import settings
 from deployments.models import CpuCharge, Invocation, LogEntry
 from workers.models import Worker
 
-from .conftest import start_runtime, wait_for
+from .conftest import free_port, start_runtime, wait_for
 from .helpers import GREETER, build_now
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -94,6 +95,25 @@ def test_uninterruptible_cpu_is_stopped_by_ending_the_tenants_sandbox(
     assert sandbox_cpu_in_a_second() < QUIET
     assert call(neighbour, "hello", {"name": "B"}).json()["result"] == {"greeting": "Hello, B!"}
     assert call(attacker, "echo", {"again": 1}).json()["result"] == {"again": 1}
+
+
+def test_a_sandbox_stopped_again_and_again_waits_before_it_starts_again(runtime, tenant, neighbour):
+    """Restarting a sandbox costs a third of a core-second outside the tenant's limits: a
+    tenant whose sandbox keeps being stopped gets a pause before the next one, doubling."""
+    attacker = deploy(tenant, "crashloop", "cpu", cpu_ms=300)
+    for _ in range(4):  # the first three restarts are free; the fourth earns a pause
+        assert call(attacker, "regex", {"n": 40}).json()["error"]["code"] == "cpu_limit_exceeded"
+    refused = call(attacker, "echo", {"n": 1})
+    assert refused.status_code == 503
+    error = refused.json()["error"]
+    assert error["code"] == "sandbox_restarting"
+    assert error["message"].startswith("This tenant's sandbox was stopped 4 times in a row, last:")
+    assert "held its thread past its limit" in error["message"]
+    wait = int(refused.headers["retry-after"])
+    assert 1 <= wait <= 2
+    assert call(neighbour, "hello", {"name": "B"}).status_code == 200
+    time.sleep(wait + 0.2)
+    assert call(attacker, "echo", {"n": 2}).json()["result"] == {"n": 2}
 
 
 def test_tenant_threads_are_refused_or_stopped_with_their_sandbox(runtime, tenant, neighbour):
@@ -218,6 +238,64 @@ def test_killing_the_host_right_after_it_answered_loses_nothing(live_server, ten
         assert call(theirs, "hello", {"name": "B"}, url=url).status_code == 200
     finally:
         proc.stop()
+
+
+def test_killing_the_supervisor_stops_its_hosts_and_loses_nothing(live_server, tenant):
+    """kill -9 of `manage.py runtime`: its hosts notice, stop taking calls, send what they
+    owe and end; the supervisor started in its place serves on the same port."""
+    mine = deploy(tenant, "supervised", "")
+    port = str(free_port())
+    first, url = start_runtime(RUNTIME_PROCESSES="1", RUNTIME_PORT=port)
+    second = None
+    try:
+        for n in range(40):
+            assert call(mine, "hello", {"name": f"n{n}"}, url=url).status_code == 200
+        host = httpx.get(f"{url}/healthz").json()["pid"]
+        os.kill(first.proc.pid, signal.SIGKILL)  # the supervisor alone, not its group
+        wait_for(lambda: not Path(f"/proc/{host}").exists() or _zombie(host), 15, "the host to end")
+        assert Invocation.objects.filter(deployment=mine).count() == 40
+        assert LogEntry.objects.filter(deployment=mine).count() == 80
+        second, url = start_runtime(RUNTIME_PROCESSES="1", RUNTIME_PORT=port)
+        assert call(mine, "hello", {"name": "after"}, url=url).status_code == 200
+    finally:
+        first.stop()
+        if second:
+            second.stop()
+
+
+def test_a_journal_no_host_writes_any_more_is_sent_by_the_next_runtime(live_server, tenant):
+    """A host's journal from a port no longer used (or a host number no longer run) still
+    holds reports it never sent: the next runtime to start sends them."""
+    mine = deploy(tenant, "orphaned", "")
+    journal = Path(settings.RUNTIME_JOURNAL_DIR) / "host-1-7.ndjson"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "requestId": "req_left_behind", "deploymentId": str(mine.code), "function": "hello",
+        "trigger": "http", "status": "ok", "statusCode": 200, "durationMs": 1.5,
+        "startedAt": int(time.time() * 1000), "errorMessage": "", "cold": False, "lines": 1,
+    }  # fmt: skip
+    line = {"seq": 0, "level": "log", "message": "left behind", "timestamp": record["startedAt"],
+            "requestId": "req_left_behind", "deploymentId": str(mine.code), "function": "hello"}  # fmt: skip
+    torn = 'I{"requestId": "req_torn'  # the host was killed in the middle of a write
+    journal.write_text(f"I{json.dumps(record)}\nL{json.dumps(line)}\n{torn}")
+    proc, _ = start_runtime(RUNTIME_PROCESSES="1")
+    try:
+        wait_for(
+            lambda: Invocation.objects.filter(request_id="req_left_behind").exists(),
+            20, "the orphaned journal's record",
+        )  # fmt: skip
+        assert LogEntry.objects.get(request_id="req_left_behind").message == "left behind"
+        assert not journal.exists()
+        assert "2 reports left by hosts no longer run" in proc.output()
+    finally:
+        proc.stop()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def _answers(url: str) -> bool:

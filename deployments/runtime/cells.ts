@@ -6,6 +6,10 @@
 //     cgroups, its resident memory is watched here);
 //   * it burns CPU with no call in flight (a worker it started, a timer in a loop);
 //   * it stops answering.
+// A tenant whose sandbox keeps being stopped waits before it gets a new one (its calls are
+// answered 503 with Retry-After meanwhile): starting a sandbox costs a core for a third of a
+// second, so restarts without a pause would let one tenant spend the machine's CPU outside
+// its own limits.
 // Its calls in flight then end with a retryable error that names the cause; what it already
 // answered and printed is here, in the host, and is reported as usual. The CPU it used is
 // charged to its tenant.
@@ -42,6 +46,18 @@ type Pending = {
 const WATCH_MS = 500;
 const LATE_MS = 5_000; // past a call's deadline, a sandbox that has not answered is stopped
 const BURN_SECONDS = 3; // seconds of busy CPU with no call in flight before it is stopped
+const FREE_RESTARTS = 3; // stops in a row started again at once; then 1 s, 2 s, 4 s ... 30 s
+const MAX_PAUSE_MS = 30_000;
+const FORGIVEN_MS = 60_000; // a sandbox that lasted this long wipes the slate
+
+/** A tenant's sandbox was stopped too often lately: no new one before `retryAfterMs`. */
+export class Cooling extends Error {
+  constructor(message: string, readonly retryAfterMs: number) {
+    super(message);
+  }
+}
+
+type Strikes = { count: number; last: number; why: string };
 
 let cellNumber = 0;
 
@@ -49,6 +65,8 @@ export class Cell {
   readonly name = `cell-${Deno.pid}-${++cellNumber}-${crypto.randomUUID().slice(0, 8)}`;
   tenant: number | null = null;
   dead = false;
+  stopping = false; // told to stop or about to: no new calls
+  struck = false; // counted against its tenant (Cells.strike)
   lastUsed = Date.now();
   private proc: Deno.ChildProcess;
   private out: Writer;
@@ -57,7 +75,7 @@ export class Cell {
   private calls = new Map<string, number>(); // calls in flight per deployment
   private stats = new Map<number, (s: { isolates: number; spares: number }) => void>();
   private nextStats = 1;
-  private why: { code: ErrorCode; message: string } | null = null;
+  why: { code: ErrorCode; message: string } | null = null;
   private cpuMs = 0; // as it last said: all its threads' CPU time
   private charged = 0; // of which charged to its tenant
   private rss = 0;
@@ -195,6 +213,7 @@ export class Cell {
         this.stats.delete(msg.n as number);
         return;
       case "stuck":
+        this.stopping = true;
         this.why = { code: "isolate_restarted",
           message: "Another call of this tenant held its thread past its limit, so the tenant's sandbox was restarted; retry." };
         console.error(`runtime: tenant ${this.tenant}'s sandbox is stopping: ${msg.message}`);
@@ -205,6 +224,7 @@ export class Cell {
   /** Stops the process and everything it started, for `code`; its calls get `message`. */
   kill(code: ErrorCode, message: string) {
     if (this.dead) return;
+    this.stopping = true;
     this.why ??= { code, message };
     try {
       Deno.kill(-this.proc.pid, "SIGKILL"); // its process group: the sandbox and anything it started
@@ -293,6 +313,7 @@ export class Cell {
 export class Cells {
   private byTenant = new Map<number, Cell>();
   private spares: Cell[] = [];
+  private strikes = new Map<number, Strikes>(); // tenants whose sandboxes were stopped lately
 
   constructor(private options: CellOptions) {
     setInterval(() => {
@@ -305,6 +326,7 @@ export class Cells {
   private spawn(): Cell {
     return new Cell(this.options, (gone) => {
       if (gone.tenant !== null && this.byTenant.get(gone.tenant) === gone) this.byTenant.delete(gone.tenant);
+      this.strike(gone);
       this.spares = this.spares.filter((cell) => cell !== gone);
     });
   }
@@ -313,15 +335,45 @@ export class Cells {
     while (this.spares.length < this.options.spares) this.spares.push(this.spawn());
   }
 
-  /** The tenant's sandbox if it runs. */
+  /** The tenant's sandbox if it runs and takes calls. */
   private running(tenant: number): Cell | undefined {
     const cell = this.byTenant.get(tenant);
-    return cell && !cell.dead ? cell : undefined;
+    if (cell && !cell.dead && !cell.stopping) return cell;
+    if (cell) this.strike(cell); // before its process has ended: its replacement may wait
+    return undefined;
+  }
+
+  /** Counts a sandbox stopped by what its tenant did (not to make room or for idleness). */
+  private strike(cell: Cell) {
+    if (cell.struck || cell.tenant === null || cell.why?.code === "evicted") return;
+    cell.struck = true;
+    const tenant = cell.tenant;
+    const why = cell.why?.message ?? "it stopped unexpectedly.";
+    const now = Date.now();
+    const seen = this.strikes.get(tenant);
+    const count = seen && now - seen.last < FORGIVEN_MS ? seen.count + 1 : 1;
+    this.strikes.set(tenant, { count, last: now, why: why.replace(/[;,]? ?retry\.$/, ".") });
+    if (this.strikes.size > 10_000) this.strikes.delete(this.strikes.keys().next().value!);
+  }
+
+  /** Throws Cooling while the tenant must wait for a new sandbox. */
+  private mayStart(tenant: number) {
+    const seen = this.strikes.get(tenant);
+    if (!seen || seen.count <= FREE_RESTARTS) return;
+    const pause = Math.min(MAX_PAUSE_MS, 1000 * 2 ** (seen.count - FREE_RESTARTS - 1));
+    const left = seen.last + pause - Date.now();
+    if (left <= 0) return;
+    throw new Cooling(
+      `This tenant's sandbox was stopped ${seen.count} times in a row, last: ${seen.why} ` +
+        `A new one starts in ${Math.ceil(left / 1000)} s; retry then.`,
+      left,
+    );
   }
 
   get(tenant: number): Cell {
     const running = this.running(tenant);
     if (running) return running;
+    this.mayStart(tenant);
     this.makeRoom();
     let cell: Cell | undefined;
     while ((cell = this.spares.shift()) && cell.dead);

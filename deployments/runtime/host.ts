@@ -6,7 +6,7 @@ import { readLimited } from "./body.ts";
 import type { FetchAnswer, FetchRequest } from "./egress.ts";
 import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
 import { connectLimits, enterSlot, heartbeat, HEARTBEAT_MS, leaveSlot, takeCall } from "./limits.ts";
-import { Cells } from "./cells.ts";
+import { Cells, Cooling } from "./cells.ts";
 import { type Entry, Journal } from "./journal.ts";
 import type { DeploymentConfig, HttpRequest, LogLine, Outcome, Pin } from "./pool.ts";
 
@@ -552,7 +552,14 @@ async function run(
   const slot = entered instanceof Promise ? await entered : entered;
   if (slot === false) return tooMany(config);
   try {
-    const cell = cells.get(config.tenant);
+    let cell;
+    try {
+      cell = cells.get(config.tenant);
+    } catch (err) {
+      if (!(err instanceof Cooling)) throw err;
+      if (slot) leaveSlot(config.id);
+      return failure("sandbox_restarting", err.message, {}, { "retry-after": String(Math.ceil(err.retryAfterMs / 1000)) });
+    }
     if (slot === null && cell.inFlight(config.id) >= config.maxConcurrency) return tooMany(config);
     const answer = await cell.call(config, requestId, fn, payload, http, admitted.pin);
     cold = answer.cold;
@@ -751,7 +758,7 @@ heartbeat(() => ({
   droppedInvocations,
 }));
 
-Deno.serve({
+const server = Deno.serve({
   hostname: BIND,
   port: PORT,
   reusePort: true, // several host processes share the port (one per core); the kernel spreads connections
@@ -765,11 +772,22 @@ Deno.serve({
   }
 });
 
-// Flush what is queued before a graceful stop.
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  Deno.addSignalListener(signal, async () => {
-    cells.stopAll();
-    await Promise.all([flush(), reportCpu()]);
-    Deno.exit(0);
-  });
+// A graceful stop: no new connections, the tenants' sandboxes stopped, what is queued sent.
+let stopping = false;
+async function stop(why: string) {
+  if (stopping) return;
+  stopping = true;
+  console.error(`runtime: host stopping (${why})`);
+  server.shutdown().catch(() => {});
+  cells.stopAll();
+  await Promise.all([flush(), reportCpu()]);
+  Deno.exit(0);
 }
+for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, () => stop(signal));
+
+// A host lives as long as the supervisor that started it (manage.py runtime): one killed with
+// kill -9 cannot stop its hosts, and the supervisor started in its place starts new ones.
+const SUPERVISOR = Deno.ppid;
+setInterval(() => {
+  if (Deno.ppid !== SUPERVISOR) stop("its supervisor is gone");
+}, 500);

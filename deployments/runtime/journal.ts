@@ -6,6 +6,10 @@
 //
 // Layout, one entry per line:  I{invocation JSON}  or  L{line JSON}
 // Beside it, <journal>.shipped holds how many bytes of the journal the control plane has.
+// A host holds an exclusive lock on its journal while it lives: a second host given the same
+// journal (its supervisor was killed and a new one started while this host ran on) waits
+// until the first has gone, so two hosts never write one journal. The supervisor uses the
+// same lock to tell a journal nobody writes from one in use (runtime.py adopts the former).
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -24,6 +28,7 @@ export class Journal {
   constructor(private path: string) {
     if (!path) return; // no journal: reports live in memory only (benchmarks)
     this.file = Deno.openSync(path, { create: true, append: true });
+    this.file.lockSync(true); // flock(2): released by the kernel when this process ends
     this.size = this.file.statSync().size;
     this.shippedTo = Math.min(this.readShipped(), this.size);
   }
@@ -37,7 +42,7 @@ export class Journal {
     for (const line of decoder.decode(bytes).split("\n")) {
       offset += encoder.encode(line).length + 1;
       const kind = line[0];
-      if ((kind === "I" || kind === "L") && line.length > 1) {
+      if ((kind === "I" || kind === "L") && wellFormed(line.slice(1))) {
         entries.push({ kind, json: line.slice(1), end: Math.min(offset, this.size) });
       }
     }
@@ -98,5 +103,16 @@ export class Journal {
     } catch {
       return 0;
     }
+  }
+}
+
+/** Whether a journaled entry is whole: a host killed in the middle of a write leaves a torn
+ * last line, which would make every batch it is in fail. */
+function wellFormed(json: string): boolean {
+  try {
+    JSON.parse(json);
+    return true;
+  } catch {
+    return false;
   }
 }

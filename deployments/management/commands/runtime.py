@@ -6,6 +6,8 @@ through confine.py, which puts it in cgroups of its own (memory, processes, CPU)
 machine allows.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import signal
@@ -81,6 +83,37 @@ def journal_path(number: int) -> str:
     return str(Path(settings.RUNTIME_JOURNAL_DIR) / f"host-{settings.RUNTIME_PORT}-{number}.ndjson")
 
 
+def adopt_journals(own: list[str]) -> int:
+    """Journals no host of this runtime will write (another port's, or a host number it no
+    longer runs) and no living host holds: what their hosts had not sent yet is appended to
+    this runtime's first journal, whose host sends it. Returns the entries moved."""
+    moved = 0
+    into = Path(own[0])
+    for path in sorted(Path(settings.RUNTIME_JOURNAL_DIR).glob("host-*.ndjson")):
+        if str(path) in own:
+            continue
+        shipped = path.with_name(path.name + ".shipped")
+        with open(path, "rb") as journal:
+            try:  # the lock a living host holds on its journal (runtime/journal.ts)
+                fcntl.flock(journal, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            offset = 0
+            with contextlib.suppress(OSError, ValueError):
+                offset = int(shipped.read_text() or 0)
+            journal.seek(offset)
+            rest = journal.read()
+            rest = rest[: rest.rfind(b"\n") + 1]  # whole entries: a torn last one is dropped
+            if rest:
+                with open(into, "ab") as target:
+                    fcntl.flock(target, fcntl.LOCK_EX)
+                    target.write(rest)
+                moved += rest.count(b"\n")
+            path.unlink()
+            shipped.unlink(missing_ok=True)
+    return moved
+
+
 def host_env(
     processes: int | None = None, cgroups: bool | None = None, number: int = 0
 ) -> dict[str, str]:
@@ -134,6 +167,9 @@ class Command(BaseCommand):
                 "runtime: no cgroups can be made here; tenants' sandboxes are limited by "
                 "rlimits and a watch of their resident memory instead"
             )
+        moved = adopt_journals([journal_path(n) for n in range(self.processes)])
+        if moved:
+            self.stderr.write(f"runtime: {moved} reports left by hosts no longer run will be sent")
         stopping = threading.Event()
         hosts: list[subprocess.Popen] = []
 
