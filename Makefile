@@ -1,4 +1,4 @@
-.PHONY: run test check lint format setup setup-dev clean bench
+.PHONY: run test test-runtime check lint format setup setup-dev clean bench
 
 PY := .venv/bin/python
 
@@ -16,17 +16,27 @@ test: setup-dev     ## lint, migration check and the whole suite against private
 
 check: lint
 	$(PY) manage.py makemigrations --check --dry-run
+	$(MAKE) --no-print-directory test-runtime
 	.venv/bin/pytest --liveserver "$$LIVE_SERVER_ADDRESS"
 
+test-runtime:   ## the data plane's unit tests (runtime/*_test.ts): no services, a second or two
+	cd runtime && NO_COLOR=1 ../.venv/bin/deno test --quiet --allow-read --allow-write --allow-env
+
+# isolate.js and sandbox.js run as plain JavaScript (from a data: URL, no transpiling at a cold
+# start): they are checked for types with implicit any allowed (runtime/isolate.check.json).
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports --no-cache
-	NO_COLOR=1 .venv/bin/deno check --quiet deployments/runtime/host.ts deployments/runtime/cell.ts bench/baseline.ts
+	NO_COLOR=1 .venv/bin/deno check --quiet bench/baseline.ts
+	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet host.ts cell.ts *_test.ts
+	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet --config isolate.check.json isolate.js sandbox.js
+	cd runtime && NO_COLOR=1 ../.venv/bin/deno lint --quiet && ../.venv/bin/deno fmt --check --quiet
 
 format: setup-dev
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
+	cd runtime && ../.venv/bin/deno fmt --quiet
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

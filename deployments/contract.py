@@ -1,11 +1,11 @@
 """The contract shared with the Deno runtime and the generated Next.js project
-(contract.json beside this file): statuses, error codes with their HTTP status, header
-names and limit names."""
+(runtime/contract.json, the data plane's, read here as data): statuses, error codes with
+their HTTP status, header names and limit names."""
 
 import json
 from pathlib import Path
 
-PATH = Path(__file__).with_name("contract.json")
+PATH = Path(__file__).resolve().parents[1] / "runtime" / "contract.json"
 CONTRACT = json.loads(PATH.read_text())
 
 DEPLOYMENT_STATUSES: list[str] = CONTRACT["deploymentStatuses"]

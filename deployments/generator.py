@@ -35,7 +35,7 @@ class NotForNext(ValueError):
 
 
 CONFIG_FILE = "lib/deployment.json"
-CONTRACT_FILE = "lib/contract.json"  # deployments/contract.json, which invoke.ts reads
+CONTRACT_FILE = "lib/contract.json"  # runtime/contract.json, which invoke.ts reads
 
 
 def template_files() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""One contract across languages: deployments/contract.json is what Python, the Deno runtime
+"""One contract across languages: runtime/contract.json is what Python, the Deno runtime
 and the generated Next.js project agree on. These tests fail when a side drifts from it."""
 
 import json
@@ -13,7 +13,7 @@ from deployments.models import Deployment, Invocation, LogEntry
 from .helpers import GREETER, create_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNTIME = ROOT / "deployments" / "runtime"
+RUNTIME = ROOT / "runtime"
 GENERATED = ROOT / "deployments" / "nextjs"
 # The places each side names an error code.
 CODE_USES = re.compile(

@@ -24,7 +24,7 @@ from deployments import confine
 from deployments.deno import deno_bin, deno_env
 from workers_portal.startup import require_secure_settings
 
-RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
+RUNTIME_DIR = Path(__file__).resolve().parents[3] / "runtime"
 CELL_ENV = (
     "RUNTIME_DOMAIN,RUNTIME_EGRESS_ALLOW,RUNTIME_EGRESS_DENY,RUNTIME_IDLE_SECONDS,"
     "RUNTIME_MAX_ISOLATES,RUNTIME_MEMORY_MB,RUNTIME_SPARES,RUNTIME_MEMORY_BUDGET_MB"

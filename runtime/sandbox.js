@@ -4,6 +4,7 @@
 // (ERR_WORKER_OUT_OF_MEMORY) instead of taking the whole process down. Started from here,
 // the isolates share this worker's empty set of permissions, never the host's. The host
 // talks to each isolate over its own MessagePort; this worker only starts and stops them.
+/// <reference lib="deno.worker" />
 import { Worker as NodeWorker } from "node:worker_threads";
 
 let isolateUrl = null;
@@ -16,7 +17,7 @@ function start(msg) {
     transferList: [msg.port],
   });
   isolates.set(msg.id, isolate);
-  isolate.on("error", (err) => {
+  isolate.on("error", (/** @type {Error & { code?: string }} */ err) => {
     self.postMessage({ t: "died", id: msg.id, code: err?.code ?? "", message: String(err?.message ?? err) });
   });
   isolate.on("exit", (exitCode) => {

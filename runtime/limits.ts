@@ -81,7 +81,7 @@ export function connectLimits(url: string) {
   // Holding slots says this host is alive; a host that stops holding them is forgotten.
   setInterval(() => {
     for (const [deployment, slots] of concurrency) {
-      if (slots.held > 0) void take(deployment, slots, 0, 0);
+      if (slots.held > 0) void take(deployment, 0, 0);
     }
   }, HOST_TTL_MS / 3);
 }
@@ -116,7 +116,10 @@ async function refill(tenant: number, perMinute: number, share: Share): Promise<
     if (!share.asking) {
       const want = Math.max(1, Math.min(100, Math.ceil(perMinute / 50)));
       // What is granted is added once, here; every call waiting on it then takes its own.
-      share.asking = client!.eval(TAKE_CALLS, { keys: [`rl:${tenant}:${minute}`], arguments: [String(want), String(perMinute)] })
+      share.asking = client!.eval(TAKE_CALLS, {
+        keys: [`rl:${tenant}:${minute}`],
+        arguments: [String(want), String(perMinute)],
+      })
         .then((granted) => (share.left += Number(granted), Number(granted)))
         .finally(() => (share.asking = null));
     }
@@ -134,14 +137,21 @@ async function refill(tenant: number, perMinute: number, share: Share): Promise<
 
 // --- calls at once, per deployment ------------------------------------------------------------
 
-type Slots = { held: number; used: number; asking: Promise<number> | null; release: ReturnType<typeof setTimeout> | null };
+type Slots = {
+  held: number;
+  used: number;
+  asking: Promise<number> | null;
+  release: ReturnType<typeof setTimeout> | null;
+};
 const concurrency = new Map<string, Slots>();
 
-async function take(deployment: string, slots: Slots, want: number, max: number): Promise<number> {
-  return Number(await client!.eval(TAKE_SLOTS, {
-    keys: [`cc:${deployment}`, `cc:${deployment}:seen`],
-    arguments: [HOST, String(want), String(max), String(Date.now()), String(HOST_TTL_MS)],
-  }));
+async function take(deployment: string, want: number, max: number): Promise<number> {
+  return Number(
+    await client!.eval(TAKE_SLOTS, {
+      keys: [`cc:${deployment}`, `cc:${deployment}:seen`],
+      arguments: [HOST, String(want), String(max), String(Date.now()), String(HOST_TTL_MS)],
+    }),
+  );
 }
 
 /** Takes one of the deployment's `max` slots: true, false when all are in use on some host,
@@ -165,7 +175,7 @@ async function moreSlots(deployment: string, max: number, slots: Slots): Promise
   while (slots.used >= slots.held) {
     if (!slots.asking) {
       const want = Math.max(1, Math.min(10, Math.ceil(max / 8)));
-      slots.asking = take(deployment, slots, want, max)
+      slots.asking = take(deployment, want, max)
         .then((granted) => (slots.held += Math.max(0, granted), granted))
         .finally(() => (slots.asking = null));
     }
@@ -191,7 +201,7 @@ export function leaveSlot(deployment: string) {
     const spare = slots.held - slots.used;
     if (spare <= 0 || !redisLimits()) return;
     slots.held -= spare;
-    take(deployment, slots, -spare, 0).catch(() => (slots.held += spare));
+    take(deployment, -spare, 0).catch(() => (slots.held += spare));
   }, RELEASE_AFTER_MS);
 }
 

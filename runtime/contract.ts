@@ -1,6 +1,6 @@
 // The contract shared with the control plane and the generated Next.js project
-// (deployments/contract.json): error codes with their HTTP status, header names, triggers.
-import contract from "../contract.json" with { type: "json" };
+// (contract.json): error codes with their HTTP status, header names, triggers.
+import contract from "./contract.json" with { type: "json" };
 
 export type ErrorCode = keyof typeof contract.errors;
 export const HEADERS = contract.headers;

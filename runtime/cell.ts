@@ -78,8 +78,17 @@ async function call(msg: Message) {
   const id = msg.id as string;
   const config = configs.get(msg.d as string);
   if (!config) {
-    out.send({ t: "done", id, cold: false, outcome: { status: statusOf("isolate_unavailable"), code: "isolate_unavailable", logs: [],
-      error: { name: "Error", message: "The sandbox did not know this deployment; retry.", stack: "" } } });
+    out.send({
+      t: "done",
+      id,
+      cold: false,
+      outcome: {
+        status: statusOf("isolate_unavailable"),
+        code: "isolate_unavailable",
+        logs: [],
+        error: { name: "Error", message: "The sandbox did not know this deployment; retry.", stack: "" },
+      },
+    });
     return;
   }
   let cold = true;
@@ -87,13 +96,24 @@ async function call(msg: Message) {
   try {
     const isolate = pool.running(config) ?? await pool.get(config);
     cold = isolate.served === 0;
-    const http = msg.http as { method: string; url: string; headers: [string, string][]; body: string | null } | undefined;
-    outcome = await isolate.call(id, msg.fn as string, msg.payload, msg.timeoutMs as number,
+    const http = msg.http as
+      | { method: string; url: string; headers: [string, string][]; body: string | null }
+      | undefined;
+    outcome = await isolate.call(
+      id,
+      msg.fn as string,
+      msg.payload,
+      msg.timeoutMs as number,
       http ? { ...http, body: http.body === null ? null : fromBase64(http.body).buffer as ArrayBuffer } : undefined,
-      msg.pin as Pin | undefined);
+      msg.pin as Pin | undefined,
+    );
   } catch (err) {
-    outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable" as const, logs: [],
-      error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" } };
+    outcome = {
+      status: statusOf("isolate_unavailable"),
+      code: "isolate_unavailable" as const,
+      logs: [],
+      error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" },
+    };
   }
   // The call's lines went to the host as they were printed ("lines"): it puts them in the
   // answer itself, so they cross the boundary once.

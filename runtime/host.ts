@@ -7,8 +7,11 @@ import type { FetchAnswer, FetchRequest } from "./egress.ts";
 import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
 import { connectLimits, enterSlot, heartbeat, HEARTBEAT_MS, leaveSlot, takeCall } from "./limits.ts";
 import { Cells, Cooling } from "./cells.ts";
-import { type Entry, Journal } from "./journal.ts";
-import type { DeploymentConfig, HttpRequest, LogLine, Outcome, Pin } from "./pool.ts";
+import { Journal } from "./journal.ts";
+import { CpuCharges, Reporter, type Send } from "./reports.ts";
+import { LocalWindows, untilNextMinute } from "./rate.ts";
+import { deploymentPart, hostnameOf, isProductionHost, pathOf, route, takesCanary } from "./routing.ts";
+import type { DeploymentConfig, HttpRequest, Outcome, Pin } from "./pool.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
 const BIND = env("RUNTIME_BIND", "127.0.0.1");
@@ -24,7 +27,6 @@ const PORTAL_TOKEN_SHA256 = env("PORTAL_INVOKE_TOKEN_SHA256", "");
 const PROCESSES = Math.max(1, Number(env("RUNTIME_PROCESSES", "1")));
 const FLUSH_MS = 200; // the longest a line waits before it is sent
 const COALESCE_MS = 25; // after the first new line, wait this long to batch its neighbours
-const MAX_QUEUED_LINES = 50_000;
 // Benchmarks only: measure serving without shipping invocations and lines (see docs).
 const NO_REPORTS = env("RUNTIME_BENCH_NO_REPORTS", "") === "1";
 // How long an answer from the control plane is trusted. Short, so that a revoked key, a
@@ -110,7 +112,7 @@ async function fetchHost(host: string, key: string, pin?: Pin): Promise<Resolved
  * warm path: every await costs the host thread a turn). */
 function resolveHost(host: string, pin?: Pin): Resolved | Promise<Resolved> {
   let key = host;
-  if (pin?.generation != null && host.split("--").length === 2) {
+  if (pin?.generation != null && isProductionHost(host)) {
     // A call made within a generation: the production host as of that generation. What is
     // cached for the host itself serves when it holds for the same one.
     const now = hostCache.get(host);
@@ -213,8 +215,10 @@ async function checkAccess(req: Request, config: DeploymentConfig): Promise<Resp
   const token = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
   const match = token.match(/^wk_([0-9a-f]+)_/);
   if (!match) {
-    return failure("unauthorized",
-      "This worker is private: send `Authorization: Bearer <API key>` with a key that has the invoke scope.");
+    return failure(
+      "unauthorized",
+      "This worker is private: send `Authorization: Bearer <API key>` with a key that has the invoke scope.",
+    );
   }
   let key: KeyInfo;
   try {
@@ -244,128 +248,48 @@ async function loadCode(artifact: string): Promise<string> {
   return code;
 }
 
-// --- reporting to the control plane, never on the invocation's path -----------------------
-// Every record and line is written to the journal (journal.ts) before the answer it belongs
-// to leaves, and queued here in the journal's order; a batch the control plane acknowledged
-// is marked shipped in the journal. A host started in a killed one's place sends the rest.
+// --- reporting to the control plane, never on the invocation's path (reports.ts) --------
 
+const send: Send = (path, body) =>
+  fetch(`${CONTROL}${path}`, {
+    method: "POST",
+    headers: { ...auth, "content-type": "application/json" },
+    body,
+    signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
+  });
 const journal = new Journal(NO_REPORTS ? "" : env("RUNTIME_JOURNAL", ""));
-const queued: Entry[] = journal.recover();
-if (queued.length) console.error(`runtime: ${queued.length} reports of a previous host to send again`);
-const isolateLogIds = new Map<string, string>();
-let droppedLines = 0;
-let droppedInvocations = 0;
-let flushing = false;
-let backoffUntil = 0;
+const reports = new Reporter({ journal, send, coalesceMs: COALESCE_MS, enabled: !NO_REPORTS });
+const cpu = new CpuCharges(send, !NO_REPORTS);
 setInterval(() => journal.sync(), 10); // lines printed outside any call
-
-function queueLine(deploymentId: string, requestId: string | null, fn: string, line: LogLine) {
-  if (queued.length >= MAX_QUEUED_LINES) {
-    droppedLines++;
-    return;
-  }
-  if (!requestId) {
-    // Lines printed outside any call (module top level, stray timers) belong to the isolate.
-    requestId = isolateLogIds.get(deploymentId) ?? `iso_${crypto.randomUUID().replaceAll("-", "")}`;
-    isolateLogIds.set(deploymentId, requestId);
-  }
-  queued.push(journal.append("L", JSON.stringify({ ...line, requestId, deploymentId, function: fn })));
-  scheduleFlush();
-}
-
-let flushTimer: ReturnType<typeof setTimeout> | null = null;
-
-function scheduleFlush() {
-  if (flushTimer === null) {
-    flushTimer = setTimeout(() => {
-      flushTimer = null;
-      flush();
-    }, COALESCE_MS);
-  }
-}
-
-async function flush() {
-  if (NO_REPORTS) {
-    queued.length = 0;
-    return;
-  }
-  if (flushing || Date.now() < backoffUntil) return;
-  if (!queued.length) return;
-  flushing = true;
-  journal.sync();
-  const batch = queued.splice(0, 2500);
-  // Each entry is JSON already (as journaled): the body is put together, not serialised again.
-  const invocations = batch.filter((e) => e.kind === "I").map((e) => e.json);
-  const logs = batch.filter((e) => e.kind === "L").map((e) => e.json);
-  try {
-    const res = await fetch(`${CONTROL}/internal/runtime/ingest`, {
-      method: "POST",
-      headers: { ...auth, "content-type": "application/json" },
-      body: `{"invocations":[${invocations.join(",")}],"logs":[${logs.join(",")}]}`,
-      signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
-    });
-    await res.body?.cancel();
-    if (!res.ok) throw new Error(`ingest answered ${res.status}`);
-    journal.shipped(batch[batch.length - 1].end);
-  } catch (err) {
-    // Put the batch back in front; ingest is idempotent, so a batch that did land is not
-    // doubled when it is sent again.
-    queued.unshift(...batch);
-    backoffUntil = Date.now() + 1_000;
-    console.error(`runtime: ingest failed (${(err as Error).message}); ${queued.length} reports queued`);
-  } finally {
-    flushing = false;
-  }
-  if (queued.length && Date.now() >= backoffUntil) scheduleFlush(); // more waiting: go on
-  if (droppedLines || droppedInvocations) {
-    console.error(`runtime: queue full, dropped ${droppedLines} log lines and ${droppedInvocations} invocation records`);
-    droppedLines = droppedInvocations = 0;
-  }
-}
-setInterval(flush, FLUSH_MS);
-
-// What the tenants' sandboxes used, charged to them every few seconds. A report keeps its id
-// until the control plane has it, so one sent again (its answer lost) counts once.
-const cpuUsed = new Map<number, number>();
-let cpuReport: { id: string; cpu: Record<string, number> } | null = null;
-function charge(tenant: number, ms: number) {
-  cpuUsed.set(tenant, (cpuUsed.get(tenant) ?? 0) + ms);
-}
-
-async function reportCpu() {
-  if (NO_REPORTS) return cpuUsed.clear();
-  if (!cpuReport && cpuUsed.size) {
-    cpuReport = { id: crypto.randomUUID(), cpu: Object.fromEntries(cpuUsed) };
-    cpuUsed.clear();
-  }
-  if (!cpuReport) return;
-  try {
-    const res = await fetch(`${CONTROL}/internal/runtime/usage`, {
-      method: "POST",
-      headers: { ...auth, "content-type": "application/json" },
-      body: JSON.stringify(cpuReport),
-      signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
-    });
-    await res.body?.cancel();
-    if (res.ok || res.status === 400) cpuReport = null; // a 400 would not pass later either
-  } catch {
-    // kept, sent again with the same id
-  }
-}
-setInterval(reportCpu, 5_000);
+setInterval(() => reports.flush(), FLUSH_MS);
+setInterval(() => cpu.report(), 5_000);
 
 // Each tenant's sandbox process gets the settings that shape its isolates, nothing else of
 // this host's environment.
-const CELL_ENV = ["RUNTIME_DOMAIN", "RUNTIME_EGRESS_ALLOW", "RUNTIME_EGRESS_DENY", "RUNTIME_IDLE_SECONDS",
-  "RUNTIME_MAX_ISOLATES", "RUNTIME_MEMORY_MB", "RUNTIME_SPARES", "DENO_DIR", "PATH", "NO_COLOR"];
+const CELL_ENV = [
+  "RUNTIME_DOMAIN",
+  "RUNTIME_EGRESS_ALLOW",
+  "RUNTIME_EGRESS_DENY",
+  "RUNTIME_IDLE_SECONDS",
+  "RUNTIME_MAX_ISOLATES",
+  "RUNTIME_MEMORY_MB",
+  "RUNTIME_SPARES",
+  "DENO_DIR",
+  "PATH",
+  "NO_COLOR",
+];
 const CELL_MEMORY_MB = Number(env("RUNTIME_CELL_MEMORY_MB", "1024"));
 const cells = new Cells({
   command: JSON.parse(env("RUNTIME_CELL_COMMAND", "[]")),
   env: {
-    ...Object.fromEntries(CELL_ENV.flatMap((name) => Deno.env.get(name) === undefined ? [] : [[name, Deno.env.get(name)!]])),
+    ...Object.fromEntries(
+      CELL_ENV.flatMap((name) => Deno.env.get(name) === undefined ? [] : [[name, Deno.env.get(name)!]]),
+    ),
     // Idle isolates are stopped once the sandbox nears its memory (or the operator's budget,
     // if lower); the kernel stops it past its memory.
-    RUNTIME_MEMORY_BUDGET_MB: String(Math.min(Number(env("RUNTIME_MEMORY_BUDGET_MB", "2048")), Math.floor(CELL_MEMORY_MB * 0.75))),
+    RUNTIME_MEMORY_BUDGET_MB: String(
+      Math.min(Number(env("RUNTIME_MEMORY_BUDGET_MB", "2048")), Math.floor(CELL_MEMORY_MB * 0.75)),
+    ),
   },
   maxCells: Number(env("RUNTIME_MAX_CELLS", "64")),
   spares: Number(env("RUNTIME_SPARE_CELLS", "1")),
@@ -373,37 +297,13 @@ const cells = new Cells({
   idleMs: Number(env("RUNTIME_IDLE_SECONDS", "300")) * 1000,
   cgroups: env("RUNTIME_CGROUPS", "") === "1",
   loadCode,
-  lateLog: queueLine,
+  lateLog: (deployment, request, fn, line) => reports.line(deployment, request, fn, line),
   internal: (req, pin) => callInternally(req, pin),
-  charge,
+  charge: (tenant, ms) => cpu.charge(tenant, ms),
 });
 cells.warm();
 
 // --- HTTP -------------------------------------------------------------------------------
-
-/** The path of a request URL, without parsing all of it (the host thread's time is the
- * platform's throughput). */
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  const end = url.indexOf("?", start);
-  return end < 0 ? url.slice(start) : url.slice(start, end);
-}
-
-function route(req: Request, pathname: string, known?: string): { host: string | null; path: string } {
-  if (pathname.startsWith("/d/")) {
-    const rest = pathname.slice(3);
-    const slash = rest.indexOf("/");
-    return slash < 0
-      ? { host: rest.toLowerCase(), path: "/" }
-      : { host: rest.slice(0, slash).toLowerCase(), path: rest.slice(slash) };
-  }
-  const hostname = known ?? (req.headers.get("host") ?? "").replace(/:\d+$/, "").toLowerCase();
-  if (hostname.endsWith(`.${DOMAIN}`)) {
-    return { host: hostname.slice(0, -(DOMAIN.length + 1)), path: pathname };
-  }
-  return { host: null, path: pathname };
-}
 
 class TooLarge extends Error {}
 
@@ -437,41 +337,33 @@ function answer(outcome: Outcome, requestId: string, durationMs: number): Respon
 }
 
 // Invocations per minute per tenant: counted across all hosts in Redis (limits.ts); while
-// Redis cannot say, in fixed one-minute windows in this process, with its share of the quota.
-const windows = new Map<number, { start: number; count: number }>();
+// Redis cannot say, in this process with its share of the quota (rate.ts).
+const windows = new LocalWindows(PROCESSES);
 
-function quotaUsedUp(): Response {
-  const retryAfter = Math.max(1, Math.ceil((60_000 - (Date.now() % 60_000)) / 1000));
-  return failure("rate_limited",
+function quotaUsedUp(retryAfter: number): Response {
+  return failure(
+    "rate_limited",
     `This tenant's invocation quota is used up for this minute; retry in ${retryAfter} s.`,
-    {}, { "retry-after": String(retryAfter) });
+    {},
+    { "retry-after": String(retryAfter) },
+  );
+}
+
+function countHere(config: DeploymentConfig): Response | null {
+  const wait = windows.take(config.tenant, config.invocationsPerMinute);
+  return wait === null ? null : quotaUsedUp(wait);
 }
 
 function rateLimit(config: DeploymentConfig): Response | null | Promise<Response | null> {
   const global = takeCall(config.tenant, config.invocationsPerMinute);
   if (global === true) return null;
-  if (global === false) return quotaUsedUp();
+  if (global === false) return quotaUsedUp(untilNextMinute(Date.now()));
   if (global instanceof Promise) {
-    return global.then((ok) => (ok === true ? null : ok === false ? quotaUsedUp() : countHere(config)));
+    return global.then((ok) =>
+      ok === true ? null : ok === false ? quotaUsedUp(untilNextMinute(Date.now())) : countHere(config)
+    );
   }
   return countHere(config);
-}
-
-function countHere(config: DeploymentConfig): Response | null {
-  const now = Date.now();
-  let window = windows.get(config.tenant);
-  if (!window || now - window.start >= 60_000) {
-    window = { start: now, count: 0 };
-    windows.set(config.tenant, window);
-  }
-  if (window.count >= Math.ceil(config.invocationsPerMinute / PROCESSES)) {
-    const retryAfter = Math.max(1, Math.ceil((window.start + 60_000 - now) / 1000));
-    return failure("rate_limited",
-      `This tenant's invocation quota is used up for this minute; retry in ${retryAfter} s.`,
-      {}, { "retry-after": String(retryAfter) });
-  }
-  window.count++;
-  return null;
 }
 
 type Admitted = { config: DeploymentConfig; trusted: boolean; requestId: string; pin: Pin };
@@ -480,28 +372,15 @@ type Admitted = { config: DeploymentConfig; trusted: boolean; requestId: string;
 // without end is stopped with an answer, not left to fill the host.
 const MAX_CALL_DEPTH = 16;
 
-/** FNV-1a: the same client lands on the same side of a canary, on every host. */
-function bucket(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return (h >>> 0) % 100;
-}
-
-/** Which side of a canary serves this request: a client that names itself (the client-id
- * header, else its API key) always gets the same side while the share is unchanged. */
-function takesCanary(req: Request, host: string, percent: number): boolean {
-  const client = req.headers.get(HEADERS.clientId) ??
-    (req.headers.get("authorization") ?? "").match(/^Bearer (wk_[0-9a-f]+)_/)?.[1];
-  const roll = client ? bucket(`${host}|${client}`) : Math.floor(Math.random() * 100);
-  return roll < percent;
-}
-
 async function lookUp(host: string, pin?: Pin): Promise<Resolved | Response> {
   try {
     const known = resolveHost(host, pin);
     const resolved = known instanceof Promise ? await known : known;
     if (resolved.config) return resolved;
-    return failure((resolved.error?.code ?? "deployment_not_found") as ErrorCode, resolved.error?.message ?? "No such deployment.");
+    return failure(
+      (resolved.error?.code ?? "deployment_not_found") as ErrorCode,
+      resolved.error?.message ?? "No such deployment.",
+    );
   } catch (err) {
     return failure("control_plane_unavailable", `Could not look up the deployment: ${(err as Error).message}`);
   }
@@ -513,14 +392,16 @@ async function lookUp(host: string, pin?: Pin): Promise<Resolved | Response> {
 async function admit(req: Request, host: string, pin?: Pin): Promise<Admitted | Response> {
   const requestId = newRequestId();
   if (pin && pin.depth >= MAX_CALL_DEPTH) {
-    return failure("call_depth_exceeded",
-      `Calls between workers nest at most ${MAX_CALL_DEPTH} deep; this chain went deeper (a worker calling itself without end?).`);
+    return failure(
+      "call_depth_exceeded",
+      `Calls between workers nest at most ${MAX_CALL_DEPTH} deep; this chain went deeper (a worker calling itself without end?).`,
+    );
   }
   const resolved = await lookUp(host, pin);
   if (resolved instanceof Response) return resolved;
   let config = resolved.config!;
   const generation = config.generation ?? pin?.generation ?? null;
-  if (config.canary && takesCanary(req, host, config.canary.percent)) {
+  if (config.canary && takesCanary(req.headers, host, config.canary.percent)) {
     const canary = await lookUp(config.canary.host);
     // A canary that cannot be served right now (deleted, not ready): the stable side serves.
     if (!(canary instanceof Response)) config = canary.config!;
@@ -540,7 +421,11 @@ async function admit(req: Request, host: string, pin?: Pin): Promise<Admitted | 
 
 /** Runs one call in the deployment's isolate and queues its invocation record. */
 async function run(
-  admitted: Admitted, fn: string, trigger: string, payload: unknown, http?: HttpRequest,
+  admitted: Admitted,
+  fn: string,
+  trigger: string,
+  payload: unknown,
+  http?: HttpRequest,
 ): Promise<{ outcome: Outcome; durationMs: number } | Response> {
   const { config, requestId } = admitted;
   const startedAt = Date.now();
@@ -558,37 +443,56 @@ async function run(
     } catch (err) {
       if (!(err instanceof Cooling)) throw err;
       if (slot) leaveSlot(config.id);
-      return failure("sandbox_restarting", err.message, {}, { "retry-after": String(Math.ceil(err.retryAfterMs / 1000)) });
+      return failure("sandbox_restarting", err.message, {}, {
+        "retry-after": String(Math.ceil(err.retryAfterMs / 1000)),
+      });
     }
     if (slot === null && cell.inFlight(config.id) >= config.maxConcurrency) return tooMany(config);
     const answer = await cell.call(config, requestId, fn, payload, http, admitted.pin);
     cold = answer.cold;
     outcome = answer;
   } catch (err) {
-    outcome = { status: statusOf("isolate_unavailable"), code: "isolate_unavailable",
-      error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" }, logs: [] };
+    outcome = {
+      status: statusOf("isolate_unavailable"),
+      code: "isolate_unavailable",
+      error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" },
+      logs: [],
+    };
   }
   if (slot) leaveSlot(config.id);
   // For a fetch handler, the time to its response's head (its body may stream on).
   const durationMs = performance.now() - t0;
-  scheduleFlush();
-  // Bounded: while the control plane is down (or slower than the calls), newer records are
-  // dropped and counted; never an O(n) shift on the request path.
-  if (queued.length >= MAX_QUEUED_LINES) droppedInvocations++;
-  else queued.push(journal.append("I", JSON.stringify({
-    requestId, deploymentId: config.id, function: fn, trigger,
-    status: outcome.response ? "ok" : outcome.status === 200 ? "ok" : outcome.status === 504 ? "timeout" : outcome.code === "isolate_crashed" ? "crashed" : "error",
-    statusCode: outcome.status, durationMs, startedAt, // ms since the epoch
-    errorMessage: outcome.error?.message ?? "", cold, lines: outcome.logs?.length ?? 0,
-  })));
-  journal.syncSoon(); // the record and the call's lines are on file before the answer leaves
+  reports.invocation({
+    requestId,
+    deploymentId: config.id,
+    function: fn,
+    trigger,
+    status: outcome.response
+      ? "ok"
+      : outcome.status === 200
+      ? "ok"
+      : outcome.status === 504
+      ? "timeout"
+      : outcome.code === "isolate_crashed"
+      ? "crashed"
+      : "error",
+    statusCode: outcome.status,
+    durationMs,
+    startedAt,
+    errorMessage: outcome.error?.message ?? "",
+    cold,
+    lines: outcome.logs?.length ?? 0,
+  });
   return { outcome, durationMs };
 }
 
 function tooMany(config: DeploymentConfig): Response {
-  return failure("too_many_concurrent_invocations",
+  return failure(
+    "too_many_concurrent_invocations",
     `This deployment already runs ${config.maxConcurrency} invocations; retry shortly.`,
-    {}, { "retry-after": "1" });
+    {},
+    { "retry-after": "1" },
+  );
 }
 
 function triggerOf(req: Request, admitted: Admitted): string {
@@ -613,23 +517,34 @@ async function handOver(req: Request, config: DeploymentConfig, fn: string, payl
       signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
     });
   } catch (err) {
-    return failure("control_plane_unavailable",
-      `The run could not be stored, so it was not accepted (${(err as Error).message}); send it again, with the same Idempotency-Key.`);
+    return failure(
+      "control_plane_unavailable",
+      `The run could not be stored, so it was not accepted (${
+        (err as Error).message
+      }); send it again, with the same Idempotency-Key.`,
+    );
   }
   const body = await res.json().catch(() => null);
   if (res.status !== 202 || !body) {
     if (body?.error) return json(res.status, body);
-    return failure("control_plane_unavailable", `The run could not be stored (the control plane answered ${res.status}); send it again.`);
+    return failure(
+      "control_plane_unavailable",
+      `The run could not be stored (the control plane answered ${res.status}); send it again.`,
+    );
   }
   const { runId, status, statusUrl } = body;
-  return served(json(202, { runId, status, statusUrl }, {
-    location: statusUrl, "preference-applied": "respond-async",
-  }), config);
+  return served(
+    json(202, { runId, status, statusUrl }, {
+      location: statusUrl,
+      "preference-applied": "respond-async",
+    }),
+    config,
+  );
 }
 
 /** Which deployment answered: a canary's clients can tell the sides apart. */
 function served(res: Response, config: DeploymentConfig): Response {
-  res.headers.set(HEADERS.deployment, config.host.split("--")[1] ?? "");
+  res.headers.set(HEADERS.deployment, deploymentPart(config.host));
   return res;
 }
 
@@ -638,8 +553,12 @@ async function invoke(req: Request, host: string, fn: string, pin?: Pin): Promis
   if (admitted instanceof Response) return admitted;
   const { config, requestId } = admitted;
   if (!config.functions.includes(fn)) {
-    return failure("function_not_found",
-      `This deployment has no exported function named "${fn}". Its functions: ${config.functions.join(", ") || "none"}.`);
+    return failure(
+      "function_not_found",
+      `This deployment has no exported function named "${fn}". Its functions: ${
+        config.functions.join(", ") || "none"
+      }.`,
+    );
   }
   let payload: unknown = null;
   let text = "";
@@ -671,8 +590,12 @@ async function serveHttp(req: Request, host: string, path: string, pin?: Pin): P
   if (admitted instanceof Response) return admitted;
   const { config, requestId } = admitted;
   if (!config.http) {
-    return failure("not_found",
-      `This deployment has no fetch handler, so only its functions answer: POST /api/invoke/<function> (${config.functions.join(", ")}).`);
+    return failure(
+      "not_found",
+      `This deployment has no fetch handler, so only its functions answer: POST /api/invoke/<function> (${
+        config.functions.join(", ")
+      }).`,
+    );
   }
   let body: ArrayBuffer | null = null;
   if (req.body && req.method !== "GET" && req.method !== "HEAD") {
@@ -688,29 +611,45 @@ async function serveHttp(req: Request, host: string, path: string, pin?: Pin): P
     !(PLATFORM_HEADERS.has(name) && (name !== "authorization" || key || admitted.trusted))
   );
   const query = req.url.indexOf("?");
-  const url = `${new URL(req.url).protocol}//${req.headers.get("host") ?? "localhost"}${path}${query < 0 ? "" : req.url.slice(query)}`;
+  const url = `${new URL(req.url).protocol}//${req.headers.get("host") ?? "localhost"}${path}${
+    query < 0 ? "" : req.url.slice(query)
+  }`;
   const ran = await run(admitted, "fetch", triggerOf(req, admitted), null, { method: req.method, url, headers, body });
   if (ran instanceof Response) return ran;
   const { outcome } = ran;
   if (!outcome.response) return served(answer(outcome, requestId, ran.durationMs), config);
   const out = new Headers(outcome.response.headers);
   out.set(HEADERS.requestId, requestId);
-  out.set(HEADERS.deployment, config.host.split("--")[1] ?? "");
+  out.set(HEADERS.deployment, deploymentPart(config.host));
   return new Response(outcome.response.body, {
-    status: outcome.response.status, statusText: outcome.response.statusText, headers: out,
+    status: outcome.response.status,
+    statusText: outcome.response.statusText,
+    headers: out,
   });
 }
 
 async function handle(req: Request, pin?: Pin, hostname?: string): Promise<Response> {
-  const { host, path } = route(req, pathOf(req.url), hostname);
+  const { host, path } = route(pathOf(req.url), hostname ?? hostnameOf(req.headers), DOMAIN);
   if (!host) {
     if (path === "/healthz") {
-      const pending = queued.length;
+      const pending = reports.queued.length;
       const { cells: sandboxes, isolates, spares } = await cells.counts();
-      return json(200, { ok: true, pid: Deno.pid, sandboxes, isolates, spares, knownHosts: hostCache.size, cachedCode: codeCache.size, pendingReports: pending, flushing });
+      return json(200, {
+        ok: true,
+        pid: Deno.pid,
+        sandboxes,
+        isolates,
+        spares,
+        knownHosts: hostCache.size,
+        cachedCode: codeCache.size,
+        pendingReports: pending,
+        flushing: reports.flushing,
+      });
     }
-    return failure("not_found",
-      `No deployment at this address. Use http://<deployment-host>.${DOMAIN}:${PORT}/api/invoke/<function> or /d/<deployment-host>/api/invoke/<function>.`);
+    return failure(
+      "not_found",
+      `No deployment at this address. Use http://<deployment-host>.${DOMAIN}:${PORT}/api/invoke/<function> or /d/<deployment-host>/api/invoke/<function>.`,
+    );
   }
   if (!path.startsWith("/api/invoke/")) return await serveHttp(req, host, path, pin);
   const match = path.match(/^\/api\/invoke\/([^/]+)\/?$/);
@@ -743,8 +682,17 @@ function callInternally(msg: FetchRequest, pin?: Pin): Promise<FetchAnswer> | nu
     const req = new Request(url, { method: msg.method, headers: msg.headers, body: msg.body });
     const res = await handle(req, pin ?? { tenant: 0, generation: null, depth: 1 }, hostname);
     const all = await readLimited(res.body, MAX_INTERNAL_RESPONSE_BYTES);
-    if (all === null) return { ok: false, error: `The response of ${url.host} is larger than ${MAX_INTERNAL_RESPONSE_BYTES} bytes.` };
-    return { ok: true, status: res.status, statusText: res.statusText, headers: [...res.headers], body: all.buffer as ArrayBuffer, url: url.href };
+    if (all === null) {
+      return { ok: false, error: `The response of ${url.host} is larger than ${MAX_INTERNAL_RESPONSE_BYTES} bytes.` };
+    }
+    return {
+      ok: true,
+      status: res.status,
+      statusText: res.statusText,
+      headers: [...res.headers],
+      body: all.buffer as ArrayBuffer,
+      url: url.href,
+    };
   })();
 }
 
@@ -752,10 +700,16 @@ const STARTED = Date.now();
 let sandboxCounts = { cells: 0, isolates: 0, spares: 0 };
 setInterval(() => cells.counts().then((c) => (sandboxCounts = c)), HEARTBEAT_MS);
 heartbeat(() => ({
-  pid: Deno.pid, address: `${BIND}:${PORT}`, startedAt: STARTED, sandboxes: sandboxCounts.cells,
-  isolates: sandboxCounts.isolates, spares: sandboxCounts.spares, rssBytes: Deno.memoryUsage().rss,
-  knownHosts: hostCache.size, pendingReports: queued.length,
-  droppedInvocations,
+  pid: Deno.pid,
+  address: `${BIND}:${PORT}`,
+  startedAt: STARTED,
+  sandboxes: sandboxCounts.cells,
+  isolates: sandboxCounts.isolates,
+  spares: sandboxCounts.spares,
+  rssBytes: Deno.memoryUsage().rss,
+  knownHosts: hostCache.size,
+  pendingReports: reports.queued.length,
+  droppedInvocations: reports.droppedInvocations,
 }));
 
 const server = Deno.serve({
@@ -780,7 +734,7 @@ async function stop(why: string) {
   console.error(`runtime: host stopping (${why})`);
   server.shutdown().catch(() => {});
   cells.stopAll();
-  await Promise.all([flush(), reportCpu()]);
+  await Promise.all([reports.flush(), cpu.report()]);
   Deno.exit(0);
 }
 for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, () => stop(signal));

@@ -84,7 +84,12 @@ export class Cell {
   constructor(private options: CellOptions, private onExit: (cell: Cell) => void) {
     const [program, ...args] = options.command.map((part) => part.replaceAll("{name}", this.name));
     this.proc = new Deno.Command(program, {
-      args, env: options.env, clearEnv: true, stdin: "piped", stdout: "piped", stderr: "inherit",
+      args,
+      env: options.env,
+      clearEnv: true,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
     }).spawn();
     this.out = new Writer(this.proc.stdin.getWriter());
     readMessages(this.proc.stdout, (m) => this.receive(m)).catch(() => {});
@@ -103,7 +108,14 @@ export class Cell {
     return this.calls.get(deployment) ?? 0;
   }
 
-  call(config: DeploymentConfig, requestId: string, fn: string, payload: unknown, http?: HttpRequest, pin?: Pin): Promise<Answer> {
+  call(
+    config: DeploymentConfig,
+    requestId: string,
+    fn: string,
+    payload: unknown,
+    http?: HttpRequest,
+    pin?: Pin,
+  ): Promise<Answer> {
     this.lastUsed = Date.now();
     if (this.dead) return Promise.resolve(this.failure(this.why));
     if (this.sent.get(config.id) !== config) {
@@ -112,9 +124,23 @@ export class Cell {
     }
     this.calls.set(config.id, this.inFlight(config.id) + 1);
     return new Promise((resolve) => {
-      this.pending.set(requestId, { deployment: config.id, logs: [], resolve, deadline: performance.now() + config.timeoutMs + LATE_MS });
+      this.pending.set(requestId, {
+        deployment: config.id,
+        logs: [],
+        resolve,
+        deadline: performance.now() + config.timeoutMs + LATE_MS,
+      });
       const wire = http ? { ...http, body: http.body ? toBase64(new Uint8Array(http.body)) : null } : undefined;
-      this.out.send({ t: "call", id: requestId, d: config.id, fn, payload, timeoutMs: config.timeoutMs, http: wire, pin });
+      this.out.send({
+        t: "call",
+        id: requestId,
+        d: config.id,
+        fn,
+        payload,
+        timeoutMs: config.timeoutMs,
+        http: wire,
+        pin,
+      });
     });
   }
 
@@ -151,15 +177,22 @@ export class Cell {
         const id = msg.id as string;
         const pending = this.pending.get(id);
         if (!pending || pending.answered) return;
-        const body = msg.hasBody ? new ReadableStream<Uint8Array>({
-          start: (controller) => void (pending.body = controller),
-          cancel: () => {
-            this.pending.delete(id);
-            this.out.send({ t: "cancel", id });
-          },
-        }) : null;
+        const body = msg.hasBody
+          ? new ReadableStream<Uint8Array>({
+            start: (controller) => void (pending.body = controller),
+            cancel: () => {
+              this.pending.delete(id);
+              this.out.send({ t: "cancel", id });
+            },
+          })
+          : null;
         this.answered(id, pending);
-        const response = { status: msg.status as number, statusText: msg.statusText as string, headers: msg.headers as [string, string][], body };
+        const response = {
+          status: msg.status as number,
+          statusText: msg.statusText as string,
+          headers: msg.headers as [string, string][],
+          body,
+        };
         pending.resolve({ ...(msg.outcome as Outcome), logs: pending.logs, response, cold: msg.cold as boolean });
         return;
       }
@@ -214,8 +247,11 @@ export class Cell {
         return;
       case "stuck":
         this.stopping = true;
-        this.why = { code: "isolate_restarted",
-          message: "Another call of this tenant held its thread past its limit, so the tenant's sandbox was restarted; retry." };
+        this.why = {
+          code: "isolate_restarted",
+          message:
+            "Another call of this tenant held its thread past its limit, so the tenant's sandbox was restarted; retry.",
+        };
         console.error(`runtime: tenant ${this.tenant}'s sandbox is stopping: ${msg.message}`);
         return;
     }
@@ -257,8 +293,13 @@ export class Cell {
     // Busy most of the time with nothing in flight: something of the tenant's runs on its own.
     this.burning = !this.busy && used > WATCH_MS * 0.8 ? this.burning + 1 : 0;
     if (this.burning * WATCH_MS >= BURN_SECONDS * 1000) {
-      console.error(`runtime: tenant ${this.tenant}'s sandbox used a core for ${BURN_SECONDS} s with no call in flight; stopped`);
-      this.kill("isolate_restarted", "This tenant's sandbox kept a core busy with no call in flight and was restarted; retry.");
+      console.error(
+        `runtime: tenant ${this.tenant}'s sandbox used a core for ${BURN_SECONDS} s with no call in flight; stopped`,
+      );
+      this.kill(
+        "isolate_restarted",
+        "This tenant's sandbox kept a core busy with no call in flight and was restarted; retry.",
+      );
     }
   }
 
@@ -268,7 +309,8 @@ export class Cell {
   }
 
   private failure(why: { code: ErrorCode; message: string } | null): Answer {
-    const { code, message } = why ?? { code: "isolate_crashed" as ErrorCode, message: "The tenant's sandbox stopped unexpectedly; retry." };
+    const { code, message } = why ??
+      { code: "isolate_crashed" as ErrorCode, message: "The tenant's sandbox stopped unexpectedly; retry." };
     return { status: statusOf(code), code, error: { name: "Error", message, stack: "" }, logs: [], cold: false };
   }
 
@@ -278,10 +320,14 @@ export class Cell {
     const report = await this.report();
     if (!this.why && report.memory) this.why = { code: "memory_limit_exceeded", message: this.overMemory() };
     if (!this.why) {
-      this.why = { code: "isolate_crashed",
-        message: `This tenant's sandbox stopped unexpectedly (${status.signal ?? `exit code ${status.code}`}); retry.` };
+      this.why = {
+        code: "isolate_crashed",
+        message: `This tenant's sandbox stopped unexpectedly (${status.signal ?? `exit code ${status.code}`}); retry.`,
+      };
     }
-    if (this.why.code !== "evicted") console.error(`runtime: tenant ${this.tenant}'s sandbox ended: ${this.why.message}`);
+    if (this.why.code !== "evicted") {
+      console.error(`runtime: tenant ${this.tenant}'s sandbox ended: ${this.why.message}`);
+    }
     const answer = this.failure(this.why);
     for (const pending of this.pending.values()) {
       if (pending.answered) pending.body?.error(new Error(answer.error!.message));
@@ -300,7 +346,8 @@ export class Cell {
     const [program, ...args] = this.options.command;
     const wrapper = args.slice(0, args.indexOf("--create"));
     try {
-      const done = await new Deno.Command(program, { args: [...wrapper, "--ended", this.name], stderr: "inherit" }).output();
+      const done = await new Deno.Command(program, { args: [...wrapper, "--ended", this.name], stderr: "inherit" })
+        .output();
       return JSON.parse(new TextDecoder().decode(done.stdout));
     } catch (err) {
       console.error(`runtime: could not ask about the sandbox's cgroup: ${(err as Error).message}`);
@@ -412,6 +459,8 @@ export class Cells {
   }
 
   stopAll() {
-    for (const cell of [...this.byTenant.values(), ...this.spares]) cell.kill("evicted", "The runtime host is stopping.");
+    for (const cell of [...this.byTenant.values(), ...this.spares]) {
+      cell.kill("evicted", "The runtime host is stopping.");
+    }
   }
 }

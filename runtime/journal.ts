@@ -97,6 +97,12 @@ export class Journal {
     Deno.writeTextFileSync(`${this.path}.shipped`, String(this.shippedTo));
   }
 
+  /** Closes the file, its lock with it (as a host's end does). */
+  close() {
+    this.file?.close();
+    this.file = null;
+  }
+
   private readShipped(): number {
     try {
       return Number(Deno.readTextFileSync(`${this.path}.shipped`)) || 0;

@@ -17,12 +17,14 @@ const port = workerData.port;
 delete workerData.port; // tenant code reaches the host only through console and fetch
 
 // Where the runtime is installed is not the tenant's business (these need no permission).
-for (const [owner, key, value] of [
-  [globalThis.process, "cwd", () => "/"],
-  [globalThis.process, "argv", ["/deno", "worker.js"]],
-  [globalThis.process, "argv0", "deno"],
-  [Deno, "cwd", () => "/"],
-]) {
+for (
+  const [owner, key, value] of /** @type {[object, string, unknown][]} */ ([
+    [globalThis.process, "cwd", () => "/"],
+    [globalThis.process, "argv", ["/deno", "worker.js"]],
+    [globalThis.process, "argv0", "deno"],
+    [Deno, "cwd", () => "/"],
+  ])
+) {
   try {
     Object.defineProperty(owner, key, { get: () => value, configurable: true });
   } catch {
@@ -59,9 +61,11 @@ const SELF = /data:text\/javascript;base64,[A-Za-z0-9+/=]+/g;
 const clean = (text) => (typeof text === "string" ? text.replace(SELF, "runtime:isolate.js") : text);
 
 function format(args) {
-  return clean(args
-    .map((a) => (typeof a === "string" ? a : inspect(a, { depth: 6, colors: false })))
-    .join(" "));
+  return clean(
+    args
+      .map((a) => (typeof a === "string" ? a : inspect(a, { depth: 6, colors: false })))
+      .join(" "),
+  );
 }
 
 // Limits set by the host at init; lines over them are dropped or cut, never silently.
@@ -82,7 +86,9 @@ function capped(message) {
 // script can intercept), so tenant code that replaces Atomics, DataView or TextEncoder
 // methods can neither reach the ring nor garble its own lines.
 const LEVEL_CODES = { log: 0, info: 1, debug: 2, warn: 3, error: 4 };
-const { load: atomicLoad, store: atomicStore, wait: atomicWait } = Atomics;
+const atomicLoad = /** @type {(array: Int32Array, at: number) => number} */ (Atomics.load);
+const atomicStore = Atomics.store;
+const atomicWait = Atomics.wait;
 const apply = Reflect.apply;
 const encode = TextEncoder.prototype.encode;
 const utf8 = (text) => apply(encode, encoder, [text]);
@@ -168,7 +174,11 @@ for (const [method, level] of Object.entries(LEVELS)) {
 
 function reportDropped(call) {
   if (call.dropped > 0) {
-    emit(call, "warn", `truncated: ${call.dropped} lines dropped (the limit is ${limits.maxLines} lines per invocation)`);
+    emit(
+      call,
+      "warn",
+      `truncated: ${call.dropped} lines dropped (the limit is ${limits.maxLines} lines per invocation)`,
+    );
     call.dropped = 0;
   }
 }
@@ -219,13 +229,28 @@ function counting(Native, lengthOf) {
   // `x.constructor === Uint8Array` stays true, and what slice() and map() make through
   // their species goes through the count too.
   Object.defineProperty(Native.prototype, "constructor", {
-    value: proxy, writable: true, configurable: true,
+    value: proxy,
+    writable: true,
+    configurable: true,
   });
   return proxy;
 }
-for (const name of ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array",
-  "Int32Array", "Uint32Array", "Float16Array", "Float32Array", "Float64Array", "BigInt64Array",
-  "BigUint64Array"]) {
+for (
+  const name of [
+    "Int8Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
+    "Int16Array",
+    "Uint16Array",
+    "Int32Array",
+    "Uint32Array",
+    "Float16Array",
+    "Float32Array",
+    "Float64Array",
+    "BigInt64Array",
+    "BigUint64Array",
+  ]
+) {
   if (typeof globalThis[name] === "function") globalThis[name] = counting(globalThis[name], typedLength);
 }
 globalThis.ArrayBuffer = counting(ArrayBuffer, bufferLength);
@@ -242,7 +267,8 @@ function countResult(owner, names, lengthOf) {
         made(lengthOf ? apply(lengthOf, value, []) : 0);
         return value;
       },
-      writable: true, configurable: true,
+      writable: true,
+      configurable: true,
     });
   }
 }
@@ -254,7 +280,12 @@ countResult(TextEncoder.prototype, ["encode"], typedLength);
 // node:buffer is one module for the whole isolate: tenant code that imports it gets these.
 countResult(NodeBuffer, ["alloc", "allocUnsafe", "allocUnsafeSlow", "from", "concat"], typedLength);
 // Growing a buffer in place makes memory too: look after it.
-for (const [owner, name] of [[ArrayBuffer.prototype, "resize"], [SharedArrayBuffer.prototype, "grow"]]) {
+for (
+  const [owner, name] of /** @type {[any, string][]} */ ([
+    [ArrayBuffer.prototype, "resize"],
+    [SharedArrayBuffer.prototype, "grow"],
+  ])
+) {
   const native = owner[name];
   if (typeof native !== "function") continue;
   Object.defineProperty(owner, name, {
@@ -263,7 +294,8 @@ for (const [owner, name] of [[ArrayBuffer.prototype, "resize"], [SharedArrayBuff
       lookAtMemory();
       return value;
     },
-    writable: true, configurable: true,
+    writable: true,
+    configurable: true,
   });
 }
 // WebAssembly memory is reserved apart from the external count: its pages are counted here
@@ -286,7 +318,9 @@ if (typeof WebAssembly === "object") {
     },
   });
   Object.defineProperty(NativeMemory.prototype, "constructor", {
-    value: WebAssembly.Memory, writable: true, configurable: true,
+    value: WebAssembly.Memory,
+    writable: true,
+    configurable: true,
   });
   const grow = NativeMemory.prototype.grow;
   NativeMemory.prototype.grow = function (...args) {
@@ -326,7 +360,7 @@ for (const name of ["setTimeout", "setInterval"]) {
   globalThis[name] = function (callback, ...rest) {
     const call = calls.getStore();
     if (typeof callback !== "function" || !call) return apply(native, this, [callback, ...rest]);
-    return apply(native, this, [function (...args) {
+    return apply(native, this, [/** @this {unknown} */ function (...args) {
       mark(call);
       return apply(callback, this, args);
     }, ...rest]);
@@ -363,8 +397,13 @@ async function invoke(msg) {
   mark(calls.getStore());
   const fn = mod[msg.fn];
   if (typeof fn !== "function") {
-    return { t: "done", id: msg.id, ok: false, code: "function_not_found",
-           error: { name: "Error", message: `No exported function named ${msg.fn}`, stack: "" } };
+    return {
+      t: "done",
+      id: msg.id,
+      ok: false,
+      code: "function_not_found",
+      error: { name: "Error", message: `No exported function named ${msg.fn}`, stack: "" },
+    };
   }
   let value;
   try {
@@ -377,8 +416,17 @@ async function invoke(msg) {
     json = stringify(value === undefined ? null : value);
     if (json === undefined) json = "null"; // functions and symbols stringify to undefined
   } catch (err) {
-    return { t: "done", id: msg.id, ok: false, code: "result_not_serializable",
-           error: { name: "TypeError", message: `The function's result is not JSON: ${err.message}`, stack: "" } };
+    return {
+      t: "done",
+      id: msg.id,
+      ok: false,
+      code: "result_not_serializable",
+      error: {
+        name: "TypeError",
+        message: `The function's result is not JSON: ${/** @type {Error} */ (err).message}`,
+        stack: "",
+      },
+    };
   }
   return { t: "done", id: msg.id, ok: true, json };
 }
@@ -393,24 +441,51 @@ const NativeUint8Array = Uint8Array;
 async function serve(msg, mod) {
   const handler = mod.default;
   if (!handler || typeof handler.fetch !== "function") {
-    return { t: "done", id: msg.id, ok: false, code: "not_found",
-      error: { name: "Error", message: "This deployment has no fetch handler (a default export with fetch(request)); invoke its functions with POST /api/invoke/<function>.", stack: "" } };
+    return {
+      t: "done",
+      id: msg.id,
+      ok: false,
+      code: "not_found",
+      error: {
+        name: "Error",
+        message:
+          "This deployment has no fetch handler (a default export with fetch(request)); invoke its functions with POST /api/invoke/<function>.",
+        stack: "",
+      },
+    };
   }
   const { method, url, headers, body } = msg.http;
   let response;
   try {
     const request = new NativeRequest(url, {
-      method, headers, body: method === "GET" || method === "HEAD" ? undefined : body,
+      method,
+      headers,
+      body: method === "GET" || method === "HEAD" ? undefined : body,
     });
     response = await handler.fetch(request);
   } catch (err) {
     return { t: "done", id: msg.id, ok: false, code: "function_error", error: describe(err) };
   }
   if (!(response instanceof NativeResponse)) {
-    return { t: "done", id: msg.id, ok: false, code: "function_error",
-      error: { name: "TypeError", message: `The fetch handler must return a Response, not ${format([response]).slice(0, 80)}.`, stack: "" } };
+    return {
+      t: "done",
+      id: msg.id,
+      ok: false,
+      code: "function_error",
+      error: {
+        name: "TypeError",
+        message: `The fetch handler must return a Response, not ${format([response]).slice(0, 80)}.`,
+        stack: "",
+      },
+    };
   }
-  postMessage({ t: "head", id: msg.id, status: response.status, statusText: response.statusText, headers: [...response.headers] });
+  postMessage({
+    t: "head",
+    id: msg.id,
+    status: response.status,
+    statusText: response.statusText,
+    headers: [...response.headers],
+  });
   if (response.body && method !== "HEAD") {
     const reader = response.body.getReader();
     readers.set(msg.id, reader);
@@ -418,8 +493,11 @@ async function serve(msg, mod) {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        const bytes = typeof value === "string" ? utf8(value)
-          : new NativeUint8Array(value instanceof ArrayBuffer ? value.slice(0) : value);
+        // Whatever the tenant's stream yields: strings and ArrayBuffers too, not only bytes.
+        const chunk = /** @type {string | ArrayBuffer | Uint8Array} */ (/** @type {unknown} */ (value));
+        const bytes = typeof chunk === "string"
+          ? utf8(chunk)
+          : new NativeUint8Array(chunk instanceof ArrayBuffer ? chunk.slice(0) : chunk);
         postMessage({ t: "chunk", id: msg.id, bytes }, [bytes.buffer]);
       }
     } catch (err) {
@@ -450,13 +528,23 @@ async function fetchThroughHost(input, init) {
     });
     // `call` lets the host serve a request to another of the platform's workers as part
     // of this call (the same release generation; see host.ts).
-    const message = { t: "fetch", id, call: call?.id, url: request.url, method: request.method, headers: [...request.headers], body };
+    const message = {
+      t: "fetch",
+      id,
+      call: call?.id,
+      url: request.url,
+      method: request.method,
+      headers: [...request.headers],
+      body,
+    };
     port.postMessage(message, body ? [body] : []); // at once: the call waits for it
   });
   if (!answer.ok) throw new TypeError(answer.error);
   const empty = answer.status === 204 || answer.status === 205 || answer.status === 304;
   const response = new NativeResponse(empty ? null : answer.body, {
-    status: answer.status, statusText: answer.statusText, headers: answer.headers,
+    status: answer.status,
+    statusText: answer.statusText,
+    headers: answer.headers,
   });
   Object.defineProperty(response, "url", { value: answer.url });
   return response;

@@ -64,8 +64,10 @@ export class LogRing {
       const idBytes = this.view.getUint16(at + 6, true);
       const fnBytes = this.view.getUint32(at + 12, true);
       const padded = (length + 3) & ~3;
-      if (length < RECORD_HEADER_BYTES || at + length > this.size || padded > left ||
-          RECORD_HEADER_BYTES + idBytes + fnBytes > length) {
+      if (
+        length < RECORD_HEADER_BYTES || at + length > this.size || padded > left ||
+        RECORD_HEADER_BYTES + idBytes + fnBytes > length
+      ) {
         intact = false;
         break;
       }

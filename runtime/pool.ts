@@ -15,7 +15,12 @@ export type Outcome = {
   error?: { name: string; message: string; stack: string };
   logs: LogLine[];
   // A fetch handler's answer: status and headers as soon as it returned, the body streamed.
-  response?: { status: number; statusText: string; headers: [string, string][]; body: ReadableStream<Uint8Array> | null };
+  response?: {
+    status: number;
+    statusText: string;
+    headers: [string, string][];
+    body: ReadableStream<Uint8Array> | null;
+  };
 };
 
 /** A raw HTTP request for the fetch handler, its body already read within the limit. */
@@ -160,13 +165,22 @@ export class Isolate {
     if (channel.gone) queueMicrotask(() => this.ended(channel.gone!));
     const limits = { maxLines: config.maxLogLines, maxLineBytes: config.maxLineBytes, memoryMb: config.memoryMb };
     this.ring = new LogRing(ringBytes(config.maxLineBytes));
-    channel.port.postMessage({ t: "init", code, limits, env: config.env ?? {}, ring: this.ring.buffer, running: this.running.buffer });
+    channel.port.postMessage({
+      t: "init",
+      code,
+      limits,
+      env: config.env ?? {},
+      ring: this.ring.buffer,
+      running: this.running.buffer,
+    });
   }
 
   private ended(why: Ended) {
     if (why.code === "ERR_WORKER_OUT_OF_MEMORY") {
-      this.kill("memory_limit_exceeded",
-        `Memory limit exceeded: the deployment used more than its ${this.channel.memoryMb} MB and its isolate was stopped.`);
+      this.kill(
+        "memory_limit_exceeded",
+        `Memory limit exceeded: the deployment used more than its ${this.channel.memoryMb} MB and its isolate was stopped.`,
+      );
     } else if (why.message) {
       this.kill("isolate_crashed", `The isolate crashed: ${why.message}`);
     } else {
@@ -174,7 +188,14 @@ export class Isolate {
     }
   }
 
-  call(requestId: string, fn: string, payload: unknown, timeoutMs: number, http?: HttpRequest, pin?: Pin): Promise<Outcome> {
+  call(
+    requestId: string,
+    fn: string,
+    payload: unknown,
+    timeoutMs: number,
+    http?: HttpRequest,
+    pin?: Pin,
+  ): Promise<Outcome> {
     this.lastUsed = Date.now();
     this.served++;
     return new Promise((resolve) => {
@@ -219,10 +240,12 @@ export class Isolate {
       this.pingSentAt = null;
     } else if (now - this.pingSentAt > this.config.cpuMs) {
       const ms = this.config.cpuMs;
-      this.stopFor("cpu_limit_exceeded",
+      this.stopFor(
+        "cpu_limit_exceeded",
         `The function used more than its ${ms} ms of CPU time without a pause and was stopped ` +
           "(waiting on fetch or a timer is a pause; a loop that never ends is not).",
-        `Another call to this deployment ran past its CPU time limit (${ms} ms) and its isolate was restarted; retry.`);
+        `Another call to this deployment ran past its CPU time limit (${ms} ms) and its isolate was restarted; retry.`,
+      );
       return;
     }
     for (const [requestId, call] of this.pending) {
@@ -232,9 +255,16 @@ export class Isolate {
         // A body still streaming at the deadline is cut, and the isolate stopped as for any
         // call past its time.
         call.body?.error(new Error(`the response did not finish within ${call.timeoutMs} ms`));
-        this.lateLog(this.config.id, requestId, "fetch", this.note("error",
-          `The response body did not finish within ${call.timeoutMs} ms and was cut.`));
-        this.kill("isolate_restarted", "Another call to this deployment timed out and its isolate was restarted; retry.");
+        this.lateLog(
+          this.config.id,
+          requestId,
+          "fetch",
+          this.note("error", `The response body did not finish within ${call.timeoutMs} ms and was cut.`),
+        );
+        this.kill(
+          "isolate_restarted",
+          "Another call to this deployment timed out and its isolate was restarted; retry.",
+        );
         return;
       }
       const message = `The function did not finish within ${call.timeoutMs} ms and was stopped ` +
@@ -244,16 +274,23 @@ export class Isolate {
         // The isolate still answers: that call alone ends. Its work may go on inside, so the
         // isolate takes no new calls and ends once the others in it have.
         this.pending.delete(requestId);
-        call.resolve({ status: statusOf("timeout"), code: "timeout", logs: call.logs,
-          error: { name: "TimeoutError", message, stack: "" } });
+        call.resolve({
+          status: statusOf("timeout"),
+          code: "timeout",
+          logs: call.logs,
+          error: { name: "TimeoutError", message, stack: "" },
+        });
         this.retire();
         continue;
       }
       // The isolate's thread is held (a loop, or garbage collection at the memory limit): the
       // only way to stop it is to stop the isolate. The call running gets the timeout.
-      this.stopFor("timeout", message,
+      this.stopFor(
+        "timeout",
+        message,
         "Another call to this deployment held its isolate past its time and the isolate was restarted; retry.",
-        call);
+        call,
+      );
       return;
     }
     if (this.retiring && this.pending.size === 0) {
@@ -276,8 +313,12 @@ export class Isolate {
     if (culprit && !culprit[1].answered) {
       this.readLines(); // its lines before it was stopped
       this.pending.delete(culprit[0]);
-      culprit[1].resolve({ status: statusOf(code), code, logs: culprit[1].logs,
-        error: { name: code === "timeout" ? "TimeoutError" : "RangeError", message, stack: "" } });
+      culprit[1].resolve({
+        status: statusOf(code),
+        code,
+        logs: culprit[1].logs,
+        error: { name: code === "timeout" ? "TimeoutError" : "RangeError", message, stack: "" },
+      });
     }
     this.kill("isolate_restarted", others);
     this.hooks.held(message);
@@ -285,7 +326,12 @@ export class Isolate {
 
   private readLines() {
     const intact = this.ring.drain((line) => {
-      const entry = { seq: line.seq, level: line.level, message: line.message, timestamp: new Date(line.ts).toISOString() };
+      const entry = {
+        seq: line.seq,
+        level: line.level,
+        message: line.message,
+        timestamp: new Date(line.ts).toISOString(),
+      };
       const call = line.id ? this.pending.get(line.id) : undefined;
       if (call) call.logs.push(entry);
       // Every line also goes to the control plane as it is printed (the live tail), including
@@ -297,6 +343,8 @@ export class Isolate {
     }
   }
 
+  // The isolate's messages (isolate.js, plain JavaScript) come in a dozen shapes, told apart by `t`.
+  // deno-lint-ignore no-explicit-any
   private receive(msg: any) {
     this.heard = true;
     if (msg.t === "pong") return this.ponged();
@@ -308,7 +356,9 @@ export class Isolate {
     if (msg.t === "fetch") {
       const pin = msg.call ? this.pending.get(msg.call)?.pin : undefined;
       (internal(msg, pin) ?? egress(msg, this.config.timeoutMs)).then((answer) => {
-        if (!this.dead) this.channel.port.postMessage({ t: "fetched", id: msg.id, answer }, answer.ok ? [answer.body] : []);
+        if (!this.dead) {
+          this.channel.port.postMessage({ t: "fetched", id: msg.id, answer }, answer.ok ? [answer.body] : []);
+        }
       });
       return;
     }
@@ -318,16 +368,21 @@ export class Isolate {
       if (!call) return;
       call.answered = true;
       call.sent = 0;
-      const body = msg.status === 204 || msg.status === 205 || msg.status === 304 ? null : new ReadableStream<Uint8Array>({
-        start: (controller) => void (call.body = controller),
-        cancel: () => {
-          // The caller went away: stop the handler's body, forget the call.
-          if (this.pending.get(msg.id) === call) this.pending.delete(msg.id);
-          if (!this.dead) this.channel.port.postMessage({ t: "cancel", id: msg.id });
-        },
+      const body = msg.status === 204 || msg.status === 205 || msg.status === 304
+        ? null
+        : new ReadableStream<Uint8Array>({
+          start: (controller) => void (call.body = controller),
+          cancel: () => {
+            // The caller went away: stop the handler's body, forget the call.
+            if (this.pending.get(msg.id) === call) this.pending.delete(msg.id);
+            if (!this.dead) this.channel.port.postMessage({ t: "cancel", id: msg.id });
+          },
+        });
+      call.resolve({
+        status: msg.status,
+        logs: call.logs,
+        response: { status: msg.status, statusText: msg.statusText, headers: msg.headers, body },
       });
-      call.resolve({ status: msg.status, logs: call.logs,
-        response: { status: msg.status, statusText: msg.statusText, headers: msg.headers, body } });
       return;
     }
     if (msg.t === "chunk") {
@@ -337,8 +392,12 @@ export class Isolate {
       if (call.sent! > this.config.maxResultBytes) {
         this.pending.delete(msg.id);
         call.body.error(new Error("response too large"));
-        this.lateLog(this.config.id, msg.id, "fetch", this.note("error",
-          `The response body passed the limit of ${this.config.maxResultBytes} bytes and was cut.`));
+        this.lateLog(
+          this.config.id,
+          msg.id,
+          "fetch",
+          this.note("error", `The response body passed the limit of ${this.config.maxResultBytes} bytes and was cut.`),
+        );
         this.channel.port.postMessage({ t: "cancel", id: msg.id });
         return;
       }
@@ -347,8 +406,10 @@ export class Isolate {
     }
     if (msg.t === "memory") {
       const usedMb = Math.ceil(msg.used / 1048576); // over the limit: never shown equal to it
-      this.kill("memory_limit_exceeded",
-        `Memory limit exceeded: the deployment held ${usedMb} MB (heap and buffers), more than its ${this.channel.memoryMb} MB, and its isolate was stopped.`);
+      this.kill(
+        "memory_limit_exceeded",
+        `Memory limit exceeded: the deployment held ${usedMb} MB (heap and buffers), more than its ${this.channel.memoryMb} MB, and its isolate was stopped.`,
+      );
       return;
     }
     if (msg.t !== "done") return;

@@ -11,10 +11,20 @@
 
 import { readLimited } from "./body.ts";
 
-const env = (name: string) => Deno.env.get(name) ?? "";
 const list = (value: string) => value.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
-const ALLOW = list(env("RUNTIME_EGRESS_ALLOW"));
-const DENY = list(env("RUNTIME_EGRESS_DENY"));
+
+/** The operator's rules, and how names are resolved (passed in by tests). */
+export type Policy = {
+  allow: string[];
+  deny: string[];
+  resolve: (host: string, type: "A" | "AAAA") => Promise<string[]>;
+};
+
+export function policy(allow: string, deny: string, resolve: Policy["resolve"] = Deno.resolveDns): Policy {
+  return { allow: list(allow), deny: list(deny), resolve };
+}
+
+const POLICY = policy(Deno.env.get("RUNTIME_EGRESS_ALLOW") ?? "", Deno.env.get("RUNTIME_EGRESS_DENY") ?? "");
 const MAX_REDIRECTS = 5;
 const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 
@@ -74,28 +84,28 @@ export function isPrivateAddress(address: string): boolean {
   return g ? privateV6(g) : true; // not an address we understand: refuse
 }
 
-async function addresses(host: string): Promise<string[]> {
+async function addresses(host: string, resolve: Policy["resolve"]): Promise<string[]> {
   if (v4(host) || v6Groups(host)) return [host.replace(/^\[|\]$/g, "")];
-  const found = await Promise.allSettled([Deno.resolveDns(host, "A"), Deno.resolveDns(host, "AAAA")]);
+  const found = await Promise.allSettled([resolve(host, "A"), resolve(host, "AAAA")]);
   const all = found.flatMap((r) => (r.status === "fulfilled" ? r.value : []));
   if (!all.length) throw new Refused(`Outbound request refused: ${host} does not resolve.`);
   return all;
 }
 
-export async function check(url: URL): Promise<void> {
+export async function check(url: URL, rules: Policy = POLICY): Promise<void> {
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new Refused(`Outbound request refused: only http and https are allowed, not ${url.protocol}`);
   }
   const host = url.hostname.toLowerCase().replace(/\.$/, "");
-  if (listed(host, DENY)) {
+  if (listed(host, rules.deny)) {
     throw new Refused(`Outbound request refused: ${host} is on the operator's deny list.`);
   }
-  if (ALLOW.length) {
-    if (listed(host, ALLOW) || listed(`${host}:${url.port}`, ALLOW)) return;
+  if (rules.allow.length) {
+    if (listed(host, rules.allow) || listed(`${host}:${url.port}`, rules.allow)) return;
     throw new Refused(`Outbound request refused: ${host} is not on the operator's allow list.`);
   }
-  for (const address of await addresses(host)) {
-    if (listed(address, DENY)) {
+  for (const address of await addresses(host, rules.resolve)) {
+    if (listed(address, rules.deny)) {
       throw new Refused(`Outbound request refused: ${host} (${address}) is on the operator's deny list.`);
     }
     if (isPrivateAddress(address)) {
@@ -118,7 +128,7 @@ export async function egress(req: FetchRequest, timeoutMs: number): Promise<Fetc
   let method = req.method;
   let body = req.body;
   try {
-    for (let hop = 0; ; hop++) {
+    for (let hop = 0;; hop++) {
       await check(url);
       const res = await fetch(url, { method, headers: req.headers, body, redirect: "manual", signal });
       const location = res.headers.get("location");
@@ -135,9 +145,19 @@ export async function egress(req: FetchRequest, timeoutMs: number): Promise<Fetc
       if (all === null) {
         throw new Refused(`The response of ${url.host} is larger than ${MAX_RESPONSE_BYTES} bytes.`);
       }
-      return { ok: true, status: res.status, statusText: res.statusText, headers: [...res.headers], body: all.buffer, url: url.href };
+      return {
+        ok: true,
+        status: res.status,
+        statusText: res.statusText,
+        headers: [...res.headers],
+        body: all.buffer,
+        url: url.href,
+      };
     }
   } catch (err) {
-    return { ok: false, error: err instanceof Refused ? err.message : `Outbound request to ${url.host} failed: ${(err as Error).message}` };
+    return {
+      ok: false,
+      error: err instanceof Refused ? err.message : `Outbound request to ${url.host} failed: ${(err as Error).message}`,
+    };
   }
 }
