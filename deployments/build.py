@@ -30,7 +30,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from . import confine
+from . import build_cache, confine
 from .deno import StepLimit, deno_bin, deno_env, run_deno
 from .errors import BuildFailed
 from .program import Program
@@ -153,7 +153,22 @@ class Workspace:
 def build_program(
     program: Program, lockfile: str = "", env: dict | None = None, memory_mb: int = 128
 ) -> Built:
-    """Checks, type-checks, bundles and loads once; raises BuildFailed with the tenant's fix."""
+    """Checks, type-checks, bundles and loads once; raises BuildFailed with the tenant's fix.
+    The same inputs built before successfully give that build's result (build_cache.py)."""
+    build_key = build_cache.key(program, lockfile, env or {}, memory_mb)
+    reused = build_cache.find(build_key, lockfile)
+    if reused is not None:
+        return Built(**reused)
+    built = _build(program, lockfile, env, memory_mb)
+    keys = [build_key]
+    if built.lockfile != lockfile:
+        # Built again from the lockfile it made (a redeploy), it gives the same result.
+        keys.append(build_cache.key(program, built.lockfile, env or {}, memory_mb))
+    build_cache.store(keys, built)
+    return built
+
+
+def _build(program: Program, lockfile: str, env: dict | None, memory_mb: int) -> Built:
     log: list[str] = []
     with tempfile.TemporaryDirectory(prefix="build-") as tmp:
         ws = Workspace(Path(tmp), program, lockfile, log)

@@ -212,6 +212,14 @@ BUILD_STEP_MEMORY_MB = env.int("BUILD_STEP_MEMORY_MB", default=2048)
 # Hosts a build may import https: and jsr: modules from (npm packages come from the npm
 # registry, NPM_CONFIG_REGISTRY to use a mirror).
 BUILD_IMPORT_HOSTS = env.list("BUILD_IMPORT_HOSTS", default=["jsr.io", "deno.land", "esm.sh"])
+# A build of the same files, lockfile, limits and secrets by the same Deno and build code is
+# reused (deployments/build_cache.py): kept in BUILD_CACHE_DIR (one per build machine; empty
+# it, or set BUILD_CACHE=0, to build everything in full), entries unused for BUILD_CACHE_DAYS
+# removed, at most BUILD_CACHE_MB kept.
+BUILD_CACHE = env.bool("BUILD_CACHE", default=True)
+BUILD_CACHE_DIR = Path(env.str("BUILD_CACHE_DIR", default=str(VAR_DIR / "build-cache")))
+BUILD_CACHE_DAYS = env.int("BUILD_CACHE_DAYS", default=7)
+BUILD_CACHE_MB = env.int("BUILD_CACHE_MB", default=1024)
 DEFAULT_BACKEND = env.str("DEFAULT_BACKEND", default="local")
 
 # --- Runtime (the local data plane) -----------------------------------------------------
