@@ -1,4 +1,4 @@
-.PHONY: run test test-runtime check lint format setup setup-dev clean bench
+.PHONY: run test test-fast test-runtime check lint format setup setup-dev clean bench
 
 PY := .venv/bin/python
 
@@ -19,19 +19,26 @@ check: lint
 	$(MAKE) --no-print-directory test-runtime
 	.venv/bin/pytest --liveserver "$$LIVE_SERVER_ADDRESS"
 
+test-fast: setup-dev    ## the edit loop: lint, the runtime's unit tests and every test not marked slow (no Deno, Celery, browser or servers)
+	$(MAKE) --no-print-directory lint test-runtime
+	TEST_FAST=1 bin/with-test-services .venv/bin/pytest -m "not slow" -q -p no:cacheprovider
+
 test-runtime:   ## the data plane's unit tests (runtime/*_test.ts): no services, a second or two
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno test --quiet --allow-read --allow-write --allow-env
 
 # isolate.js and sandbox.js run as plain JavaScript (from a data: URL, no transpiling at a cold
 # start): they are checked for types with implicit any allowed (runtime/isolate.check.json).
+# The tenant programs the tests deploy are type-checked as the platform checks tenants' code.
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports --no-cache
+	.venv/bin/mypy
 	NO_COLOR=1 .venv/bin/deno check --quiet bench/baseline.ts
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet host.ts cell.ts *_test.ts
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet --config isolate.check.json isolate.js sandbox.js
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno lint --quiet && ../.venv/bin/deno fmt --check --quiet
+	cd tests/programs && NO_COLOR=1 ../../.venv/bin/deno check --quiet $$(find . -name '*.ts' -not -path './broken/*')
 
 format: setup-dev
 	.venv/bin/ruff check --fix .

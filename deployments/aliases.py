@@ -21,7 +21,7 @@ def move_one(pk: int) -> dict[str, str]:
     for _ in range(5):
         worker = Worker.objects.select_related("production").filter(pk=pk).first()
         target = worker.production if worker else None
-        if target is None or not target.runs_on.remote:
+        if worker is None or target is None or not target.runs_on.remote:
             return {}
         try:
             target.runs_on.point_production(worker, target)
@@ -48,12 +48,14 @@ def move_aliases(self, worker_pks: list[int]) -> dict[str, str]:
             moved.update(done)
     if waiting:
         pks = [pk for pk, _ in waiting]
-        exc = waiting[0][1]
+        first = waiting[0][1]
         if self.request.retries >= MAX_TRIES:
-            Worker.objects.filter(pk__in=pks).update(alias_error=f"Kept failing: {exc}"[:500])
+            Worker.objects.filter(pk__in=pks).update(alias_error=f"Kept failing: {first}"[:500])
             return moved
         delay = (
-            exc.retry_after if exc.retry_after is not None else min(60.0, 2.0**self.request.retries)
+            first.retry_after
+            if first.retry_after is not None
+            else min(60.0, 2.0**self.request.retries)
         )
-        raise self.retry(args=(pks,), countdown=delay * random.uniform(1.0, 1.2), exc=exc)  # noqa: S311
+        raise self.retry(args=(pks,), countdown=delay * random.uniform(1.0, 1.2), exc=first)  # noqa: S311
     return moved

@@ -27,6 +27,7 @@ import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -213,7 +214,7 @@ def check_graph(ws: Workspace) -> None:
         output = ws.clean(info.stderr)
         raise ws.failed(syntax_error_message(output), syntax_diagnostics(output))
     graph = json.loads(info.stdout)
-    written = {}  # resolved specifier -> (importing file, specifier as written)
+    written: dict[str, tuple[str, str]] = {}  # resolved specifier -> (importing file, as written)
     for module in graph.get("modules", []):
         for dep in module.get("dependencies", []):
             for kind in ("code", "type"):
@@ -283,11 +284,12 @@ def find_exports(ws: Workspace) -> tuple[list[str], bool]:
         output = ws.clean(doc.stderr)
         raise ws.failed(syntax_error_message(output), syntax_diagnostics(output))
     data = json.loads(doc.stdout)
-    nodes = data.get("nodes", data) if isinstance(data, dict) else data
+    nodes: Any = data.get("nodes", data) if isinstance(data, dict) else data
     entry_url = (ws.app / ws.program.entry).as_uri()
-    symbols = []
+    symbols: list[dict] = []
     if isinstance(nodes, dict):  # {url: {symbols: [...]}}: only the entry's exports count
-        symbols = (nodes.get(entry_url) or next(iter(nodes.values()), {})).get("symbols", [])
+        found: Any = nodes.get(entry_url) or next(iter(nodes.values()), {})
+        symbols = found.get("symbols", [])
     names, has_default = [], False
     for symbol in symbols:
         name = symbol.get("name")

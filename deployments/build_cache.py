@@ -26,6 +26,7 @@ import tempfile
 import time
 from functools import cache
 from pathlib import Path
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -34,6 +35,16 @@ from .program import Program
 
 BUILD_CODE = ("build.py", "build_cache.py", "confine.py", "deno.py", "program.py")
 ROOT = Path(__file__).resolve().parent
+
+
+class Result(Protocol):
+    """What a build gives (build.Built; named here by shape: build.py imports this module)."""
+
+    functions: list[str]
+    http: bool
+    artifact: str
+    lockfile: str
+    log: list[str]
 
 
 @cache
@@ -48,7 +59,7 @@ def toolchain() -> str:
     return digest.hexdigest()
 
 
-def build_settings() -> dict:
+def build_settings() -> dict[str, object]:
     """The settings that change what a build accepts."""
     return {
         "importHosts": sorted(settings.BUILD_IMPORT_HOSTS),
@@ -59,7 +70,7 @@ def build_settings() -> dict:
     }
 
 
-def key(program: Program, lockfile: str, env: dict, memory_mb: int) -> str:
+def key(program: Program, lockfile: str, env: dict[str, str], memory_mb: int) -> str:
     inputs = {
         "files": program.files,
         "entry": program.entry,
@@ -83,7 +94,7 @@ def has_packages(lockfile: str) -> bool:
     return any(lock.get(part) for part in ("npm", "jsr", "remote", "specifiers"))
 
 
-def find(build_key: str, lockfile: str) -> dict | None:
+def find(build_key: str, lockfile: str) -> dict[str, Any] | None:
     """The earlier result for these inputs (the fields of build.Built), or None."""
     if not settings.BUILD_CACHE:
         return None
@@ -98,7 +109,7 @@ def find(build_key: str, lockfile: str) -> dict | None:
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(entry["created"]))
     note = (
         f"Build cache: the same files, lockfile, limits and secrets were built at {when} by "
-        "the same Deno and build code; that build's result is reused. Its log:"
+        "the same toolchain and build code; that build's result is reused. Its log:"
     )
     return {
         "functions": entry["functions"],
@@ -109,7 +120,7 @@ def find(build_key: str, lockfile: str) -> dict | None:
     }
 
 
-def store(build_keys: list[str], built) -> None:
+def store(build_keys: list[str], built: Result) -> None:
     """Keeps a successful build under each of its keys (written whole, then renamed: a reader
     never sees half an entry), then trims the cache."""
     if not settings.BUILD_CACHE:

@@ -51,6 +51,16 @@ class Artifact(models.Model):
         return artifact
 
 
+def took(obj: models.Model, status: str, fields: dict) -> None:
+    """After a compare-and-swap of `obj`'s status won: the instance says what the row says."""
+    obj.status = status  # type: ignore[attr-defined]
+    for name, value in fields.items():
+        if hasattr(value, "resolve_expression"):  # e.g. F("attempts") + 1: ask the row
+            obj.refresh_from_db(fields=[name])
+        else:
+            setattr(obj, name, value)
+
+
 class Deployment(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -212,12 +222,7 @@ class Deployment(models.Model):
             fields.setdefault("finished_at", now)
         changed = Deployment.objects.filter(pk=self.pk, status=old).update(status=new, **fields)
         if changed:
-            self.status = new
-            for name, value in fields.items():
-                if hasattr(value, "resolve_expression"):  # e.g. F("x") + 1: ask the row
-                    self.refresh_from_db(fields=[name])
-                else:
-                    setattr(self, name, value)
+            took(self, new, fields)
         return bool(changed)
 
 
@@ -502,6 +507,21 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} {self.function} {self.code}"
+
+    def transition(self, old, new: str, *, when: dict | None = None, **fields) -> bool:
+        """Compare-and-swap the status (as Deployment.transition), from `old` (one status or
+        several) and only while `when` (more conditions) holds; True only for the caller
+        whose update won. Every change of a run's status goes through here (runs.py)."""
+        olds = [old] if isinstance(old, str) else list(old)
+        if new in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.DEAD}:
+            fields.setdefault("finished_at", timezone.now())
+            fields.setdefault("lease_until", None)
+        changed = Run.objects.filter(pk=self.pk, status__in=olds, **(when or {})).update(
+            status=new, **fields
+        )
+        if changed:
+            took(self, new, fields)
+        return bool(changed)
 
     @property
     def in_flight(self) -> bool:

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from workers.models import Worker
+from workers_portal.access import acts
 from workers_portal.models import AuditEvent, Tenant
 
 from .aliases import move_aliases
@@ -99,7 +100,7 @@ def check_ready(worker: Worker, deployment: Deployment) -> None:
 
 
 def check_active(tenant: Tenant) -> None:
-    if tenant.status != Tenant.Status.ACTIVE:
+    if not acts(tenant):
         raise ReleaseError("This tenant is suspended: nothing changes until it is resumed.")
 
 

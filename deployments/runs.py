@@ -27,8 +27,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from workers.models import Worker
+from workers_portal.access import acting, acts
 from workers_portal.limits import effective_limits
-from workers_portal.models import Tenant
 from workers_portal.quotas import check_room, check_stored_payload
 
 from .models import Deployment, Run, RunAttempt
@@ -138,15 +138,12 @@ def claim(run_pk: int) -> tuple[Run, RunAttempt] | None:
         seconds=effective_limits(run.worker)["timeout_seconds"] + settings.RUN_LEASE_MARGIN_SECONDS
     )
     with transaction.atomic():
-        taken = Run.objects.filter(
-            pk=run_pk, status__in=[S.QUEUED, S.RETRYING], next_attempt_at__lte=now
-        ).update(
-            status=S.RUNNING, attempts=F("attempts") + 1, lease_until=lease,
-            started_at=run.started_at or now,
+        taken = run.transition(
+            [S.QUEUED, S.RETRYING], S.RUNNING, when={"next_attempt_at__lte": now},
+            attempts=F("attempts") + 1, lease_until=lease, started_at=run.started_at or now,
         )  # fmt: skip
         if not taken:
             return None
-        run.refresh_from_db()
         attempt = RunAttempt.objects.create(run=run, number=run.attempts, deployment=run.deployment)
     return run, attempt
 
@@ -168,7 +165,7 @@ def execute(run_pk: int) -> str | None:
     run = Run.objects.select_related("tenant").filter(pk=run_pk).first()
     if run is None or not run.in_flight:
         return None
-    if run.tenant.status != Tenant.Status.ACTIVE:
+    if not acts(run.tenant):
         # A suspended tenant's runs wait; the sweep looks at them again.
         return "waiting"
     claimed = claim(run_pk)
@@ -196,20 +193,20 @@ def record(run: Run, attempt: RunAttempt, status: int, body: dict) -> str:
         error_message=message[:5000], duration_ms=body.get("durationMs"),
         request_id=str(body.get("requestId") or "")[:64], logs=logs[:1000],
     )  # fmt: skip
-    running = Run.objects.filter(pk=run.pk, status=S.RUNNING, attempts=attempt.number)
+    this_attempt = {"attempts": attempt.number}  # a later attempt's outcome is not ours
     if outcome == "ok":
         result = json.dumps(body.get("result"))
-        running.update(status=S.SUCCEEDED, result=result, error_code="", error_message="",
-                       finished_at=now, lease_until=None)  # fmt: skip
+        run.transition(S.RUNNING, S.SUCCEEDED, when=this_attempt, result=result, error_code="",
+                       error_message="", finished_at=now)  # fmt: skip
         return S.SUCCEEDED
     if outcome == "permanent":
-        running.update(status=S.FAILED, error_code=code, error_message=message, finished_at=now,
-                       lease_until=None)  # fmt: skip
+        run.transition(S.RUNNING, S.FAILED, when=this_attempt, error_code=code,
+                       error_message=message, finished_at=now)  # fmt: skip
         return S.FAILED
-    return retry_or_bury(run, running, outcome, code, message, now)
+    return retry_or_bury(run, attempt.number, outcome, code, message, now)
 
 
-def retry_or_bury(run: Run, running, outcome: str, code: str, message: str, now) -> str:
+def retry_or_bury(run: Run, number: int, outcome: str, code: str, message: str, now) -> str:
     """After a failed attempt: again later, or a dead letter."""
     attempts = list(run.attempt_set.values_list("outcome", flat=True))
     platform = sum(1 for o in attempts if o in ("platform", "lost"))
@@ -218,15 +215,16 @@ def retry_or_bury(run: Run, running, outcome: str, code: str, message: str, now)
         again = platform < MAX_PLATFORM_RETRIES
     else:
         again = outcome in run.retry_on and counted < run.max_attempts
+    this_attempt = {"attempts": number}
     if not again:
-        running.update(status=S.DEAD, error_code=code, error_message=message, finished_at=now,
-                       lease_until=None)  # fmt: skip
+        run.transition(S.RUNNING, S.DEAD, when=this_attempt, error_code=code,
+                       error_message=message, finished_at=now)  # fmt: skip
         return S.DEAD
     delay = backoff(run, max(1, counted if outcome not in ("platform", "lost") else platform))
     with transaction.atomic():
-        moved = running.update(
-            status=S.RETRYING, error_code=code, error_message=message, lease_until=None,
-            next_attempt_at=now + timedelta(seconds=delay),
+        moved = run.transition(
+            S.RUNNING, S.RETRYING, when=this_attempt, error_code=code, error_message=message,
+            lease_until=None, next_attempt_at=now + timedelta(seconds=delay),
         )  # fmt: skip
         if moved:
             enqueue(run, delay)
@@ -240,21 +238,18 @@ def sweep() -> dict[str, int]:
     taken_back = 0
     for run in Run.objects.filter(status=S.RUNNING, lease_until__lt=now).select_related("tenant"):
         attempt = run.attempt_set.filter(number=run.attempts).first()
-        running = Run.objects.filter(pk=run.pk, status=S.RUNNING, attempts=run.attempts)
         if attempt is not None:
             RunAttempt.objects.filter(pk=attempt.pk, finished_at=None).update(
                 finished_at=now, outcome="lost",
                 error_message="The process running this attempt stopped before it reported.",
             )  # fmt: skip
-        retry_or_bury(run, running, "lost", "attempt_lost",
+        retry_or_bury(run, run.attempts, "lost", "attempt_lost",
                       "The process running an attempt stopped before it reported.", now)  # fmt: skip
         taken_back += 1
     late = now - timedelta(seconds=settings.RUN_LEASE_MARGIN_SECONDS)
     lost = list(
-        Run.objects.filter(
-            status__in=[S.QUEUED, S.RETRYING], next_attempt_at__lt=late,
-            tenant__status=Tenant.Status.ACTIVE,
-        ).values_list("pk", flat=True)[:1000]
+        acting(Run.objects.filter(status__in=[S.QUEUED, S.RETRYING], next_attempt_at__lt=late))
+        .values_list("pk", flat=True)[:1000]
     )  # fmt: skip
     for pk in lost:
         send(pk)

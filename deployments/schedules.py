@@ -16,6 +16,7 @@ from croniter import CroniterBadCronError, croniter
 from django.db import transaction
 from django.utils import timezone
 
+from workers_portal.access import acts
 from workers_portal.models import Tenant
 from workers_portal.quotas import QuotaExceeded, check_room, check_stored_payload
 
@@ -96,7 +97,7 @@ def fire_due(now: datetime | None = None) -> int:
             schedule.next_fire_at = following[0] if following else None
             schedule.missed += missed
             production = schedule.worker.production
-            if schedule.tenant.status == Tenant.Status.ACTIVE and production is not None:
+            if acts(schedule.tenant) and production is not None:
                 try:
                     accept(production, schedule.function, schedule.payload, Run.Trigger.CRON,
                            schedule=schedule)  # fmt: skip

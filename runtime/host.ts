@@ -9,8 +9,9 @@ import { connectLimits, enterSlot, heartbeat, HEARTBEAT_MS, leaveSlot, takeCall 
 import { Cells, Cooling } from "./cells.ts";
 import { Journal } from "./journal.ts";
 import { CpuCharges, Reporter, type Send } from "./reports.ts";
+import { ControlPlane, type KeyInfo, type Resolved } from "./control.ts";
 import { LocalWindows, untilNextMinute } from "./rate.ts";
-import { deploymentPart, hostnameOf, isProductionHost, pathOf, route, takesCanary } from "./routing.ts";
+import { deploymentPart, hostnameOf, pathOf, route, takesCanary } from "./routing.ts";
 import type { DeploymentConfig, HttpRequest, Outcome, Pin } from "./pool.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
@@ -29,14 +30,6 @@ const FLUSH_MS = 200; // the longest a line waits before it is sent
 const COALESCE_MS = 25; // after the first new line, wait this long to batch its neighbours
 // Benchmarks only: measure serving without shipping invocations and lines (see docs).
 const NO_REPORTS = env("RUNTIME_BENCH_NO_REPORTS", "") === "1";
-// How long an answer from the control plane is trusted. Short, so that a revoked key, a
-// suspended tenant or a deleted worker stops answering within seconds, without a restart.
-const HOST_TTL_MS = 2_000;
-const ALIAS_TTL_MS = 1_000; // production URLs move when a newer deployment is ready
-const MISS_TTL_MS = 1_000;
-const KEY_TTL_MS = 2_000;
-
-const CONTROL_TIMEOUT_MS = 10_000; // a hung control plane must not hang invocations forever
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 // --- answers -----------------------------------------------------------------------------
@@ -58,100 +51,14 @@ function failure(
   return json(statusOf(code), { error: { code, message }, ...extra }, headers);
 }
 
-// --- learning deployments from the control plane -----------------------------------------
+// --- the control plane (control.ts) --------------------------------------------------------
 
-// A production host's answer also says the tenant's release generation it holds for, and its
-// canary, if one takes a share of the traffic.
-type Production = { generation?: number; canary?: { host: string; percent: number } };
-type Resolved = { config?: DeploymentConfig & Production; status: number; error?: { code: string; message: string } };
-const hostCache = new Map<string, { value: Resolved; expires: number }>();
-const inflight = new Map<string, Promise<Resolved>>();
-const codeCache = new Map<string, string>();
-const MAX_CACHED_ARTIFACTS = 500;
-
-function rememberCode(artifact: string, code: string) {
-  codeCache.set(artifact, code);
-  if (codeCache.size > MAX_CACHED_ARTIFACTS) {
-    codeCache.delete(codeCache.keys().next().value!); // the oldest one in
-  }
-}
-
-async function fetchHost(host: string, key: string, pin?: Pin): Promise<Resolved> {
-  const known = hostCache.get(key)?.value.config?.artifact;
-  const query = new URLSearchParams();
-  if (known && codeCache.has(known)) query.set("have", known);
-  if (pin?.generation != null) {
-    query.set("generation", String(pin.generation));
-    query.set("tenant", String(pin.tenant));
-  }
-  const qs = query.size ? `?${query}` : "";
-  const res = await fetch(`${CONTROL}/internal/runtime/hosts/${encodeURIComponent(host)}${qs}`, {
-    headers: auth,
-    signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
-  });
-  const body = await res.json().catch(() => null);
-  if (res.ok && body) {
-    if (typeof body.code === "string") {
-      rememberCode(body.artifact, body.code);
-      delete body.code;
-    }
-    const ttl = body.alias ? ALIAS_TTL_MS : HOST_TTL_MS;
-    const value = { status: 200, config: body as DeploymentConfig };
-    hostCache.set(key, { value, expires: Date.now() + ttl });
-    return value;
-  }
-  if (res.status === 404 && body?.error) {
-    const value = { status: 404, error: body.error };
-    hostCache.set(key, { value, expires: Date.now() + MISS_TTL_MS });
-    return value;
-  }
-  throw new Error(`control plane answered ${res.status}`);
-}
-
-/** What is known of a host, or a promise of it when it must be asked for (no await on the
- * warm path: every await costs the host thread a turn). */
-function resolveHost(host: string, pin?: Pin): Resolved | Promise<Resolved> {
-  let key = host;
-  if (pin?.generation != null && isProductionHost(host)) {
-    // A call made within a generation: the production host as of that generation. What is
-    // cached for the host itself serves when it holds for the same one.
-    const now = hostCache.get(host);
-    const config = now?.value.config;
-    if (now && now.expires > Date.now() && config?.tenant === pin.tenant && config.generation === pin.generation) {
-      return now.value;
-    }
-    key = `${host}@${pin.generation}`;
-  } else {
-    pin = undefined;
-  }
-  const hit = hostCache.get(key);
-  if (hit && hit.expires > Date.now()) return hit.value;
-  let pending = inflight.get(key);
-  if (!pending) {
-    pending = fetchHost(host, key, pin)
-      .catch((err) => {
-        // The control plane is unreachable: keep serving what we knew rather than fail.
-        if (hit?.value.config) return hit.value;
-        throw err;
-      })
-      .finally(() => inflight.delete(key!));
-    inflight.set(key, pending);
-  }
-  return pending;
-}
+const control = new ControlPlane({ url: CONTROL, token: TOKEN });
 
 // --- announcements: learning deployments before their first call --------------------------
 // The control plane announces hosts whose configuration changed (a new ready deployment, a
 // promotion, a visibility change, a deletion). Their cache entries are refreshed at once, so
 // a new deployment's first call finds its code here and only starts an isolate.
-
-function learn(hosts: string[]) {
-  for (const host of hosts) {
-    const hit = hostCache.get(host);
-    if (hit) hit.expires = 0; // stale, but kept to serve from if the control plane is down
-    Promise.resolve(resolveHost(host)).catch(() => {}); // a failure is retried by the first call
-  }
-}
 
 async function followAnnouncements() {
   for (;;) {
@@ -171,7 +78,7 @@ async function followAnnouncements() {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           for (const line of block.split("\n")) {
-            if (line.startsWith("data: ")) learn(JSON.parse(line.slice(6)).hosts ?? []);
+            if (line.startsWith("data: ")) control.learn(JSON.parse(line.slice(6)).hosts ?? []);
           }
         }
       }
@@ -184,24 +91,6 @@ async function followAnnouncements() {
 followAnnouncements();
 
 // --- API keys (private workers) ------------------------------------------------------------
-
-type KeyInfo = { tenant: number; secretHash: string; scopes: string[] } | null;
-const keyCache = new Map<string, { value: KeyInfo; expires: number }>();
-
-async function lookupKey(prefix: string): Promise<KeyInfo> {
-  const hit = keyCache.get(prefix);
-  if (hit && hit.expires > Date.now()) return hit.value;
-  const res = await fetch(`${CONTROL}/internal/runtime/keys/${encodeURIComponent(prefix)}`, {
-    headers: auth,
-    signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
-  });
-  let value: KeyInfo = null;
-  if (res.ok) value = await res.json();
-  else await res.body?.cancel();
-  if (!res.ok && res.status !== 404) throw new Error(`control plane answered ${res.status}`);
-  keyCache.set(prefix, { value, expires: Date.now() + KEY_TTL_MS });
-  return value;
-}
 
 async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
@@ -222,7 +111,7 @@ async function checkAccess(req: Request, config: DeploymentConfig): Promise<Resp
   }
   let key: KeyInfo;
   try {
-    key = await lookupKey(match[1]);
+    key = await control.key(match[1]);
   } catch (err) {
     return failure("control_plane_unavailable", `Could not check the API key: ${(err as Error).message}`);
   }
@@ -235,28 +124,9 @@ async function checkAccess(req: Request, config: DeploymentConfig): Promise<Resp
   return null;
 }
 
-async function loadCode(artifact: string): Promise<string> {
-  const cached = codeCache.get(artifact);
-  if (cached !== undefined) return cached;
-  const res = await fetch(`${CONTROL}/internal/runtime/artifacts/${artifact}`, {
-    headers: auth,
-    signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
-  });
-  if (!res.ok) throw new Error(`artifact ${artifact}: control plane answered ${res.status}`);
-  const code = await res.text();
-  rememberCode(artifact, code);
-  return code;
-}
-
 // --- reporting to the control plane, never on the invocation's path (reports.ts) --------
 
-const send: Send = (path, body) =>
-  fetch(`${CONTROL}${path}`, {
-    method: "POST",
-    headers: { ...auth, "content-type": "application/json" },
-    body,
-    signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
-  });
+const send: Send = (path, body) => control.request(path, { method: "POST", body });
 const journal = new Journal(NO_REPORTS ? "" : env("RUNTIME_JOURNAL", ""));
 const reports = new Reporter({ journal, send, coalesceMs: COALESCE_MS, enabled: !NO_REPORTS });
 const cpu = new CpuCharges(send, !NO_REPORTS);
@@ -296,7 +166,7 @@ const cells = new Cells({
   memoryBytes: CELL_MEMORY_MB * 1024 * 1024,
   idleMs: Number(env("RUNTIME_IDLE_SECONDS", "300")) * 1000,
   cgroups: env("RUNTIME_CGROUPS", "") === "1",
-  loadCode,
+  loadCode: (artifact) => control.loadCode(artifact),
   lateLog: (deployment, request, fn, line) => reports.line(deployment, request, fn, line),
   internal: (req, pin) => callInternally(req, pin),
   charge: (tenant, ms) => cpu.charge(tenant, ms),
@@ -374,7 +244,7 @@ const MAX_CALL_DEPTH = 16;
 
 async function lookUp(host: string, pin?: Pin): Promise<Resolved | Response> {
   try {
-    const known = resolveHost(host, pin);
+    const known = control.resolve(host, pin);
     const resolved = known instanceof Promise ? await known : known;
     if (resolved.config) return resolved;
     return failure(
@@ -510,11 +380,9 @@ async function handOver(req: Request, config: DeploymentConfig, fn: string, payl
   }
   let res: Response;
   try {
-    res = await fetch(`${CONTROL}/internal/runtime/deployments/${config.id}/runs`, {
+    res = await control.request(`/internal/runtime/deployments/${config.id}/runs`, {
       method: "POST",
-      headers: { ...auth, "content-type": "application/json" },
       body: JSON.stringify({ function: fn, payload, idempotencyKey, key }),
-      signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
     });
   } catch (err) {
     return failure(
@@ -640,8 +508,8 @@ async function handle(req: Request, pin?: Pin, hostname?: string): Promise<Respo
         sandboxes,
         isolates,
         spares,
-        knownHosts: hostCache.size,
-        cachedCode: codeCache.size,
+        knownHosts: control.hosts.size,
+        cachedCode: control.code.size,
         pendingReports: pending,
         flushing: reports.flushing,
       });
@@ -707,7 +575,7 @@ heartbeat(() => ({
   isolates: sandboxCounts.isolates,
   spares: sandboxCounts.spares,
   rssBytes: Deno.memoryUsage().rss,
-  knownHosts: hostCache.size,
+  knownHosts: control.hosts.size,
   pendingReports: reports.queued.length,
   droppedInvocations: reports.droppedInvocations,
 }));

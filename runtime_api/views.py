@@ -21,6 +21,7 @@ from deployments.runs import accept
 from deployments.usage import charge_cpu
 from workers.models import ApiKey, Worker
 from workers.secrets import unseal
+from workers_portal.access import acts
 from workers_portal.models import Tenant
 from workers_portal.quotas import QuotaExceeded
 
@@ -82,7 +83,7 @@ def resolve_host(request, host: str):
         )
         if deployment is None:
             return not_found("deployment_not_found", f"No deployment {host}.")
-        if deployment.tenant.status != Tenant.Status.ACTIVE:
+        if not acts(deployment.tenant):
             return not_found("tenant_suspended", SUSPENDED)
         if deployment.status != Deployment.Status.READY:
             return not_found(
@@ -102,7 +103,7 @@ def resolve_host(request, host: str):
         )  # fmt: skip
         if worker is None:
             return not_found("deployment_not_found", f"No worker {host}.")
-        if worker.tenant.status != Tenant.Status.ACTIVE:
+        if not acts(worker.tenant):
             return not_found("tenant_suspended", SUSPENDED)
         # One read gives the worker's pointers and its tenant's generation together: the
         # generation an answer claims is the one its deployments were current in.
@@ -173,7 +174,7 @@ def usage(request):
 def api_key(request, prefix: str):
     """What a runtime host needs to check an API key itself: its hash, tenant and scopes."""
     key = ApiKey.objects.select_related("tenant").filter(prefix=prefix, revoked_at=None).first()
-    if key is None or key.tenant.status != Tenant.Status.ACTIVE:
+    if key is None or not acts(key.tenant):
         return not_found("key_not_found", "No such key.")
     # Hosts ask again every few seconds while a key is in use: a cheap last-used clock.
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
@@ -208,7 +209,7 @@ def deployment_secrets(request, code):
     deployment = own_deployment(request, code)
     if deployment is None:
         return not_found("not_found", "Not found.")
-    if deployment.tenant.status != Tenant.Status.ACTIVE:
+    if not acts(deployment.tenant):
         return not_found("tenant_suspended", SUSPENDED)
     env = unseal(deployment.secrets_sealed) if deployment.secrets_sealed else {}
     return JsonResponse({"env": env})
@@ -224,7 +225,7 @@ def deployment_key(request, code, prefix: str):
     key = ApiKey.objects.filter(
         prefix=prefix, revoked_at=None, tenant_id=deployment.tenant_id
     ).first()
-    if key is None or deployment.tenant.status != Tenant.Status.ACTIVE:
+    if key is None or not acts(deployment.tenant):
         return not_found("key_not_found", "No such key.")
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
     return JsonResponse({"secretHash": key.secret_hash, "scopes": key.scopes})
@@ -272,7 +273,7 @@ def accept_run(deployment: Deployment, raw: bytes) -> JsonResponse:
         )
     if function not in deployment.functions:
         return not_found("function_not_found", f'This deployment has no function "{function}".')
-    if deployment.tenant.status != Tenant.Status.ACTIVE:
+    if not acts(deployment.tenant):
         return not_found("tenant_suspended", SUSPENDED)
     try:
         run, created = accept(

@@ -112,6 +112,45 @@ def form_post(client: httpx.Client, url: str, data: dict, **kwargs) -> httpx.Res
     )
 
 
+# --- the fast lane ------------------------------------------------------------------------
+# `make test-fast` runs the tests not marked slow with TEST_FAST=1: one that starts Deno,
+# Celery or a server anyway fails at once, saying what to mark, instead of slowing the lane.
+FAST = os.environ.get("TEST_FAST") == "1"
+SLOW_FIXTURES = {"live_server", "runtime", "start_worker", "asgi_server", "small_runtime"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.slow)
+
+
+def not_in_the_fast_lane(node, what: str):
+    pytest.fail(
+        f"{node.nodeid} {what}: mark it slow (pytest.mark.slow), it is not for the fast lane"
+    )
+
+
+@pytest.fixture(autouse=True)
+def fast_lane(request, monkeypatch):
+    if not FAST:
+        yield
+        return
+    slow = SLOW_FIXTURES & set(request.fixturenames)
+    if slow:
+        not_in_the_fast_lane(request.node, f"uses {', '.join(sorted(slow))}")
+    import deno
+
+    from deployments.deno import deno_bin
+
+    deno_bin.cache_clear()
+    monkeypatch.setattr(
+        deno, "find_deno_bin", lambda: not_in_the_fast_lane(request.node, "runs Deno")
+    )
+    yield
+    deno_bin.cache_clear()
+
+
 # --- real processes -----------------------------------------------------------------------
 
 

@@ -1,61 +1,25 @@
 """Worker sources and small helpers shared by the test modules."""
 
+from pathlib import Path
+
 from deployments.models import Deployment
 from deployments.tasks import build_deployment
 from workers.models import Worker
 
-GREETER = """\
-export async function hello(payload: { name?: string }) {
-  console.log("hello called");
-  console.info("name is", payload?.name);
-  return { greeting: `Hello, ${payload?.name ?? "world"}!` };
-}
-"""
+PROGRAMS = Path(__file__).parent / "programs"
 
-TYPE_ERROR = """\
-export async function hello(payload: { name: string }) {
-  const count: number = payload.name;
-  return count;
-}
-"""
 
-SYNTAX_ERROR = """\
-export async function hello(payload: unknown {
-  return 1;
-}
-"""
+def program(name: str) -> str:
+    """A tenant program the tests deploy: tests/programs/<name>.ts."""
+    return (PROGRAMS / f"{name}.ts").read_text()
 
-NO_EXPORTS = """\
-async function hidden(payload: unknown) {
-  return 1;
-}
-export const answer = 42;
-"""
 
-EDGE_CASES = """\
-export async function echo(payload: unknown) {
-  return { got: payload };
-}
-export async function fail(payload: unknown) {
-  console.log("step one");
-  await new Promise((resolve) => setTimeout(resolve, 5));
-  console.warn("step two");
-  throw new Error("the widget is broken");
-}
-export async function spin(payload: unknown) {
-  console.log("looping forever");
-  while (true) {}
-}
-export async function nap(payload: { ms: number; tag: string }) {
-  console.log(`start ${payload.tag}`);
-  await new Promise((resolve) => setTimeout(resolve, payload.ms));
-  console.log(`end ${payload.tag}`);
-  return payload.tag;
-}
-export async function untyped(payload) {
-  return payload;
-}
-"""
+GREETER = program("basics/greeter")
+NO_EXPORTS = program("basics/no_exports")
+EDGE_CASES = program("basics/edge_cases")
+# Broken on purpose (not type-checked with the others): the build must say what is wrong.
+TYPE_ERROR = program("broken/type_error")
+SYNTAX_ERROR = program("broken/syntax_error")
 
 
 def create_deployment(worker: Worker, source: str) -> Deployment:

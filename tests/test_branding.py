@@ -46,6 +46,7 @@ def test_custom_domain_serves_the_portal_under_the_tenants_brand(tenant, setting
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow  # builds with Deno
 def test_no_vendor_name_in_tenant_facing_pages(tenant, owner):
     worker = Worker.objects.create(tenant=tenant, name="greeter")
     ready = build_now(worker, GREETER)

@@ -18,6 +18,9 @@ from .helpers import (
     create_deployment,
 )
 
+pytestmark = pytest.mark.slow  # real Deno builds
+
+
 Status = Deployment.Status
 
 

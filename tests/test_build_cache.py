@@ -10,7 +10,7 @@ from workers.secrets import seal
 
 from .helpers import GREETER, TYPE_ERROR, build_files, build_now
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # real Deno builds
 REUSED = "Build cache: the same files, lockfile, limits and secrets were built at"
 
 

@@ -4,9 +4,14 @@ and a build that meets a limit fails saying which."""
 
 from pathlib import Path
 
+import pytest
+
 from deployments.models import Deployment
 
 from .helpers import GREETER, build_now
+
+pytestmark = pytest.mark.slow  # real Deno builds
+
 
 PROGRAMS = Path(__file__).parent / "programs" / "build_bombs"
 

@@ -14,7 +14,7 @@ from deployments.releases import end_canary, promote_release, revert_release, st
 from workers.models import Worker
 
 from .conftest import wait_for
-from .helpers import build_now
+from .helpers import build_now, program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -68,16 +68,7 @@ def test_a_canary_takes_its_share_sticks_to_a_client_and_ends_with_one_click(run
     assert {production(worker, "version").json()["result"] for _ in range(40)} == {"stable"}
 
 
-FRONT = """\
-export async function pair(payload: { back: string; wait: number }) {
-  await new Promise((resolve) => setTimeout(resolve, payload.wait));
-  const answer = await fetch(payload.back, {
-    method: "POST", headers: { "content-type": "application/json" }, body: "{}",
-  });
-  const body = await answer.json();
-  return { front: "TAG", back: body.result ?? body.error?.code };
-}
-"""
+FRONT = program("canary_runtime/front")
 
 
 def test_calls_between_workers_never_meet_half_of_a_release(runtime, tenant):
@@ -135,15 +126,7 @@ def test_calls_between_workers_never_meet_half_of_a_release(runtime, tenant):
     assert pairs[("v1", "v1")] > 0 and pairs[("v2", "v2")] > 0, pairs
 
 
-LOOP = """\
-export async function loop(payload: { url: string }) {
-  const answer = await fetch(payload.url, {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(payload),
-  });
-  const body = await answer.json();
-  return body.error?.code ?? body.result;
-}
-"""
+LOOP = program("canary_runtime/loop")
 
 
 def test_a_worker_calling_itself_without_end_is_stopped_with_an_answer(runtime, tenant):

@@ -12,20 +12,11 @@ import pytest
 from workers.models import Worker
 
 from .conftest import start_runtime
-from .helpers import build_now
+from .helpers import build_now, program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-PROBE = """\
-export async function get(payload: { url: string; method?: string; body?: string }) {
-  try {
-    const res = await fetch(payload.url, { method: payload.method ?? "GET", body: payload.body });
-    return { status: res.status, body: await res.text(), type: res.headers.get("content-type") };
-  } catch (err) {
-    return { refused: String(err) };
-  }
-}
-"""
+PROBE = program("egress/probe")
 
 
 class Echo(BaseHTTPRequestHandler):

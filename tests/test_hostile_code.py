@@ -11,87 +11,22 @@ from deployments.models import LogEntry
 from workers.models import Worker
 
 from .conftest import wait_for
-from .helpers import build_now
+from .helpers import build_now, program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-POLLUTER = """\
-export async function pollute(payload: unknown) {
-  (Object.prototype as any).polluted = "yes";
-  (globalThis as any).shared = "from A";
-  (globalThis as any).fetch = () => "hijacked";
-  JSON.stringify = () => "hijacked";
-  return "done";
-}
-"""
-VICTIM = """\
-export async function look(payload: unknown) {
-  return {
-    polluted: ({} as any).polluted ?? null,
-    shared: (globalThis as any).shared ?? null,
-    fetchIsNative: String(globalThis.fetch).includes("native") || String(globalThis.fetch).includes("fetch"),
-  };
-}
-"""
-NAUGHTY = """\
-export async function timerThrows(payload: unknown) {
-  setTimeout(() => { throw new Error("thrown from a timer"); }, 10);
-  return "answered";
-}
-export async function rejects(payload: unknown) {
-  Promise.reject(new Error("nobody awaits me"));
-  return "answered";
-}
-export async function importsFile(payload: unknown) {
-  const url = "file:///etc/passwd";
-  return await import(url);
-}
-export async function privateNetwork(payload: unknown) {
-  return await fetch("http://10.0.0.1/");
-}
-export async function ok(payload: unknown) {
-  return "still fine";
-}
-"""
+POLLUTER = program("hostile_code/polluter")
+VICTIM = program("hostile_code/victim")
+NAUGHTY = program("hostile_code/naughty")
 
 
-HOG = """\
-export async function hog(payload: unknown) {
-  const kept: number[][] = [];
-  while (true) kept.push(new Array(100_000).fill(1.5));
-}
-export async function ok(payload: unknown) {
-  return "fine";
-}
-"""
+HOG = program("hostile_code/hog")
 
 
-SNOOP = """\
-export async function snoop(payload: unknown) {
-  // Replace what a console line is written with, hoping to be handed the host's channel.
-  const caught: unknown[] = [];
-  for (const name of ["store", "load", "wait", "notify"]) {
-    (Atomics as any)[name] = (...args: unknown[]) => { caught.push(args[0]); return 0; };
-  }
-  for (const proto of [DataView.prototype, Uint8Array.prototype, TextEncoder.prototype] as any[]) {
-    for (const name of Object.getOwnPropertyNames(proto)) {
-      try { proto[name] = () => { caught.push(name); }; } catch { /* read-only */ }
-    }
-  }
-  console.log("after the trap", { n: 1 });
-  console.warn("ünïcode ✓");
-  return { caught: caught.length };
-}
-"""
+SNOOP = program("hostile_code/snoop")
 
 
-WHERE = """\
-export async function where(payload: unknown) {
-  const name = "node:worker_threads"; // imported at run time: builds refuse imports
-  const { workerData } = await import(name);
-  return { cwd: process.cwd(), argv: process.argv, port: workerData?.port ?? null };
-}
-"""
+WHERE = program("hostile_code/where")
 
 
 def deploy(tenant, name, source):
@@ -190,27 +125,7 @@ def test_the_isolate_shows_neither_the_install_path_nor_its_channel_to_the_host(
     assert where == {"cwd": "/", "argv": ["/deno", "worker.js"], "port": None}
 
 
-BUFFERS = """\
-import { Buffer } from "node:buffer";
-export async function bomb(payload: { mb: number; how: string }) {
-  console.log("filling buffers");
-  const kept: unknown[] = [];
-  for (let i = 0; i < payload.mb; i++) {
-    if (payload.how === "typed") kept.push(new Uint8Array(1024 * 1024));
-    else if (payload.how === "buffer") kept.push(new ArrayBuffer(1024 * 1024));
-    else if (payload.how === "slice") kept.push(new Uint8Array(1024 * 1024).slice());
-    else if (payload.how === "wasm") kept.push(new WebAssembly.Memory({ initial: 16 }));
-    else if (payload.how === "node") kept.push(Buffer.alloc(1024 * 1024));
-    else kept.push(new TextEncoder().encode("x".repeat(1024 * 1024)));
-  }
-  return kept.length;
-}
-export async function fine(payload: { mb: number }) {
-  const kept = Array.from({ length: payload.mb }, () => new Uint8Array(1024 * 1024));
-  return { ok: kept.length, same: new Uint8Array(4).constructor === Uint8Array,
-           isView: new Uint8Array(4).slice() instanceof Uint8Array };
-}
-"""
+BUFFERS = program("hostile_code/buffers")
 
 
 @pytest.mark.parametrize("how", ["typed", "buffer", "slice", "wasm", "text", "node"])

@@ -31,6 +31,7 @@ def test_a_worker_override_beats_its_tenants_which_beats_the_platforms(tenant, s
     assert limits["timeout_seconds"] == settings.RUNTIME_TIMEOUT_SECONDS
 
 
+@pytest.mark.slow  # builds with Deno
 def test_the_runtime_learns_the_limits_of_each_deployment(client, tenant):
     worker = Worker.objects.create(tenant=tenant, name="limited", timeout_seconds=0.5)
     tenant.max_concurrency = 3

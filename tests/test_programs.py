@@ -15,7 +15,7 @@ from workers.api_keys import issue_key
 from workers.models import Worker
 
 from .conftest import wait_for
-from .helpers import build_files
+from .helpers import build_files, program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -81,11 +81,7 @@ export default {
   },
 };
 """
-PAGE = """\
-export function page(name: string): string {
-  return `<!doctype html><title>Hi</title><h1>Hello, ${name.replace(/[<&]/g, "")}!</h1>`;
-}
-"""
+PAGE = program("programs/page")
 
 
 @pytest.fixture

@@ -16,33 +16,11 @@ from workers.models import Worker
 from workers_portal.models import AuditEvent, Tenant
 
 from .conftest import start_runtime, wait_for
-from .helpers import build_now
+from .helpers import build_now, program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-CODE = """\
-let calls = 0;
-export async function hello(payload: { name?: string }) {
-  console.log("hello to", payload?.name);
-  return { greeting: `Hello, ${payload?.name ?? "world"}!` };
-}
-export async function flaky() {
-  calls++;
-  console.log("attempt", calls);
-  if (calls < 3) throw new Error(`flaky ${calls}`);
-  return { calls };
-}
-export async function broken() {
-  throw new Error("always broken");
-}
-export async function slow(payload: { ms: number }) {
-  await new Promise((resolve) => setTimeout(resolve, payload.ms));
-  return "slept";
-}
-export async function spin() {
-  for (;;) {}
-}
-"""
+CODE = program("runs/code")
 
 
 def post(worker, fn, body=None, headers=None, query="") -> httpx.Response:

@@ -16,14 +16,10 @@ from workers.models import Worker, WorkerSecret
 from workers.secrets import decrypt, unseal
 
 from .conftest import client_for, wait_for
-from .helpers import build_now
+from .helpers import build_now, program
 
 VALUE = "s3cr3t-value-that-must-not-leak"
-READS_ENV = """\
-export async function token(payload: unknown) {
-  return process.env.API_TOKEN ?? null;
-}
-"""
+READS_ENV = program("secrets/reads_env")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from .conftest import wait_for
 from .helpers import GREETER
 
 S = Deployment.Status
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # real Deno builds
 
 
 def vercel_worker(tenant, name="greeter") -> Worker:

@@ -94,6 +94,25 @@ class Principal:
 ANONYMOUS = Principal()
 
 
+# --- suspension: the one rule ---------------------------------------------------------------
+# Every door asks here: `check` for a principal's actions, and `acts`/`acting` where the
+# platform itself acts for a tenant (the runtime's lookups, runs, schedules, releases).
+SUSPENDED = (
+    "This tenant is suspended: nothing in it can be changed or invoked. "
+    "Contact your platform operator."
+)
+
+
+def acts(tenant: Tenant) -> bool:
+    """Whether anything in the tenant may be written or invoked now (it is not suspended)."""
+    return tenant.status == Tenant.Status.ACTIVE
+
+
+def acting(queryset, path: str = "tenant"):
+    """The rows of `queryset` whose tenant acts (`path` leads from a row to its tenant)."""
+    return queryset.filter(**{f"{path}__status": Tenant.Status.ACTIVE})
+
+
 def tenant_id_of(obj) -> int:
     return obj.pk if isinstance(obj, Tenant) else obj.tenant_id
 
@@ -110,12 +129,8 @@ def check(principal: Principal, action: Action | str, obj, *, viewing: bool = Fa
         if principal.key is not None:
             raise Denied("forbidden", f"This API key may not {DOING[action]} (no {action} scope).")
         raise Denied("forbidden", f"Your role here ({grant.role}) may not {DOING[action]}.")
-    if action in WRITES and not viewing and grant.tenant.status != Tenant.Status.ACTIVE:
-        raise Denied(
-            "tenant_suspended",
-            "This tenant is suspended: nothing in it can be changed or invoked. "
-            "Contact your platform operator.",
-        )
+    if action in WRITES and not viewing and not acts(grant.tenant):
+        raise Denied("tenant_suspended", SUSPENDED)
 
 
 def can(principal: Principal, action: Action | str, obj, *, viewing: bool = False) -> bool:

@@ -1,0 +1,3 @@
+export async function hello(payload: unknown {
+  return 1;
+}

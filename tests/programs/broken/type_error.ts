@@ -1,0 +1,4 @@
+export async function hello(payload: { name: string }) {
+  const count: number = payload.name;
+  return count;
+}

@@ -1,0 +1,1 @@
+export const page = (path: string) => `<h1>${path}</h1>`;

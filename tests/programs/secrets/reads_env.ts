@@ -1,0 +1,3 @@
+export async function token(payload: unknown) {
+  return process.env.API_TOKEN ?? null;
+}
