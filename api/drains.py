@@ -82,7 +82,7 @@ def vercel_drain(request):
         items = [i for i in parse_delivery(request.body) if isinstance(i, dict)]
     except (ValueError, UnicodeDecodeError):
         return answer(400, {"error": {"code": "invalid_json", "message": "Not JSON or NDJSON."}})
-    deployments = deployments_by("deployment_id", {i.get("deploymentId") for i in items})
+    deployments = deployments_by("backend_id", {i.get("deploymentId") for i in items})
     lines, worker_ids = [], set()
     for item in items:
         deployment = deployments.get(item.get("deploymentId"))
@@ -91,7 +91,7 @@ def vercel_drain(request):
         worker_ids.add(deployment.worker_id)
         lines.append(
             LogEntry(
-                request_id=str(item.get("requestId") or f"drain_{deployment.deployment_id}")[:64],
+                request_id=str(item.get("requestId") or f"drain_{deployment.backend_id}")[:64],
                 seq=line_seq(item),
                 function=str(item.get("path") or "")[:200],
                 deployment_id=deployment.id,

@@ -54,7 +54,7 @@ def deployment_json(d: Deployment) -> dict:
         "packages": d.packages,
         "lockfile": d.lockfile or None,
         "errorMessage": d.error_message or None,
-        "backendId": d.deployment_id or None,
+        "backendId": d.backend_id or None,
         "url": d.url or None,
         "createdAt": d.created,
         "readyAt": d.finished_at if d.status == Deployment.Status.READY else None,

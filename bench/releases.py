@@ -117,7 +117,7 @@ def main():
             target = e if n % 2 == 0 else f
             started = time.monotonic()
             set_production(remote, target, "bench")
-            while fake.alias_target(alias) != target.deployment_id:
+            while fake.alias_target(alias) != target.backend_id:
                 if time.monotonic() - started > 30:
                     state = Worker.objects.filter(pk=remote.pk).values(
                         "production", "alias_target", "alias_error"

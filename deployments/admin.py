@@ -22,7 +22,7 @@ class DeploymentAdmin(Record):
 
     list_display = ["short_id", "worker", "tenant", "status", "backend", "created", "finished_at"]
     list_filter = ["status", "backend", "tenant"]
-    search_fields = ["short_id", "code", "worker__name", "tenant__slug", "deployment_id"]
+    search_fields = ["short_id", "code", "worker__name", "tenant__slug", "backend_id"]
     exclude = ["secrets_sealed"]  # sealed secrets are nobody's reading
 
 

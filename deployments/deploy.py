@@ -99,7 +99,7 @@ def cancel(deployment: Deployment) -> bool:
 
     while not deployment.is_terminal:
         if deployment.transition(deployment.status, Deployment.Status.CANCELED):
-            if deployment.runs_on.remote and deployment.deployment_id:
+            if deployment.runs_on.remote and deployment.backend_id:
                 cancel_remote.delay_on_commit(deployment.pk)
             # A remote build whose id is not saved yet is canceled by its submit task,
             # which finds the row canceled when it saves.

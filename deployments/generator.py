@@ -21,7 +21,7 @@ from django.urls import reverse
 from .config import runtime_config
 from .contract import PATH as CONTRACT_PATH
 
-TEMPLATE_DIR = Path(__file__).parent / "nextjs"
+TEMPLATE_DIR = Path(__file__).parent / "backends" / "vercel_template"
 WORKER_FILE = "lib/worker.ts"
 PROGRAM_DIR = "lib/worker/"
 # An import's specifier in the tenant's code: `from "x"`, `import "x"`, `import("x")`.

@@ -111,7 +111,7 @@ def is_uuid(value) -> bool:
 def deployments_by(field: str, keys) -> dict[str, Deployment]:
     keys = [k for k in keys if k and (field != "code" or is_uuid(k))]
     found = Deployment.objects.filter(**{f"{field}__in": keys}).only(
-        "id", "code", "tenant_id", "worker_id", "deployment_id"
+        "id", "code", "tenant_id", "worker_id", "backend_id"
     )
     return {str(getattr(d, field)): d for d in found}
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from workers.addresses import deployment_host
 from workers.models import Worker
 from workers_portal.models import Tenant, TenantScopedQuerySet
 
@@ -107,9 +108,10 @@ class Deployment(models.Model):
     build_log = models.TextField(blank=True)
     build_attempts = models.PositiveSmallIntegerField(default=0)
     artifact = models.ForeignKey(Artifact, models.PROTECT, null=True, blank=True)
-    # The back end's own id and URL for this deployment (snake_case columns by design).
-    deployment_id = models.CharField(max_length=100, blank=True, db_column="deployment_id")
-    deployment_url = models.CharField(max_length=300, blank=True, db_column="deployment_url")
+    # The back end's own id and URL for this deployment (Vercel's dpl_… and its .vercel.app
+    # address; local_<short id> and nothing on this platform's runtime).
+    backend_id = models.CharField(max_length=100, blank=True)
+    backend_url = models.CharField(max_length=300, blank=True)
     # The back end's own word for the build's state (Vercel's readyState), as last polled.
     backend_state = models.CharField(max_length=32, blank=True)
     # Whether callers must send the deployment's invocation secret (a private worker's
@@ -161,7 +163,7 @@ class Deployment(models.Model):
 
     @property
     def host(self) -> str:
-        return f"{self.worker.name}--{self.short_id}--{self.tenant.slug}"
+        return deployment_host(self.worker.name, self.short_id, self.tenant.slug)
 
     @property
     def runs_on(self) -> BackendInterface:

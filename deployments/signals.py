@@ -20,9 +20,9 @@ def hold_off_ingest(sender, instance: Tenant, **kwargs):
 
 @receiver(post_delete, sender=Deployment)
 def delete_on_backend(sender, instance: Deployment, **kwargs):
-    if not instance.runs_on.remote or not instance.deployment_id:
+    if not instance.runs_on.remote or not instance.backend_id:
         return
     from .tasks import delete_remote
 
-    backend, ids = instance.backend, [instance.deployment_id]
+    backend, ids = instance.backend, [instance.backend_id]
     transaction.on_commit(lambda: delete_remote.delay(backend, ids))

@@ -73,8 +73,8 @@ def build_deployment(self, deployment_pk: int) -> str | None:
             lockfile=result.lockfile,
             artifact=artifact,
             build_log="\n".join(result.log),
-            deployment_id=result.deployment_id,
-            deployment_url=deployment.url,
+            backend_id=result.backend_id,
+            backend_url=deployment.url,
         )
         if ready:
             auto_promote(deployment)
@@ -98,7 +98,7 @@ def failed(deployment: Deployment, exc: BuildFailed) -> str:
 
 def submit_remote(task, deployment: Deployment, backend) -> str | None:
     """Hand the build to a remote back end, save its id at once, then poll it."""
-    if not deployment.deployment_id:
+    if not deployment.backend_id:
         try:
             submitted = backend.submit(deployment)
         except BuildFailed as exc:
@@ -106,8 +106,8 @@ def submit_remote(task, deployment: Deployment, backend) -> str | None:
         except TransientBackendError as exc:
             return retry_transient(task, deployment, exc)
         saved = Deployment.objects.filter(pk=deployment.pk, status=Status.BUILDING).update(
-            deployment_id=submitted.deployment_id,
-            deployment_url=f"https://{submitted.url}",
+            backend_id=submitted.backend_id,
+            backend_url=f"https://{submitted.url}",
             backend_state=submitted.state,
             functions=submitted.functions,
             http=submitted.http,
@@ -117,7 +117,7 @@ def submit_remote(task, deployment: Deployment, backend) -> str | None:
             updated=timezone.now(),
         )
         if not saved:  # canceled while we were submitting: cancel it there too
-            deployment.deployment_id = submitted.deployment_id
+            deployment.backend_id = submitted.backend_id
             cancel_remote.delay(deployment.pk)
             return None
     poll_deployment.apply_async((deployment.pk,), countdown=1)
@@ -145,7 +145,7 @@ def poll_deployment(deployment_pk: int, failures: int = 0) -> str | None:
     deployment = (
         Deployment.objects.select_related("worker", "tenant").filter(pk=deployment_pk).first()
     )
-    if deployment is None or deployment.is_terminal or not deployment.deployment_id:
+    if deployment is None or deployment.is_terminal or not deployment.backend_id:
         return None
     backend = get_backend(deployment.backend)
     elapsed = (timezone.now() - (deployment.started_at or deployment.created)).total_seconds()
@@ -164,7 +164,7 @@ def poll_deployment(deployment_pk: int, failures: int = 0) -> str | None:
     except BuildFailed as exc:
         deployment.transition(Status.BUILDING, Status.ERROR, error_message=exc.message)
         return Status.ERROR
-    fields = {"backend_state": polled.state, "deployment_url": f"https://{polled.url}"}
+    fields = {"backend_state": polled.state, "backend_url": f"https://{polled.url}"}
     if polled.log:
         fields["build_log"] = with_remote_log(deployment.build_log, polled.log)
     if polled.ready:
@@ -214,7 +214,7 @@ def with_remote_log(build_log: str, remote: str) -> str:
 @shared_task(bind=True, max_retries=MAX_TRANSIENT_RETRIES)
 def cancel_remote(self, deployment_pk: int) -> None:
     deployment = Deployment.objects.filter(pk=deployment_pk).first()
-    if deployment is None or not deployment.deployment_id:
+    if deployment is None or not deployment.backend_id:
         return
     try:
         get_backend(deployment.backend).cancel(deployment)
@@ -227,18 +227,18 @@ def cancel_remote(self, deployment_pk: int) -> None:
 
 
 @shared_task(bind=True, max_retries=MAX_TRANSIENT_RETRIES)
-def delete_remote(self, backend: str, deployment_ids: list[str]) -> int:
+def delete_remote(self, backend: str, backend_ids: list[str]) -> int:
     """Delete a deleted worker's deployments on their back end (the rows are gone already)."""
     remote = get_backend(backend)
-    for position, deployment_id in enumerate(deployment_ids):
+    for position, backend_id in enumerate(backend_ids):
         try:
-            remote.delete(deployment_id)
+            remote.delete(backend_id)
         except TransientBackendError as exc:
             countdown = exc.retry_after or backoff(self.request.retries)
             raise self.retry(
-                args=(backend, deployment_ids[position:]), countdown=countdown, exc=exc
+                args=(backend, backend_ids[position:]), countdown=countdown, exc=exc
             ) from exc
-    return len(deployment_ids)
+    return len(backend_ids)
 
 
 @shared_task

@@ -2,7 +2,7 @@
 // the path within it; which side of a canary serves it. Pure functions: no I/O, no clock.
 //
 // A host is `<worker>--<tenant>` (a worker's production URL) or `<worker>--<deployment>--<tenant>`
-// (one deployment's own URL); the control plane builds them (workers/models.py, deployments/models.py).
+// (one deployment's own URL); the control plane's side of the grammar is workers/addresses.py.
 import { HEADERS } from "./contract.ts";
 
 /** The path of a request URL, without parsing all of it (the host thread's time is the

@@ -11,15 +11,15 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from deployments.addresses import SUSPENDED, NotServed, resolve
 from deployments.announce import announcements
 from deployments.config import runtime_config
 from deployments.generator import ingest_token
 from deployments.ingest import store_runtime_batch
 from deployments.models import Artifact, Deployment
-from deployments.releases import serving_at
 from deployments.runs import accept
 from deployments.usage import charge_cpu
-from workers.models import ApiKey, Worker
+from workers.models import ApiKey
 from workers.secrets import unseal
 from workers_portal.access import acts
 from workers_portal.models import Tenant
@@ -46,9 +46,6 @@ def runtime_only(view):
     return csrf_exempt(wrapped)
 
 
-SUSPENDED = "This worker's tenant is suspended: it answers no calls until an operator resumes it."
-
-
 def not_found(code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=404)
 
@@ -61,68 +58,24 @@ def deployment_config(deployment: Deployment, alias: bool, have: str = "") -> di
     return config
 
 
-def pinned_generation(request, worker: Worker) -> int | None:
-    """The generation a call between workers resolves at: only the caller's own tenant's."""
-    generation, tenant = request.GET.get("generation", ""), request.GET.get("tenant", "")
-    if not generation.isdigit() or tenant != str(worker.tenant_id):
-        return None
-    return int(generation)
-
-
 @runtime_only
 @require_GET
 def resolve_host(request, host: str):
     """A deployment host (name--id--tenant) or a worker's production host (name--tenant)."""
-    parts = host.split("--")
-    if len(parts) == 3:
-        name, short_id, slug = parts
-        deployment = (
-            Deployment.objects.select_related("worker", "tenant", "artifact")
-            .filter(short_id=short_id, worker__name=name, tenant__slug=slug)
-            .first()
-        )
-        if deployment is None:
-            return not_found("deployment_not_found", f"No deployment {host}.")
-        if not acts(deployment.tenant):
-            return not_found("tenant_suspended", SUSPENDED)
-        if deployment.status != Deployment.Status.READY:
-            return not_found(
-                "deployment_not_ready",
-                f"Deployment {host} is {deployment.status}, not ready; nothing is served for it.",
-            )
-        return JsonResponse(deployment_config(deployment, False, request.GET.get("have", "")))
-    if len(parts) == 2:
-        name, slug = parts
-        worker = (
-            Worker.objects.select_related(
-                "tenant", "production__worker", "production__tenant", "production__artifact",
-                "canary__worker", "canary__tenant",
-            )
-            .filter(name=name, tenant__slug=slug)
-            .first()
-        )  # fmt: skip
-        if worker is None:
-            return not_found("deployment_not_found", f"No worker {host}.")
-        if not acts(worker.tenant):
-            return not_found("tenant_suspended", SUSPENDED)
-        # One read gives the worker's pointers and its tenant's generation together: the
-        # generation an answer claims is the one its deployments were current in.
-        production, canary, percent = worker.production, worker.canary, worker.canary_percent
-        generation = worker.tenant.generation
-        pinned = pinned_generation(request, worker)
-        if pinned is not None and pinned < generation:
-            then = serving_at(worker, pinned)
-            if then is not None:
-                production, canary, percent = then.production, then.canary, then.canary_percent
-            generation = pinned
-        if production is None or production.status != Deployment.Status.READY:
-            return not_found("deployment_not_ready", f"Worker {host} has no ready deployment yet.")
-        config = deployment_config(production, True, request.GET.get("have", ""))
-        config["generation"] = generation
-        if canary is not None and canary.status == Deployment.Status.READY and percent:
-            config["canary"] = {"host": canary.host, "percent": percent}
-        return JsonResponse(config)
-    return not_found("deployment_not_found", f"No deployment {host}.")
+    generation = request.GET.get("generation", "")
+    answer = resolve(
+        host,
+        int(generation) if generation.isdigit() else None,
+        request.GET.get("tenant", ""),
+    )
+    if isinstance(answer, NotServed):
+        return not_found(answer.code, answer.message)
+    config = deployment_config(answer.deployment, answer.alias, request.GET.get("have", ""))
+    if answer.alias:
+        config["generation"] = answer.generation
+        if answer.canary is not None and answer.percent:
+            config["canary"] = {"host": answer.canary.host, "percent": answer.percent}
+    return JsonResponse(config)
 
 
 @runtime_only

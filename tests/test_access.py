@@ -199,7 +199,7 @@ def test_a_viewer_in_the_deployments_tenant_never_sees_its_invocation_secret(
         worker = Worker.objects.create(tenant=t, name="edge")
         deployment = ready(
             Deployment.objects.create(worker=worker, source=GREETER, backend="vercel"),
-            deployment_url="https://edge-abc.vercel.app",
+            backend_url="https://edge-abc.vercel.app",
             invoke_secret_required=True,
         )
         secrets[t.slug] = (deployment, invoke_secret(deployment))

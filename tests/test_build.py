@@ -29,7 +29,7 @@ def test_ready_build_finds_exports_stores_artifact_and_goes_live(worker):
     assert deployment.status == Status.READY
     assert deployment.functions == ["hello"]
     assert (
-        deployment.deployment_url
+        deployment.backend_url
         == f"http://greeter--{deployment.short_id}--acme.localhost:{deployment.url.rsplit(':', 1)[1]}"
     )
     assert deployment.started_at and deployment.finished_at

@@ -14,7 +14,7 @@ from .helpers import GREETER, create_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "runtime"
-GENERATED = ROOT / "deployments" / "nextjs"
+GENERATED = ROOT / "deployments" / "backends" / "vercel_template"
 # The places each side names an error code.
 CODE_USES = re.compile(
     r"""(?:failure|failed|kill|statusOf)\(\s*"([a-z_]+)"|code:\s*"([a-z_]+)\"""", re.VERBOSE

@@ -238,7 +238,7 @@ def test_a_generated_deployment_hands_over_async_calls_as_runs_with_its_own_cred
     client, worker, other_tenant
 ):
     """The contract of `?async=1` on the Vercel back end: the generated route stores the run
-    here (deployments/nextjs/lib/invoke.ts) before it answers 202 with the status URL."""
+    here (deployments/backends/vercel_template/lib/invoke.ts) before it answers 202 with the status URL."""
     from deployments.generator import generate, ingest_token
     from deployments.models import Run
     from workers.models import Worker

@@ -202,7 +202,7 @@ def signed(body: bytes, secret="drain-secret") -> dict:
 
 def vercel_deployment(worker):
     deployment = create_deployment(worker, GREETER)
-    deployment.deployment_id = "dpl_abc123"
+    deployment.backend_id = "dpl_abc123"
     deployment.save()
     return deployment
 

@@ -85,7 +85,7 @@ def test_next_build_and_the_invocation_contract(
             lambda: answers(f"{url}/api/invoke/add") or "Ready" in server.output(), 60, "next start"
         )
         Deployment.objects.filter(pk=deployment.pk).update(
-            status="ready", deployment_url=url, invoke_secret_required=True, functions=["add"]
+            status="ready", backend_url=url, invoke_secret_required=True, functions=["add"]
         )
         deployment.refresh_from_db()
 

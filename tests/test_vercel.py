@@ -227,8 +227,8 @@ def test_portal_deploy_runs_on_vercel_end_to_end(fake_vercel, start_worker, tena
     wait_for(lambda: Deployment.objects.get(pk=deployment.pk).backend_state, 30, "a submit")
     deployment = settled(deployment)
     assert deployment.status == S.READY, deployment.error_message
-    build = fake_vercel.builds[deployment.deployment_id]
-    assert deployment.deployment_url == f"https://{build.url}"
+    build = fake_vercel.builds[deployment.backend_id]
+    assert deployment.backend_url == f"https://{build.url}"
     assert build.meta["workersDeployment"] == str(deployment.code)
     assert "lib/worker.ts" in build.files and "next build" in deployment.build_log
     assert deployment.functions == ["hello"]
@@ -241,12 +241,12 @@ def test_portal_deploy_runs_on_vercel_end_to_end(fake_vercel, start_worker, tena
     # The addresses shown are aliases on the operator's domain, never Vercel's own.
     alias = f"{worker.name}--{deployment.short_id}--{tenant.slug}.fn.example.net"
     assert f"https://{alias}" in text and "vercel.app" not in text
-    assert fake_vercel.alias_target(alias) == deployment.deployment_id
+    assert fake_vercel.alias_target(alias) == deployment.backend_id
     assert invoke_secret(deployment) in text  # the owner gets the curl line with the secret
     # Production moved to it by itself: its alias points there once the move is confirmed.
     production = f"{worker.name}--{tenant.slug}.fn.example.net"
     wait_for(
-        lambda: fake_vercel.alias_target(production) == deployment.deployment_id,
+        lambda: fake_vercel.alias_target(production) == deployment.backend_id,
         15, "the production alias",
     )  # fmt: skip
     wait_for(lambda: Worker.objects.get(pk=worker.pk).alias_target_id == deployment.pk, 15, "it")
@@ -306,7 +306,7 @@ def test_a_crash_between_create_and_save_is_recovered_without_a_duplicate(
     assert fake_vercel.create_seen.wait(60)
     first.kill()  # SIGKILL: the worker never saves the id
     deployment.refresh_from_db()
-    assert deployment.status == S.BUILDING and deployment.deployment_id == ""
+    assert deployment.status == S.BUILDING and deployment.backend_id == ""
     fake_vercel.hold_create_seconds = 0
 
     settings.BUILD_DEADLINE_SECONDS = 0
@@ -315,7 +315,7 @@ def test_a_crash_between_create_and_save_is_recovered_without_a_duplicate(
     deployment = settled(deployment)
     assert deployment.status == S.READY, deployment.error_message
     builds = fake_vercel.with_meta("workersDeployment", str(deployment.code))
-    assert len(builds) == 1 and deployment.deployment_id == builds[0].id
+    assert len(builds) == 1 and deployment.backend_id == builds[0].id
     assert len(fake_vercel.calls("POST", "/v13/deployments")) == 1
     assert "earlier attempt" in deployment.build_log
 
@@ -325,13 +325,13 @@ def test_cancel_in_the_portal_cancels_on_vercel(fake_vercel, start_worker, tenan
     fake_vercel.building_seconds = 120
     start_worker()
     deployment = deploy(worker, GREETER)
-    wait_for(lambda: Deployment.objects.get(pk=deployment.pk).deployment_id, 30, "the submit")
+    wait_for(lambda: Deployment.objects.get(pk=deployment.pk).backend_id, 30, "the submit")
     client.force_login(owner)
     panel = client.post(f"/deployments/{deployment.code}/cancel/", HTTP_HX_REQUEST="true")
     assert panel.status_code == 200 and "was canceled" in panel.content.decode()
     deployment.refresh_from_db()
     assert deployment.status == S.CANCELED
-    build = fake_vercel.builds[deployment.deployment_id]
+    build = fake_vercel.builds[deployment.backend_id]
     wait_for(lambda: fake_vercel.state(build) == "CANCELED", 30, "the cancel on Vercel")
     # Polling stops: the row stays canceled, the worker has no production deployment.
     time.sleep(1.5)
@@ -346,7 +346,7 @@ def test_deleting_a_worker_deletes_its_vercel_deployments(
     worker = vercel_worker(tenant)
     start_worker()
     deployments = [settled(deploy(worker, GREETER)) for _ in range(2)]
-    ids = [d.deployment_id for d in deployments]
+    ids = [d.backend_id for d in deployments]
     client.force_login(owner)
     response = client.post(f"/workers/{worker.code}/delete/", {"confirm_name": worker.name})
     assert response.status_code == 302
@@ -373,7 +373,7 @@ def test_a_deployment_that_cannot_be_reached_is_named_in_the_error(tenant):
     worker = vercel_worker(tenant)
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     deployment = Deployment.objects.create(
-        worker=worker, source=GREETER, backend="vercel", status=S.READY, deployment_url=url
+        worker=worker, source=GREETER, backend="vercel", status=S.READY, backend_url=url
     )
     answer = deployment.runs_on.invoke(deployment, "hello", "{}")
     assert answer.status == 503
@@ -435,8 +435,8 @@ def test_the_deploy_command_picks_vercel_for_one_deployment(
     # People are shown the operator's domain, an alias of Vercel's own address.
     alias = f"greeter--{deployment.short_id}--{tenant.slug}.fn.example.net"
     assert f"url: https://{alias}" in done.stdout and "vercel.app" not in done.stdout
-    assert fake_vercel.alias_target(alias) == deployment.deployment_id
-    assert deployment.deployment_url.endswith(".vercel.app")  # what the platform calls
+    assert fake_vercel.alias_target(alias) == deployment.backend_id
+    assert deployment.backend_url.endswith(".vercel.app")  # what the platform calls
 
 
 def test_operators_choose_a_tenants_back_end_in_the_admin(admin_client, tenant):
@@ -459,21 +459,19 @@ def test_promote_rollback_and_releases_move_the_production_alias(
     first = settled(deploy(worker, GREETER))
     assert first.status == S.READY, first.error_message
     alias = f"{worker.name}--{tenant.slug}.fn.example.net"
-    wait_for(lambda: fake_vercel.alias_target(alias) == first.deployment_id, 15, "the alias")
+    wait_for(lambda: fake_vercel.alias_target(alias) == first.backend_id, 15, "the alias")
     Worker.objects.filter(pk=worker.pk).update(auto_promote=False)
     second = settled(deploy(worker, GREETER.replace("Hello", "Howdy")))
     assert second.status == S.READY, second.error_message
-    assert fake_vercel.alias_target(alias) == first.deployment_id  # a preview moves nothing
+    assert fake_vercel.alias_target(alias) == first.backend_id  # a preview moves nothing
 
     # Vercel is busy at first: the move waits as told, and the page says where it stands.
-    fake_vercel.fail(
-        "POST", f"/v2/deployments/{second.deployment_id}/aliases", 429, retry_after="1"
-    )
+    fake_vercel.fail("POST", f"/v2/deployments/{second.backend_id}/aliases", 429, retry_after="1")
     client.force_login(owner)
     assert client.post(f"/deployments/{second.code}/promote/").status_code == 302
     page = client.get(f"/workers/{worker.code}/").content.decode()
     assert f"Moving the production address to {second.short_id}" in page
-    wait_for(lambda: fake_vercel.alias_target(alias) == second.deployment_id, 15, "the move")
+    wait_for(lambda: fake_vercel.alias_target(alias) == second.backend_id, 15, "the move")
     wait_for(lambda: Worker.objects.get(pk=worker.pk).alias_target_id == second.pk, 15, "saved")
     assert (
         "Moving the production address"
@@ -482,16 +480,16 @@ def test_promote_rollback_and_releases_move_the_production_alias(
 
     # A rollback moves it back; so does reverting a release.
     client.post(f"/deployments/{first.code}/promote/")
-    wait_for(lambda: fake_vercel.alias_target(alias) == first.deployment_id, 15, "the rollback")
+    wait_for(lambda: fake_vercel.alias_target(alias) == first.backend_id, 15, "the rollback")
     release = Release.objects.create(tenant=tenant, name="r")
     ReleaseItem.objects.create(release=release, worker=worker, deployment=second)
     client.post(f"/releases/{release.code}/promote/")
-    wait_for(lambda: fake_vercel.alias_target(alias) == second.deployment_id, 15, "the release")
+    wait_for(lambda: fake_vercel.alias_target(alias) == second.backend_id, 15, "the release")
     client.post(f"/releases/{release.code}/revert/")
-    wait_for(lambda: fake_vercel.alias_target(alias) == first.deployment_id, 15, "the revert")
+    wait_for(lambda: fake_vercel.alias_target(alias) == first.backend_id, 15, "the revert")
     moves = [d for _, a, d in fake_vercel.alias_moves if a == alias]
-    assert moves == [first.deployment_id, second.deployment_id, first.deployment_id,
-                     second.deployment_id, first.deployment_id]  # fmt: skip
+    assert moves == [first.backend_id, second.backend_id, first.backend_id,
+                     second.backend_id, first.backend_id]  # fmt: skip
 
     # The runtime cannot split traffic it does not serve: a canary is refused, and says why.
     refused = client.post(

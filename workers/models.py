@@ -9,6 +9,8 @@ from django.db import models
 from workers_portal.limits import RuntimeLimits
 from workers_portal.models import Tenant, TenantScopedQuerySet, label_validator
 
+from .addresses import worker_host
+
 
 class Worker(RuntimeLimits):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -89,7 +91,7 @@ class Worker(RuntimeLimits):
 
     @property
     def host(self) -> str:
-        return f"{self.name}--{self.tenant.slug}"
+        return worker_host(self.name, self.tenant.slug)
 
     def latest_deployment(self):
         return self.deployments.order_by("-created", "-id").first()

@@ -23,7 +23,7 @@ class TransientBackendError(Exception):
 class BuildResult:
     functions: list[str]
     artifact: str
-    deployment_id: str
+    backend_id: str
     log: list[str] = field(default_factory=list)
     http: bool = False  # the module's default export serves raw HTTP
     lockfile: str = ""  # the packages it resolved, pinned

@@ -76,7 +76,7 @@ class LocalBackend(Backend):
         return BuildResult(
             functions=built.functions,
             artifact=built.artifact,
-            deployment_id=f"local_{deployment.short_id}",
+            backend_id=f"local_{deployment.short_id}",
             log=built.log,
             http=built.http,
             lockfile=built.lockfile,

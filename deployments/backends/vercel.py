@@ -29,7 +29,7 @@ def alias_url(host: str) -> str:
 
 @dataclass
 class Submitted:
-    deployment_id: str
+    backend_id: str
     url: str
     state: str
     functions: list[str]
@@ -83,14 +83,14 @@ class VercelBackend(Backend):
         """The deployment's own alias, assigned once its build is ready."""
         try:
             with self.client() as client:
-                client.assign_alias(deployment.deployment_id, alias_host(deployment.host))
+                client.assign_alias(deployment.backend_id, alias_host(deployment.host))
         except api.VercelError as exc:
             raise translate(exc) from exc
 
     def point_production(self, worker, deployment) -> None:
         try:
             with self.client() as client:
-                client.assign_alias(deployment.deployment_id, alias_host(worker.host))
+                client.assign_alias(deployment.backend_id, alias_host(worker.host))
         except api.VercelError as exc:
             raise translate(exc) from exc
 
@@ -114,7 +114,7 @@ class VercelBackend(Backend):
             headers["x-invoke-secret"] = secret
         if settings.VERCEL_PROTECTION_BYPASS:
             headers["x-vercel-protection-bypass"] = settings.VERCEL_PROTECTION_BYPASS
-        return post_invoke(deployment, deployment.deployment_url, headers, function, payload_json)
+        return post_invoke(deployment, deployment.backend_url, headers, function, payload_json)
 
     def client(self) -> api.VercelClient:
         try:
@@ -169,10 +169,10 @@ class VercelBackend(Backend):
     def poll(self, deployment) -> Polled:
         try:
             with self.client() as client:
-                answer = client.get_deployment(deployment.deployment_id)
+                answer = client.get_deployment(deployment.backend_id)
                 state = answer["readyState"]
                 try:
-                    log = api.build_log(client.events(deployment.deployment_id))
+                    log = api.build_log(client.events(deployment.backend_id))
                 except api.VercelError:
                     log = ""  # the build log is a nicety; the state is what matters
         except api.VercelError as exc:
@@ -189,14 +189,14 @@ class VercelBackend(Backend):
     def cancel(self, deployment) -> None:
         try:
             with self.client() as client:
-                client.cancel_deployment(deployment.deployment_id)
+                client.cancel_deployment(deployment.backend_id)
         except api.VercelError as exc:
             raise translate(exc) from exc
 
-    def delete(self, deployment_id: str) -> None:
+    def delete(self, backend_id: str) -> None:
         try:
             with self.client() as client:
-                client.delete_deployment(deployment_id)
+                client.delete_deployment(backend_id)
         except api.VercelPermanent as exc:
             if exc.status != 404:  # already gone is what we wanted
                 raise translate(exc) from exc

@@ -1,0 +1,80 @@
+"""Which deployment a host serves: a deployment's own host, or a worker's production (its
+canary and share, and, for a call made within a release generation, what production was
+then). The runtime asks through the internal API (runtime_api) and caches the answer."""
+
+from dataclasses import dataclass
+
+from workers.addresses import parse
+from workers.models import Worker
+from workers_portal.access import acts
+
+from .models import Deployment
+from .releases import serving_at
+
+SUSPENDED = "This worker's tenant is suspended: it answers no calls until an operator resumes it."
+
+
+@dataclass
+class Served:
+    deployment: Deployment
+    alias: bool  # a worker's production URL (it moves with each promotion)
+    generation: int | None = None
+    canary: Deployment | None = None
+    percent: int = 0
+
+
+@dataclass
+class NotServed:
+    code: str
+    message: str
+
+
+def resolve(host: str, pinned: int | None = None, pinned_tenant: str = "") -> Served | NotServed:
+    """`pinned`: the release generation a call between workers resolves at, honoured only
+    for a production host of the caller's own tenant (`pinned_tenant`, its id)."""
+    address = parse(host)
+    if address is None:
+        return NotServed("deployment_not_found", f"No deployment {host}.")
+    if address.deployment is not None:
+        deployment = (
+            Deployment.objects.select_related("worker", "tenant", "artifact")
+            .filter(short_id=address.deployment, worker__name=address.worker, tenant__slug=address.tenant)
+            .first()
+        )  # fmt: skip
+        if deployment is None:
+            return NotServed("deployment_not_found", f"No deployment {host}.")
+        if not acts(deployment.tenant):
+            return NotServed("tenant_suspended", SUSPENDED)
+        if deployment.status != Deployment.Status.READY:
+            return NotServed(
+                "deployment_not_ready",
+                f"Deployment {host} is {deployment.status}, not ready; nothing is served for it.",
+            )
+        return Served(deployment, alias=False)
+    worker = (
+        Worker.objects.select_related(
+            "tenant", "production__worker", "production__tenant", "production__artifact",
+            "canary__worker", "canary__tenant",
+        )
+        .filter(name=address.worker, tenant__slug=address.tenant)
+        .first()
+    )  # fmt: skip
+    if worker is None:
+        return NotServed("deployment_not_found", f"No worker {host}.")
+    if not acts(worker.tenant):
+        return NotServed("tenant_suspended", SUSPENDED)
+    # One read gives the worker's pointers and its tenant's generation together: the
+    # generation an answer claims is the one its deployments were current in.
+    production, canary, percent = worker.production, worker.canary, worker.canary_percent
+    generation = worker.tenant.generation
+    if pinned is not None and pinned_tenant == str(worker.tenant_id) and pinned < generation:
+        then = serving_at(worker, pinned)
+        if then is not None:
+            production, canary, percent = then.production, then.canary, then.canary_percent
+        generation = pinned
+    if production is None or production.status != Deployment.Status.READY:
+        return NotServed("deployment_not_ready", f"Worker {host} has no ready deployment yet.")
+    ready_canary = (
+        canary if canary is not None and canary.status == Deployment.Status.READY else None
+    )
+    return Served(production, True, generation, ready_canary, percent if ready_canary else 0)
