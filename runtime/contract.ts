@@ -10,3 +10,9 @@ export const ERROR_CODES = contract.errors;
 export function statusOf(code: ErrorCode): number {
   return contract.errors[code];
 }
+
+/** The fields of a deployment's configuration, as the contract names them ("config"). */
+export type ConfigField = keyof typeof contract.config;
+
+/** true when A and B are the same type (for checks that `deno check` makes). */
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

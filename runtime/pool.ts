@@ -2,7 +2,7 @@
 // stops that isolate (the only way to stop a busy loop), and so does going over the memory
 // limit; the next call gets a fresh one, and other deployments are never touched.
 import { setImmediate } from "node:timers";
-import { ERROR_CODES, type ErrorCode, statusOf } from "./contract.ts";
+import { type ConfigField, ERROR_CODES, type ErrorCode, type Same, statusOf } from "./contract.ts";
 import { egress, type FetchAnswer, type FetchRequest } from "./egress.ts";
 import { LogRing, ringBytes } from "./ring.ts";
 
@@ -45,6 +45,10 @@ export type DeploymentConfig = {
   memoryMb: number;
   env: Record<string, string>;
 };
+// The configuration's fields are the contract's, no more and no fewer: `deno check` fails
+// here when either side changes alone (deployments/config.py is held to it by
+// tests/test_contract.py).
+const _configIsTheContracts: Same<keyof DeploymentConfig, ConfigField> = true;
 
 /** What a call passes to the calls it makes to other workers of the platform: its tenant's
  * release generation when it came through a production URL, and how deep the chain is. */

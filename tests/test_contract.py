@@ -5,6 +5,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from deployments.config import limits, runtime_config
 from deployments.contract import CONTRACT, ERRORS, HEADERS, LIMITS
 from deployments.generator import CONFIG_FILE, CONTRACT_FILE, generate
@@ -68,3 +70,31 @@ def test_both_back_ends_run_with_one_configuration_under_the_contracts_names(wor
     assert json.loads(files[CONTRACT_FILE]) == CONTRACT
     assert "HEADERS.invokeSecret" in (GENERATED / "lib" / "invoke.ts").read_text()
     assert HEADERS["invokeSecret"] == "x-invoke-secret"  # what callers are told to send
+
+
+TYPES = {
+    "string": str,
+    "number": (int, float),
+    "boolean": bool,
+    "string[]": list,
+    "Record<string, string>": dict,
+}
+
+
+@pytest.mark.django_db
+def test_the_configuration_the_runtime_gets_is_the_contracts(worker):
+    """deployments/config.py builds what runtime/pool.ts's DeploymentConfig types (held to
+    the contract by `deno check`): the same fields, of the contract's types."""
+    from deployments.config import runtime_config
+    from workers.secrets import seal
+
+    from .helpers import ready_in_production
+
+    deployment = ready_in_production(worker)
+    deployment.secrets_sealed = seal({"TOKEN": "x"})
+    config = runtime_config(deployment)
+    config["artifact"] = "sha"  # none without a build
+    assert set(config) == set(CONTRACT["config"])
+    for name, kind in CONTRACT["config"].items():
+        assert isinstance(config[name], TYPES[kind]), (name, config[name])
+    assert set(CONTRACT["limits"]) <= set(CONTRACT["config"])
