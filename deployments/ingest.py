@@ -18,6 +18,7 @@ import redis
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 
+from .contract import LOG_LEVELS
 from .metrics import BUCKET_SQL, add_up
 from .models import (
     Deployment,
@@ -30,6 +31,9 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
+# Both paths (one statement on Postgres, rows on SQLite) take their rules from the contract:
+# a line of a level it does not know is stored as a plain log line.
+DEFAULT_LEVEL = "log"
 INGEST_LOCK = 0x10C5  # with a tenant id: the Postgres advisory lock that orders its inserts
 
 
@@ -210,7 +214,7 @@ lines AS (
     timestamp, level, message)
   SELECT d.tenant_id, d.id, left(x."requestId", 64), x.seq, left(coalesce(x.function, ''), 200),
     {TIME_SQL.format(t="x.timestamp")},
-    CASE WHEN x.level IN ('debug', 'info', 'log', 'warn', 'error') THEN x.level ELSE 'log' END,
+    CASE WHEN x.level = ANY(%(levels)s) THEN x.level ELSE %(default_level)s END,
     coalesce(x.message, '')
   FROM line_rows x JOIN deployments d USING (dep)
   ORDER BY x.ordinality
@@ -287,7 +291,12 @@ def tenants_of(body: bytes, only: Deployment | None) -> set[int]:
 def store_in_postgres(body: bytes, only: Deployment | None) -> tuple[int, int]:
     if b"\\u0000" in body:
         body = NUL_ESCAPE.sub(rb"\1\\ufffd", body)
-    params = {"body": body.decode(), "only": str(only.code) if only else None}
+    params = {
+        "body": body.decode(),
+        "only": str(only.code) if only else None,
+        "levels": LOG_LEVELS,
+        "default_level": DEFAULT_LEVEL,
+    }
     try:
         with transaction.atomic():
             lock_ingest(tenants_of(body, only))
@@ -339,7 +348,7 @@ def _store_runtime_batch(batch: dict) -> tuple[int, int]:
                 deployment_id=deployment.id,
                 tenant_id=deployment.tenant_id,
                 timestamp=parse_time(item.get("timestamp")),
-                level=item.get("level") if item.get("level") in LogEntry.Level.values else "log",
+                level=item.get("level") if item.get("level") in LOG_LEVELS else DEFAULT_LEVEL,
                 message=str(item.get("message", "")),
             )
         )
