@@ -5,7 +5,7 @@
 import { readLimited } from "./body.ts";
 import type { FetchAnswer, FetchRequest } from "./egress.ts";
 import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
-import { connectLimits, enterSlot, heartbeat, HEARTBEAT_MS, leaveSlot, takeCall } from "./limits.ts";
+import { connectLimits, enterSlot, heartbeat, HEARTBEAT_MS, leaveSlot, minuteClock, takeCall } from "./limits.ts";
 import { Cells, Cooling } from "./cells.ts";
 import { Journal } from "./journal.ts";
 import { CpuCharges, Reporter, type Send } from "./reports.ts";
@@ -20,7 +20,8 @@ const PORT = Number(env("RUNTIME_PORT", "8787"));
 const DOMAIN = env("RUNTIME_DOMAIN", "localhost").toLowerCase();
 const CONTROL = env("CONTROL_PLANE_URL", "http://127.0.0.1:8000").replace(/\/$/, "");
 const TOKEN = env("RUNTIME_TOKEN", ""); // ours, to call the control plane
-connectLimits(env("REDIS_URL", "")); // limits counted across hosts (limits.ts)
+// Limits counted across hosts (limits.ts).
+connectLimits(env("REDIS_URL", ""), Number(env("RUNTIME_CLOCK_OFFSET_MS", "0")));
 // The portal's credential is another secret: the host knows only its digest, so nothing it
 // holds lets anyone pass for the portal.
 const PORTAL_TOKEN_SHA256 = env("PORTAL_INVOKE_TOKEN_SHA256", "");
@@ -227,10 +228,10 @@ function countHere(config: DeploymentConfig): Response | null {
 function rateLimit(config: DeploymentConfig): Response | null | Promise<Response | null> {
   const global = takeCall(config.tenant, config.invocationsPerMinute);
   if (global === true) return null;
-  if (global === false) return quotaUsedUp(untilNextMinute(Date.now()));
+  if (global === false) return quotaUsedUp(untilNextMinute(minuteClock()));
   if (global instanceof Promise) {
     return global.then((ok) =>
-      ok === true ? null : ok === false ? quotaUsedUp(untilNextMinute(Date.now())) : countHere(config)
+      ok === true ? null : ok === false ? quotaUsedUp(untilNextMinute(minuteClock())) : countHere(config)
     );
   }
   return countHere(config);

@@ -265,6 +265,9 @@ RUNTIME_MAX_CONCURRENCY = env.int("RUNTIME_MAX_CONCURRENCY", default=100)  # per
 # Where runtime hosts count the limits they share (invocations per minute per tenant, calls
 # at once per deployment); empty: each host process counts alone.
 RUNTIME_REDIS_URL = env.str("RUNTIME_REDIS_URL", default=REDIS_URL)
+# Tests only: shifts the clock the runtime counts quota minutes by, so a test starts at the
+# beginning of a minute instead of waiting for one.
+RUNTIME_CLOCK_OFFSET_MS = env.int("RUNTIME_CLOCK_OFFSET_MS", default=0)
 # Heap limit of each deployment's isolate; over it, the isolate is stopped (not the host).
 RUNTIME_MEMORY_MB = env.int("RUNTIME_MEMORY_MB", default=128)
 # Outbound requests of tenant code: public addresses only, minus RUNTIME_EGRESS_DENY; when

@@ -58,7 +58,7 @@ def host_command() -> list[str]:
         "RUNTIME_IDLE_SECONDS,RUNTIME_MAX_ISOLATES,RUNTIME_MEMORY_MB,RUNTIME_SPARES,"
         "RUNTIME_EGRESS_ALLOW,RUNTIME_EGRESS_DENY,RUNTIME_BENCH_NO_REPORTS,RUNTIME_MEMORY_BUDGET_MB,"
         "RUNTIME_CELL_COMMAND,RUNTIME_CELL_MEMORY_MB,RUNTIME_MAX_CELLS,RUNTIME_SPARE_CELLS,"
-        "RUNTIME_CGROUPS,RUNTIME_JOURNAL,DENO_DIR,PATH,NO_COLOR,"
+        "RUNTIME_CGROUPS,RUNTIME_JOURNAL,RUNTIME_CLOCK_OFFSET_MS,DENO_DIR,PATH,NO_COLOR,"
         "REDIS_URL,REDIS_DEBUG_MAINTENANCE"  # the second: read by the Redis client itself
     )
     return [
@@ -143,6 +143,7 @@ def host_env(
         # Limits counted across hosts and machines (runtime/limits.ts); RUNTIME_REDIS_URL=""
         # counts them per host.
         REDIS_URL=settings.RUNTIME_REDIS_URL,
+        RUNTIME_CLOCK_OFFSET_MS=str(settings.RUNTIME_CLOCK_OFFSET_MS),
     )
 
 
