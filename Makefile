@@ -19,9 +19,8 @@ check: lint
 	$(MAKE) --no-print-directory test-runtime
 	.venv/bin/pytest --liveserver "$$LIVE_SERVER_ADDRESS"
 
-test-fast: setup-dev    ## the edit loop: lint, the runtime's unit tests and every test not marked slow (no Deno, Celery, browser or servers)
-	$(MAKE) --no-print-directory lint test-runtime
-	TEST_FAST=1 bin/with-test-services .venv/bin/pytest -m "not slow" -q -p no:cacheprovider
+test-fast: setup-dev    ## the edit loop: every test not marked slow (no Deno, Celery, browser or servers), on all cores
+	TEST_FAST=1 bin/with-test-services .venv/bin/pytest -m "not slow" -q -p no:cacheprovider -n auto
 
 test-runtime:   ## the data plane's unit tests (runtime/*_test.ts): no services, a second or two
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno test --quiet --allow-read --allow-write --allow-env

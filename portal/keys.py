@@ -14,16 +14,44 @@ from workers_portal.quotas import QuotaExceeded
 
 from .access import require, visible
 
+# What a key is for, in the words of its user, and the scopes that takes. The first is what
+# the first call a newcomer makes needs: calling a private worker.
+PURPOSES = {
+    "call": ("Call my private workers", [Action.INVOKE]),
+    "ci": ("Deploy from CI (deploy and read)", [Action.DEPLOY, Action.READ]),
+    "read": ("Read only: workers, deployments, logs, runs", [Action.READ]),
+    "all": ("All three: deploy, invoke, read", [Action.DEPLOY, Action.INVOKE, Action.READ]),
+}
+SCOPE_LABELS = {
+    Action.DEPLOY: "deploy — create workers and deploy",
+    Action.INVOKE: "invoke — call private workers",
+    Action.READ: "read — workers, deployments, logs, runs",
+}
+
 
 class KeyForm(forms.Form):
     name = forms.CharField(
         max_length=100, help_text="Where the key is used, e.g. “GitHub Actions”."
     )
-    scopes = forms.MultipleChoiceField(
-        choices=[(scope.value, scope.value) for scope in KEY_SCOPES],
-        widget=forms.CheckboxSelectMultiple,
-        initial=[Action.DEPLOY, Action.READ],
+    purpose = forms.ChoiceField(
+        choices=[(name, label) for name, (label, _) in PURPOSES.items()],
+        widget=forms.RadioSelect,
+        initial="call",
+        required=False,
     )
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope.value, SCOPE_LABELS[scope]) for scope in KEY_SCOPES],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Instead of a purpose: exactly these scopes.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("scopes"):
+            purpose = data.get("purpose") or "call"
+            data["scopes"] = [scope.value for scope in PURPOSES[purpose][1]]
+        return data
 
 
 @login_required

@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from deployments.ingest import redis_client
-from deployments.models import Deployment, LogEntry, TenantMetric
+from deployments.models import Deployment, Invocation, TenantMetric
 from workers_portal.celery import app
 from workers_portal.models import Tenant
 
@@ -86,12 +86,21 @@ def celery_workers() -> list[str]:
     return sorted(answers)
 
 
-def ingest_lag(now) -> float | None:
-    """Seconds between the newest stored console line's time and now (None: no line today)."""
-    newest = LogEntry.objects.order_by("-id").values_list("timestamp", flat=True).first()
-    if newest is None or now - newest > timedelta(days=1):
+def ingest_lag(now) -> dict | None:
+    """How long a call's record takes to be stored after the call ended, over the newest
+    calls of the last five minutes: {"p50", "max"} in seconds (None: no calls then)."""
+    rows = (
+        Invocation.objects.filter(created__gte=now - timedelta(minutes=5))
+        .order_by("-id")
+        .values_list("created", "started_at", "duration_ms")[:500]
+    )
+    lags = sorted(
+        max(0.0, (created - started).total_seconds() - duration / 1000)
+        for created, started, duration in rows
+    )
+    if not lags:
         return None
-    return max(0.0, (now - newest).total_seconds())
+    return {"p50": lags[len(lags) // 2], "max": lags[-1], "calls": len(lags)}
 
 
 def top_tenants(since) -> list[dict]:

@@ -133,7 +133,7 @@ const reports = new Reporter({ journal, send, coalesceMs: COALESCE_MS, enabled: 
 const cpu = new CpuCharges(send, !NO_REPORTS);
 setInterval(() => journal.sync(), 10); // lines printed outside any call
 setInterval(() => reports.flush(), FLUSH_MS);
-setInterval(() => cpu.report(), 5_000);
+setInterval(() => cpu.report(), Number(env("RUNTIME_CPU_REPORT_MS", "5000")));
 
 // Each tenant's sandbox process gets the settings that shape its isolates, nothing else of
 // this host's environment.

@@ -199,3 +199,23 @@ def test_the_audit_log_exports_as_csv_to_its_tenant_only(
         {"action": "export_csv", "_selected_action": selected},
     )
     assert {r[3] for r in read_csv(exported)[1:]} == {"key.create", "theirs"}
+
+
+def test_suspending_and_resuming_in_the_admin_ask_first(operator_client, tenant):
+    url = "/admin/workers_portal/tenant/"
+    choose = {"action": "suspend", "_selected_action": [tenant.pk]}
+    asked = operator_client.post(url, choose)
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert "Suspend 1 tenant?" in page and tenant.slug in page and "nothing is deleted" in page
+    tenant.refresh_from_db()
+    assert tenant.status == Tenant.Status.ACTIVE  # asking changed nothing
+    operator_client.post(url, {**choose, "confirmed": "yes"})
+    tenant.refresh_from_db()
+    assert tenant.status == Tenant.Status.SUSPENDED
+    assert AuditEvent.objects.filter(action="tenant.suspend", tenant_slug=tenant.slug).exists()
+    resume = {"action": "resume", "_selected_action": [tenant.pk]}
+    assert "Resume 1 tenant?" in operator_client.post(url, resume).content.decode()
+    operator_client.post(url, {**resume, "confirmed": "yes"})
+    tenant.refresh_from_db()
+    assert tenant.status == Tenant.Status.ACTIVE

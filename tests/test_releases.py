@@ -310,7 +310,7 @@ def test_a_release_with_a_deployment_that_is_not_ready_changes_nothing(owner_cli
 
 def test_release_pages_are_hidden_from_outsiders_and_closed_to_viewers(tenant, viewer, outsider):
     front = Worker.objects.create(tenant=tenant, name="front")
-    release = Release.objects.create(tenant=tenant, name="v1")
+    release = Release.objects.create(tenant=tenant, name="spring-launch")
     ReleaseItem.objects.create(release=release, worker=front, deployment=built(front))
     other = client_for(Client, outsider)
     assert other.get(reverse("release", args=[release.code])).status_code == 404
@@ -322,6 +322,6 @@ def test_release_pages_are_hidden_from_outsiders_and_closed_to_viewers(tenant, v
             .status_code
             == 403
         )
-    assert "v1" not in other.get(reverse("releases")).content.decode()
+    assert "spring-launch" not in other.get(reverse("releases")).content.decode()
     release.refresh_from_db()
     assert release.status == "draft"

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
@@ -180,17 +181,35 @@ class TenantAdmin(admin.ModelAdmin):
         if formset.has_changed():
             record(request, form.instance, "member.change", form.instance.slug)
 
+    def change_status(self, request, queryset, action: str, new: str, explanation: str):
+        """Moves the selected tenants to `new` once the operator said yes on a page that
+        names them and what follows; each move is audited."""
+        tenants = list(queryset.exclude(status=new))
+        if request.POST.get("confirmed") != "yes":
+            context = {**self.admin_site.each_context(request), "tenants": tenants,
+                       "action": action, "verb": action, "explanation": explanation,
+                       "title": f"{action.capitalize()} tenants"}  # fmt: skip
+            return TemplateResponse(request, "admin/tenant_status_confirm.html", context)
+        for tenant in tenants:
+            Tenant.objects.filter(pk=tenant.pk).update(status=new)
+            record(request, tenant, f"tenant.{action}", tenant.slug)
+        return None
+
     @admin.action(description="Suspend the selected tenants (their URLs stop within seconds)")
     def suspend(self, request, queryset):
-        for tenant in queryset.filter(status=Tenant.Status.ACTIVE):
-            Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
-            record(request, tenant, "tenant.suspend", tenant.slug)
+        return self.change_status(
+            request, queryset, "suspend", Tenant.Status.SUSPENDED,
+            "Their workers stop answering within seconds and nothing in them can be changed, "
+            "deployed or invoked until they are resumed; nothing is deleted.",
+        )  # fmt: skip
 
     @admin.action(description="Resume the selected tenants")
     def resume(self, request, queryset):
-        for tenant in queryset.filter(status=Tenant.Status.SUSPENDED):
-            Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.ACTIVE)
-            record(request, tenant, "tenant.resume", tenant.slug)
+        return self.change_status(
+            request, queryset, "resume", Tenant.Status.ACTIVE,
+            "Their workers answer again within seconds, with what they served before the "
+            "suspension.",
+        )  # fmt: skip
 
 
 def role_may(membership) -> str:

@@ -12,3 +12,15 @@ class QuietPolls(logging.Filter):
         args = record.args if isinstance(record.args, tuple) else ()
         path = str(args[2]) if len(args) > 2 else ""
         return not any(part in path for part in POLLED)
+
+
+class NoTracebackBelow500(logging.Filter):
+    """A refusal the platform means (403, 404: a suspended tenant deploying, a viewer
+    deleting) is one line; Django would add the whole traceback of the exception that
+    carried it. Server errors keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", 500) < 500:
+            record.exc_info = None
+            record.exc_text = None
+        return True

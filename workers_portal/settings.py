@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import os
+import warnings
 from pathlib import Path
 
 import environ
@@ -133,7 +134,10 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"quiet_polls": {"()": "workers_portal.log_filters.QuietPolls"}},
+    "filters": {
+        "quiet_polls": {"()": "workers_portal.log_filters.QuietPolls"},
+        "no_traceback_below_500": {"()": "workers_portal.log_filters.NoTracebackBelow500"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -142,8 +146,14 @@ LOGGING = {
         # Django's own console handler (DEBUG) and the root one printed each line twice.
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "uvicorn.access": {"handlers": ["console"], "filters": ["quiet_polls"], "propagate": False},
+        "django.request": {"filters": ["no_traceback_below_500"]},
     },
 }
+# WhiteNoise serves static files from a synchronous iterator, which Django under ASGI reads
+# in a thread and warns about once per process; for files on disk that is what we want.
+warnings.filterwarnings(
+    "ignore", message="StreamingHttpResponse must consume synchronous iterators", category=Warning
+)
 
 # --- Celery ---------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -268,6 +278,8 @@ RUNTIME_REDIS_URL = env.str("RUNTIME_REDIS_URL", default=REDIS_URL)
 # Tests only: shifts the clock the runtime counts quota minutes by, so a test starts at the
 # beginning of a minute instead of waiting for one.
 RUNTIME_CLOCK_OFFSET_MS = env.int("RUNTIME_CLOCK_OFFSET_MS", default=0)
+# How often a runtime host reports the CPU its tenants' sandboxes used (charged in usage).
+RUNTIME_CPU_REPORT_MS = env.int("RUNTIME_CPU_REPORT_MS", default=5000)
 # Heap limit of each deployment's isolate; over it, the isolate is stopped (not the host).
 RUNTIME_MEMORY_MB = env.int("RUNTIME_MEMORY_MB", default=128)
 # Outbound requests of tenant code: public addresses only, minus RUNTIME_EGRESS_DENY; when

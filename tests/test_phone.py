@@ -1,0 +1,112 @@
+"""Every main page of the portal at a phone's width (390 px) and a laptop's (1280 px): the
+page never scrolls sideways (tables scroll in their own box, long names wrap, the top bar's
+links fold into a menu). The pages hold what makes them wide in real use: long names, ids,
+URLs and error messages. Screenshots are kept with the test services' logs."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.utils import timezone
+
+from deployments.models import Invocation, LogDrain, LogEntry, Release, ReleaseItem, Run, UsageDay
+from workers.api_keys import issue_key
+from workers.models import Worker
+from workers_portal.models import AuditEvent
+
+from .conftest import LOG_DIR
+from .helpers import ready_in_production
+from .test_browser import signed_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+LONG = "a-rather-long-name-that-does-not-break-anywhere-" * 3
+
+
+@pytest.fixture
+def busy_tenant(tenant, owner):
+    """A tenant with some of everything, each with long names and messages."""
+    worker = Worker.objects.create(tenant=tenant, name="checkout-service-eu-west-1", public=True)
+    deployment = ready_in_production(worker)
+    now = timezone.now()
+    for n in range(3):
+        Invocation.objects.create(
+            request_id=f"req_{'f' * 32}{n}", deployment=deployment, tenant=tenant,
+            function="hello", status="error", status_code=500, duration_ms=12.5,
+            error_message=f"TypeError: {LONG}", started_at=now - timedelta(seconds=n),
+        )  # fmt: skip
+        LogEntry.objects.create(
+            tenant=tenant, deployment=deployment, request_id=f"req_{'f' * 32}{n}", seq=0,
+            function="hello", timestamp=now, level="error", message=f"failed: {LONG}",
+        )  # fmt: skip
+    run = Run.objects.create(
+        tenant=tenant, worker=worker, deployment=deployment, function="hello",
+        payload='{"order": "' + LONG + '"}', status=Run.Status.DEAD,
+        error_code="function_error", error_message=LONG, attempts=3, finished_at=now,
+    )  # fmt: skip
+    release = Release.objects.create(tenant=tenant, name="spring-release-" + "x" * 60)
+    ReleaseItem.objects.create(release=release, worker=worker, deployment=deployment)
+    issue_key(tenant, "GitHub Actions deploy key for " + LONG[:60], ["deploy", "read"])
+    LogDrain.objects.create(
+        tenant=tenant, url=f"https://logs.example.com/{LONG}/ingest", secret="s"
+    )
+    for n in range(3):
+        UsageDay.objects.create(
+            tenant=tenant, day=date.today() - timedelta(days=n), invocations=123456789,
+            gb_seconds=12345.678, build_seconds=654.3, log_lines=987654321, log_bytes=10**10,
+            runs=4321, cpu_seconds=9876.5,
+        )  # fmt: skip
+    AuditEvent.objects.create(
+        tenant=tenant, tenant_slug=tenant.slug, actor_label=owner.username,
+        action="worker.deploy", target=LONG, details={"note": LONG}, ip="2001:db8::1",
+    )  # fmt: skip
+    return worker, deployment, run, release
+
+
+def pages(worker, deployment, run, release) -> list[str]:
+    w, d = f"/workers/{worker.code}", f"/deployments/{deployment.code}"
+    return [
+        "/", f"{w}/", f"{w}/deployments/", f"{w}/invocations/", f"{w}/runs/", f"{w}/logs/",
+        f"{w}/settings/", f"{d}/", f"{d}/diff/", "/runs/", f"/runs/{run.code}/", "/releases/",
+        f"/releases/{release.code}/", "/keys/", "/members/", "/audit/", "/usage/", "/drains/",
+        "/time-zone/", f"/invocations/req_{'f' * 32}0/", "/workers/new/",
+    ]  # fmt: skip
+
+
+WIDEST = """[...document.querySelectorAll('body *')]
+  .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5 || e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === 'visible')
+  .slice(-3).map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""
+
+
+def widest(page) -> list[str]:
+    """The innermost elements that reach past the screen's edge (for the failure message)."""
+    return page.evaluate(WIDEST)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_no_main_page_scrolls_sideways(live_server, owner, busy_tenant, width):
+    checked, problems = [], []
+    with signed_in(live_server, owner, viewport={"width": width, "height": 900}) as page:
+        for path in pages(*busy_tenant):
+            answer = page.goto(f"{live_server.url}{path}")
+            assert answer.status == 200, path
+            page.wait_for_load_state("networkidle")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            if overflow > 0:
+                problems.append(f"{path}: {overflow}px wider than {width}px: {widest(page)}")
+            checked.append(path)
+        name = "phone" if width == 390 else "laptop"
+        page.goto(f"{live_server.url}/workers/{busy_tenant[0].code}/")
+        page.screenshot(path=str(LOG_DIR / f"worker-{name}.png"), full_page=True)
+        runs_link = page.locator("header nav.links >> text=Runs")
+        if width == 390:
+            # The top bar's links are behind its menu; one tap shows them.
+            assert not runs_link.is_visible()
+            page.click("header label.menu-button")
+            assert runs_link.is_visible()
+        else:
+            assert (
+                runs_link.is_visible() and not page.locator("header label.menu-button").is_visible()
+            )
+        runs_link.click()
+        page.wait_for_url(f"{live_server.url}/runs/")
+    assert problems == []
+    assert len(checked) == 21
