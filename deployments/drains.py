@@ -47,8 +47,14 @@ def check_url(url: str) -> None:
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global:
+            named = (
+                parts.hostname
+                if parts.hostname == str(address)
+                else f"{parts.hostname} is {address}, which"
+            )
             raise DrainRefused(
-                f"{parts.hostname} is {address}, not a public address; drains reach only public ones."
+                f"{named} is a loopback, private or reserved address; drains send lines only "
+                "to public addresses (http:// or https://), where your log service listens."
             )
 
 

@@ -22,7 +22,7 @@ def drains_page(request):
     if tenant is None:
         return redirect("dashboard")
     require(request, Action.MANAGE, tenant, viewing=request.method == "GET")
-    error, created, status = "", None, 200
+    error, created, status, url = "", None, 200, ""
     if request.method == "POST":
         url = request.POST.get("url", "").strip()
         try:
@@ -33,7 +33,9 @@ def drains_page(request):
             error, status = exc.message, exc.status
         else:
             record(request, tenant, "drain.create", url)
+            url = ""
     context = {
+        "typed": url,  # kept in the field when it was refused
         "drains": LogDrain.objects.filter(tenant=tenant),
         "error": error,
         "created": created,

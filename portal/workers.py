@@ -140,6 +140,14 @@ def worker_detail(request, code):
     day = series(ids, "24h")
     range_name = request.GET.get("range", "24h")
     context = {**detail_context(worker), "health": worker_health(ids, day)}
+    # Production first: the panel (and its invoke form and curl line) calls what production
+    # serves, unless the latest deployment is asked for (a preview, or a failed build).
+    latest, production = context["latest"], worker.production
+    show_latest = request.GET.get("show") == "latest" or production is None
+    context["focus"] = latest if show_latest else production
+    context["focus_is"] = "latest" if show_latest else "production"
+    if context["focus"] is not None:
+        context.update(invoke_context(context["focus"]))
     context["chart"] = worker_chart_context(
         worker, range_name, ids, day if range_name == "24h" else None
     )

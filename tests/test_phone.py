@@ -86,9 +86,10 @@ def test_no_main_page_scrolls_sideways(live_server, owner, busy_tenant, width):
     checked, problems = [], []
     with signed_in(live_server, owner, viewport={"width": width, "height": 900}) as page:
         for path in pages(*busy_tenant):
-            answer = page.goto(f"{live_server.url}{path}")
+            answer = page.goto(f"{live_server.url}{path}")  # styles and layout are in by "load"
             assert answer.status == 200, path
-            page.wait_for_load_state("networkidle")
+            # Partials the page loads itself (charts, panels) are in once htmx has settled.
+            page.wait_for_function("!document.querySelector('.htmx-request, .htmx-settling')")
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             if overflow > 0:
                 problems.append(f"{path}: {overflow}px wider than {width}px: {widest(page)}")
