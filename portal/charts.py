@@ -5,6 +5,7 @@ HTMX refreshes it every 30 s or when another range is picked."""
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 
 from deployments.metrics import RANGES, Point, merged, percentile, series
 from deployments.models import Deployment
@@ -29,15 +30,18 @@ def chart(
         range_name = "24h"
     if points is None:
         points = series(deployment_ids, range_name, tenant_id=tenant_id)
+    points = from_first_call(points)
     n = max(1, len(points))
     step = WIDTH / n
     top = max((p.calls for p in points), default=0) or 1
     counts = merged(points)
     p95s = [p.percentile(95) for p in points]
     slowest = max((v for v in p95s if v is not None), default=0) or 1
-    bars, p50_line, p95_line = [], [], []
+    bars, p50_line, p95_line, dots, hovers = [], [], [], [], []
     for i, p in enumerate(points):
         x = i * step
+        moment = local(p.start)
+        p50 = p.percentile(50)
         ok_h = (p.calls - p.errors) / top * BARS_HEIGHT
         err_h = p.errors / top * BARS_HEIGHT
         # As text: the template would pass each number through localized formatting, a
@@ -46,12 +50,19 @@ def chart(
             "x": f"{x:.1f}", "w": f"{max(step - 1, 0.5):.1f}", "ok_y": f"{BARS_HEIGHT - ok_h - err_h:.1f}",
             "ok_h": f"{ok_h:.1f}", "err_y": f"{BARS_HEIGHT - err_h:.1f}",
             "err_h": f"{err_h:.1f}" if round(err_h, 1) else "",
-            "title": f"{p.start:%Y-%m-%d %H:%M} UTC: {p.calls} calls, {p.errors} errors",
+            "title": f"{moment}: {p.calls} calls, {p.errors} errors",
         })  # fmt: skip
-        for line, value in ((p50_line, p.percentile(50)), (p95_line, p95s[i])):
+        for name, line, value in (("p50", p50_line, p50), ("p95", p95_line, p95s[i])):
             if value is not None:
                 y = LINES_HEIGHT - value / slowest * (LINES_HEIGHT - 4)
                 line.append(f"{x + step / 2:.1f},{y:.1f}")
+                # A dot for each value (a lone minute draws no line), kept round by the CSS.
+                dots.append({"name": name, "d": f"M{x + step / 2:.1f} {y:.1f}h0"})
+        if p50 is not None:
+            hovers.append({
+                "x": f"{x:.1f}", "w": f"{step:.1f}",
+                "title": f"{moment}: p50 {p50:.1f} ms, p95 {p95s[i]:.1f} ms",
+            })  # fmt: skip
     calls = sum(p.calls for p in points)
     errors = sum(p.errors for p in points)
     return {
@@ -63,7 +74,31 @@ def chart(
         "cold_starts": sum(p.cold_starts for p in points),
         "p50": percentile(counts, 50), "p95": percentile(counts, 95), "p99": percentile(counts, 99),
         "first": points[0].start if points else None,
+        "dots": dots, "hovers": hovers, "ticks": ticks(points, range_name),
     }  # fmt: skip
+
+
+def local(moment) -> str:
+    """A time in the user's zone, named (the zone the portal shows every time in)."""
+    shown = timezone.localtime(moment)
+    return shown.strftime("%Y-%m-%d %H:%M ") + (shown.tzname() or "")
+
+
+def from_first_call(points: list[Point], keep: int = 12) -> list[Point]:
+    """A young worker's chart starts shortly before its first call instead of showing a day
+    of nothing with one thin bar at the end (at least `keep` intervals stay)."""
+    first = next((i for i, p in enumerate(points) if p.calls), len(points))
+    return points[max(0, min(first - 1, len(points) - keep)) :]
+
+
+def ticks(points: list[Point], range_name: str) -> list[str]:
+    """Three labels under the charts: the first interval, the middle one, the last, in the
+    user's zone (hours and minutes; the day too for ranges of days)."""
+    if not points:
+        return []
+    shape = "%H:%M" if range_name in ("1h", "24h") else "%b %d %H:%M"
+    chosen = [points[0], points[len(points) // 2], points[-1]]
+    return [timezone.localtime(p.start).strftime(shape) for p in chosen]
 
 
 def worker_chart_context(worker: Worker, range_name: str, ids=None, points=None) -> dict:

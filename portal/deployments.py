@@ -8,7 +8,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from deployments.deploy import cancel
+from deployments.deploy import cancel, secrets_changed_since
 from deployments.diff import compare
 from deployments.models import Deployment
 from deployments.releases import ReleaseError, set_production
@@ -53,6 +53,14 @@ def deployment_panel(request, code):
     context = invoke_context(deployment)
     # On the worker page the final answer also refreshes the production URL section.
     context["on_worker_page"] = request.GET.get("on") == "worker"
+    if context["on_worker_page"] and deployment.is_terminal:
+        # ...and the other parts that show production: the recent list, the secrets banner.
+        worker = deployment.worker
+        worker.refresh_from_db()
+        context["recent"] = list(worker.deployments.select_related("tenant", "worker")[:5])
+        context["pending_secrets"] = (
+            secrets_changed_since(worker.production) if worker.production is not None else []
+        )
     return render(request, "deployments/partials/panel.html", context, status=status)
 
 

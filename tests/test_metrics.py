@@ -201,3 +201,28 @@ def test_the_runtime_reports_cold_starts_and_line_counts(runtime, tenant):
     assert (first.cold, second.cold) == (True, False)
     assert first.lines == second.lines == 2  # GREETER prints two lines
     assert Metric.objects.get(deployment=deployment, period="m").cold_starts == 1
+
+
+def test_charts_speak_the_users_zone_have_axes_and_start_near_a_young_workers_first_call(
+    owner_client, worker
+):
+    from django.utils import timezone
+
+    deployment = create_deployment(worker, GREETER)
+    now = timezone.now().replace(second=0, microsecond=0)
+    store_runtime_batch(
+        json.dumps(batch(deployment, 12, start=now - timedelta(minutes=2))).encode()
+    )
+    owner_client.post(reverse("time-zone"), {"time_zone": "Europe/Berlin"})
+    url = reverse("worker-chart", args=[worker.code]) + "?range=24h"
+    text = owner_client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    # The caption and every hover title in the chosen zone, named; none in UTC.
+    assert "UTC" not in text and ("CET" in text or "CEST" in text)
+    # Axes: the scale's top and zero beside each chart, times under them.
+    assert text.count('class="y-axis"') == 2 and 'class="x-axis muted"' in text
+    # A day-long range of a worker whose first calls were minutes ago starts shortly before
+    # them: 12 intervals of 15 minutes, not 96 with one bar at the end.
+    assert text.count('<rect class="ok"') == 12
+    # The latency of each interval that had calls is a visible dot, and its figures are one
+    # pointer away.
+    assert 'class="dot p50"' in text and "p50 " in text.split('<rect class="hit"')[-2]

@@ -30,3 +30,29 @@ def test_without_production_the_overview_shows_the_latest(owner_client, worker):
     building = create_deployment(worker, GREETER)
     page = owner_client.get(reverse("worker", args=[worker.code])).content.decode()
     assert "<h2>Latest deployment</h2>" in page and building.short_id in page
+
+
+def test_when_a_build_ends_every_part_showing_production_is_refreshed(owner_client, worker):
+    """The worker page polls the building deployment's panel; its last answer also swaps in
+    the production section, the recent list and the secrets banner (out of band), so no
+    two parts of the page disagree about what production serves."""
+    from deployments.releases import auto_promote
+
+    old = ready_in_production(worker)
+    new = create_deployment(worker, GREETER + "\n// new\n")
+    new.transition(Deployment.Status.QUEUED, Deployment.Status.BUILDING)
+    new.transition(Deployment.Status.BUILDING, Deployment.Status.READY, functions=["hello"])
+    auto_promote(new)
+    url = reverse("deployment-panel", args=[new.code]) + "?on=worker"
+    answer = owner_client.get(url, HTTP_HX_REQUEST="true")
+    assert answer.status_code == 286  # the poll stops
+    page = answer.content.decode()
+    for part in ("production", "recent", "pending"):
+        assert f'id="{part}-{worker.code}"' in page, part
+    assert page.count('hx-swap-oob="true"') == 3
+    recent = page[page.index(f'id="recent-{worker.code}"') :]
+    recent = recent[: recent.index("</section>")]
+    # The new deployment is the one marked production in the refreshed list.
+    new_row = recent[recent.index(new.short_id) :].split("</tr>")[0]
+    old_row = recent[recent.index(old.short_id) :].split("</tr>")[0]
+    assert "production" in new_row and "production" not in old_row
