@@ -110,6 +110,7 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
+FORMAT_MODULE_PATH = ["workers_portal.formats"]  # times as the portal writes them, the admin too
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
