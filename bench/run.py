@@ -73,6 +73,13 @@ def main():
             time.sleep(2)
             for d in burst:
                 burst_ms += timed_calls(client, f"{d.path_url}/api/invoke/hello", 1)
+            # The same files again, as a redeploy or another worker would: the build cache.
+            cached_ms = []
+            for i in range(5):
+                again = public_worker(tenant, f"again{i}")
+                t0 = time.perf_counter()
+                deploy_and_wait(again, deployments[-1].source)
+                cached_ms.append((time.perf_counter() - t0) * 1000)
             url = f"{deployments[-1].path_url}/api/invoke/hello"
             timed_calls(client, url, 50)  # warm up
             warm = timed_calls(client, url, CALLS)
@@ -100,6 +107,7 @@ def main():
             b,
         )
         row("deploy: submit to ready (local back end)", ready_ms)
+        row("deploy: submit to ready, files built before (build cache)", cached_ms)
         print(f"\ncold calls, in order (ms): {', '.join(f'{v:.1f}' for v in cold_ms)}")
         print(f"burst, in order (ms): {', '.join(f'{v:.1f}' for v in burst_ms)}")
 

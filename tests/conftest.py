@@ -167,6 +167,13 @@ def e2e_database_url() -> str:
     return f"postgres://{s['USER']}{password}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
+def within_one_minute(needed: float = 5) -> None:
+    """Quotas per minute are counted per minute of the clock: a test whose calls must fall in
+    one waits for the next minute when fewer than `needed` seconds of this one are left."""
+    if (left := 60 - time.time() % 60) < needed:
+        time.sleep(left + 0.1)
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

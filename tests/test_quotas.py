@@ -12,6 +12,7 @@ from workers.api_keys import issue_key
 from workers.models import Worker
 from workers_portal.models import Tenant
 
+from .conftest import within_one_minute
 from .helpers import GREETER, build_now
 
 
@@ -74,6 +75,7 @@ def test_invocations_per_minute_and_payload_size_in_the_data_plane(runtime, tena
         Worker.objects.create(tenant=tenant, name="limited", public=True), GREETER
     )
     url = f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/hello"
+    within_one_minute()
     too_big = httpx.post(url, content=json.dumps({"name": "x" * 200}), timeout=30)
     assert too_big.status_code == 413 and "100 bytes" in too_big.json()["error"]["message"]
     assert httpx.post(url, json={}, timeout=30).status_code == 200
