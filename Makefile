@@ -14,10 +14,12 @@ setup-dev:
 test: setup-dev     ## lint, migration check and the whole suite against private Postgres and Redis
 	bin/with-test-services $(MAKE) --no-print-directory check
 
+# The tests that need no Deno, Celery, browser or server run first, on all cores; then the rest.
 check: lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(MAKE) --no-print-directory test-runtime
-	.venv/bin/pytest --liveserver "$$LIVE_SERVER_ADDRESS"
+	TEST_FAST=1 .venv/bin/pytest -m "not slow" -q -n auto
+	.venv/bin/pytest -m slow --liveserver "$$LIVE_SERVER_ADDRESS"
 
 test-fast: setup-dev    ## the edit loop: every test not marked slow (no Deno, Celery, browser or servers), on all cores
 	TEST_FAST=1 bin/with-test-services .venv/bin/pytest -m "not slow" -q -p no:cacheprovider -n auto
