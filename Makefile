@@ -21,8 +21,8 @@ check: lint
 	TEST_FAST=1 .venv/bin/pytest -m "not slow" -q -n auto
 	.venv/bin/pytest -m slow --liveserver "$$LIVE_SERVER_ADDRESS"
 
-test-fast: setup-dev    ## the edit loop: every test not marked slow (no Deno, Celery, browser or servers), on all cores
-	TEST_FAST=1 bin/with-test-services .venv/bin/pytest -m "not slow" -q -p no:cacheprovider -n auto
+test-fast: setup-dev    ## the edit loop: every test not marked slow or fuzz (no Deno, Celery, browser or servers), on all cores
+	TEST_FAST=1 bin/with-test-services .venv/bin/pytest -m "not slow and not fuzz" -q -p no:cacheprovider -n auto
 
 test-runtime:   ## the data plane's unit tests (runtime/*_test.ts): no services, a second or two
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno test --quiet --allow-read --allow-write --allow-env

@@ -13,6 +13,8 @@ from workers.api_keys import issue_key
 
 from .helpers import GREETER, create_deployment
 
+pytestmark = pytest.mark.fuzz  # half a minute: in `make test`, not in the edit loop
+
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_application())
 # The live stream never ends by itself; test_live_logs reads it.
 schema = schema.exclude(path="/api/workers/{id}/logs")
