@@ -14,12 +14,13 @@ setup-dev:
 test: setup-dev     ## lint, migration check and the whole suite against private Postgres and Redis
 	bin/with-test-services $(MAKE) --no-print-directory check
 
-# The tests that need no Deno, Celery, browser or server run first, on all cores; then the rest.
+# The tests that need no Deno, Celery, browser or server run first, on all cores; then the
+# slow ones two at a time, each pair of workers with services of its own (bin/test-slow).
 check: lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(MAKE) --no-print-directory test-runtime
 	TEST_FAST=1 .venv/bin/pytest -m "not slow" -q -n auto
-	.venv/bin/pytest -m slow --liveserver "$$LIVE_SERVER_ADDRESS"
+	bin/test-slow
 
 test-fast: setup-dev    ## the edit loop: every test not marked slow or fuzz (no Deno, Celery, browser or servers), on all cores
 	TEST_FAST=1 bin/with-test-services .venv/bin/pytest -m "not slow and not fuzz" -q -p no:cacheprovider -n auto

@@ -8,8 +8,8 @@ from django.conf import settings
 from django.http import JsonResponse
 from ninja import Router
 
-from deployments.ingest import deployments_by, parse_time, store
-from deployments.models import LogEntry
+from telemetry.ingest import deployments_by, parse_time, store
+from telemetry.models import LogEntry
 
 from .schemas import DrainOk, DrainStored, ErrorOut
 

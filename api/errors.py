@@ -2,7 +2,7 @@
 
 from django.http import JsonResponse
 
-from workers_portal.access import Denied, check
+from tenancy.access import Denied, check
 
 
 class ApiError(Exception):

@@ -7,9 +7,9 @@ from uuid import UUID
 
 from ninja import Query, Router
 
-from deployments.logs import of_worker
-from deployments.models import Invocation
-from workers_portal.access import Action
+from telemetry.logs import of_worker
+from telemetry.models import Invocation
+from tenancy.access import Action
 
 from .schemas import ErrorOut, InvocationList
 from .workers import deployment_for, worker_for

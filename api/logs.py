@@ -17,11 +17,11 @@ from django.http import StreamingHttpResponse
 from ninja import Query, Router, Schema
 from pydantic import Field
 
-from deployments.ingest import channel
-from deployments.logs import LogFilter, as_json, latest_lines, lines_after, of_worker
-from deployments.models import LogEntry
+from telemetry.ingest import channel
+from telemetry.logs import LogFilter, as_json, latest_lines, lines_after, of_worker
+from telemetry.models import LogEntry
+from tenancy.access import Action
 from workers.models import Worker
-from workers_portal.access import Action
 
 from .errors import not_found, require
 from .schemas import TEXT, ErrorOut, LogLevel, LogPage

@@ -6,16 +6,17 @@ from uuid import UUID
 from django.db import transaction
 from ninja import Router, Status
 
-from deployments.models import Deployment, Release, ReleaseItem
-from deployments.releases import (
+from deployments.models import Deployment
+from releases.models import Release, ReleaseItem
+from releases.production import (
     ReleaseError,
     end_canary,
     promote_release,
     revert_release,
     start_canary,
 )
-from workers_portal.access import Action
-from workers_portal.audit import record
+from tenancy.access import Action
+from tenancy.audit import record
 
 from .errors import ApiError, not_found, require
 from .schemas import CanaryIn, ErrorOut, ReleaseIn, ReleaseList, ReleaseOut, WorkerOut

@@ -7,12 +7,12 @@ from uuid import UUID
 from django.http import HttpResponse
 from ninja import Query, Router, Status
 
-from deployments.models import Run, Schedule
-from deployments.runs import dead_letters, discard, policy, replay
-from deployments.schedules import ScheduleError, arm, check, check_quota, next_firings
-from workers_portal.access import Action, can
-from workers_portal.audit import record
-from workers_portal.quotas import QuotaExceeded
+from runs.lifecycle import dead_letters, discard, policy, replay
+from runs.models import Run, Schedule
+from runs.schedules import ScheduleError, arm, check, check_quota, next_firings
+from tenancy.access import Action, can
+from tenancy.audit import record
+from tenancy.quotas import QuotaExceeded
 
 from .errors import ApiError, not_found, require
 from .schemas import (

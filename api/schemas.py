@@ -12,7 +12,7 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, field_validator
 
 from deployments.contract import DEPLOYMENT_STATUSES, LOG_LEVELS
-from workers_portal.models import LABEL_PATTERN
+from tenancy.models import LABEL_PATTERN
 
 # Text the database can hold: Postgres refuses NUL characters, so the description does too.
 TEXT = r"^[^\x00]*$"

@@ -5,8 +5,8 @@ from datetime import timedelta
 from django.utils import timezone
 from ninja import Query, Router
 
-from deployments.models import UsageDay
-from workers_portal.access import Action
+from telemetry.models import UsageDay
+from tenancy.access import Action
 
 from .errors import ApiError, require
 from .schemas import ErrorOut, UsageOut

@@ -18,11 +18,11 @@ from deployments.program import (
     program_from_archive,
     program_from_files,
 )
-from deployments.releases import ReleaseError, canary_metrics, set_production
+from releases.production import ReleaseError, canary_metrics, set_production
+from tenancy.access import Action, can
+from tenancy.audit import record
+from tenancy.quotas import QuotaExceeded, check_new_worker
 from workers.models import Worker
-from workers_portal.access import Action, can
-from workers_portal.audit import record
-from workers_portal.quotas import QuotaExceeded, check_new_worker
 
 from .errors import ApiError, not_found, require
 from .schemas import (

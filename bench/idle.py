@@ -11,7 +11,7 @@ import time
 import httpx
 from stack import SOURCE, deploy_and_wait, pct, public_worker, ready_copy, running_stack, settings
 
-from workers_portal.models import Tenant
+from tenancy.models import Tenant
 
 LOADED = int(os.environ.get("BENCH_LOADED", "200"))
 BURST = int(os.environ.get("BENCH_BURST", "20"))

@@ -9,9 +9,9 @@ import time
 import httpx
 from stack import deploy_and_wait, pct, running_stack, settings
 
-from deployments.models import LogEntry
+from telemetry.models import LogEntry
+from tenancy.models import Membership, Tenant
 from workers.models import Worker
-from workers_portal.models import Membership, Tenant
 
 SOURCE = """\
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -21,7 +21,7 @@ from collections import Counter
 import httpx
 from stack import ROOT, SOURCE, deploy_and_wait, pct, public_worker, running_stack
 
-from workers_portal.models import Tenant
+from tenancy.models import Tenant
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 ATTACK = """

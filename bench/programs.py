@@ -17,7 +17,7 @@ os.environ["DENO_DIR"] = tempfile.mkdtemp(prefix="bench-deno-")  # before the st
 import httpx  # noqa: E402
 from stack import deploy_and_wait, pct, public_worker, running_stack  # noqa: E402
 
-from workers_portal.models import Tenant  # noqa: E402
+from tenancy.models import Tenant  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "10"))
 PLAIN = """\

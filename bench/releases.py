@@ -51,10 +51,10 @@ def main():
 
     for name, value in values.items():
         setattr(settings, name, value)
-    from deployments.models import Release, ReleaseItem
-    from deployments.releases import promote_release, revert_release, set_production
+    from releases.models import Release, ReleaseItem
+    from releases.production import promote_release, revert_release, set_production
+    from tenancy.models import Tenant
     from workers.models import Worker
-    from workers_portal.models import Tenant
 
     rows = []
     with running_stack():

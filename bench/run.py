@@ -22,7 +22,7 @@ from stack import (
 )
 
 from deployments.deno import deno_bin, deno_env
-from workers_portal.models import Tenant
+from tenancy.models import Tenant
 
 DEPLOYS = int(os.environ.get("BENCH_DEPLOYS", "10"))
 CALLS = int(os.environ.get("BENCH_CALLS", "500"))

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 import httpx
 from stack import SOURCE, deploy_and_wait, pct, public_worker, running_stack, settings
 
-from deployments.models import Run, Schedule
-from deployments.schedules import arm
-from workers_portal.models import Tenant
+from runs.models import Run, Schedule
+from runs.schedules import arm
+from tenancy.models import Tenant
 
 RUNS = int(os.environ.get("BENCH_RUNS", "1000"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))

@@ -31,12 +31,12 @@ from django.test import Client
 from django.utils import timezone
 from stack import pct, settings  # noqa: F401 - sets up Django
 
-from deployments import partitions
-from deployments.ingest import store_runtime_batch
-from deployments.metrics import BUCKET_SQL
 from deployments.models import Artifact, Deployment
+from telemetry import partitions
+from telemetry.ingest import store_runtime_batch
+from telemetry.metrics import BUCKET_SQL
+from tenancy.models import Membership, Tenant
 from workers.models import Worker
-from workers_portal.models import Membership, Tenant
 
 WORKERS = int(os.environ.get("BENCH_WORKERS", "10000"))
 LINES = int(os.environ.get("BENCH_LINES", "10000000"))

@@ -25,7 +25,7 @@ from stack import (
 
 from deployments.deno import deno_bin, deno_env
 from deployments.models import Deployment
-from workers_portal.models import Tenant
+from tenancy.models import Tenant
 
 WORKERD = ROOT / "bench" / "node_modules" / ".bin" / "workerd"
 DURATION = os.environ.get("BENCH_SECONDS", "10")

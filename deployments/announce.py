@@ -11,16 +11,22 @@ as it would without them.
 import asyncio
 import json
 import logging
+from functools import cache
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from django.db import transaction
 
-from .ingest import redis_client
-
 log = logging.getLogger(__name__)
 CHANNEL = "runtime:hosts"
+
+
+@cache
+def redis_client() -> redis.Redis:
+    """The control plane's one Redis client (announcements here, live-tail wake-ups in
+    telemetry.ingest)."""
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
 def announce(*hosts: str) -> None:

@@ -5,4 +5,4 @@ class DeploymentsConfig(AppConfig):
     name = "deployments"
 
     def ready(self):
-        from . import signals  # noqa: F401 - connects the receivers
+        from . import receivers  # noqa: F401 - connects them

@@ -2,8 +2,8 @@
 runtime fetches it from the internal API, the Vercel back end writes it into the generated
 project. Limit names come from the contract (contract.json)."""
 
+from tenancy.limits import effective_limits
 from workers.secrets import unseal
-from workers_portal.limits import effective_limits
 
 
 def limits(deployment) -> dict:

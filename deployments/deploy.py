@@ -5,12 +5,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from tenancy.quotas import check_deploy
 from workers.models import Worker
 from workers.secrets import decrypt, seal, unseal
-from workers_portal.quotas import check_deploy
 
 from .announce import announce_worker
-from .ingest import lock_ingest
+from .locks import lock_ingest
 from .models import Deployment
 from .program import Program, program_from_source
 

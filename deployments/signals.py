@@ -1,28 +1,7 @@
-"""A deployment deleted here (with its worker or its tenant) is deleted on its remote back
-end too, once the delete has committed; a tenant's delete holds off its lines' ingest."""
+"""What deployments tell the apps above them (which connect receivers in their ready())."""
 
-from django.db import transaction
-from django.db.models.signals import post_delete, pre_delete
-from django.dispatch import receiver
+from django.dispatch import Signal
 
-from workers_portal.models import Tenant
-
-from .ingest import lock_ingest
-from .models import Deployment
-
-
-@receiver(pre_delete, sender=Tenant)
-def hold_off_ingest(sender, instance: Tenant, **kwargs):
-    # As for a worker (deploy.delete_worker): no line lands between the cascade's look at
-    # the tenant's rows and their delete. Inside the delete's transaction.
-    lock_ingest([instance.pk])
-
-
-@receiver(post_delete, sender=Deployment)
-def delete_on_backend(sender, instance: Deployment, **kwargs):
-    if not instance.runs_on.remote or not instance.backend_id:
-        return
-    from .tasks import delete_remote
-
-    backend, ids = instance.backend, [instance.backend_id]
-    transaction.on_commit(lambda: delete_remote.delay(backend, ids))
+# Sent inside the transaction that marks `deployment` ready: a receiver's writes (releases
+# makes it production when its worker auto-promotes) commit with it, or not at all.
+deployment_ready = Signal()

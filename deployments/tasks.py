@@ -10,11 +10,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import drains, metrics, partitions, runs, schedules, usage
 from .announce import announce
 from .backends import BuildFailed, TransientBackendError, get_backend
-from .models import Artifact, Deployment, Invocation, LogEntry, Run
-from .releases import auto_promote, watch_canaries
+from .models import Artifact, Deployment
+from .signals import deployment_ready
 from .vercel_client import poll_delay
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def build_deployment(self, deployment_pk: int) -> str | None:
             backend_url=deployment.url,
         )
         if ready:
-            auto_promote(deployment)
+            deployment_ready.send(Deployment, deployment=deployment)
     if ready:
         # Runtime hosts fetch its code now, so its first call only starts the isolate.
         announce(deployment.host, deployment.worker.host)
@@ -180,7 +179,7 @@ def poll_deployment(deployment_pk: int, failures: int = 0) -> str | None:
             return Status.ERROR
         with transaction.atomic():
             if deployment.transition(Status.BUILDING, Status.READY, **fields):
-                auto_promote(deployment)
+                deployment_ready.send(Deployment, deployment=deployment)
         return Status.READY
     if polled.canceled:
         deployment.transition(Status.BUILDING, Status.CANCELED, **fields)
@@ -242,12 +241,6 @@ def delete_remote(self, backend: str, backend_ids: list[str]) -> int:
 
 
 @shared_task
-def check_canaries() -> list[str]:
-    """Roll back the canaries whose error rate passed the stable side's by their margin."""
-    return watch_canaries()
-
-
-@shared_task
 def sweep_stuck_deployments() -> dict[str, int]:
     """Re-enqueue builds whose worker died or whose message was lost; give up after a cap."""
     cutoff = timezone.now() - timedelta(seconds=settings.BUILD_DEADLINE_SECONDS)
@@ -271,81 +264,3 @@ def sweep_stuck_deployments() -> dict[str, int]:
             build_deployment.delay(deployment.pk)
             counts["requeued"] += 1
     return counts
-
-
-PRUNE_BATCH = 5000
-
-
-@shared_task(soft_time_limit=3000, time_limit=3600)
-def prune_old_logs() -> int:
-    """Lines and invocations past their tenant's retention go. On Postgres the coming days'
-    partitions are made and whole days past the longest retention are dropped (a row lives
-    its retention and at most a day more); what is left is deleted a small batch at a time,
-    so no statement holds locks long enough to stall ingest."""
-    from workers_portal.models import Tenant
-
-    partitions.ensure()
-    now = timezone.now()
-    longest = max(
-        [settings.LOG_RETENTION_DAYS]
-        + [t for t in Tenant.objects.values_list("log_retention_days", flat=True) if t]
-    )
-    deleted = len(partitions.drop_before(now - timedelta(days=longest)))
-    for tenant in Tenant.objects.all():
-        days = tenant.log_retention_days or settings.LOG_RETENTION_DAYS
-        if partitions.enabled() and days == longest:
-            continue  # whole days, dropped above; the DEFAULT partition's rows below
-        cutoff = now - timedelta(days=days)
-        for model, field in ((LogEntry, "timestamp"), (Invocation, "started_at")):
-            old = model.objects.filter(tenant=tenant, **{f"{field}__lt": cutoff})
-            while ids := list(old.values_list("id", flat=True)[:PRUNE_BATCH]):
-                count, _ = model.objects.filter(id__in=ids).delete()
-                deleted += count
-    deleted += partitions.prune_default(now - timedelta(days=longest))
-    # Ended runs (with their attempts) after RUN_RESULT_KEEP_DAYS; dead letters not
-    # discarded stay until someone replays or discards them.
-    cutoff = timezone.now() - timedelta(days=settings.RUN_RESULT_KEEP_DAYS)
-    ended = Run.objects.filter(finished_at__lt=cutoff).exclude(
-        status=Run.Status.DEAD, discarded_at=None
-    )
-    while ids := list(ended.values_list("id", flat=True)[:PRUNE_BATCH]):
-        count, _ = Run.objects.filter(id__in=ids).delete()
-        deleted += count
-    deleted += usage.prune(settings.METRICS_HOUR_DAYS)
-    return deleted + metrics.prune(settings.METRICS_MINUTE_DAYS, settings.METRICS_HOUR_DAYS)
-
-
-@shared_task
-def meter_usage() -> int:
-    """Each tenant's usage of today and yesterday, recomputed (deployments.usage)."""
-    return usage.meter()
-
-
-@shared_task
-def roll_up_metrics() -> int:
-    """The hours of the last two hours, recomputed from their minutes (deployments.metrics)."""
-    return metrics.roll_up_hours()
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def execute_run(run_pk: int) -> str | None:
-    """One attempt of a durable run (deployments.runs)."""
-    return runs.execute(run_pk)
-
-
-@shared_task
-def sweep_runs() -> dict[str, int]:
-    """Runs whose Celery worker died, or whose message Redis lost, taken back."""
-    return runs.sweep()
-
-
-@shared_task
-def fire_schedules() -> int:
-    """Start the runs of the schedules that are due (deployments.schedules)."""
-    return schedules.fire_due()
-
-
-@shared_task
-def deliver_log_drains() -> int:
-    """A batch of lines to each tenant drain that is due (deployments.drains)."""
-    return drains.deliver_due()

@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from workers_portal.access import Denied, check
+from tenancy.access import Denied, check
 
 
 def visible(request, queryset, **lookup):

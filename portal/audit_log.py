@@ -3,9 +3,9 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from workers_portal.access import Action
-from workers_portal.audit import audit_csv
-from workers_portal.models import AuditEvent
+from tenancy.access import Action
+from tenancy.audit import audit_csv
+from tenancy.models import AuditEvent
 
 from .access import require
 

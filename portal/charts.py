@@ -1,5 +1,5 @@
 """Charts of requests, errors and latency, drawn here as SVG from the per-minute and per-hour
-figures (deployments.metrics): one request renders one chart, no script draws anything, and
+figures (telemetry.metrics): one request renders one chart, no script draws anything, and
 HTMX refreshes it every 30 s or when another range is picked."""
 
 from django.contrib.auth.decorators import login_required
@@ -7,8 +7,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments.metrics import RANGES, Point, merged, percentile, series
 from deployments.models import Deployment
+from telemetry.metrics import RANGES, Point, merged, percentile, series
 from workers.models import Worker
 
 from .access import visible

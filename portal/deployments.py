@@ -11,10 +11,10 @@ from django.views.decorators.http import require_POST
 from deployments.deploy import cancel, secrets_changed_since
 from deployments.diff import compare
 from deployments.models import Deployment
-from deployments.releases import ReleaseError, set_production
-from workers_portal.access import Action
-from workers_portal.audit import record
-from workers_portal.limits import effective_limits
+from releases.production import ReleaseError, set_production
+from tenancy.access import Action
+from tenancy.audit import record
+from tenancy.limits import effective_limits
 
 from .access import require, visible
 from .charts import deployment_charts

@@ -7,11 +7,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from deployments.drains import DrainRefused, new_drain, resume
-from deployments.models import LogDrain
-from workers_portal.access import Action
-from workers_portal.audit import record
-from workers_portal.quotas import QuotaExceeded
+from telemetry.drains import DrainRefused, new_drain, resume
+from telemetry.models import LogDrain
+from tenancy.access import Action
+from tenancy.audit import record
+from tenancy.quotas import QuotaExceeded
 
 from .access import require, visible
 

@@ -12,9 +12,9 @@ from deployments.program import (
     program_from_archive,
     program_from_files,
 )
+from tenancy.models import label_validator
 from workers.models import Worker
 from workers.samples import SAMPLE_SOURCE
-from workers_portal.models import label_validator
 
 
 def lf(text: str) -> str:

@@ -1,6 +1,6 @@
 """A worker's health at a glance (its Overview): the last 24 hours of invocations, per hour,
 with errors and duration percentiles, from the same per-minute series its 24-hour chart
-draws (deployments.metrics), read once for both, so the page costs the same with a thousand
+draws (telemetry.metrics), read once for both, so the page costs the same with a thousand
 calls or ten million."""
 
 from datetime import timedelta
@@ -8,14 +8,14 @@ from datetime import timedelta
 from django.db.models import Max
 from django.utils import timezone
 
-from deployments.metrics import Point, merged, percentile
-from deployments.models import Metric
+from telemetry.metrics import Point, merged, percentile
+from telemetry.models import Metric
 
 HOURS = 24
 
 
 def worker_health(deployment_ids: list[int], day: list[Point]) -> dict:
-    """`day`: the worker's 24-hour series (deployments.metrics.series, range "24h")."""
+    """`day`: the worker's 24-hour series (telemetry.metrics.series, range "24h")."""
     now = timezone.now()
     since = (now - timedelta(hours=HOURS - 1)).replace(minute=0, second=0, microsecond=0)
     per_hour = {since + timedelta(hours=n): {"total": 0, "failed": 0} for n in range(HOURS)}

@@ -8,7 +8,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils import timezone
 
-from deployments.models import Deployment, Invocation
+from deployments.models import Deployment
+from telemetry.models import Invocation
 from workers.models import Worker
 
 from .access import visible

@@ -6,11 +6,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from tenancy.access import KEY_SCOPES, Action
+from tenancy.audit import record
+from tenancy.quotas import QuotaExceeded
 from workers.api_keys import issue_key
 from workers.models import ApiKey
-from workers_portal.access import KEY_SCOPES, Action
-from workers_portal.audit import record
-from workers_portal.quotas import QuotaExceeded
 
 from .access import require, visible
 

@@ -8,7 +8,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
-from deployments.logs import (
+from telemetry.logs import (
     LogFilter,
     cursor_from,
     latest_lines,
@@ -16,7 +16,7 @@ from deployments.logs import (
     lines_before,
     of_worker,
 )
-from deployments.models import Invocation, LogEntry
+from telemetry.models import Invocation, LogEntry
 
 from .deployments import deployment_for
 from .workers import worker_for

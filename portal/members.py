@@ -16,11 +16,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from workers_portal.access import Action, grantable
-from workers_portal.audit import record
-from workers_portal.context_processors import brand_for
-from workers_portal.middleware import SESSION_KEY
-from workers_portal.models import Invitation, Membership
+from tenancy.access import Action, grantable
+from tenancy.audit import record
+from tenancy.branding import brand_for
+from tenancy.middleware import SESSION_KEY
+from tenancy.models import Invitation, Membership
 
 from .access import require, visible
 

@@ -6,16 +6,17 @@ import json
 from datetime import timedelta
 
 import redis
+from celery import current_app as app
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import Count, Sum
 from django.shortcuts import render
 from django.utils import timezone
 
-from deployments.ingest import redis_client
-from deployments.models import Deployment, Invocation, TenantMetric
-from workers_portal.celery import app
-from workers_portal.models import Tenant
+from deployments.announce import redis_client
+from deployments.models import Deployment
+from telemetry.models import Invocation, TenantMetric
+from tenancy.models import Tenant
 
 Status = Deployment.Status
 

@@ -7,8 +7,9 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from deployments.models import Deployment, Release, ReleaseItem
-from deployments.releases import (
+from deployments.models import Deployment
+from releases.models import Release, ReleaseItem
+from releases.production import (
     ReleaseError,
     canary_metrics,
     canary_steps,
@@ -17,9 +18,9 @@ from deployments.releases import (
     revert_release,
     start_canary,
 )
+from tenancy.access import Action
+from tenancy.audit import record
 from workers.models import Worker
-from workers_portal.access import Action
-from workers_portal.audit import record
 
 from .access import require, visible
 from .deployments import STOP_POLLING

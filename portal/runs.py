@@ -10,13 +10,13 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from deployments.models import Run, Schedule
-from deployments.runs import dead_letters, discard, policy, replay
-from deployments.schedules import ScheduleError, arm, check, check_quota, next_firings
+from runs.lifecycle import dead_letters, discard, policy, replay
+from runs.models import Run, Schedule
+from runs.schedules import ScheduleError, arm, check, check_quota, next_firings
+from tenancy.access import Action
+from tenancy.audit import record
+from tenancy.quotas import QuotaExceeded
 from workers.models import Worker
-from workers_portal.access import Action
-from workers_portal.audit import record
-from workers_portal.quotas import QuotaExceeded
 
 from .access import require, visible
 from .deployments import STOP_POLLING

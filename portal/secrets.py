@@ -5,11 +5,11 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from tenancy.access import Action
+from tenancy.audit import record
+from tenancy.quotas import QuotaExceeded, check_room
 from workers.models import WorkerSecret
 from workers.secrets import NAME, encrypt
-from workers_portal.access import Action
-from workers_portal.audit import record
-from workers_portal.quotas import QuotaExceeded, check_room
 
 from .access import require
 from .workers import worker_for

@@ -9,9 +9,9 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from deployments.models import UsageDay
-from deployments.usage import FIELDS
-from workers_portal.access import Action
+from telemetry.models import UsageDay
+from telemetry.usage import FIELDS
+from tenancy.access import Action
 
 from .access import require
 

@@ -10,14 +10,15 @@ from django.views.decorators.http import require_POST
 
 from deployments.deploy import delete_worker as delete_with_deployments
 from deployments.deploy import deploy, secrets_changed_since, set_visibility
-from deployments.metrics import series
-from deployments.models import Deployment, TenantMetric
-from deployments.releases import canary_metrics, canary_steps
+from deployments.models import Deployment
+from releases.production import canary_metrics, canary_steps
+from telemetry.metrics import series
+from telemetry.models import TenantMetric
+from tenancy.access import Action
+from tenancy.audit import record
+from tenancy.middleware import SESSION_KEY
+from tenancy.quotas import QuotaExceeded, check_new_worker, usage
 from workers.models import Worker
-from workers_portal.access import Action
-from workers_portal.audit import record
-from workers_portal.middleware import SESSION_KEY
-from workers_portal.quotas import QuotaExceeded, check_new_worker, usage
 
 from .access import require, visible
 from .charts import tenant_chart_context, worker_chart_context

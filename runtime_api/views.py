@@ -11,19 +11,19 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from deployments.addresses import SUSPENDED, NotServed, resolve
 from deployments.announce import announcements
 from deployments.config import runtime_config
 from deployments.generator import ingest_token
-from deployments.ingest import store_runtime_batch
 from deployments.models import Artifact, Deployment
-from deployments.runs import accept
-from deployments.usage import charge_cpu
+from releases.addresses import SUSPENDED, NotServed, resolve
+from runs.lifecycle import accept
+from telemetry.ingest import store_runtime_batch
+from telemetry.usage import charge_cpu
+from tenancy.access import acts
+from tenancy.models import Tenant
+from tenancy.quotas import QuotaExceeded
 from workers.models import ApiKey
 from workers.secrets import unseal
-from workers_portal.access import acts
-from workers_portal.models import Tenant
-from workers_portal.quotas import QuotaExceeded
 
 
 def bearer_matches(request, secret: str) -> bool:

@@ -15,7 +15,7 @@ import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from workers_portal.models import Membership, Tenant
+from tenancy.models import Membership, Tenant
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = Path(os.environ.get("TEST_SERVICE_LOGS", "/tmp"))

@@ -55,7 +55,7 @@ def build_files(worker: Worker, files: dict[str, str], entry=None, lockfile="") 
 
 def ready_in_production(worker: Worker) -> Deployment:
     """A ready deployment of GREETER (function "hello"), made production, without a build."""
-    from deployments.releases import auto_promote
+    from releases.production import auto_promote
 
     deployment = create_deployment(worker, GREETER)
     deployment.transition("queued", "building")

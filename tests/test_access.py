@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from deployments.generator import invoke_secret
 from deployments.models import Deployment
-from deployments.releases import auto_promote
+from releases.production import auto_promote
+from tenancy.models import AuditEvent, Invitation, Membership, Tenant
 from workers.api_keys import issue_key
 from workers.models import ApiKey, Worker, WorkerSecret
-from workers_portal.models import AuditEvent, Invitation, Membership, Tenant
 
 from .conftest import client_for, make_user
 from .helpers import GREETER, build_now, create_deployment
@@ -277,7 +277,7 @@ def test_each_direction_has_its_own_secret(settings):
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_only_the_portal_token_lets_a_call_into_a_private_worker(runtime, tenant):
-    from deployments.management.commands.runtime import host_env
+    from workers_portal.management.commands.runtime import host_env
 
     worker = Worker.objects.create(tenant=tenant, name="locked")
     deployment = build_now(worker, GREETER)

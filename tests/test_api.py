@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments.models import Deployment
-from deployments.releases import auto_promote
+from releases.production import auto_promote
 from workers.api_keys import issue_key
 from workers.models import ApiKey, Worker
 

@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from tenancy.models import Tenant
 from workers.models import Worker
-from workers_portal.models import Tenant
 
 from .conftest import client_for
 from .helpers import GREETER, build_now

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from django.conf import settings
 
-from deployments.models import Release, ReleaseItem
-from deployments.releases import end_canary, promote_release, revert_release, start_canary
+from releases.models import Release, ReleaseItem
+from releases.production import end_canary, promote_release, revert_release, start_canary
 from workers.models import Worker
 
 from .conftest import wait_for
@@ -35,7 +35,7 @@ def test_a_canary_takes_its_share_sticks_to_a_client_and_ends_with_one_click(run
     stable = build_now(worker, VERSION.format(tag="stable"))
     fresh = build_now(worker, VERSION.format(tag="fresh"))
     Worker.objects.filter(pk=worker.pk).update(auto_promote=False)
-    from deployments.releases import set_production
+    from releases.production import set_production
 
     set_production(worker, stable, "test")
     start_canary(worker, fresh, 30, "test")

@@ -10,7 +10,8 @@ import pytest
 from deployments.config import limits, runtime_config
 from deployments.contract import CONTRACT, ERRORS, HEADERS, LIMITS
 from deployments.generator import CONFIG_FILE, CONTRACT_FILE, generate
-from deployments.models import Deployment, Invocation, LogEntry
+from deployments.models import Deployment
+from telemetry.models import Invocation, LogEntry
 
 from .helpers import GREETER, create_deployment
 

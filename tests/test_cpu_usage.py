@@ -7,8 +7,8 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from deployments.models import CpuCharge, UsageDay
-from deployments.usage import meter
+from telemetry.models import CpuCharge, UsageDay
+from telemetry.usage import meter
 from workers.api_keys import issue_key
 
 

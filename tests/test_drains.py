@@ -12,9 +12,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments.drains import deliver_due
-from deployments.ingest import store_runtime_batch
-from deployments.models import LogDrain
+from telemetry.drains import deliver_due
+from telemetry.ingest import store_runtime_batch
+from telemetry.models import LogDrain
 
 from .conftest import client_for
 from .helpers import GREETER, create_deployment

@@ -9,8 +9,9 @@ import uuid
 import httpx
 import pytest
 
-from deployments.models import Deployment, Invocation, LogEntry
+from deployments.models import Deployment
 from deployments.tasks import sweep_stuck_deployments
+from telemetry.models import Invocation, LogEntry
 from workers.api_keys import issue_key
 from workers.models import Worker
 

@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
+from tenancy.models import Tenant
 from workers.models import Worker
-from workers_portal.models import Tenant
 
 from .conftest import start_runtime
 from .helpers import EDGE_CASES, build_now

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from deployments.models import LogEntry
+from telemetry.models import LogEntry
 from workers.models import Worker
 
 from .conftest import wait_for

@@ -5,7 +5,8 @@ import json
 import pytest
 from django.conf import settings
 
-from deployments.models import Artifact, Invocation, LogEntry
+from deployments.models import Artifact
+from telemetry.models import Invocation, LogEntry
 
 from .helpers import GREETER, build_now, create_deployment, ready_in_production
 
@@ -152,7 +153,7 @@ def test_ingest_skips_unknown_deployments_and_keeps_order_text_and_times(client,
 
 @pytest.mark.slow  # builds with Deno
 def test_the_row_by_row_ingest_used_on_sqlite_stores_the_same(worker):
-    from deployments.ingest import _store_runtime_batch
+    from telemetry.ingest import _store_runtime_batch
 
     deployment = build_now(worker, GREETER)
     batch = mixed_batch(deployment)
@@ -240,7 +241,7 @@ def test_a_generated_deployment_hands_over_async_calls_as_runs_with_its_own_cred
     """The contract of `?async=1` on the Vercel back end: the generated route stores the run
     here (deployments/backends/vercel_template/lib/invoke.ts) before it answers 202 with the status URL."""
     from deployments.generator import generate, ingest_token
-    from deployments.models import Run
+    from runs.models import Run
     from workers.models import Worker
 
     mine = build_now(worker, GREETER)

@@ -7,9 +7,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from deployments.deploy import delete_worker
+from tenancy.models import Tenant
 from workers.api_keys import issue_key
 from workers.models import Worker
-from workers_portal.models import Tenant
 
 from .conftest import wait_for
 from .helpers import GREETER, build_now

@@ -5,8 +5,8 @@ import httpx
 import pytest
 from django.conf import settings
 
+from tenancy.limits import effective_limits
 from workers.models import Worker
-from workers_portal.limits import effective_limits
 
 from .helpers import EDGE_CASES, build_now
 

@@ -10,7 +10,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from deployments.models import LogEntry
+from telemetry.models import LogEntry
 from workers.models import Worker
 
 from .conftest import portal_session, start_runtime, wait_for

@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments.models import Invocation, LogEntry
-from deployments.tasks import prune_old_logs
+from telemetry.models import Invocation, LogEntry
+from telemetry.tasks import prune_old_logs
 from workers.models import Worker
 
 from .conftest import client_for

@@ -6,7 +6,7 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from workers_portal.models import AuditEvent, Invitation, Membership
+from tenancy.models import AuditEvent, Invitation, Membership
 
 from .conftest import client_for
 

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from deployments.ingest import _store_runtime_batch, store_runtime_batch
-from deployments.metrics import (
+from telemetry.ingest import _store_runtime_batch, store_runtime_batch
+from telemetry.metrics import (
     bucket,
     bucket_middle,
     merged,
@@ -18,7 +18,7 @@ from deployments.metrics import (
     roll_up_hours,
     series,
 )
-from deployments.models import Metric, TenantMetric
+from telemetry.models import Metric, TenantMetric
 
 from .conftest import client_for
 from .helpers import GREETER, create_deployment
@@ -140,8 +140,10 @@ def test_usage_per_day_is_metered_shown_to_owners_exported_and_kept_past_the_log
 ):
     from django.utils import timezone
 
-    from deployments.models import Deployment, LogEntry, Run, UsageDay
-    from deployments.tasks import meter_usage, prune_old_logs
+    from deployments.models import Deployment
+    from runs.models import Run
+    from telemetry.models import LogEntry, UsageDay
+    from telemetry.tasks import meter_usage, prune_old_logs
     from workers.api_keys import issue_key
 
     Worker = type(worker)
@@ -186,7 +188,7 @@ def test_usage_per_day_is_metered_shown_to_owners_exported_and_kept_past_the_log
 def test_the_runtime_reports_cold_starts_and_line_counts(runtime, tenant):
     import httpx
 
-    from deployments.models import Invocation
+    from telemetry.models import Invocation
     from workers.models import Worker
 
     from .conftest import wait_for

@@ -16,8 +16,9 @@ from django.conf import settings as django_settings
 from deployments.build import analyse_program
 from deployments.deploy import snapshot_secrets
 from deployments.generator import generate, invoke_secret
-from deployments.models import Deployment, Invocation, LogEntry
+from deployments.models import Deployment
 from deployments.program import program_from_files
+from telemetry.models import Invocation, LogEntry
 from workers.api_keys import issue_key
 from workers.models import Worker, WorkerSecret
 from workers.secrets import encrypt

@@ -16,9 +16,9 @@ from jsonschema import Draft202012Validator
 
 from api.main import api as ninja_api
 from deployments.models import Deployment
+from tenancy.models import Tenant
 from workers.api_keys import issue_key
 from workers.models import Worker
-from workers_portal.models import Tenant
 
 from .helpers import GREETER, create_deployment
 
@@ -195,7 +195,7 @@ def test_every_operation_answers_as_described(api, tenant, other_tenant, setting
     assert api("GET", f"/api/deployments/{ready.code}/invocations?since=0").status_code == 200
     assert api("GET", f"/api/deployments/{ready.code}/invocations?before=0").status_code == 400
     # Runs, dead letters, retry policy and schedules.
-    from deployments.models import Run
+    from runs.models import Run
 
     dead = Run.objects.create(
         tenant=tenant, worker=worker, deployment=ready, function="hello", status="dead",

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments.models import Deployment
-from workers_portal.models import Tenant
+from tenancy.models import Tenant
 
 from .conftest import client_for, wait_for
 from .helpers import GREETER, create_deployment
@@ -46,8 +46,8 @@ def test_members_do_not_see_the_operators_home(owner_client):
 
 def test_the_platforms_own_records_are_read_only_in_the_admin(tenant, worker):
     client = client_for(Client, operator())
-    for model in ("deployments/invocation", "deployments/logentry", "deployments/artifact",
-                  "workers_portal/auditevent"):  # fmt: skip
+    for model in ("telemetry/invocation", "telemetry/logentry", "deployments/artifact",
+                  "tenancy/auditevent"):  # fmt: skip
         assert client.get(f"/admin/{model}/add/").status_code == 403, model
         listing = client.get(f"/admin/{model}/").content.decode()
         assert f"/admin/{model}/add/" not in listing, model
@@ -57,11 +57,11 @@ def test_the_platforms_own_records_are_read_only_in_the_admin(tenant, worker):
     Tenant.objects.create(slug="acme-eu", name="Acme")
     picker = client.get(
         "/admin/autocomplete/",
-        {"app_label": "workers_portal", "model_name": "membership", "field_name": "tenant",
+        {"app_label": "tenancy", "model_name": "membership", "field_name": "tenant",
          "term": "acme"},
     ).json()  # fmt: skip
     assert sorted(r["text"] for r in picker["results"]) == ["Acme (acme)", "Acme (acme-eu)"]
-    form = client.get("/admin/workers_portal/tenant/add/").content.decode()
+    form = client.get("/admin/tenancy/tenant/add/").content.decode()
     assert form.index('name="slug"') < form.index('name="name"') < form.index('name="max_workers"')
 
 
@@ -92,7 +92,7 @@ def test_the_console_shows_runtime_hosts_celery_redis_stuck_builds_and_top_tenan
 
     from django.utils import timezone
 
-    from deployments.ingest import store_runtime_batch
+    from telemetry.ingest import store_runtime_batch
 
     start_worker()
     deployment = create_deployment(worker, GREETER)

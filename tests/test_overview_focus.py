@@ -36,7 +36,7 @@ def test_when_a_build_ends_every_part_showing_production_is_refreshed(owner_clie
     """The worker page polls the building deployment's panel; its last answer also swaps in
     the production section, the recent list and the secrets banner (out of band), so no
     two parts of the page disagree about what production serves."""
-    from deployments.releases import auto_promote
+    from releases.production import auto_promote
 
     old = ready_in_production(worker)
     new = create_deployment(worker, GREETER + "\n// new\n")

@@ -7,9 +7,9 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments.models import Deployment
-from deployments.releases import auto_promote
+from releases.production import auto_promote
+from tenancy.models import Tenant
 from workers.models import Worker
-from workers_portal.models import Tenant
 
 from .conftest import client_for
 from .helpers import GREETER, create_deployment
@@ -223,7 +223,7 @@ def test_operators_see_each_tenants_usage_in_the_admin(client, tenant, worker, d
 
     operator = get_user_model().objects.create_superuser("operator", "op@example.com", "pw-123456")
     client.force_login(operator)
-    page = client.get("/admin/workers_portal/tenant/").content.decode()
+    page = client.get("/admin/tenancy/tenant/").content.decode()
     assert "Acme" in page and "1 / 100" in page and "1 / 60" in page
 
 

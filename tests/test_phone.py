@@ -8,10 +8,12 @@ from datetime import date, timedelta
 import pytest
 from django.utils import timezone
 
-from deployments.models import Invocation, LogDrain, LogEntry, Release, ReleaseItem, Run, UsageDay
+from releases.models import Release, ReleaseItem
+from runs.models import Run
+from telemetry.models import Invocation, LogDrain, LogEntry, UsageDay
+from tenancy.models import AuditEvent
 from workers.api_keys import issue_key
 from workers.models import Worker
-from workers_portal.models import AuditEvent
 
 from .conftest import LOG_DIR
 from .helpers import ready_in_production

@@ -144,8 +144,8 @@ def test_the_overview_shows_health_at_a_glance(owner_client, worker, tenant):
 
     from django.utils import timezone
 
-    from deployments.ingest import store_runtime_batch
-    from deployments.metrics import bucket, bucket_middle
+    from telemetry.ingest import store_runtime_batch
+    from telemetry.metrics import bucket, bucket_middle
 
     deployment = Deployment.objects.create(
         worker=worker, tenant=tenant, source=GREETER, status="ready", functions=["hello"]

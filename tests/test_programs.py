@@ -9,8 +9,9 @@ import httpx
 import pytest
 from django.conf import settings
 
-from deployments.models import Deployment, Invocation, LogEntry
+from deployments.models import Deployment
 from deployments.program import ProgramError, program_from_files
+from telemetry.models import Invocation, LogEntry
 from workers.api_keys import issue_key
 from workers.models import Worker
 

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from workers_portal.models import Tenant
+from tenancy.models import Tenant
 
 from .conftest import client_for
 

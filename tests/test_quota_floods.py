@@ -10,12 +10,13 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from deployments.models import LogDrain, Run, Schedule
-from deployments.runs import accept
-from deployments.schedules import fire_due
+from runs.lifecycle import accept
+from runs.models import Run, Schedule
+from runs.schedules import fire_due
+from telemetry.models import LogDrain
+from tenancy.quotas import QuotaExceeded
 from workers.api_keys import issue_key
 from workers.models import ApiKey, Worker, WorkerSecret
-from workers_portal.quotas import QuotaExceeded
 
 from .conftest import client_for
 from .helpers import ready_in_production
@@ -168,7 +169,7 @@ def test_operators_see_every_quota_in_use_in_the_admin(tenant, worker):
     ready(worker)
     Schedule.objects.create(tenant=tenant, worker=worker, function="hello", cron="* * * * *")
     operator = get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
-    page = client_for(Client, operator).get(f"/admin/workers_portal/tenant/{tenant.pk}/change/")
+    page = client_for(Client, operator).get(f"/admin/tenancy/tenant/{tenant.pk}/change/")
     text = page.content.decode()
     assert "Workers: 1 of 100" in text and "Schedules: 1 of 20" in text
     assert "Log drains: 0 of 5" in text and "API keys: 0 of 50" in text

@@ -8,9 +8,9 @@ from django.conf import settings
 from django.urls import reverse
 
 from deployments.models import Deployment
+from tenancy.models import Tenant
 from workers.api_keys import issue_key
 from workers.models import Worker
-from workers_portal.models import Tenant
 
 from .conftest import within_one_minute
 from .helpers import GREETER, build_now

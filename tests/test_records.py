@@ -15,18 +15,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments.models import (
-    Artifact,
-    Deployment,
-    Invocation,
-    LogEntry,
-    ProductionChange,
-    Release,
-    Run,
-    UsageDay,
-)
+from deployments.models import Artifact, Deployment
+from releases.models import ProductionChange, Release
+from runs.models import Run
+from telemetry.models import Invocation, LogEntry, UsageDay
+from tenancy.models import AuditEvent, Tenant
 from workers.models import Worker
-from workers_portal.models import AuditEvent, Tenant
 
 from .conftest import client_for
 from .helpers import GREETER, create_deployment
@@ -34,13 +28,13 @@ from .helpers import GREETER, create_deployment
 RECORDS = [
     "deployments/deployment",
     "deployments/artifact",
-    "deployments/invocation",
-    "deployments/logentry",
-    "deployments/usageday",
-    "deployments/run",
-    "deployments/release",
-    "deployments/productionchange",
-    "workers_portal/auditevent",
+    "telemetry/invocation",
+    "telemetry/logentry",
+    "telemetry/usageday",
+    "runs/run",
+    "releases/release",
+    "releases/productionchange",
+    "tenancy/auditevent",
 ]
 
 
@@ -145,11 +139,11 @@ def test_deleting_a_tenant_asks_for_its_slug_and_is_audited(
     operator_client, tenant, worker, other_tenant, records
 ):
     AuditEvent.objects.create(tenant=tenant, actor_label="owner", action="deploy", target="w")
-    url = f"/admin/workers_portal/tenant/{tenant.pk}/delete/"
+    url = f"/admin/tenancy/tenant/{tenant.pk}/delete/"
     page = operator_client.get(url).content.decode()
     assert "1 worker and" in page and "1 deployment," in page
     assert "Type the tenant's slug, <code>acme</code>, to confirm" in page
-    listing = operator_client.get("/admin/workers_portal/tenant/").content.decode()
+    listing = operator_client.get("/admin/tenancy/tenant/").content.decode()
     assert 'value="delete_selected"' not in listing  # no bulk delete of tenants
 
     wrong = operator_client.post(url, {"confirm": "globex"})
@@ -169,7 +163,7 @@ def test_deleting_a_tenant_asks_for_its_slug_and_is_audited(
     assert [e.action for e in kept] == ["deploy", "deploy", "tenant.delete"]
     assert kept.last().actor_label == "op" and kept.last().details["workers"] == 1
     assert Tenant.objects.filter(pk=other_tenant.pk).exists()
-    events = operator_client.get("/admin/workers_portal/auditevent/").content.decode()
+    events = operator_client.get("/admin/tenancy/auditevent/").content.decode()
     assert "tenant.delete" in events
 
 
@@ -195,14 +189,14 @@ def test_the_audit_log_exports_as_csv_to_its_tenant_only(
     # Operators export any selection from the admin.
     selected = list(AuditEvent.objects.values_list("pk", flat=True))
     exported = operator_client.post(
-        "/admin/workers_portal/auditevent/",
+        "/admin/tenancy/auditevent/",
         {"action": "export_csv", "_selected_action": selected},
     )
     assert {r[3] for r in read_csv(exported)[1:]} == {"key.create", "theirs"}
 
 
 def test_suspending_and_resuming_in_the_admin_ask_first(operator_client, tenant):
-    url = "/admin/workers_portal/tenant/"
+    url = "/admin/tenancy/tenant/"
     choose = {"action": "suspend", "_selected_action": [tenant.pk]}
     asked = operator_client.post(url, choose)
     assert asked.status_code == 200

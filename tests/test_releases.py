@@ -7,11 +7,13 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deployments.models import Deployment, Invocation, ProductionChange, Release, ReleaseItem
-from deployments.releases import auto_promote, serving_at, start_canary
-from deployments.tasks import check_canaries
+from deployments.models import Deployment
+from releases.models import ProductionChange, Release, ReleaseItem
+from releases.production import auto_promote, serving_at, start_canary
+from releases.tasks import check_canaries
+from telemetry.models import Invocation
+from tenancy.models import AuditEvent
 from workers.models import Worker
-from workers_portal.models import AuditEvent
 
 from .conftest import client_for
 from .helpers import GREETER, create_deployment

@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from tenancy.models import AuditEvent, Membership
 from workers.models import Worker
-from workers_portal.models import AuditEvent, Membership
 
 from .conftest import client_for, member
 from .helpers import GREETER, create_deployment

@@ -9,11 +9,12 @@ import pytest
 import redis
 from django.conf import settings
 
-from deployments import runs
-from deployments.models import Invocation, Run
+from runs import lifecycle
+from runs.models import Run
+from telemetry.models import Invocation
+from tenancy.models import AuditEvent, Tenant
 from workers.api_keys import issue_key
 from workers.models import Worker
-from workers_portal.models import AuditEvent, Tenant
 
 from .conftest import start_runtime, wait_for, within_one_minute
 from .helpers import build_now, program
@@ -162,7 +163,7 @@ def test_a_celery_worker_killed_mid_run_loses_nothing_and_succeeds_once(
     assert Run.objects.get(code=run_id).status == "running"  # nobody will report it
     start_worker()
     # Its lease (the 2 s timeout and the 1 s margin) runs out; the sweep takes it back.
-    wait_for(lambda: runs.sweep()["taken_back"] == 1, 15, "the sweep to take it back", 0.2)
+    wait_for(lambda: lifecycle.sweep()["taken_back"] == 1, 15, "the sweep to take it back", 0.2)
     run = settled(run_id)
     assert run.status == "succeeded" and run.result == '"slept"'
     assert list(run.attempt_set.values_list("outcome", flat=True)) == ["lost", "ok"]
@@ -208,7 +209,7 @@ def test_runs_survive_a_redis_that_lost_its_queue(
     start_worker()
     time.sleep(1.5)
     assert Run.objects.get(code=run_id).status == "queued"  # stored, never lost
-    assert runs.sweep()["enqueued"] == 1
+    assert lifecycle.sweep()["enqueued"] == 1
     run = settled(run_id)
     assert run.status == "succeeded" and run.attempts == 1
 
@@ -222,9 +223,9 @@ def test_a_suspended_tenants_runs_wait_and_go_on_when_it_resumes(
     start_worker()
     time.sleep(1.5)
     assert Run.objects.get(code=run_id).status == "queued"
-    assert runs.sweep()["enqueued"] == 0  # a suspended tenant's runs are not taken up
+    assert lifecycle.sweep()["enqueued"] == 0  # a suspended tenant's runs are not taken up
     Tenant.objects.filter(pk=tenant.pk).update(status="active")
-    assert runs.sweep()["enqueued"] == 1
+    assert lifecycle.sweep()["enqueued"] == 1
     assert settled(run_id).status == "succeeded"
 
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from deployments.models import Invocation, LogEntry
+from telemetry.models import Invocation, LogEntry
 from workers.models import Worker
 
 from .conftest import wait_for

@@ -13,13 +13,14 @@ import httpx
 import pytest
 from django.conf import settings
 
-from deployments.models import CpuCharge, Invocation, LogEntry
+from telemetry.models import CpuCharge, Invocation, LogEntry
 from workers.models import Worker
 
 from .conftest import free_port, start_runtime, wait_for
 from .helpers import GREETER, build_now
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# CPU taken by every sandbox on the machine, and their processes: nothing else may run beside.
+pytestmark = [pytest.mark.e2e, pytest.mark.alone, pytest.mark.django_db(transaction=True)]
 
 PROGRAMS = Path(__file__).parent / "programs" / "hostile"
 QUIET = 0.5  # CPU seconds a second, all sandboxes: well under the core a spinning thread takes
@@ -92,10 +93,11 @@ def test_uninterruptible_cpu_is_stopped_by_ending_the_tenants_sandbox(
     assert [entry["message"] for entry in answer.json()["logs"]] == [line]
     # The work stops: within a second the thread's process is gone, and nothing burns on (a
     # stuck thread would use a whole core, 1 s a second; the fresh sandbox's start uses some).
-    # Over two seconds: a fresh sandbox's start (up to half a core-second) fits, a thread
-    # that burns on (two core-seconds) does not.
+    # Over two seconds: a fresh sandbox's start and the other sandboxes' own work (about a
+    # core-second at most on a busy machine) fit, a thread that burns on (two core-seconds,
+    # plus the rest) does not.
     time.sleep(2)
-    assert sandbox_cpu_over(2) < QUIET * 2
+    assert sandbox_cpu_over(2) < 1.5
     assert call(neighbour, "hello", {"name": "B"}).json()["result"] == {"greeting": "Hello, B!"}
     assert call(attacker, "echo", {"again": 1}).json()["result"] == {"again": 1}
 

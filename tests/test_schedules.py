@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from django.test import Client
 from django.urls import reverse
 
-from deployments.models import Run, Schedule
-from deployments.schedules import arm, fire_due, next_firings
+from runs.models import Run, Schedule
+from runs.schedules import arm, fire_due, next_firings
+from tenancy.models import AuditEvent, Tenant
 from workers.api_keys import issue_key
-from workers_portal.models import AuditEvent, Tenant
 
 from .conftest import client_for
 from .helpers import ready_in_production
@@ -185,7 +185,7 @@ def test_run_and_schedule_pages_are_hidden_from_outsiders(worker, outsider, view
 def test_ended_runs_are_pruned_after_their_keep_days_but_dead_letters_wait(worker, settings):
     from django.utils import timezone
 
-    from deployments.tasks import prune_old_logs
+    from telemetry.tasks import prune_old_logs
 
     serving = ready(worker)
     old = timezone.now() - timedelta(days=settings.RUN_RESULT_KEEP_DAYS + 1)
@@ -210,7 +210,7 @@ def test_invocation_history_filters_and_pages_in_the_portal_and_the_api(
 ):
     from django.utils import timezone
 
-    from deployments.models import Invocation
+    from telemetry.models import Invocation
 
     first = ready(worker)
     second = ready(worker)

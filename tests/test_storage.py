@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection, connections, transaction
 
-from deployments import partitions
-from deployments.ingest import lock_ingest, store_runtime_batch
-from deployments.models import Invocation, LogEntry
-from deployments.tasks import prune_old_logs
+from deployments.locks import lock_ingest
+from telemetry import partitions
+from telemetry.ingest import store_runtime_batch
+from telemetry.models import Invocation, LogEntry
+from telemetry.tasks import prune_old_logs
 from workers.models import Worker
 
 from .helpers import GREETER, create_deployment

@@ -47,12 +47,12 @@ def test_the_admin_writes_times_as_the_portal_does(db, tenant):
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from workers_portal.models import AuditEvent
+    from tenancy.models import AuditEvent
 
     from .conftest import client_for
 
     AuditEvent.objects.create(tenant=tenant, tenant_slug=tenant.slug, actor_label="x", action="a")
     operator = get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
-    page = client_for(Client, operator).get("/admin/workers_portal/auditevent/").content.decode()
+    page = client_for(Client, operator).get("/admin/tenancy/auditevent/").content.decode()
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", page), "ISO-like, zone named"
     assert " a.m." not in page and " p.m." not in page

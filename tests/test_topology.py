@@ -10,10 +10,11 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from deployments.models import Deployment, LogEntry
+from deployments.models import Deployment
+from telemetry.models import LogEntry
+from tenancy.models import Tenant
 from workers.api_keys import issue_key
 from workers.models import ApiKey, Worker
-from workers_portal.models import Tenant
 
 from .conftest import ROOT, Process, free_port, start_runtime, wait_for
 from .helpers import EDGE_CASES

@@ -11,8 +11,9 @@ import pytest
 from deployments import vercel_client as api
 from deployments.deploy import deploy
 from deployments.generator import NotForNext, generate, ingest_token, invoke_secret
-from deployments.models import Deployment, LogEntry
+from deployments.models import Deployment
 from deployments.tasks import build_deployment, poll_deployment, sweep_stuck_deployments
+from telemetry.models import LogEntry
 from workers.models import Worker, WorkerSecret
 from workers.secrets import encrypt
 
@@ -440,9 +441,9 @@ def test_the_deploy_command_picks_vercel_for_one_deployment(
 
 
 def test_operators_choose_a_tenants_back_end_in_the_admin(admin_client, tenant):
-    page = admin_client.get(f"/admin/workers_portal/tenant/{tenant.pk}/change/").content.decode()
+    page = admin_client.get(f"/admin/tenancy/tenant/{tenant.pk}/change/").content.decode()
     assert 'name="backend"' in page and "Vercel" in page
-    listing = admin_client.get("/admin/workers_portal/tenant/").content.decode()
+    listing = admin_client.get("/admin/tenancy/tenant/").content.decode()
     assert "local (default)" in listing
 
 
@@ -452,7 +453,7 @@ def test_operators_choose_a_tenants_back_end_in_the_admin(admin_client, tenant):
 def test_promote_rollback_and_releases_move_the_production_alias(
     fake_vercel, start_worker, tenant, owner, client
 ):
-    from deployments.models import Release, ReleaseItem
+    from releases.models import Release, ReleaseItem
 
     worker = vercel_worker(tenant)
     start_worker()

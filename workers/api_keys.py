@@ -6,8 +6,8 @@ import secrets
 
 from django.utils import timezone
 
-from workers_portal.models import Tenant
-from workers_portal.quotas import check_room
+from tenancy.models import Tenant
+from tenancy.quotas import check_room
 
 from .models import ApiKey
 

@@ -1,8 +1,8 @@
-"""One principal per request (workers_portal.access), built once: an API key when the
+"""One principal per request (tenancy.access), built once: an API key when the
 request carries one, else the signed-in member; and the tenant the request works in."""
 
-from workers_portal.access import ANONYMOUS, key_principal, member_principal
-from workers_portal.middleware import current_tenant
+from tenancy.access import ANONYMOUS, key_principal, member_principal
+from tenancy.middleware import current_tenant
 
 from .api_keys import key_from_header
 

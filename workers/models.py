@@ -6,8 +6,8 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.db import models
 
-from workers_portal.limits import RuntimeLimits
-from workers_portal.models import Tenant, TenantScopedQuerySet, label_validator
+from tenancy.limits import RuntimeLimits
+from tenancy.models import Tenant, TenantScopedQuerySet, label_validator
 
 from .addresses import worker_host
 

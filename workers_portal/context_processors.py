@@ -1,23 +1,8 @@
-from django.conf import settings
+"""What every page's template knows: the brand, the tenant, the role and what it may do."""
 
-from .access import ANONYMOUS, Action, can
-from .middleware import domain_tenant
-
-
-def brand_for(tenant) -> dict:
-    """The platform's brand, with what the tenant set in its place."""
-    brand = {
-        "name": settings.PLATFORM_NAME,
-        "logo_url": settings.PLATFORM_LOGO_URL,
-        "color": settings.PLATFORM_COLOR,
-        "support_email": settings.PLATFORM_SUPPORT_EMAIL,
-    }
-    if tenant is not None:
-        for key, field in (("name", "brand_name"), ("logo_url", "brand_logo_url"),
-                           ("color", "brand_color"), ("support_email", "support_email")):  # fmt: skip
-            if getattr(tenant, field):
-                brand[key] = getattr(tenant, field)
-    return brand
+from tenancy.access import ANONYMOUS, Action, can
+from tenancy.branding import brand_for
+from tenancy.middleware import domain_tenant
 
 
 def tenancy(request):

@@ -36,14 +36,18 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "workers_portal",
+    "tenancy",
     "workers",
     "deployments",
+    "runs",
+    "telemetry",
+    "releases",
     "portal",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "workers_portal.middleware.UploadSizeMiddleware",
+    "tenancy.middleware.UploadSizeMiddleware",
     "api.errors.JsonErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -176,33 +180,33 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("SWEEP_INTERVAL_SECONDS", default=30.0),
     },
     "check-canaries": {
-        "task": "deployments.tasks.check_canaries",
+        "task": "releases.tasks.check_canaries",
         "schedule": env.float("CANARY_CHECK_SECONDS", default=10.0),
     },
     "sweep-runs": {
-        "task": "deployments.tasks.sweep_runs",
+        "task": "runs.tasks.sweep_runs",
         "schedule": env.float("RUN_SWEEP_SECONDS", default=10.0),
     },
     # Cron firings are looked for every second: a run starts within about a second of its
     # minute (docs/benchmarks.md).
     "fire-schedules": {
-        "task": "deployments.tasks.fire_schedules",
+        "task": "runs.tasks.fire_schedules",
         "schedule": env.float("SCHEDULE_TICK_SECONDS", default=1.0),
     },
     "roll-up-metrics": {
-        "task": "deployments.tasks.roll_up_metrics",
+        "task": "telemetry.tasks.roll_up_metrics",
         "schedule": env.float("METRICS_ROLLUP_SECONDS", default=300.0),
     },
     "meter-usage": {
-        "task": "deployments.tasks.meter_usage",
+        "task": "telemetry.tasks.meter_usage",
         "schedule": env.float("USAGE_METER_SECONDS", default=300.0),
     },
     "deliver-log-drains": {
-        "task": "deployments.tasks.deliver_log_drains",
+        "task": "telemetry.tasks.deliver_log_drains",
         "schedule": env.float("DRAIN_TICK_SECONDS", default=2.0),
     },
     "prune-old-logs": {
-        "task": "deployments.tasks.prune_old_logs",
+        "task": "telemetry.tasks.prune_old_logs",
         "schedule": env.float("PRUNE_INTERVAL_SECONDS", default=3600.0),
     },
 }

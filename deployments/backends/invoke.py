@@ -2,7 +2,7 @@
 
 import httpx
 
-from workers_portal.limits import effective_limits
+from tenancy.limits import effective_limits
 
 from .base import InvokeAnswer
 

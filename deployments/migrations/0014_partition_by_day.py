@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 import django.db.models.deletion
 from django.db import migrations, models
 
-from deployments import partitions
+from telemetry import partitions
 
 
 def partition(apps, schema_editor):
-    """On Postgres, split invocations and log lines by day (deployments.partitions): the
+    """On Postgres, split invocations and log lines by day (telemetry.partitions): the
     last week's days and the next ones; older rows go to the DEFAULT partition and leave
     with retention."""
     if schema_editor.connection.vendor != "postgresql":

@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 
 from deployments.backends import backend_for_worker
-from workers_portal import access
+from tenancy import access
 
 register = template.Library()
 

@@ -157,7 +157,7 @@ class TenantAdmin(admin.ModelAdmin):
                 record(request, tenant, "tenant.delete", tenant.slug, **counts)
                 tenant.delete()
             self.message_user(request, f"Tenant {tenant.slug} and all it made are deleted.")
-            return redirect("admin:workers_portal_tenant_changelist")
+            return redirect("admin:tenancy_tenant_changelist")
         context = {
             **self.admin_site.each_context(request),
             "title": f"Delete the tenant {tenant.name}?",

@@ -11,9 +11,11 @@ from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
-from workers_portal.limits import effective_limits
+from deployments.models import Deployment
+from runs.models import Run
+from tenancy.limits import effective_limits
 
-from .models import CpuCharge, CpuReport, Deployment, Metric, Run, UsageDay
+from .models import CpuCharge, CpuReport, Metric, UsageDay
 
 FIELDS = (
     "invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs", "cpu_seconds"

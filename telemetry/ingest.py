@@ -12,16 +12,17 @@ import logging
 import re
 import uuid
 from datetime import UTC, datetime
-from functools import cache
 
 import redis
-from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 
-from .contract import LOG_LEVELS
+from deployments.announce import redis_client
+from deployments.contract import LOG_LEVELS
+from deployments.locks import lock_ingest
+from deployments.models import Deployment
+
 from .metrics import BUCKET_SQL, add_up
 from .models import (
-    Deployment,
     Invocation,
     LogEntry,
     Metric,
@@ -34,12 +35,6 @@ log = logging.getLogger(__name__)
 # Both paths (one statement on Postgres, rows on SQLite) take their rules from the contract:
 # a line of a level it does not know is stored as a plain log line.
 DEFAULT_LEVEL = "log"
-INGEST_LOCK = 0x10C5  # with a tenant id: the Postgres advisory lock that orders its inserts
-
-
-@cache
-def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
 def channel(worker_id: int) -> str:
@@ -65,19 +60,6 @@ def parse_time(value) -> datetime:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except (TypeError, ValueError, OverflowError):
         return datetime.now(UTC)
-
-
-def lock_ingest(tenant_ids) -> None:
-    """Within a transaction: wait for, and hold off, other inserts of these tenants' lines
-    until commit. Taken in id order, so two batches that share tenants never deadlock.
-    Deleting a worker takes its tenant's, so an insert never lands between the delete's look
-    at the rows that point to its deployments and the delete itself."""
-    if connection.vendor == "postgresql" and tenant_ids:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, t) FROM unnest(%s::int[]) t ORDER BY t",
-                [INGEST_LOCK, sorted(tenant_ids)],
-            )
 
 
 def store(invocations: list[Invocation], lines: list[LogEntry], worker_ids: set[int]) -> None:
@@ -221,7 +203,7 @@ lines AS (
   ON CONFLICT (request_id, seq, timestamp) DO NOTHING
   RETURNING deployment_id, tenant_id, function, timestamp, message
 ),
--- The per-minute figures (deployments.metrics), added up from the invocations and lines just
+-- The per-minute figures (telemetry.metrics), added up from the invocations and lines just
 -- stored (a re-sent one is not in RETURNING, so it is never counted twice).
 metric_rows AS (
   INSERT INTO {Metric._meta.db_table} AS m (deployment_id, tenant_id, function, period, start,

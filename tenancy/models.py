@@ -17,7 +17,7 @@ label_validator = RegexValidator(
 
 class TenantScopedQuerySet(models.QuerySet):
     def visible_to(self, principal):
-        """The one scoping path: rows of the tenants the principal (workers_portal.access)
+        """The one scoping path: rows of the tenants the principal (tenancy.access)
         belongs to; everything else is a 404."""
         return self.filter(tenant_id__in=principal.tenant_ids)
 
@@ -71,6 +71,7 @@ class Tenant(RuntimeLimits):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "workers_portal_tenant"
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -97,6 +98,7 @@ class Membership(models.Model):
     objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
+        db_table = "workers_portal_membership"
         constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="unique_membership")]
 
     def __str__(self) -> str:
@@ -125,6 +127,7 @@ class AuditEvent(models.Model):
     objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
+        db_table = "workers_portal_auditevent"
         ordering = ["-created", "-id"]
 
     def __str__(self) -> str:
@@ -154,6 +157,7 @@ class Invitation(models.Model):
     objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
+        db_table = "workers_portal_invitation"
         ordering = ["-created"]
 
     def __str__(self) -> str:

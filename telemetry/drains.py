@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workers_portal.quotas import check_room
+from tenancy.quotas import check_room
 
 from .models import LogDrain, LogEntry
 

@@ -26,12 +26,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from deployments.models import Deployment
+from tenancy.access import acting, acts
+from tenancy.limits import effective_limits
+from tenancy.quotas import check_room, check_stored_payload
 from workers.models import Worker
-from workers_portal.access import acting, acts
-from workers_portal.limits import effective_limits
-from workers_portal.quotas import check_room, check_stored_payload
 
-from .models import Deployment, Run, RunAttempt
+from .models import Run, RunAttempt
 
 S = Run.Status
 
@@ -110,7 +111,7 @@ def accept(
     return run, True
 
 
-EXECUTE = "deployments.tasks.execute_run"  # by name: the task module imports this one
+EXECUTE = "runs.tasks.execute_run"  # by name: the task module imports this one
 
 
 def send(run_pk: int, delay: float = 0.0) -> None:

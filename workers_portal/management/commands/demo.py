@@ -10,9 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from deployments.deploy import deploy
+from tenancy.models import Membership, Tenant
 from workers.models import Worker
 from workers.samples import SAMPLE_SOURCE
-from workers_portal.models import Membership, Tenant
 
 
 def operator_password(path: Path) -> str:

@@ -16,12 +16,12 @@ from croniter import CroniterBadCronError, croniter
 from django.db import transaction
 from django.utils import timezone
 
-from workers_portal.access import acts
-from workers_portal.models import Tenant
-from workers_portal.quotas import QuotaExceeded, check_room, check_stored_payload
+from tenancy.access import acts
+from tenancy.models import Tenant
+from tenancy.quotas import QuotaExceeded, check_room, check_stored_payload
 
+from .lifecycle import accept
 from .models import Run, Schedule
-from .runs import accept
 
 UTC = ZoneInfo("UTC")
 

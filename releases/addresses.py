@@ -4,12 +4,12 @@ then). The runtime asks through the internal API (runtime_api) and caches the an
 
 from dataclasses import dataclass
 
+from deployments.models import Deployment
+from tenancy.access import acts
 from workers.addresses import parse
 from workers.models import Worker
-from workers_portal.access import acts
 
-from .models import Deployment
-from .releases import serving_at
+from .production import serving_at
 
 SUSPENDED = "This worker's tenant is suspended: it answers no calls until an operator resumes it."
 

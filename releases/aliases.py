@@ -7,9 +7,8 @@ import random
 
 from celery import shared_task
 
+from deployments.backends import BuildFailed, TransientBackendError
 from workers.models import Worker
-
-from .backends import BuildFailed, TransientBackendError
 
 MAX_TRIES = 8
 

@@ -16,9 +16,9 @@ from deployments.program import (
     program_from_archive,
     program_from_files,
 )
+from tenancy.models import Tenant, label_validator
+from tenancy.quotas import QuotaExceeded, check_new_worker
 from workers.models import Worker
-from workers_portal.models import Tenant, label_validator
-from workers_portal.quotas import QuotaExceeded, check_new_worker
 
 
 class Command(BaseCommand):

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from deployments.announce import announce
+from deployments.models import Deployment
+from tenancy.access import acts
+from tenancy.models import AuditEvent, Tenant
 from workers.models import Worker
-from workers_portal.access import acts
-from workers_portal.models import AuditEvent, Tenant
 
 from .aliases import move_aliases
-from .announce import announce
-from .models import Deployment, ProductionChange, Release
+from .models import ProductionChange, Release
 
 Status = Deployment.Status
 
@@ -123,6 +124,11 @@ def auto_promote(deployment: Deployment) -> bool:
         )
     deployment.worker.refresh_from_db()
     return True
+
+
+def promote_when_ready(sender, deployment: Deployment, **kwargs) -> None:
+    """deployments.signals.deployment_ready: inside the build's commit."""
+    auto_promote(deployment)
 
 
 def set_production(worker: Worker, deployment: Deployment, by: str) -> str:

@@ -1,0 +1,169 @@
+"""Durable runs of functions, their attempts, and the schedules that start them. The tables
+keep the names they had under `deployments`."""
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from deployments.models import Deployment, took
+from tenancy.models import Tenant, TenantScopedQuerySet
+from workers.models import Worker
+
+
+class Schedule(models.Model):
+    """A cron expression in a time zone that starts a run of one function with a payload."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="schedules")
+    worker = models.ForeignKey(Worker, models.CASCADE, related_name="schedules")
+    function = models.CharField(max_length=200)
+    cron = models.CharField(max_length=100)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    payload = models.TextField(default="null")  # JSON text, as sent
+    paused = models.BooleanField(default=False)
+    next_fire_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    missed = models.PositiveIntegerField(default=0, help_text="Firings skipped after outages.")
+    created_by = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "deployments_schedule"
+        ordering = ["worker__name", "function", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.worker} {self.function} {self.cron}"
+
+
+class Run(models.Model):
+    """One durable call of a function: stored before it is acknowledged, attempted until it
+    succeeds or its retry policy gives up (then it is a dead letter)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        RETRYING = "retrying"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"  # a failure no retry can mend (the function or deployment is gone)
+        DEAD = "dead"  # the function kept failing: a dead letter, to replay or discard
+
+    IN_FLIGHT = frozenset({Status.QUEUED, Status.RUNNING, Status.RETRYING})
+
+    class Trigger(models.TextChoices):
+        ASYNC = "async"
+        CRON = "cron"
+        REPLAY = "replay"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="runs")
+    worker = models.ForeignKey(Worker, models.CASCADE, related_name="runs")
+    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="runs")
+    function = models.CharField(max_length=200)
+    payload = models.TextField(default="null")  # JSON text, as sent
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.ASYNC)
+    schedule = models.ForeignKey(
+        Schedule, models.SET_NULL, null=True, blank=True, related_name="runs"
+    )
+    replay_of = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="replays"
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    result = models.TextField(blank=True)  # JSON text of the result, once succeeded
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The retry policy when the run was accepted: a later change applies to later runs.
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    backoff_seconds = models.FloatField(default=1.0)
+    max_delay_seconds = models.FloatField(default=300.0)
+    retry_on = models.JSONField(default=list)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # While running: until when the attempt is presumed alive (the sweep takes it over after).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    # Who started it: an API key's prefix (it may read the run), or "" for a public call.
+    started_by_key = models.CharField(max_length=12, blank=True)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    discarded_by = models.CharField(max_length=200, blank=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        db_table = "deployments_run"
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["worker", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="one_run_per_idempotency_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["worker", "-created"]),
+            models.Index(fields=["tenant", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.worker} {self.function} {self.code}"
+
+    def transition(self, old, new: str, *, when: dict | None = None, **fields) -> bool:
+        """Compare-and-swap the status (as Deployment.transition), from `old` (one status or
+        several) and only while `when` (more conditions) holds; True only for the caller
+        whose update won. Every change of a run's status goes through here (runs.py)."""
+        olds = [old] if isinstance(old, str) else list(old)
+        if new in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.DEAD}:
+            fields.setdefault("finished_at", timezone.now())
+            fields.setdefault("lease_until", None)
+        changed = Run.objects.filter(pk=self.pk, status__in=olds, **(when or {})).update(
+            status=new, **fields
+        )
+        if changed:
+            took(self, new, fields)
+        return bool(changed)
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in self.IN_FLIGHT
+
+    @property
+    def trigger_header(self) -> str:
+        """How its calls are recorded (the contract's triggers): a retry after the first."""
+        if self.attempts > 1 or self.trigger == self.Trigger.REPLAY:
+            return "retry"
+        return "cron" if self.trigger == self.Trigger.CRON else "async"
+
+
+class RunAttempt(models.Model):
+    """One try of a run: when, how it ended, and the call's request id (its console lines)."""
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="attempt_set")
+    number = models.PositiveSmallIntegerField()
+    deployment = models.ForeignKey(Deployment, models.CASCADE, related_name="+")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # ok, error, timeout, limit, crashed, lost (its worker died), platform (not the code's)
+    outcome = models.CharField(max_length=16, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    logs = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        db_table = "deployments_runattempt"
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="one_attempt_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run} #{self.number}"
