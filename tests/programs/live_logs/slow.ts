@@ -1,6 +1,6 @@
 export async function slow(payload: unknown) {
   console.log("first line");
-  await new Promise((resolve) => setTimeout(resolve, 2000));
+  await new Promise((resolve) => setTimeout(resolve, 5000));
   console.log("second line");
   return "done";
 }
