@@ -4,7 +4,7 @@ from tenancy.admin import Record
 
 from .models import Run, RunAttempt
 
-ATTEMPT_FIELDS = ["number", "deployment", "outcome", "status_code", "error_code", "duration_ms", "started_at", "request_id"]  # fmt: skip
+ATTEMPT_FIELDS = ("number", "deployment", "outcome", "status_code", "error_code", "duration_ms", "started_at", "request_id")  # fmt: skip
 
 
 class RunAttemptInline(admin.TabularInline):
