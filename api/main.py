@@ -99,6 +99,16 @@ class Parser(NinjaParser):
             raise ApiError(413, "payload_too_large", f"The body is larger than {limit} bytes.")
         return super().parse_body(request)
 
+    def parse_querydict(self, data, list_fields, request):
+        """A parameter the description gives one value may not come twice (ninja would keep
+        the last and answer as if the first had not been sent)."""
+        for key in data:
+            if key not in list_fields and len(data.getlist(key)) > 1:
+                raise ApiError(
+                    400, "invalid_request", f"Invalid request: `{key}` may be given only once."
+                )
+        return super().parse_querydict(data, list_fields, request)
+
 
 api.parser = Parser()
 api.add_router("", workers.router)

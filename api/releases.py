@@ -25,6 +25,7 @@ from .workers import choose_tenant, deployment_json, worker_for, worker_json
 router = Router(tags=["releases"])
 ERRORS = {frozenset({401, 403, 404}): ErrorOut}
 CHANGE_ERRORS = {frozenset({400, 401, 403, 404, 409}): ErrorOut}
+QUERY_ERRORS = {frozenset({400, 401, 403, 404}): ErrorOut}  # 400: a parameter given twice
 
 
 def conflict(exc: ReleaseError) -> ApiError:
@@ -124,7 +125,7 @@ def release_for(request, code: UUID, action: Action) -> Release:
     return release
 
 
-@router.get("/releases", response={200: ReleaseList, **ERRORS}, summary="List releases")
+@router.get("/releases", response={200: ReleaseList, **QUERY_ERRORS}, summary="List releases")
 def list_releases(request, tenant: str | None = None):
     found = choose_tenant(request, tenant)
     if found is None:

@@ -72,6 +72,16 @@ def test_the_worker_list_comes_a_page_at_a_time(client, key, tenant, other_tenan
         assert refused.json()["error"]["code"] == "invalid_request"
 
 
+def test_a_parameter_given_twice_is_refused_not_half_read(client, key, tenant):
+    Worker.objects.bulk_create([Worker(tenant=tenant, name=f"w{n}") for n in range(3)])
+    for path in ("/api/workers?limit=1&limit=2", "/api/runs?function=a&function="):
+        refused = client.get(path, **bearer(key))
+        assert refused.status_code == 400, path
+        error = refused.json()["error"]
+        assert error["code"] == "invalid_request" and "may be given only once" in error["message"]
+    assert len(client.get("/api/workers?limit=2", **bearer(key)).json()["workers"]) == 2
+
+
 def test_read_endpoints(client, key, worker):
     first = ready(create_deployment(worker, GREETER))
     auto_promote(first)
