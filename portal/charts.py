@@ -75,6 +75,7 @@ def chart(
         "p50": percentile(counts, 50), "p95": percentile(counts, 95), "p99": percentile(counts, 99),
         "first": points[0].start if points else None,
         "dots": dots, "hovers": hovers, "ticks": ticks(points, range_name),
+        "as_of": timezone.now(),
     }  # fmt: skip
 
 

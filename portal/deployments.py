@@ -4,7 +4,7 @@ import json
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -19,6 +19,7 @@ from tenancy.limits import effective_limits
 from .access import require, visible
 from .charts import deployment_charts
 from .forms import InvokeForm
+from .state import deployment_state_url
 
 # HTMX stops polling on this status (and still swaps the content in).
 STOP_POLLING = 286
@@ -43,6 +44,7 @@ def deployment_detail(request, code):
     deployment = deployment_for(request, code)
     context = invoke_context(deployment)
     context["charts"] = deployment_charts(deployment, request.GET.get("range", "24h"))
+    context["state_url"] = deployment_state_url(deployment)
     return render(request, "deployments/detail.html", context)
 
 
@@ -53,7 +55,8 @@ def deployment_panel(request, code):
     context = invoke_context(deployment)
     # On the worker page the final answer also refreshes the production URL section.
     context["on_worker_page"] = request.GET.get("on") == "worker"
-    if context["on_worker_page"] and deployment.is_terminal:
+    if context["on_worker_page"] and deployment.is_terminal and request.htmx:
+        context["build_ended"] = True
         # ...and the other parts that show production: the recent list, the secrets banner.
         worker = deployment.worker
         worker.refresh_from_db()
@@ -175,3 +178,15 @@ def diff(request, code):
         "limits": effective_limits(deployment.worker),
     }
     return render(request, "deployments/diff.html", context)
+
+
+@login_required
+def deployment_state(request, code):
+    """A deployment page's question: is it still production, a preview, the canary (and at
+    what share)? 204 while nothing changed, else its role line out of band."""
+    deployment = deployment_for(request, code)
+    state_url = deployment_state_url(deployment)
+    if state_url.endswith("seen=" + request.GET.get("seen", "")):
+        return HttpResponse(status=204)
+    context = {"deployment": deployment, "state_url": state_url, "oob": True}
+    return render(request, "deployments/partials/state.html", context)

@@ -56,6 +56,10 @@ LANGUAGES = {".ts": "typescript", ".tsx": "typescript", ".mts": "typescript", ".
              ".jsonc": "json", ".js": "javascript", ".mjs": "javascript", ".jsx": "javascript"}  # fmt: skip
 
 
+# New files the editor takes per save.
+NEW_FILES = 3
+
+
 class EditorTab:
     """One file in the editor: its path, text, language and the last build's problems."""
 
@@ -68,18 +72,12 @@ class EditorTab:
 
 class ProgramForm(forms.Form):
     """A new version, written in the editor (one tab per file: the entry module as `source`,
-    every other file as the pair p<i> (path) / f<i> (text), removed with remove<i>, one new
-    file as new_path / new_text), or uploaded (several files, or one .zip or .tar.gz), which
-    replaces them all."""
+    every other file as the pair p<i> (path) / f<i> (text), removed with remove<i>, up to
+    NEW_FILES new files as new_path_<n> / new_text_<n>), or uploaded (several files, or one
+    .zip or .tar.gz), which replaces them all."""
 
     source = SourceField(label="Entry module")
     entry_path = forms.CharField(required=False, widget=forms.HiddenInput)
-    new_path = forms.CharField(
-        required=False,
-        label="Path of a new file",
-        widget=forms.TextInput(attrs={"placeholder": "lib/helpers.ts"}),
-    )
-    new_text = SourceField(label="Its content")
     upload = FilesField(
         label="Or upload files",
         required=False,
@@ -98,6 +96,28 @@ class ProgramForm(forms.Form):
         entry = base.entry if base is not None and base.entry else "index.ts"
         self.fields["entry_path"].initial = entry
         self.fields["source"].label = entry
+        # New files, several per save (the form works without JavaScript, so a few slots).
+        for n in range(1, NEW_FILES + 1):
+            self.fields[f"new_path_{n}"] = forms.CharField(
+                required=False,
+                label=f"Path of new file {n}",
+                widget=forms.TextInput(
+                    attrs={"placeholder": f"lib/helpers{n if n > 1 else ''}.ts"}
+                ),
+            )
+            self.fields[f"new_text_{n}"] = SourceField(label=f"Content of new file {n}")
+
+    @property
+    def new_files(self) -> list[dict]:
+        """The new-file slots as the editor draws them, with what was typed into them."""
+        return [
+            {
+                "n": n,
+                "path": self[f"new_path_{n}"],
+                "text": self.data.get(f"new_text_{n}", "") if self.is_bound else "",
+            }
+            for n in range(1, NEW_FILES + 1)
+        ]
 
     @property
     def tabs(self) -> list[EditorTab]:
@@ -137,8 +157,21 @@ class ProgramForm(forms.Form):
                 entry = data.get("entry_path") or self.fields["entry_path"].initial
                 files = {entry: source, **dict(self.other_files())}
                 files[entry] = source
-                if data.get("new_path"):
-                    files[data["new_path"]] = data.get("new_text") or ""
+                for n in range(1, NEW_FILES + 1):
+                    path = (data.get(f"new_path_{n}") or "").strip()
+                    text = data.get(f"new_text_{n}") or ""
+                    if not path and text.strip():
+                        raise forms.ValidationError(
+                            f"New file {n} has content but no path: give it one, such as "
+                            "lib/helpers.ts."
+                        )
+                    if path and path in files:
+                        raise forms.ValidationError(
+                            f"{path} exists already: edit it in its own tab, or choose "
+                            "another path for the new file."
+                        )
+                    if path:
+                        files[path] = text
                 data["program"] = program_from_files(files, entry)
         except ProgramError as exc:
             raise forms.ValidationError(str(exc)) from exc

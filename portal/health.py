@@ -9,7 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from telemetry.metrics import Point, merged, percentile
-from telemetry.models import Metric
+from telemetry.models import Invocation, Metric
 
 HOURS = 24
 
@@ -38,19 +38,30 @@ def worker_health(deployment_ids: list[int], day: list[Point]) -> dict:
     ]
     total = sum(row["total"] for row in per_hour.values())
     failed = sum(row["failed"] for row in per_hour.values())
-    last = None
-    if total:
-        minutes = Metric.objects.filter(
-            deployment_id__in=deployment_ids, period="m", start__gte=since
-        )
-        last = minutes.aggregate(last=Max("start"))["last"]
     return {
         "total": total,
         "failed": failed,
         "error_rate": (100 * failed / total) if total else None,
-        "last": last,
+        "last": last_call(deployment_ids, since) if total else None,
+        "as_of": now,
         "p50": percentile(counts, 50),
         "p95": percentile(counts, 95),
         "hours": hours,
         "since": since,
     }
+
+
+def last_call(deployment_ids: list[int], since) -> object:
+    """When the last call started, to the second: the minutes say which deployments were
+    called in the last busy minute, and their own index says when within it."""
+    minutes = Metric.objects.filter(
+        deployment_id__in=deployment_ids, period="m", start__gte=since, calls__gt=0
+    )
+    minute = minutes.aggregate(last=Max("start"))["last"]
+    if minute is None:
+        return None
+    called = list(minutes.filter(start=minute).values_list("deployment_id", flat=True))
+    exact = Invocation.objects.filter(deployment_id__in=called, started_at__gte=minute).aggregate(
+        last=Max("started_at")
+    )["last"]
+    return exact or minute

@@ -49,4 +49,6 @@ def usage_page(request):
         return response
     totals = {f: sum(getattr(d, f) for d in days) for f in FIELDS}
     context = {"days": days, "totals": totals, "since": since, "until": until}
+    # How fresh the figures are: when the meter last added them up.
+    context["as_of"] = max((d.updated for d in days), default=None)
     return render(request, "usage.html", context)

@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -25,6 +26,7 @@ from .charts import tenant_chart_context, worker_chart_context
 from .deployments import invoke_context
 from .forms import DeployForm, NewWorkerForm
 from .health import worker_health
+from .state import focus_token, overview_state
 
 WORKERS_PER_PAGE = 50
 
@@ -140,13 +142,11 @@ def worker_detail(request, code):
     ids = list(worker.deployments.values_list("pk", flat=True))
     day = series(ids, "24h")
     range_name = request.GET.get("range", "24h")
-    context = {**detail_context(worker), "health": worker_health(ids, day)}
+    context = {"worker": worker, "health": worker_health(ids, day)}
     # Production first: the panel (and its invoke form and curl line) calls what production
     # serves, unless the latest deployment is asked for (a preview, or a failed build).
-    latest, production = context["latest"], worker.production
-    show_latest = request.GET.get("show") == "latest" or production is None
-    context["focus"] = latest if show_latest else production
-    context["focus_is"] = "latest" if show_latest else "production"
+    # The page then asks every few seconds whether any of this changed (portal.state).
+    context.update(overview_state(worker, request.GET.get("show") == "latest"))
     if context["focus"] is not None:
         context.update(invoke_context(context["focus"]))
     context["chart"] = worker_chart_context(
@@ -252,3 +252,28 @@ def delete_worker(request, code):
         record(request, worker.tenant, "worker.delete", worker.name)
         return redirect("dashboard")
     return render(request, "workers/delete.html", {"worker": worker})
+
+
+@login_required
+def worker_state(request, code):
+    """The Overview's question: 204 while nothing changed, else its parts out of band."""
+    worker = worker_for(request, code)
+    context = overview_state(worker, request.GET.get("show") == "latest")
+    if context["seen"] == request.GET.get("seen"):
+        return HttpResponse(status=204)
+    focus = context["focus"]
+    # The invoke form stays as typed unless the deployment it calls is another one now (or
+    # the same one in another state: its build ended).
+    context["focus_moved"] = focus_token(focus) != request.GET.get("focus", "")
+    if focus is not None:
+        context.update(invoke_context(focus))
+    return render(request, "workers/partials/state.html", {**context, "oob": True})
+
+
+@login_required
+def health_panel(request, code):
+    """The Overview's 24-hour figures again (the panel asks every 30 s, saying as of when)."""
+    worker = worker_for(request, code)
+    ids = list(worker.deployments.values_list("pk", flat=True))
+    context = {"worker": worker, "health": worker_health(ids, series(ids, "24h"))}
+    return render(request, "workers/partials/health.html", context)

@@ -165,3 +165,40 @@ def test_time_zone_pending_secrets_suspension_and_the_operators_home(
     with signed_in(live_server, operator, lands="/operators/") as page:
         assert "Tenants" in page.locator("main").inner_text()
         assert "acme" in page.locator("main").inner_text()
+
+
+def test_a_promote_in_another_tab_reaches_every_part_of_the_open_page(
+    live_server, owner, tenant, monkeypatch
+):
+    """Two tabs on one worker: a promote confirmed in the second reaches the first within a
+    few seconds, and its production panel, its heading, its invoke form and its recent list
+    all name the new production (none left saying the old one)."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from deployments.models import Deployment
+
+    from .helpers import create_deployment, ready_in_production
+
+    worker = Worker.objects.create(tenant=tenant, name="two-tabs")
+    old = ready_in_production(worker)
+    Worker.objects.filter(pk=worker.pk).update(auto_promote=False)
+    new = create_deployment(worker, GREETER + "\n// new\n")
+    new.transition(Deployment.Status.QUEUED, Deployment.Status.BUILDING)
+    new.transition(Deployment.Status.BUILDING, Deployment.Status.READY, functions=["hello"])
+    with signed_in(live_server, owner) as first:
+        first.goto(f"{live_server.url}/workers/{worker.code}/")
+        assert first.locator(f"h2:has-text('Production: {old.short_id}')").is_visible()
+        second = first.context.new_page()
+        second.goto(f"{live_server.url}/deployments/{new.code}/promote/")
+        second.click(f"main button:has-text('Promote to {new.short_id}')")
+        second.wait_for_url(f"{live_server.url}/workers/{worker.code}/")
+        # The first tab was not touched: it asks, and every part moves together.
+        first.wait_for_selector(f"h2:has-text('Production: {new.short_id}')", timeout=10_000)
+        production = first.locator(f"#production-{worker.code}").inner_text()
+        assert f"Serves {new.short_id}" in production
+        row = first.locator(f"#recent-{worker.code} tr", has_text=new.short_id)
+        assert "production" in row.inner_text()
+        old_row = first.locator(f"#recent-{worker.code} tr", has_text=old.short_id)
+        assert "production" not in old_row.inner_text()
+        form = first.locator(f"#focus-{worker.code} form.invoke")
+        assert form.get_attribute("action") == f"/deployments/{new.code}/invoke/"
+        assert first.locator(f"#state-{worker.code}").count() == 1  # still asking

@@ -170,6 +170,8 @@ def test_usage_per_day_is_metered_shown_to_owners_exported_and_kept_past_the_log
 
     page = owner_client.get(reverse("usage")).content.decode()
     assert "40" in page and "5.000" in page
+    metered = timezone.localtime(UsageDay.objects.get().updated).strftime("%H:%M:%S")
+    assert "as of <time" in page and metered in page  # how fresh the figures are
     exported = owner_client.get(reverse("usage") + "?format=csv").content.decode().splitlines()
     assert exported[0].startswith("day,invocations,gb_seconds")
     assert exported[1].startswith(f"{now.date().isoformat()},40,5.0,60.0,5,50,1")
@@ -228,3 +230,31 @@ def test_charts_speak_the_users_zone_have_axes_and_start_near_a_young_workers_fi
     # The latency of each interval that had calls is a visible dot, and its figures are one
     # pointer away.
     assert 'class="dot p50"' in text and "p50 " in text.split('<rect class="hit"')[-2]
+
+
+def test_the_overview_says_how_fresh_its_figures_are_and_the_last_call_to_the_second(
+    owner_client, worker
+):
+    """The health panel's figures are counted as calls arrive and the panel asks again
+    every 30 s; it says as of when, and the last call is exact (not its minute), so it never
+    reads as earlier than "Serves ... since" a few seconds before it."""
+    from django.utils import timezone
+
+    deployment = create_deployment(worker, GREETER)
+    minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=3)
+    # 48 calls, the last at 47 s past the minute, then a minute with only log lines.
+    store_runtime_batch(json.dumps(batch(deployment, 48, start=minute)).encode())
+    lines = {"logs": [{"requestId": "late", "deploymentId": str(deployment.code), "seq": 0,
+                       "function": "hello", "level": "log", "message": "after",
+                       "timestamp": (minute + timedelta(minutes=1)).isoformat()}]}  # fmt: skip
+    store_runtime_batch(json.dumps(lines).encode())
+    url = reverse("worker-health", args=[worker.code])
+    text = owner_client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    last = timezone.localtime(minute + timedelta(seconds=47)).strftime("%Y-%m-%d %H:%M:%S")
+    shown = text[text.index("Last call") :]
+    assert last in shown.split("</dd>")[0]
+    assert "<dd>48</dd>" in text
+    assert "as of <time" in text and 'hx-trigger="every 30s"' in text
+    # The worker page carries the same panel.
+    page = owner_client.get(reverse("worker", args=[worker.code])).content.decode()
+    assert last in page

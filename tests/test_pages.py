@@ -34,6 +34,9 @@ def worker_urls(worker, deployment):
         ("get", reverse("canary-start", args=[deployment.code])),
         ("post", reverse("canary-start", args=[deployment.code])),
         ("get", reverse("worker-canary", args=[worker.code])),
+        ("get", reverse("worker-state", args=[worker.code])),
+        ("get", reverse("worker-health", args=[worker.code])),
+        ("get", reverse("deployment-state", args=[deployment.code])),
         ("post", reverse("worker-canary-change", args=[worker.code])),
     ]
 

@@ -128,14 +128,28 @@ def test_the_editor_edits_removes_and_adds_files_and_marks_problems(owner_client
         "entry_path": "index.ts", "source": INDEX,
         "p1": "lib.ts", "f1": fixed,
         "p2": "old.ts", "f2": "export const old = 1;\n", "remove2": "on",
-        "new_path": "lib/extra.ts", "new_text": "export const extra = 2;\n",
+        "new_path_1": "lib/extra.ts", "new_text_1": "export const extra = 2;\n",
+        "new_path_2": "", "new_text_2": "",
+        "new_path_3": "lib/more.ts", "new_text_3": "export const more = 3;\n",
     }  # fmt: skip
     answer = owner_client.post(reverse("redeploy", args=[worker.code]), posted)
     assert answer.status_code == 302
     newest = worker.deployments.first()
     assert newest.files == {
-        "index.ts": INDEX, "lib.ts": fixed, "lib/extra.ts": "export const extra = 2;\n"
+        "index.ts": INDEX, "lib.ts": fixed, "lib/extra.ts": "export const extra = 2;\n",
+        "lib/more.ts": "export const more = 3;\n",
     }  # fmt: skip
+    # A new file without a path, or over an existing one, is refused, and what was typed
+    # (in every slot) comes back in the editor.
+    refused = owner_client.post(
+        reverse("redeploy", args=[worker.code]),
+        {**posted, "p1": "lib.ts", "new_path_2": "", "new_text_2": "export const lost = 1;\n",
+         "new_path_3": "lib.ts"},
+    )  # fmt: skip
+    assert refused.status_code == 400
+    text = refused.content.decode()
+    assert "New file 2 has content but no path" in text
+    assert "export const lost = 1;" in text and 'value="lib/extra.ts"' in text
 
 
 def test_the_overview_shows_health_at_a_glance(owner_client, worker, tenant):

@@ -58,6 +58,20 @@ def production_plain_url(worker) -> str | None:
 
 
 @register.filter
+def as_of(moment):
+    """How fresh a figure is: the time of day in the user's zone, the full time on hover."""
+    if not moment:
+        return ""
+    local = timezone.localtime(moment)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        local.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or ""),
+        local.strftime("%H:%M:%S ") + (local.tzname() or ""),
+    )
+
+
+@register.filter
 def when(moment):
     """One way to show a time: absolute in the user's zone, named, with the time since."""
     if not moment:
