@@ -9,7 +9,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser as NinjaParser
 from ninja.security import APIKeyCookie, HttpBearer
 
-from . import drains, invocations, logs, releases, runs, usage, workers
+from . import cli, drains, invocations, logs, releases, runs, usage, workers
 from .errors import ApiError, error_response
 
 
@@ -118,3 +118,4 @@ api.add_router("", releases.router)
 api.add_router("", runs.router)
 api.add_router("", invocations.router)
 api.add_router("", usage.router)
+api.add_router("", cli.router)

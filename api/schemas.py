@@ -41,6 +41,13 @@ class PackageOut(Schema):
     registry: Literal["npm", "jsr", "https"]
 
 
+class Problem(Schema):
+    file: str
+    line: int
+    column: int
+    message: str
+
+
 class DeploymentOut(Schema):
     id: UUID
     status: DeploymentStatus
@@ -58,6 +65,13 @@ class DeploymentOut(Schema):
     url: str | None = Field(description="Where this one deployment answers (once ready).")
     createdAt: datetime
     readyAt: datetime | None
+    buildStep: str | None = Field(description="What its build does now, until it ends.")
+    problems: list[Problem] = Field(
+        description="Where its build failed: each problem in the tenant's own file."
+    )
+    previewOnly: bool = Field(
+        description="Deployed with `promote: false`: it does not go live by itself."
+    )
 
 
 class CanarySide(Schema):
@@ -189,6 +203,12 @@ class DeployIn(Strict):
         None,
         pattern=LABEL_PATTERN,
         description="The tenant's slug; needed only by members of several tenants.",
+    )
+    promote: bool = Field(
+        True,
+        strict=True,
+        description="false: when ready it stays a preview, whatever the worker's auto-promote "
+        "(promote it with POST /workers/{id}/production).",
     )
 
 
@@ -460,3 +480,36 @@ class UsageDayOut(Schema):
 class UsageOut(Schema):
     tenant: str
     days: list[UsageDayOut]
+
+
+# --- the CLI's sign-in -------------------------------------------------------------------
+
+
+class LoginIn(Strict):
+    client: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="What asks, as the approval page shows it, e.g. `functions 0.1 on laptop`.",
+    )
+
+
+class LoginOut(Schema):
+    code: str = Field(description="The code the person sees on both screens, e.g. BCDF-GHJK.")
+    approveUrl: str = Field(description="Where a member approves the sign-in.")
+    pollToken: str = Field(description="Only for the asker: what it polls with.")
+    expiresAt: datetime
+    interval: int = Field(description="Seconds to wait between polls.")
+
+
+class LoginPollIn(Strict):
+    pollToken: str = Field(min_length=1, max_length=100, pattern=TEXT)
+
+
+class LoginPollOut(Schema):
+    status: Literal["pending", "approved", "denied", "expired", "collected"] = Field(
+        description="`approved` comes once, with the key; later polls say `collected`."
+    )
+    token: str | None = Field(description="The API key (with `approved` only).")
+    tenant: str | None = Field(description="The tenant it acts in (with `approved` only).")
+    scopes: list[str] | None = Field(description="Its scopes (with `approved` only).")

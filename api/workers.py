@@ -21,6 +21,7 @@ from deployments.program import (
 from releases.production import ReleaseError, canary_metrics, set_production
 from tenancy.access import Action, can
 from tenancy.audit import record
+from tenancy.models import LABEL_PATTERN
 from tenancy.quotas import QuotaExceeded, check_new_worker
 from workers.models import Worker
 
@@ -58,6 +59,18 @@ def deployment_json(d: Deployment) -> dict:
         "url": d.url or None,
         "createdAt": d.created,
         "readyAt": d.finished_at if d.status == Deployment.Status.READY else None,
+        "buildStep": (d.backend_state or None) if not d.is_terminal else None,
+        "problems": [problem_json(p) for p in d.diagnostics or []],
+        "previewOnly": d.preview_only,
+    }
+
+
+def problem_json(problem: dict) -> dict:
+    return {
+        "file": str(problem.get("file", "")),
+        "line": int(problem.get("line") or 0),
+        "column": int(problem.get("column") or 0),
+        "message": str(problem.get("message", "")),
     }
 
 
@@ -137,12 +150,15 @@ def list_workers(
     request,
     limit: int = Query(50, ge=1, le=500),
     after: int | None = Query(None, ge=0),
+    name: str = Query(None, pattern=LABEL_PATTERN, max_length=30, description="Exactly this name."),
 ):
     principal = request.principal
     readable = [t.pk for t in principal.tenants if can(principal, Action.READ, t)]
     if not readable:
         raise ApiError(403, "forbidden", "This key may not read (it lacks the read scope).")
     found = workers_of(request).filter(tenant_id__in=readable).order_by("id")
+    if name is not None:
+        found = found.filter(name=name)
     if after is not None:
         found = found.filter(id__gt=after)
     workers = list(found[: limit + 1])
@@ -207,7 +223,10 @@ def create_deployment(request, body: DeployIn):
             if isinstance(program, str):
                 deployment = refuse(worker, program, user)
             else:
-                deployment = deploy(worker, program, user, update_lock=body.updateLock)
+                deployment = deploy(
+                    worker, program, user, update_lock=body.updateLock,
+                    preview_only=not body.promote,
+                )  # fmt: skip
             record(request, tenant, "deploy", body.name, deployment=deployment.short_id)
     except IntegrityError as exc:
         raise ApiError(

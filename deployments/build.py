@@ -73,8 +73,9 @@ class Built:
 class Workspace:
     """One build's directory: the upload under app/, our configuration beside it."""
 
-    def __init__(self, root: Path, program: Program, lockfile: str, log: list[str]):
+    def __init__(self, root: Path, program: Program, lockfile: str, log: list[str], on_step=None):
         self.root, self.program, self.log = root, program, log
+        self.on_step = on_step
         self.app = root / APP
         for path, text in program.code_files.items():
             target = self.app / path
@@ -120,8 +121,15 @@ class Workspace:
         ]
         return "\n".join(lines).strip()
 
-    def step(self, title: str, args: list[str]):
+    def begin(self, title: str) -> None:
+        """A step starts: in the build log, and told to whoever watches (the deployment's
+        build step, which the API and the CLI show while it runs)."""
         self.log.append(f"-> {title}")
+        if self.on_step is not None:
+            self.on_step(title)
+
+    def step(self, title: str, args: list[str]):
+        self.begin(title)
         imports = ",".join(f"{h}:443" for h in settings.BUILD_IMPORT_HOSTS) or "none.invalid:1"
         if args[0] in ("info", "check", "bundle"):
             args = [args[0], "--config", CONFIG, f"--allow-import={imports}", *args[1:]]
@@ -152,7 +160,11 @@ class Workspace:
 
 
 def build_program(
-    program: Program, lockfile: str = "", env: dict | None = None, memory_mb: int = 128
+    program: Program,
+    lockfile: str = "",
+    env: dict | None = None,
+    memory_mb: int = 128,
+    on_step=None,
 ) -> Built:
     """Checks, type-checks, bundles and loads once; raises BuildFailed with the tenant's fix.
     The same inputs built before successfully give that build's result (build_cache.py)."""
@@ -160,7 +172,7 @@ def build_program(
     reused = build_cache.find(build_key, lockfile)
     if reused is not None:
         return Built(**reused)
-    built = _build(program, lockfile, env, memory_mb)
+    built = _build(program, lockfile, env, memory_mb, on_step)
     keys = [build_key]
     if built.lockfile != lockfile:
         # Built again from the lockfile it made (a redeploy), it gives the same result.
@@ -169,10 +181,10 @@ def build_program(
     return built
 
 
-def _build(program: Program, lockfile: str, env: dict | None, memory_mb: int) -> Built:
+def _build(program: Program, lockfile: str, env: dict | None, memory_mb: int, on_step) -> Built:
     log: list[str] = []
     with tempfile.TemporaryDirectory(prefix="build-") as tmp:
-        ws = Workspace(Path(tmp), program, lockfile, log)
+        ws = Workspace(Path(tmp), program, lockfile, log, on_step)
         functions, has_default = checked(ws)
         artifact = bundle(ws)
         http = probe(ws, env or {}, memory_mb, has_default)
@@ -461,7 +473,7 @@ def probe(ws: Workspace, env: dict, memory_mb: int, has_default: bool) -> bool:
     saying which limit it met."""
     limit = settings.STARTUP_CPU_MS
     (ws.root / "probe.js").write_text(PROBE)
-    ws.log.append(f"-> Loading the module once (startup limit: {limit} ms of CPU)")
+    ws.begin(f"Loading the module once (startup limit: {limit} ms of CPU)")
     args = [
         deno_bin(), "run", "--no-prompt", "--no-config", "--no-lock", "--no-remote", "--no-npm",
         f"--v8-flags=--max-old-space-size={memory_mb}", "probe.js", str(limit), str(PROBE_WAIT_MS),

@@ -35,10 +35,12 @@ def deploy(
     user=None,
     backend: str | None = None,
     update_lock: bool = False,
+    preview_only: bool = False,
 ) -> Deployment:
     """A new deployment of `worker` (one module's text, or a Program of several files),
     built once committed. Its packages start from the lock the worker runs with, unless
-    `update_lock`. Raises QuotaExceeded."""
+    `update_lock`; with `preview_only` it stays a preview when ready. Raises
+    QuotaExceeded."""
     from .tasks import build_deployment
 
     program = source if isinstance(source, Program) else program_from_source(source)
@@ -52,6 +54,7 @@ def deploy(
             source=program.entry_source,
             lockfile="" if update_lock else current_lock(worker),
             update_lock=update_lock,
+            preview_only=preview_only,
             secrets_sealed=snapshot_secrets(worker),
             created_by=user if user is not None and user.is_authenticated else None,
             backend=backend or worker.tenant.backend or settings.DEFAULT_BACKEND,

@@ -93,6 +93,9 @@ class Deployment(models.Model):
     # worker starts from it, so the same files give the same artifact until an update.
     lockfile = models.TextField(blank=True)
     update_lock = models.BooleanField(default=False)
+    # Deployed to be looked at first (`functions deploy --no-promote`): when ready it does
+    # not go live by itself, whatever the worker's auto-promote.
+    preview_only = models.BooleanField(default=False)
     # Whether the module's default export is a fetch handler serving raw HTTP.
     http = models.BooleanField(default=False)
     backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.LOCAL)
@@ -113,7 +116,7 @@ class Deployment(models.Model):
     backend_id = models.CharField(max_length=100, blank=True)
     backend_url = models.CharField(max_length=300, blank=True)
     # The back end's own word for the build's state (Vercel's readyState), as last polled.
-    backend_state = models.CharField(max_length=32, blank=True)
+    backend_state = models.CharField(max_length=100, blank=True)
     # Whether callers must send the deployment's invocation secret (a private worker's
     # deployment on a back end that cannot check the platform's API keys itself).
     invoke_secret_required = models.BooleanField(default=False)

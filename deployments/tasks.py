@@ -3,6 +3,7 @@
 import logging
 import random
 from datetime import timedelta
+from functools import partial
 
 from celery import shared_task
 from django.conf import settings
@@ -57,7 +58,7 @@ def build_deployment(self, deployment_pk: int) -> str | None:
     if backend.remote:
         return submit_remote(self, deployment, backend)
     try:
-        result = backend.build(deployment)
+        result = backend.build(deployment, on_step=partial(show_step, deployment.pk))
     except BuildFailed as exc:
         return failed(deployment, exc)
     artifact = Artifact.store(result.artifact)
@@ -203,6 +204,12 @@ def poll_deployment(deployment_pk: int, failures: int = 0) -> str | None:
 
 
 REMOTE_LOG_MARK = "\n-> Build on the back end\n"
+
+
+def show_step(deployment_pk: int, title: str) -> None:
+    """What the build does now, for the API, the CLI and the portal while it runs."""
+    building = Deployment.objects.filter(pk=deployment_pk, status=Status.BUILDING)
+    building.update(backend_state=title[:100])
 
 
 def with_remote_log(build_log: str, remote: str) -> str:

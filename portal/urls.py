@@ -4,6 +4,7 @@ from django.urls import path
 from . import (
     audit_log,
     charts,
+    cli,
     deployments,
     drains,
     invocations,
@@ -42,6 +43,9 @@ urlpatterns = [
     *log_urls("worker", "workers"),
     *log_urls("deployment", "deployments"),
     path("", workers.dashboard, name="dashboard"),
+    path("cli/", cli.install, name="cli-install"),
+    path("cli/approve/", cli.approve, name="cli-approve"),
+    path("cli/<str:name>", cli.package_download, name="cli-package"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("tenant/", workers.switch_tenant, name="switch-tenant"),

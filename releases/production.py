@@ -115,7 +115,7 @@ def auto_promote(deployment: Deployment) -> bool:
         locked(deployment.tenant_id)
         worker = fresh(deployment.worker)
         serving = worker.production
-        if not worker.auto_promote or worker.canary_id is not None:
+        if not worker.auto_promote or worker.canary_id is not None or deployment.preview_only:
             return False
         if serving is not None and serving.created >= deployment.created:
             return False

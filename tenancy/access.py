@@ -150,8 +150,11 @@ def member_principal(user) -> Principal:
 
 
 def key_principal(key) -> Principal:
-    """An API key's principal: its scopes, in its tenant only."""
+    """An API key's principal: its scopes, in its tenant only; a personal key's, never more
+    than its member's role allows now (a demoted developer's key stops deploying)."""
     actions = frozenset(Action(s) for s in key.scopes if s in KEY_SCOPES)
+    if key.member_id is not None:
+        actions &= ROLE_ACTIONS.get(key.member_role() or "", frozenset())
     return Principal({key.tenant_id: Grant(key.tenant, actions)}, key=key)
 
 

@@ -77,7 +77,7 @@ def test_the_description_is_served_and_its_schemas_are_valid(client, db):
     assert SPEC["components"]["schemas"]["DeployIn"]["additionalProperties"] is False
 
 
-def test_every_operation_answers_as_described(api, tenant, other_tenant, settings):
+def test_every_operation_answers_as_described(api, tenant, other_tenant, settings, owner):
     created = api("POST", "/api/workers", {"name": "greeter", "code": GREETER})
     assert created.status_code == 202
     worker = Worker.objects.get(name="greeter")
@@ -245,6 +245,27 @@ def test_every_operation_answers_as_described(api, tenant, other_tenant, setting
     signature = hmac.new(b"drain-secret", delivery.encode(), hashlib.sha1).hexdigest()  # noqa: S324
     signed = api("POST", "/api/drains/vercel", raw=delivery, HTTP_X_VERCEL_SIGNATURE=signature)
     assert signed.status_code == 200 and signed.json() == {"stored": 0}  # not one of ours
+
+    # The CLI's sign-in: asked without a key, approved in the portal, collected once.
+    from workers import key_requests
+
+    asked = api("POST", "/api/cli/logins", {"client": "functions 0.1 on laptop"})
+    assert asked.status_code == 201 and asked.json()["approveUrl"].endswith(asked.json()["code"])
+    poll = {"pollToken": asked.json()["pollToken"]}
+    assert api("POST", "/api/cli/logins/poll", poll).json()["status"] == "pending"
+    assert api("POST", "/api/cli/logins/poll", {"pollToken": "nope"}).status_code == 404
+    assert api("POST", "/api/cli/logins", {"client": ""}).status_code == 400
+    key_requests.approve(key_requests.pending(asked.json()["code"]), owner, tenant, ["deploy"])
+    collected = api("POST", "/api/cli/logins/poll", poll).json()
+    assert collected["status"] == "approved" and collected["token"].startswith("wk_")
+    assert api("POST", "/api/cli/logins/poll", poll).json() == {
+        "status": "collected", "token": None, "tenant": None, "scopes": None
+    }  # fmt: skip
+    for _ in range(key_requests.PENDING_PER_ADDRESS):
+        api("POST", "/api/cli/logins", {"client": "again"})
+    assert api("POST", "/api/cli/logins", {"client": "again"}).status_code == 429
+    assert api("GET", "/api/workers?name=greeter").json()["workers"] == []  # deleted above
+    assert api("GET", "/api/workers?name=Not+A+Name").status_code == 400
 
     documented = {(m, p) for p, ops in SPEC["paths"].items() for m in ops if m != "parameters"}
     streaming = {("get", "/api/workers/{id}/logs")}  # checked in test_live_logs (SSE)

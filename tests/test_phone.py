@@ -70,6 +70,7 @@ def pages(worker, deployment, run, release) -> list[str]:
         f"{w}/settings/", f"{d}/", f"{d}/diff/", "/runs/", f"/runs/{run.code}/", "/releases/",
         f"/releases/{release.code}/", "/keys/", "/members/", "/audit/", "/usage/", "/drains/",
         "/time-zone/", f"/invocations/req_{'f' * 32}0/", "/workers/new/",
+        "/cli/", "/cli/approve/",
     ]  # fmt: skip
 
 
@@ -112,4 +113,4 @@ def test_no_main_page_scrolls_sideways(live_server, owner, busy_tenant, width):
         runs_link.click()
         page.wait_for_url(f"{live_server.url}/runs/")
     assert problems == []
-    assert len(checked) == 21
+    assert len(checked) == 23

@@ -18,9 +18,12 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue_key(tenant: Tenant, name: str, scopes: list[str], user=None) -> tuple[ApiKey, str]:
-    """A new key and its secret, which is shown once and never stored. QuotaExceeded when
-    the tenant holds its quota of keys."""
+def issue_key(
+    tenant: Tenant, name: str, scopes: list[str], user=None, member=None
+) -> tuple[ApiKey, str]:
+    """A new key and its secret, which is shown once and never stored; with `member`, a
+    personal key that acts for that member. QuotaExceeded when the tenant holds its quota
+    of keys."""
     check_room(tenant, "max_api_keys")
     prefix = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
@@ -31,6 +34,7 @@ def issue_key(tenant: Tenant, name: str, scopes: list[str], user=None) -> tuple[
         secret_hash=hash_secret(secret),
         scopes=sorted(set(scopes)),
         created_by=user,
+        member=member,
     )
     return key, secret
 
@@ -45,6 +49,8 @@ def key_from_header(header: str) -> ApiKey | None:
     key = ApiKey.objects.select_related("tenant").filter(prefix=prefix, revoked_at=None).first()
     if key is None or not hmac.compare_digest(key.secret_hash, hash_secret(token)):
         return None
+    if key.member_id is not None and key.member_role() is None:
+        return None  # a personal key of someone who left the tenant
     # Written at most once a minute per key, so busy keys do not write on every call.
     stale = key.last_used_at is None or (timezone.now() - key.last_used_at).total_seconds() > 60
     if stale:

@@ -7,7 +7,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import models
 
 from tenancy.limits import RuntimeLimits
-from tenancy.models import Tenant, TenantScopedQuerySet, label_validator
+from tenancy.models import Membership, Tenant, TenantScopedQuerySet, label_validator
 
 from .addresses import worker_host
 
@@ -112,6 +112,17 @@ class ApiKey(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A personal key (`functions login`) acts for one member: never beyond their role in
+    # the tenant, and not at all once they leave it.
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="personal_keys",
+        help_text="A personal key acts with at most this member's role, and stops when they "
+        "leave the tenant.",
+    )
 
     objects = TenantScopedQuerySet.as_manager()
 
@@ -124,6 +135,48 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def member_role(self) -> str | None:
+        """The role of the member a personal key acts for, read once per request (None: no
+        longer a member)."""
+        if "_member_role" not in self.__dict__:
+            found = Membership.objects.filter(
+                user_id=self.member_id,  # type: ignore[misc]
+                tenant_id=self.tenant_id,
+            )
+            self.__dict__["_member_role"] = found.values_list("role", flat=True).first()
+        return self.__dict__["_member_role"]
+
+
+class KeyRequest(models.Model):
+    """A key the `functions` CLI asked for: the user approves it in the portal (choosing the
+    tenant and the scopes); the CLI collects the key once, by polling with a token only it
+    holds. The secret waits here encrypted, and is wiped when collected."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        DENIED = "denied"
+        COLLECTED = "collected"
+
+    code = models.CharField(max_length=9, unique=True)
+    poll_hash = models.CharField(max_length=64, unique=True)
+    client = models.CharField(max_length=100)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    key = models.ForeignKey(ApiKey, models.SET_NULL, null=True, blank=True, related_name="+")
+    secret_sealed = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["address", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.status})"
 
 
 class WorkerSecret(models.Model):

@@ -49,7 +49,8 @@ class Backend:
     # URL's traffic between two of them (a canary).
     splits_traffic = False
 
-    def build(self, deployment) -> BuildResult:  # pragma: no cover - interface
+    def build(self, deployment, on_step=None) -> BuildResult:  # pragma: no cover - interface
+        """Builds here; `on_step(title)` is told as each step starts."""
         raise NotImplementedError
 
     def url(self, deployment) -> str:

@@ -63,15 +63,20 @@ class LocalBackend(Backend):
         base = path_url_for_host(deployment.host)
         return post_invoke(deployment, base, headers, function, payload_json)
 
-    def build(self, deployment) -> BuildResult:
+    def build(self, deployment, on_step=None) -> BuildResult:
         from deployments.build import build_program
         from deployments.config import limits
         from workers.secrets import unseal
 
         env = unseal(deployment.secrets_sealed) if deployment.secrets_sealed else {}
         lock = "" if deployment.update_lock else deployment.lockfile
+
         built = build_program(
-            deployment.program, lock, env=env, memory_mb=limits(deployment)["memoryMb"]
+            deployment.program,
+            lock,
+            env=env,
+            memory_mb=limits(deployment)["memoryMb"],
+            on_step=on_step,
         )
         return BuildResult(
             functions=built.functions,

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from functions_cli.pack import PackError, read_folder
 
 from deployments.deploy import deploy
 from deployments.models import Deployment
@@ -119,29 +120,9 @@ class Command(BaseCommand):
         return program_from_files({entry or "index.ts": source}, entry)
 
 
-# Not part of a worker's program: what tools and package managers leave in a directory.
-SKIPPED = {"node_modules", ".git", "deno.lock", "package-lock.json", ".DS_Store"}
-
-
 def read_directory(root: Path) -> dict[str, str]:
-    """Every regular file under `root` but hidden ones and SKIPPED, as text; links refused."""
-    files: dict[str, str] = {}
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if any(part in SKIPPED or part.startswith(".") for part in relative.parts):
-            continue
-        if path.is_symlink():
-            raise CommandError(f"{relative} is a link: only regular files are deployed.")
-        if not path.is_file():
-            continue
-        if len(files) >= settings.MAX_PROGRAM_FILES:
-            raise CommandError(f"More than {settings.MAX_PROGRAM_FILES} files under {root}.")
-        try:
-            files[relative.as_posix()] = path.read_text()
-        except UnicodeDecodeError as exc:
-            raise CommandError(
-                f"{relative} is not UTF-8 text: only text files are deployed."
-            ) from exc
-    if not files:
-        raise CommandError(f"No files under {root}.")
-    return files
+    """The folder's program files, read as the CLI reads them (functions_cli.pack)."""
+    try:
+        return read_folder(root, settings.MAX_PROGRAM_FILES)
+    except PackError as exc:
+        raise CommandError(str(exc)) from exc

@@ -1,0 +1,165 @@
+"""The `functions` CLI, installed from the platform itself into a fresh virtual environment,
+driven as a developer would against a running platform (uvicorn, Celery, Deno): signed in by
+approval in the portal, a folder of two files deployed with its build's steps shown, its
+lines followed while it is called, a type error shown in the tenant's own file, a preview
+promoted and rolled back, and exit codes a CI job can trust."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workers.models import ApiKey, Worker
+
+from .conftest import form_post, portal_session
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+GREET = "export function greet(name: string): string {\n  return `Hello, ${name}!`;\n}\n"
+INDEX = (
+    'import { greet } from "./lib/greet.ts";\n\n'
+    "export async function hello(payload: { name?: string }) {\n"
+    '  console.log(`greeting ${payload?.name ?? "world"}`);\n'
+    '  return { greeting: greet(payload?.name ?? "world") };\n'
+    "}\n"
+)
+
+
+@pytest.fixture(scope="session")
+def cli(tmp_path_factory, asgi_server):
+    """`pip install <platform>/cli/<package>` into a new virtual environment, as the CLI page
+    says; the path of the `functions` it installs."""
+    from portal.cli import package
+
+    home = tmp_path_factory.mktemp("cli")
+    subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
+    name, _ = package()
+    pip = [str(home / "venv/bin/pip"), "install", "--quiet", f"{asgi_server}/cli/{name}"]
+    done = subprocess.run(pip, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return home / "venv/bin/functions"
+
+
+def run(cli, home: Path, *args, check_code: int | None = 0, **kwargs):
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "FUNCTIONS_CONFIG": str(home / "config.json"),
+        "COLUMNS": "200",
+    }
+    done = subprocess.run(
+        [str(cli), *args], capture_output=True, text=True, timeout=180, env=env, **kwargs
+    )
+    if check_code is not None:
+        assert done.returncode == check_code, (args, done.stdout, done.stderr)
+    return done
+
+
+def sign_in(cli, home: Path, url: str, username: str) -> None:
+    env = {"PATH": os.environ["PATH"], "HOME": str(home),
+           "FUNCTIONS_CONFIG": str(home / "config.json")}  # fmt: skip
+    login = subprocess.Popen(
+        [str(cli), "login", "--url", url, "--no-browser"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    told = ""
+    while "code" not in told or "." not in told.split("code", 1)[1]:
+        told += login.stderr.readline()
+    code = told.split("the code", 1)[1].split()[0].strip(".")
+    approve_url = told.split("open", 1)[1].split()[0]
+    assert approve_url.endswith(f"?code={code}")
+    browser = portal_session(url, username)
+    page = browser.get(f"/cli/approve/?code={code}")
+    assert code in page.text
+    form_post(browser, "/cli/approve/", {"code": code, "tenant": "acme",
+              "scopes": ["deploy", "invoke", "read"], "decision": "approve"})  # fmt: skip
+    stdout, stderr = login.communicate(timeout=30)
+    assert login.returncode == 0, stderr
+    assert "Signed in" in stdout and "acme" in stdout
+
+
+def test_the_cli_journey(cli, asgi_server, runtime, start_worker, tmp_path, owner, tenant):
+    start_worker()
+    home = tmp_path
+    # Not signed in: said, with exit code 3.
+    refused = run(cli, home, "list", check_code=3)
+    assert "Not signed in" in refused.stderr
+    sign_in(cli, home, asgi_server, owner.username)
+    config = home / "config.json"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert ApiKey.objects.get(member=owner).scopes == ["deploy", "invoke", "read"]
+
+    # A starter, made into a program of two files, deployed with its steps shown.
+    folder = home / "hello"
+    run(cli, home, "init", str(folder))
+    (folder / "lib").mkdir()
+    (folder / "lib/greet.ts").write_text(GREET)
+    (folder / "index.ts").write_text(INDEX)
+    (folder / ".env").write_text("TOKEN=local-only\n")  # never uploaded
+    first = run(cli, home, "deploy", str(folder))
+    assert "Type-checking" in first.stderr and "Ready:" in first.stdout
+    assert "Production: http://hello--acme." in first.stdout
+    worker = Worker.objects.get(tenant=tenant, name="hello")
+    deployed = worker.production
+    assert set(deployed.files) == {"index.ts", "index_test.ts", "lib/greet.ts", "package.json"}
+
+    # Called, with its console lines on stderr and its result on stdout.
+    called = run(cli, home, "invoke", "hello", "hello", "--data", '{"name": "cli"}')
+    assert json.loads(called.stdout) == {"greeting": "Hello, cli!"}
+    assert "greeting cli" in called.stderr
+
+    # Its lines followed live while it is called again.
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "FUNCTIONS_CONFIG": str(config)}
+    follow = subprocess.Popen(
+        [str(cli), "logs", "hello", "--follow", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        time.sleep(1.5)  # the stream is open
+        run(cli, home, "invoke", "hello", "hello", "--data", '{"name": "follower"}')
+        line = json.loads(follow.stdout.readline())
+        while "follower" not in line["message"]:
+            line = json.loads(follow.stdout.readline())
+        assert line["message"] == "greeting follower" and line["function"] == "hello"
+    finally:
+        follow.terminate()
+        follow.wait(10)
+
+    # A type error in the second file: exit 1, the problem in the tenant's own file and line.
+    (folder / "lib/greet.ts").write_text(GREET.replace("`Hello, ${name}!`", "name.length"))
+    broken = run(cli, home, "deploy", str(folder), check_code=1)
+    assert "lib/greet.ts:2:3: TS2322" in broken.stdout
+    assert "    return name.length;" in broken.stdout
+    worker.refresh_from_db()
+    assert worker.production == deployed  # production kept serving
+
+    # A preview, promoted, then rolled back.
+    (folder / "lib/greet.ts").write_text(GREET.replace("Hello", "Hi"))
+    preview = json.loads(run(cli, home, "deploy", str(folder), "--no-promote", "--json").stdout)
+    assert preview["deployment"]["status"] == "ready" and preview["production"] is False
+    new_id = preview["deployment"]["id"]
+    listed = json.loads(run(cli, home, "deployments", "hello", "--json").stdout)
+    assert [d["id"] for d in listed["deployments"]][0] == new_id
+    run(cli, home, "promote", "hello", new_id[:8])
+    hi = run(cli, home, "invoke", "hello", "hello", "--data", '{"name": "x"}', "--json")
+    assert json.loads(hi.stdout)["result"] == {"greeting": "Hi, x!"}
+    back = run(cli, home, "rollback", "hello")
+    assert f"production serves {str(deployed.code)[:8]}" in back.stdout
+    status = json.loads(run(cli, home, "status", "hello", "--json").stdout)
+    assert status["production"]["id"] == str(deployed.code)
+
+    # Lists and runs, and the exit codes of what is not there or not allowed.
+    names = [w["name"] for w in json.loads(run(cli, home, "list", "--json").stdout)["workers"]]
+    assert names == ["hello"]
+    assert json.loads(run(cli, home, "runs", "list", "hello", "--json").stdout)["runs"] == []
+    missing = run(cli, home, "status", "nobody", "--json", check_code=4)
+    assert json.loads(missing.stdout)["error"]["code"] == "not_found"
+    failing = run(cli, home, "invoke", "hello", "nope", check_code=1)
+    assert "nope" in failing.stderr
+    ApiKey.objects.filter(member=owner).update(revoked_at="2026-01-01T00:00:00Z")
+    assert run(cli, home, "list", check_code=3).returncode == 3
