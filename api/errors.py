@@ -21,10 +21,11 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     return response
 
 
-def require(request, action, obj) -> None:
-    """Through the one access path: 404 for outsiders, 403 with the reason otherwise."""
+def require(request, action, obj, viewing: bool = False) -> None:
+    """Through the one access path: 404 for outsiders, 403 with the reason otherwise
+    (`viewing`: only whether the role allows it, as a suspended tenant may still look)."""
     try:
-        check(request.principal, action, obj)
+        check(request.principal, action, obj, viewing=viewing)
     except Denied as exc:
         status = 404 if exc.code == "not_found" else 403
         raise ApiError(status, exc.code, exc.message) from exc

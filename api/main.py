@@ -9,7 +9,20 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser as NinjaParser
 from ninja.security import APIKeyCookie, HttpBearer
 
-from . import cli, drains, invocations, logs, releases, runs, usage, workers
+from . import (
+    audit,
+    cli,
+    drains,
+    invocations,
+    logs,
+    members,
+    releases,
+    runs,
+    secrets,
+    tenant_drains,
+    usage,
+    workers,
+)
 from .errors import ApiError, error_response
 
 
@@ -119,3 +132,7 @@ api.add_router("", runs.router)
 api.add_router("", invocations.router)
 api.add_router("", usage.router)
 api.add_router("", cli.router)
+api.add_router("", secrets.router)
+api.add_router("", audit.router)
+api.add_router("", tenant_drains.router)
+api.add_router("", members.router)

@@ -171,6 +171,8 @@ def build_program(
     build_key = build_cache.key(program, lockfile, env or {}, memory_mb)
     reused = build_cache.find(build_key, lockfile)
     if reused is not None:
+        if on_step is not None:
+            on_step("Reusing the build of the same files")
         return Built(**reused)
     built = _build(program, lockfile, env, memory_mb, on_step)
     keys = [build_key]

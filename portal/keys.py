@@ -26,6 +26,7 @@ SCOPE_LABELS = {
     Action.DEPLOY: "deploy — create workers and deploy",
     Action.INVOKE: "invoke — call private workers",
     Action.READ: "read — workers, deployments, logs, runs",
+    Action.MANAGE: "manage — secrets, log drains, members, the audit log",
 }
 
 

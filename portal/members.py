@@ -1,24 +1,19 @@
 """Tenant pages for members: list, change roles, remove, invite by email, withdraw, accept."""
 
-import secrets
-from datetime import timedelta
-
 from django import forms
-from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import PermissionDenied
-from django.core.mail import send_mail
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from tenancy.access import Action, grantable
+from tenancy import members as tenant_members
+from tenancy.access import Action
 from tenancy.audit import record
-from tenancy.branding import brand_for
 from tenancy.middleware import SESSION_KEY
 from tenancy.models import Invitation, Membership
 
@@ -41,35 +36,22 @@ def members(request):
     form = InviteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         role = form.cleaned_data["role"]
-        if not grantable(request.principal, tenant.pk, role):
-            raise PermissionDenied("Only owners may invite owners.")
-        invitation = Invitation.objects.create(
-            tenant=tenant,
-            email=form.cleaned_data["email"],
-            role=role,
-            token=secrets.token_urlsafe(32),
-            invited_by=request.user,
-            expires_at=timezone.now() + timedelta(days=settings.INVITATION_DAYS),
-        )
-        link = request.build_absolute_uri(reverse("accept-invitation", args=[invitation.token]))
-        brand = brand_for(tenant)["name"]
-        send_mail(
-            f"You are invited to {tenant.name} on {brand}",
-            f"{request.user.get_username()} invited you to join {tenant.name} as {role}.\n\n"
-            f"Accept (with the account of this address, before "
-            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC): {link}\n",
-            None,
-            [invitation.email],
-        )
+
+        def link_for(token: str) -> str:
+            return request.build_absolute_uri(reverse("accept-invitation", args=[token]))
+
+        try:
+            invitation = tenant_members.invite(
+                request.principal, tenant, form.cleaned_data["email"], role, link_for
+            )
+        except tenant_members.MemberRefused as exc:
+            raise PermissionDenied(str(exc)) from exc
         record(request, tenant, "member.invite", invitation.email, role=role)
         return redirect("members")
-    now = timezone.now()
     context = {
         "form": form,
         "memberships": tenant.memberships.select_related("user").order_by("user__username"),
-        "invitations": tenant.invitations.filter(
-            accepted_at=None, withdrawn_at=None, expires_at__gt=now
-        ),
+        "invitations": tenant_members.open_invitations(tenant),
         "roles": Role.choices,
     }
     return render(request, "members.html", context)
@@ -81,24 +63,15 @@ def membership_for_admin(request, pk) -> Membership:
     return target
 
 
-def last_owner(target: Membership) -> bool:
-    owners = target.tenant.memberships.filter(role=Role.OWNER)
-    return target.role == Role.OWNER and owners.count() == 1
-
-
 @login_required
 @require_POST
 def change_role(request, pk):
     target = membership_for_admin(request, pk)
     role = request.POST.get("role", "")
-    allowed = grantable(request.principal, target.tenant_id, role) and grantable(
-        request.principal, target.tenant_id, target.role
-    )
-    if role not in Role.values or not allowed:
-        raise PermissionDenied("Only owners may make or change owners.")
-    if last_owner(target) and role != Role.OWNER:
-        raise PermissionDenied("A tenant keeps at least one owner.")
-    Membership.objects.filter(pk=target.pk).update(role=role)
+    try:
+        tenant_members.change_role(request.principal, target, role)
+    except tenant_members.MemberRefused as exc:
+        raise PermissionDenied(str(exc)) from exc
     record(request, target.tenant, "member.role", str(target.user), role=role)
     return redirect("members")
 
@@ -107,9 +80,10 @@ def change_role(request, pk):
 @require_POST
 def remove_member(request, pk):
     target = membership_for_admin(request, pk)
-    if not grantable(request.principal, target.tenant_id, target.role) or last_owner(target):
-        raise PermissionDenied("Owners are removed by owners, and a tenant keeps at least one.")
-    target.delete()
+    try:
+        tenant_members.remove(request.principal, target)
+    except tenant_members.MemberRefused as exc:
+        raise PermissionDenied(str(exc)) from exc
     record(request, target.tenant, "member.remove", str(target.user))
     return redirect("members")
 
@@ -119,11 +93,11 @@ def remove_member(request, pk):
 def withdraw_invitation(request, pk):
     invitation = visible(request, Invitation.objects.select_related("tenant"), pk=pk)
     require(request, Action.MANAGE, invitation)
-    if not grantable(request.principal, invitation.tenant_id, invitation.role):
-        raise PermissionDenied("Only owners may withdraw an invitation to be an owner.")
-    if Invitation.objects.filter(pk=invitation.pk, accepted_at=None, withdrawn_at=None).update(
-        withdrawn_at=timezone.now()
-    ):
+    try:
+        withdrawn = tenant_members.withdraw(request.principal, invitation)
+    except tenant_members.MemberRefused as exc:
+        raise PermissionDenied(str(exc)) from exc
+    if withdrawn:
         record(request, invitation.tenant, "member.withdraw", invitation.email)
     return redirect("members")
 

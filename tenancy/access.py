@@ -8,6 +8,7 @@ suspended tenant may still be read, but nothing in it is written or invoked, who
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from .models import Membership, Tenant
 
@@ -29,8 +30,9 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     Role.DEVELOPER: frozenset({Action.READ, Action.DEPLOY, Action.INVOKE}),
     Role.VIEWER: frozenset({Action.READ}),
 }
-# What an API key may be given: the same names as actions (a key never manages or owns).
-KEY_SCOPES = (Action.DEPLOY, Action.INVOKE, Action.READ)
+# What an API key may be given: the same names as actions (a key never owns: owners are
+# people). `manage` lets CI and the CLI set secrets, drains and members.
+KEY_SCOPES = (Action.DEPLOY, Action.INVOKE, Action.READ, Action.MANAGE)
 # How refusals name what was refused.
 DOING = {
     Action.READ: "read this tenant's workers",
@@ -64,8 +66,8 @@ class Principal:
     """Who is asking: a member (grants in each of their tenants) or an API key (one)."""
 
     grants: dict[int, Grant] = field(default_factory=dict)
-    user: object = None
-    key: object = None
+    user: Any = None
+    key: Any = None
 
     @property
     def is_authenticated(self) -> bool:

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def sign_in(cli, home: Path, url: str, username: str) -> None:
     page = browser.get(f"/cli/approve/?code={code}")
     assert code in page.text
     form_post(browser, "/cli/approve/", {"code": code, "tenant": "acme",
-              "scopes": ["deploy", "invoke", "read"], "decision": "approve"})  # fmt: skip
+              "scopes": ["deploy", "invoke", "read", "manage"], "decision": "approve"})  # fmt: skip
     stdout, stderr = login.communicate(timeout=30)
     assert login.returncode == 0, stderr
     assert "Signed in" in stdout and "acme" in stdout
@@ -92,14 +93,15 @@ def test_the_cli_journey(cli, asgi_server, runtime, start_worker, tmp_path, owne
     sign_in(cli, home, asgi_server, owner.username)
     config = home / "config.json"
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
-    assert ApiKey.objects.get(member=owner).scopes == ["deploy", "invoke", "read"]
+    assert ApiKey.objects.get(member=owner).scopes == ["deploy", "invoke", "manage", "read"]
 
     # A starter, made into a program of two files, deployed with its steps shown.
     folder = home / "hello"
     run(cli, home, "init", str(folder))
     (folder / "lib").mkdir()
     (folder / "lib/greet.ts").write_text(GREET)
-    (folder / "index.ts").write_text(INDEX)
+    # A program never built before (a build of the same files is reused, steps and all).
+    (folder / "index.ts").write_text(INDEX + f"// {uuid.uuid4()}\n")
     (folder / ".env").write_text("TOKEN=local-only\n")  # never uploaded
     first = run(cli, home, "deploy", str(folder))
     assert "Type-checking" in first.stderr and "Ready:" in first.stdout
@@ -152,6 +154,14 @@ def test_the_cli_journey(cli, asgi_server, runtime, start_worker, tmp_path, owne
     assert f"production serves {str(deployed.code)[:8]}" in back.stdout
     status = json.loads(run(cli, home, "status", "hello", "--json").stdout)
     assert status["production"]["id"] == str(deployed.code)
+
+    # Secrets: set from standard input, listed by name, never printed back, removed.
+    run(cli, home, "secrets", "set", "hello", "API_TOKEN", "--value", "@-", input="tok-123")
+    secrets = run(cli, home, "secrets", "list", "hello")
+    assert "API_TOKEN" in secrets.stdout and "tok-123" not in secrets.stdout + secrets.stderr
+    assert "not in production yet" in secrets.stdout
+    run(cli, home, "secrets", "unset", "hello", "API_TOKEN")
+    assert "No secrets" in run(cli, home, "secrets", "list", "hello").stdout
 
     # Lists and runs, and the exit codes of what is not there or not allowed.
     names = [w["name"] for w in json.loads(run(cli, home, "list", "--json").stdout)["workers"]]

@@ -21,6 +21,7 @@ from workers.api_keys import issue_key
 from workers.models import Worker
 
 from .helpers import GREETER, create_deployment
+from .test_records import read_csv
 
 S = Deployment.Status
 SPEC = json.loads(json.dumps(ninja_api.get_openapi_schema(path_prefix="/api")))
@@ -77,7 +78,9 @@ def test_the_description_is_served_and_its_schemas_are_valid(client, db):
     assert SPEC["components"]["schemas"]["DeployIn"]["additionalProperties"] is False
 
 
-def test_every_operation_answers_as_described(api, tenant, other_tenant, settings, owner):
+def test_every_operation_answers_as_described(
+    api, tenant, other_tenant, settings, owner, developer
+):
     created = api("POST", "/api/workers", {"name": "greeter", "code": GREETER})
     assert created.status_code == 202
     worker = Worker.objects.get(name="greeter")
@@ -232,6 +235,78 @@ def test_every_operation_answers_as_described(api, tenant, other_tenant, setting
     assert api("PATCH", one, {"timeZone": "Nowhere/City"}).status_code == 400
     assert api("PATCH", one, {"paused": True}).json()["paused"] is True
     assert api("DELETE", one).status_code == 204
+
+    # Secrets: names and dates, never values; the manage scope.
+    admin = {"HTTP_AUTHORIZATION": f"Bearer {issue_key(tenant, 'admin', ['read', 'manage'])[1]}"}
+    secrets = f"/api/workers/{worker.code}/secrets"
+    assert api("PUT", f"{secrets}/TOKEN", {"value": "s3cret"}).status_code == 403  # no scope
+    put = api("PUT", f"{secrets}/TOKEN", {"value": "s3cret"}, **admin)
+    assert put.status_code == 200 and "s3cret" not in put.content.decode()
+    assert api("PUT", f"{secrets}/bad-name", {"value": "x"}, **admin).status_code == 400
+    assert api("PUT", f"{secrets}/TOKEN", {"value": 1}, **admin).status_code == 400
+    listed = api("GET", secrets, **admin).json()
+    assert [s["name"] for s in listed["secrets"]] == ["TOKEN"] and "s3cret" not in str(listed)
+    assert api("DELETE", f"{secrets}/TOKEN", **admin).status_code == 204
+    assert api("DELETE", f"{secrets}/TOKEN", **admin).status_code == 404
+    assert api("DELETE", f"{secrets}/bad-name", **admin).status_code == 400
+    assert api("GET", secrets).status_code == 403  # reading values' names needs manage too
+
+    # The audit log (manage) and the charts' series (read), as JSON; the log as CSV too.
+    log = api("GET", "/api/audit?action=secret.", **admin).json()
+    assert [e["action"] for e in log["events"]] == ["secret.delete", "secret.set"]
+    assert log["events"][0]["actor"].startswith("API key admin") and log["next"] is None
+    assert api("GET", "/api/audit?action=Bad!", **admin).status_code == 400
+    assert api("GET", "/api/audit").status_code == 403  # no manage scope
+    assert api("GET", "/api/audit?tenant=globex", **admin).status_code == 404
+    exported = api("GET", "/api/audit/export?action=secret.", **admin)
+    assert exported["content-type"].startswith("text/csv")
+    rows = read_csv(exported)
+    assert rows[0][:3] == ["created", "tenant", "actor"] and len(rows) == 3
+    metrics = api("GET", f"/api/workers/{worker.code}/metrics?range=1h").json()
+    assert metrics["step"] == 60 and len(metrics["points"]) >= 60 and metrics["calls"] == 0
+    assert api("GET", f"/api/workers/{worker.code}/metrics?range=2h").status_code == 400
+
+    # The tenant's log drains: public addresses only, the secret answered once.
+    refused = api("POST", "/api/drains", {"url": "http://127.0.0.1:9/x"}, **admin)
+    assert refused.status_code == 400 and "loopback" in refused.json()["error"]["message"]
+    settings.DRAIN_ALLOW_PRIVATE = True
+    drain = api("POST", "/api/drains", {"url": "http://127.0.0.1:9/x"}, **admin)
+    assert drain.status_code == 201 and len(drain.json()["secret"]) == 64
+    listed = api("GET", "/api/drains", **admin).json()["drains"]
+    assert [d["id"] for d in listed] == [drain.json()["id"]] and "secret" not in listed[0]
+    assert api("POST", "/api/drains", {"url": "ftp://x"}, **admin).status_code == 400
+    assert api("GET", "/api/drains").status_code == 403
+    one = f"/api/drains/{drain.json()['id']}"
+    assert api("POST", f"{one}/resume", **admin).json()["status"] == "active"
+    assert api("DELETE", one, **admin).status_code == 204
+    assert api("DELETE", one, **admin).status_code == 404
+
+    # Members and invitations: the manage scope; owners are made by owners (never a key).
+    from django.core import mail
+
+    team = api("GET", "/api/members", **admin).json()
+    assert [m["username"] for m in team["members"]] == ["dev", "olivia"]
+    assert team["invitations"] == []
+    invited = api("POST", "/api/invitations", {"email": "dev@example.com", "role": "developer"},
+                  **admin)  # fmt: skip
+    assert invited.status_code == 201 and mail.outbox[-1].to == ["dev@example.com"]
+    assert "/invite/" in mail.outbox[-1].body and "token" not in invited.json()
+    owner_wanted = {"email": "boss@example.com", "role": "owner"}
+    assert api("POST", "/api/invitations", owner_wanted, **admin).status_code == 403
+    assert api("POST", "/api/invitations", {"email": "x", "role": "developer"},
+               **admin).status_code == 400  # fmt: skip
+    assert api("DELETE", f"/api/invitations/{invited.json()['id']}", **admin).status_code == 204
+    assert api("DELETE", f"/api/invitations/{invited.json()['id']}", **admin).status_code == 404
+    assert api("DELETE", "/api/invitations/99999999999999999999", **admin).status_code == 404
+    dev = next(m["id"] for m in team["members"] if m["username"] == "dev")
+    changed = api("PATCH", f"/api/members/{dev}", {"role": "viewer"}, **admin)
+    assert changed.status_code == 200 and changed.json()["role"] == "viewer"
+    assert api("DELETE", f"/api/members/{dev}", **admin).status_code == 204
+    olivia = next(m["id"] for m in team["members"] if m["username"] == "olivia")
+    assert api("PATCH", f"/api/members/{olivia}", {"role": "viewer"}, **admin).status_code == 403
+    assert api("DELETE", f"/api/members/{olivia}", **admin).status_code == 403  # the last owner
+    assert api("PATCH", f"/api/members/{olivia}", {"role": "boss"}, **admin).status_code == 400
+    assert api("GET", "/api/members").status_code == 403
 
     Tenant.objects.filter(pk=tenant.pk).update(max_deployments_per_hour=1)
     assert api("POST", "/api/workers", {"name": "greeter", "code": GREETER}).status_code == 429

@@ -2,7 +2,7 @@
 
 import typer
 
-from . import __version__, account, calling, deploying, reading
+from . import __version__, account, calling, deploying, reading, secrets
 
 app = typer.Typer(
     name="functions",
@@ -26,6 +26,7 @@ app.command()(calling.invoke)
 app.command()(reading.logs)
 app.add_typer(calling.runs, name="runs")
 app.add_typer(calling.schedules, name="schedules")
+app.add_typer(secrets.app, name="secrets")
 
 
 def version(shown: bool) -> None:
