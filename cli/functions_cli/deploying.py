@@ -153,9 +153,11 @@ def deploy(
                     f"A preview; production is unchanged. Promote it with `functions promote {name} {short(deployment['id'])}`."
                 )
         elif deployment["status"] in TERMINAL:
-            out.print(
-                f"The build {'failed' if deployment['status'] == 'error' else 'was canceled'}: {deployment.get('errorMessage') or ''}".rstrip()
-            )
+            message = deployment.get("errorMessage") or ""
+            if deployment.get("problems"):
+                message = message.splitlines()[0]  # each problem follows, in its own file
+            verb = "failed" if deployment["status"] == "error" else "was canceled"
+            out.print(f"The build {verb}: {message}".rstrip(), markup=False)
             for line in problems_text(deployment, files):
                 out.print(line, markup=False)
         else:
