@@ -13,9 +13,8 @@ from tenancy.access import Action
 from tenancy.audit import audit_csv
 from tenancy.models import LABEL_PATTERN, AuditEvent
 
-from .errors import ApiError, require
 from .schemas import ErrorOut
-from .workers import choose_tenant, worker_for
+from .workers import tenant_for, worker_for
 
 router = Router(tags=["audit and metrics"])
 PAGE = 100
@@ -54,11 +53,7 @@ class AuditFilters(Schema):
     )
 
 
-def audited(request, filters: AuditFilters):
-    tenant = choose_tenant(request, filters.tenant)
-    if tenant is None:
-        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
-    require(request, Action.MANAGE, tenant, viewing=True)
+def audited(tenant, filters: AuditFilters):
     events = AuditEvent.objects.filter(tenant=tenant)
     if filters.action:
         events = events.filter(action__startswith=filters.action)
@@ -75,7 +70,8 @@ def audited(request, filters: AuditFilters):
     summary="The tenant's audit log, newest first, a page at a time (`before`: the last `next`)",
 )
 def audit_log(request, filters: Query[AuditFilters], before: int | None = Query(None, ge=1)):
-    events = audited(request, filters)
+    tenant = tenant_for(request, filters.tenant, Action.MANAGE, viewing=True)
+    events = audited(tenant, filters)
     if before is not None:
         events = events.filter(pk__lt=before)
     page = list(events.order_by("-id")[: PAGE + 1])
@@ -113,9 +109,8 @@ def audit_log(request, filters: Query[AuditFilters], before: int | None = Query(
     },
 )
 def audit_export(request, filters: Query[AuditFilters]):
-    tenant = choose_tenant(request, filters.tenant)
-    events = audited(request, filters)
-    return audit_csv(events, f"audit-{tenant.slug}.csv")
+    tenant = tenant_for(request, filters.tenant, Action.MANAGE, viewing=True)
+    return audit_csv(audited(tenant, filters), f"audit-{tenant.slug}.csv")
 
 
 class MetricPoint(Schema):

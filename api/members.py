@@ -15,7 +15,7 @@ from tenancy.models import LABEL_PATTERN, Invitation, Membership
 
 from .errors import ApiError, require
 from .schemas import ErrorOut, Strict
-from .workers import choose_tenant
+from .workers import tenant_for
 
 router = Router(tags=["members"])
 Role = Membership.Role
@@ -68,20 +68,9 @@ def invitation_json(i: Invitation) -> dict:
             "invitedBy": i.invited_by.get_username() if i.invited_by else None}  # fmt: skip
 
 
-def tenant_of(request, slug):
-    tenant = choose_tenant(request, slug)
-    if tenant is None:
-        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
-    return tenant
-
-
-# Ids past the database's integer are no one's (and must not reach it).
-BIGGEST_ID = 2**31 - 1
-
-
 def membership_for(request, pk: int) -> Membership:
     found = Membership.objects.visible_to(request.principal).select_related("tenant", "user")
-    target = found.filter(pk=pk).first() if pk <= BIGGEST_ID else None
+    target = found.filter(pk=pk).first()
     if target is None:
         raise ApiError(404, "not_found", "No such member.")
     require(request, Action.MANAGE, target)
@@ -95,8 +84,7 @@ def refused(exc: tenant_members.MemberRefused) -> ApiError:
 @router.get("/members", response={200: MembersOut, frozenset({400, 401, 403, 404}): ErrorOut},
             summary="The tenant's members and open invitations")  # fmt: skip
 def list_members(request, tenant: str = Query(None, pattern=LABEL_PATTERN, max_length=50)):
-    chosen = tenant_of(request, tenant)
-    require(request, Action.MANAGE, chosen, viewing=True)
+    chosen = tenant_for(request, tenant, Action.MANAGE, viewing=True)
     members = chosen.memberships.select_related("user").order_by("user__username")
     invitations = tenant_members.open_invitations(chosen).select_related("invited_by")
     return {"members": [member_json(m) for m in members],
@@ -106,8 +94,7 @@ def list_members(request, tenant: str = Query(None, pattern=LABEL_PATTERN, max_l
 @router.post("/invitations", response={201: InvitationOut, frozenset({400, 401, 403, 404}): ErrorOut},
              summary="Invite someone by mail to join with a role")  # fmt: skip
 def invite(request, body: InviteIn):
-    tenant = tenant_of(request, body.tenant)
-    require(request, Action.MANAGE, tenant)
+    tenant = tenant_for(request, body.tenant, Action.MANAGE)
 
     def link_for(token: str) -> str:
         return request.build_absolute_uri(reverse("accept-invitation", args=[token]))
@@ -126,7 +113,7 @@ def invite(request, body: InviteIn):
                summary="Withdraw an open invitation")  # fmt: skip
 def withdraw(request, id: int):
     found = Invitation.objects.visible_to(request.principal).select_related("tenant")
-    invitation = found.filter(pk=id).first() if id <= BIGGEST_ID else None
+    invitation = found.filter(pk=id).first()
     if invitation is None:
         raise ApiError(404, "not_found", "No such invitation.")
     require(request, Action.MANAGE, invitation)

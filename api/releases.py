@@ -20,7 +20,7 @@ from tenancy.audit import record
 
 from .errors import ApiError, not_found, require
 from .schemas import CanaryIn, ErrorOut, ReleaseIn, ReleaseList, ReleaseOut, WorkerOut
-from .workers import choose_tenant, deployment_json, worker_for, worker_json
+from .workers import deployment_json, tenant_for, worker_for, worker_json
 
 router = Router(tags=["releases"])
 ERRORS = {frozenset({401, 403, 404}): ErrorOut}
@@ -127,10 +127,7 @@ def release_for(request, code: UUID, action: Action) -> Release:
 
 @router.get("/releases", response={200: ReleaseList, **QUERY_ERRORS}, summary="List releases")
 def list_releases(request, tenant: str | None = None):
-    found = choose_tenant(request, tenant)
-    if found is None:
-        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
-    require(request, Action.READ, found)
+    found = tenant_for(request, tenant, Action.READ)
     return {"releases": [release_json(r) for r in Release.objects.filter(tenant=found)[:100]]}
 
 

@@ -29,7 +29,7 @@ from .schemas import (
     ScheduleList,
     ScheduleOut,
 )
-from .workers import choose_tenant, worker_for
+from .workers import tenant_for, worker_for
 
 router = Router(tags=["runs"])
 ERRORS = {frozenset({401, 403, 404}): ErrorOut}
@@ -159,10 +159,7 @@ def tenant_runs(
     before: int | None = None,
     tenant: str | None = None,
 ):
-    found = choose_tenant(request, tenant)
-    if found is None:
-        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
-    require(request, Action.READ, found)
+    found = tenant_for(request, tenant, Action.READ)
     return listed(RUNS.filter(tenant=found), status, function, before)
 
 
@@ -182,10 +179,7 @@ def worker_dead_letters(request, id: UUID, before: int | None = None):
     summary="The tenant's dead letters",
 )
 def tenant_dead_letters(request, before: int | None = None, tenant: str | None = None):
-    found = choose_tenant(request, tenant)
-    if found is None:
-        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
-    require(request, Action.READ, found)
+    found = tenant_for(request, tenant, Action.READ)
     return listed(dead_letters(RUNS.filter(tenant=found)), None, None, before)
 
 
@@ -236,10 +230,7 @@ def discard_run(request, id: UUID):
     summary="Replay every dead letter of the tenant, or of one worker",
 )
 def replay_all(request, body: ReplayManyIn):
-    found = choose_tenant(request, body.tenant)
-    if found is None:
-        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
-    require(request, Action.INVOKE, found)
+    found = tenant_for(request, body.tenant, Action.INVOKE)
     letters = dead_letters(RUNS.filter(tenant=found))
     if body.worker is not None:
         letters = letters.filter(worker__code=body.worker)

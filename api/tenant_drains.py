@@ -17,7 +17,7 @@ from tenancy.quotas import QuotaExceeded
 
 from .errors import ApiError, require
 from .schemas import ErrorOut, Strict
-from .workers import choose_tenant
+from .workers import tenant_for
 
 router = Router(tags=["log drains"])
 ERRORS = {frozenset({401, 403, 404}): ErrorOut}
@@ -60,13 +60,6 @@ def drain_json(d: LogDrain) -> dict:
     }  # fmt: skip
 
 
-def tenant_of(request, slug):
-    tenant = choose_tenant(request, slug)
-    if tenant is None:
-        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
-    return tenant
-
-
 def drain_for(request, code: UUID) -> LogDrain:
     found = LogDrain.objects.visible_to(request.principal).select_related("tenant")
     drain = found.filter(code=code).first()
@@ -82,8 +75,7 @@ def drain_for(request, code: UUID) -> LogDrain:
     summary="The tenant's log drains and how delivery goes",
 )
 def list_drains(request, tenant: str = Query(None, pattern=LABEL_PATTERN, max_length=50)):
-    chosen = tenant_of(request, tenant)
-    require(request, Action.MANAGE, chosen, viewing=True)
+    chosen = tenant_for(request, tenant, Action.MANAGE, viewing=True)
     return {"drains": [drain_json(d) for d in LogDrain.objects.filter(tenant=chosen)]}
 
 
@@ -93,8 +85,7 @@ def list_drains(request, tenant: str = Query(None, pattern=LABEL_PATTERN, max_le
     summary="Send the tenant's log lines to a URL (signed NDJSON, in order, retried)",
 )
 def add_drain(request, body: DrainIn):
-    tenant = tenant_of(request, body.tenant)
-    require(request, Action.MANAGE, tenant)
+    tenant = tenant_for(request, body.tenant, Action.MANAGE)
     try:
         drain = new_drain(tenant, body.url, request.principal.label)
     except DrainRefused as exc:

@@ -8,9 +8,8 @@ from ninja import Query, Router
 from telemetry.models import UsageDay
 from tenancy.access import Action
 
-from .errors import ApiError, require
 from .schemas import ErrorOut, UsageOut
-from .workers import choose_tenant
+from .workers import tenant_for
 
 router = Router(tags=["usage"])
 
@@ -25,10 +24,7 @@ def usage(
     days: int = Query(31, ge=1, le=400, description="The last this many days, today included."),
     tenant: str | None = None,
 ):
-    found = choose_tenant(request, tenant)
-    if found is None:
-        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
-    require(request, Action.READ, found)
+    found = tenant_for(request, tenant, Action.READ)
     today = timezone.now().date()
     first = today - timedelta(days=days - 1)
     rows = UsageDay.objects.filter(tenant=found, day__gte=first, day__lte=today).order_by("day")

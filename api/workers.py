@@ -171,13 +171,18 @@ def list_workers(
     }
 
 
-def choose_tenant(request, slug: str | None):
+def tenant_for(request, slug: str | None, action: Action, viewing: bool = False):
+    """The tenant an operation acts in: the one `slug` names, else the principal's only one
+    (or the session's); 404 when there is none such, 403 when `action` is not allowed."""
     tenants = request.principal.tenants
     if slug:
-        return next((t for t in tenants if t.slug == slug), None)
-    if len(tenants) == 1:
-        return tenants[0]
-    return request.tenant
+        tenant = next((t for t in tenants if t.slug == slug), None)
+    else:
+        tenant = tenants[0] if len(tenants) == 1 else request.tenant
+    if tenant is None:
+        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
+    require(request, action, tenant, viewing=viewing)
+    return tenant
 
 
 def program_of(body: DeployIn) -> Program | str:
@@ -208,10 +213,7 @@ def program_of(body: DeployIn) -> Program | str:
     summary="Deploy: create the worker if needed and a new deployment",
 )
 def create_deployment(request, body: DeployIn):
-    tenant = choose_tenant(request, body.tenant)
-    if tenant is None:
-        raise ApiError(404, "not_found", "No such tenant (name it with `tenant`).")
-    require(request, Action.DEPLOY, tenant)
+    tenant = tenant_for(request, body.tenant, Action.DEPLOY)
     program = program_of(body)
     user = request.user if request.principal.key is None else None
     try:

@@ -69,7 +69,14 @@ def install(request):
 class ApproveForm(forms.Form):
     tenant = forms.ChoiceField(label="Tenant it works in")
     scopes = forms.MultipleChoiceField(
-        widget=forms.CheckboxSelectMultiple, label="It may", required=True
+        widget=forms.CheckboxSelectMultiple,
+        label="It may",
+        required=True,
+        error_messages={
+            "invalid_choice": "Your role does not allow %(value)s; a key may have only the "
+            "scopes shown, which your role allows.",
+            "required": "Choose at least one thing it may do.",
+        },
     )
 
     def __init__(self, *args, user, tenants, **kwargs):

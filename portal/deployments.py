@@ -19,7 +19,7 @@ from tenancy.limits import effective_limits
 from .access import require, visible
 from .charts import deployment_charts
 from .forms import InvokeForm
-from .state import deployment_state_url
+from .state import deployment_seen, deployment_state_url
 
 # HTMX stops polling on this status (and still swaps the content in).
 STOP_POLLING = 286
@@ -185,8 +185,7 @@ def deployment_state(request, code):
     """A deployment page's question: is it still production, a preview, the canary (and at
     what share)? 204 while nothing changed, else its role line out of band."""
     deployment = deployment_for(request, code)
-    state_url = deployment_state_url(deployment)
-    if state_url.endswith("seen=" + request.GET.get("seen", "")):
+    if deployment_seen(deployment) == request.GET.get("seen"):
         return HttpResponse(status=204)
-    context = {"deployment": deployment, "state_url": state_url, "oob": True}
+    context = {"deployment": deployment, "state_url": deployment_state_url(deployment), "oob": True}
     return render(request, "deployments/partials/state.html", context)

@@ -26,7 +26,7 @@ from .charts import tenant_chart_context, worker_chart_context
 from .deployments import invoke_context
 from .forms import DeployForm, NewWorkerForm
 from .health import worker_health
-from .state import focus_token, overview_state
+from .state import focus_token, overview_parts, overview_state
 
 WORKERS_PER_PAGE = 50
 
@@ -147,6 +147,7 @@ def worker_detail(request, code):
     # serves, unless the latest deployment is asked for (a preview, or a failed build).
     # The page then asks every few seconds whether any of this changed (portal.state).
     context.update(overview_state(worker, request.GET.get("show") == "latest"))
+    context.update(overview_parts(worker))
     if context["focus"] is not None:
         context.update(invoke_context(context["focus"]))
     context["chart"] = worker_chart_context(
@@ -261,6 +262,7 @@ def worker_state(request, code):
     context = overview_state(worker, request.GET.get("show") == "latest")
     if context["seen"] == request.GET.get("seen"):
         return HttpResponse(status=204)
+    context.update(overview_parts(worker))
     focus = context["focus"]
     # The invoke form stays as typed unless the deployment it calls is another one now (or
     # the same one in another state: its build ended).

@@ -8,7 +8,17 @@ import typer
 from rich.table import Table
 
 from .api import FAILED, Failure, json_of
-from .common import JsonFlag, command, emit, err, out, short, signed_in, stdin_or_file, worker_named
+from .common import (
+    JsonFlag,
+    command,
+    emit,
+    err,
+    out,
+    short,
+    signed_in,
+    signed_in_worker,
+    stdin_or_file,
+)
 from .deploying import deployment_of
 
 
@@ -26,8 +36,7 @@ def invoke(
     as_json: JsonFlag = False,
 ):
     """Call a function: its result on stdout, its console lines on stderr (exit 1 if it fails)."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     payload = json_of(stdin_or_file(data))
     if deployment:
         target = deployment_of(api, found, deployment)
@@ -81,8 +90,7 @@ def list_runs(
     as_json: JsonFlag = False,
 ):
     """A worker's runs, newest first."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     page = api.call(
         "GET", f"/workers/{found['id']}/runs", params={"status": status} if status else None
     )
@@ -142,8 +150,7 @@ def list_schedules(
     worker: Annotated[str, typer.Argument(help="The worker's name.")], as_json: JsonFlag = False
 ):
     """A worker's schedules."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     listed = api.call("GET", f"/workers/{found['id']}/schedules")
 
     def human():
@@ -167,8 +174,7 @@ def add_schedule(
     as_json: JsonFlag = False,
 ):
     """Call a function on a schedule (each firing a durable run)."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     body = {
         "function": function,
         "cron": cron,

@@ -56,6 +56,12 @@ def worker_named(api: Api, name: str) -> dict:
     return found[0]
 
 
+def signed_in_worker(name: str) -> tuple[Api, dict]:
+    """What most commands start with: the signed-in client and the worker they name."""
+    api, _ = signed_in()
+    return api, worker_named(api, name)
+
+
 def emit(as_json: bool, data, human) -> None:
     """The answer: `data` as JSON with --json, else what `human()` prints."""
     if as_json:
@@ -66,10 +72,6 @@ def emit(as_json: bool, data, human) -> None:
 
 def short(deployment_id: str | None) -> str:
     return (deployment_id or "")[:8]
-
-
-def fail(message: str, exit_code: int, code: str = "failed"):
-    raise Failure(message, exit_code, code)
 
 
 def stdin_or_file(value: str) -> str:

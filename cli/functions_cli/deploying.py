@@ -12,7 +12,16 @@ from typing import Annotated
 import typer
 
 from .api import FAILED, NOT_FOUND, USAGE, Api, Failure
-from .common import JsonFlag, command, emit, err, out, short, signed_in, worker_named
+from .common import (
+    JsonFlag,
+    command,
+    emit,
+    err,
+    out,
+    short,
+    signed_in,
+    signed_in_worker,
+)
 from .pack import PackError, archive, read_folder
 
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -204,8 +213,7 @@ def promote(
     as_json: JsonFlag = False,
 ):
     """Make a ready deployment production."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     set_production(api, found, deployment_of(api, found, deployment), as_json, "Promoted")
 
 
@@ -218,8 +226,7 @@ def rollback(
     as_json: JsonFlag = False,
 ):
     """Put an earlier deployment back in production."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     if deployment:
         target = deployment_of(api, found, deployment)
     else:

@@ -9,8 +9,17 @@ import httpx
 import typer
 from rich.table import Table
 
-from .api import Api, Failure
-from .common import JsonFlag, command, emit, err, out, short, signed_in, worker_named
+from .api import Api
+from .common import (
+    JsonFlag,
+    command,
+    emit,
+    err,
+    out,
+    short,
+    signed_in,
+    signed_in_worker,
+)
 
 RETRY_SECONDS = (1, 2, 5, 10)
 
@@ -53,8 +62,7 @@ def status(
     worker: Annotated[str, typer.Argument(help="The worker's name.")], as_json: JsonFlag = False
 ):
     """A worker: production, the latest deployment, a canary under way."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
 
     def human():
         production, latest = found.get("production"), found.get("latestDeployment")
@@ -84,8 +92,7 @@ def deployments(
     worker: Annotated[str, typer.Argument(help="The worker's name.")], as_json: JsonFlag = False
 ):
     """A worker's deployments, newest first."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     listed = api.call("GET", f"/workers/{found['id']}/deployments")["deployments"]
     production = (found.get("production") or {}).get("id")
 
@@ -128,8 +135,7 @@ def logs(
     as_json: JsonFlag = False,
 ):
     """A worker's log lines: the newest, or followed live (--follow) until Ctrl-C."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     filters = {
         k: v for k, v in {"level": level, "function": function, "request": request}.items() if v
     }
@@ -150,7 +156,7 @@ def logs(
                 if event == "log":
                     show_line(json.loads(data), as_json)
                     last_id = event_id or last_id
-        except (httpx.TransportError, httpx.RemoteProtocolError) as exc:
+        except httpx.TransportError as exc:  # RemoteProtocolError among them
             # A dropped connection: resume after the last line seen, losing and repeating none.
             wait = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
             failures += 1
@@ -160,5 +166,3 @@ def logs(
                     markup=True,
                 )
             time.sleep(wait)
-        except Failure:
-            raise

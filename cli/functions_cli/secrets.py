@@ -8,7 +8,14 @@ import typer
 from rich.table import Table
 
 from .api import USAGE, Failure
-from .common import JsonFlag, command, emit, out, signed_in, stdin_or_file, worker_named
+from .common import (
+    JsonFlag,
+    command,
+    emit,
+    out,
+    signed_in_worker,
+    stdin_or_file,
+)
 
 app = typer.Typer(
     help="Secrets: list, set, unset (values are never printed).", no_args_is_help=True
@@ -21,8 +28,7 @@ def list_secrets(
     worker: Annotated[str, typer.Argument(help="The worker's name.")], as_json: JsonFlag = False
 ):
     """The names, when each changed, and whether production still runs without the change."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     listed = api.call("GET", f"/workers/{found['id']}/secrets")
 
     def human():
@@ -68,8 +74,7 @@ def set_secret(
         value = getpass.getpass(f"Value of {name} (not shown): ")
     else:
         value = stdin_or_file(value)
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     saved = api.call("PUT", f"/workers/{found['id']}/secrets/{name}", {"value": value})
     emit(
         as_json,
@@ -93,7 +98,6 @@ def unset_secret(
     as_json: JsonFlag = False,
 ):
     """Remove a secret; deployments after this run without it."""
-    api, _ = signed_in()
-    found = worker_named(api, worker)
+    api, found = signed_in_worker(worker)
     api.call("DELETE", f"/workers/{found['id']}/secrets/{name}")
     emit(as_json, {"removed": name}, lambda: out.print(f"{name} removed from {worker}."))
