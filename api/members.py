@@ -14,7 +14,7 @@ from tenancy.audit import record
 from tenancy.models import LABEL_PATTERN, Invitation, Membership
 
 from .errors import ApiError, require
-from .schemas import ErrorOut, Strict
+from .schemas import SPACE, ErrorOut, Strict
 from .workers import tenant_for
 
 router = Router(tags=["members"])
@@ -48,8 +48,12 @@ class MembersOut(Schema):
     )
 
 
+# Something@something.something, without spaces of any engine's kind (see SPACE).
+EMAIL = rf"^[^@\x00{SPACE}]+@[^@\x00{SPACE}]+\.[^@\x00{SPACE}]+$"
+
+
 class InviteIn(Strict):
-    email: str = Field(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
+    email: str = Field(max_length=254, pattern=EMAIL)
     role: str = RoleName
     tenant: str | None = Field(None, pattern=LABEL_PATTERN)
 

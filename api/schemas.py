@@ -16,6 +16,11 @@ from tenancy.models import LABEL_PATTERN
 
 # Text the database can hold: Postgres refuses NUL characters, so the description does too.
 TEXT = r"^[^\x00]*$"
+# Every character that is a space to ECMAScript (the description's regex dialect), to Python or
+# to pydantic's Rust engine, named one by one: `\s` means three different sets (U+0085 is a space
+# to two of them, U+FEFF to one), so no pattern here uses it (nor \d, \w or `.`).
+SPACE = r"\t\n\x0b\x0c\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_BLANK = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
 DeploymentStatus = Literal[tuple(DEPLOYMENT_STATUSES)]  # type: ignore[valid-type]
 LogLevel = Literal[tuple(LOG_LEVELS)]  # type: ignore[valid-type]
 
@@ -150,7 +155,7 @@ class DeployIn(Strict):
     # Absent unless sent (never null): the description and the validation agree.
     code: str = Field(
         None,
-        pattern=r"^[^\x00]*\S[^\x00]*$",
+        pattern=NOT_BLANK,
         description="One TypeScript module, deployed as index.ts (or as `entry`). Not blank, "
         "no NUL characters. Send exactly one of `code`, `files` and `archive`.",
     )
@@ -240,7 +245,7 @@ class CanaryIn(Strict):
 
 
 class ReleaseIn(Strict):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00]*\S[^\x00]*$")
+    name: str = Field(min_length=1, max_length=100, pattern=NOT_BLANK)
     deployments: list[UUID] = Field(
         min_length=1, max_length=50, description="One ready deployment per worker."
     )

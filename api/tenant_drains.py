@@ -16,7 +16,7 @@ from tenancy.models import LABEL_PATTERN
 from tenancy.quotas import QuotaExceeded
 
 from .errors import ApiError, require
-from .schemas import ErrorOut, Strict
+from .schemas import SPACE, ErrorOut, Strict
 from .workers import tenant_for
 
 router = Router(tags=["log drains"])
@@ -47,7 +47,7 @@ class DrainList(Schema):
 
 
 class DrainIn(Strict):
-    url: str = Field(min_length=1, max_length=500, pattern=r"^https?://[^\s\x00]+$")
+    url: str = Field(min_length=1, max_length=500, pattern=rf"^https?://[^\x00{SPACE}]+$")
     tenant: str | None = Field(None, pattern=LABEL_PATTERN)
 
 

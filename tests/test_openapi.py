@@ -9,12 +9,14 @@ import io
 import json
 import re
 import tarfile
+from uuid import uuid4
 
 import pytest
 from django.test import Client
 from jsonschema import Draft202012Validator
 
 from api.main import api as ninja_api
+from api.schemas import SPACE
 from deployments.models import Deployment
 from tenancy.models import Tenant
 from workers.api_keys import issue_key
@@ -76,6 +78,61 @@ def test_the_description_is_served_and_its_schemas_are_valid(client, db):
     assert "deploymentId" not in SPEC["components"]["schemas"]["DeploymentOut"]["properties"]
     # Requests with fields the description does not name are refused, as it says.
     assert SPEC["components"]["schemas"]["DeployIn"]["additionalProperties"] is False
+
+
+def patterns(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield node["pattern"]
+        for value in node.values():
+            yield from patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from patterns(value)
+
+
+def engine_dependent(pattern: str) -> list[str]:
+    """The parts of a pattern that ECMAScript (the description's dialect, what clients and the
+    fuzzer read) and the server's engines read differently: class shorthands and a bare dot."""
+    found, in_class, i = [], False, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            if pattern[i + 1] in "sSdDwWbB":
+                found.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "." and not in_class:
+            found.append(".")
+        i += 1
+    return found
+
+
+def test_every_pattern_means_the_same_to_the_client_as_to_the_server(tenant):
+    # A space that only one engine calls a space let a valid-looking invitation be refused
+    # (U+0085 is \s to Python and Rust, not to ECMAScript): patterns spell their classes out.
+    found = {p: engine_dependent(p) for p in set(patterns(SPEC)) if engine_dependent(p)}
+    assert found == {}
+    # The spelled-out spaces are every engine's: all Python's and Rust's (Unicode White_Space,
+    # which str.isspace() covers) and ECMAScript's (those and U+FEFF).
+    spaces = re.compile(f"[{SPACE}]")
+    for code in [*range(0x3001), 0xFEFF]:
+        if chr(code).isspace() or code == 0xFEFF:
+            assert spaces.match(chr(code)), hex(code)
+    # Blank is blank in every engine's sense, and the answer says which field.
+    key = issue_key(tenant, "admin", ["manage", "deploy", "read"])[1]
+    caller = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    for path, body, field in [
+        ("/api/releases", {"name": "\u0085\u3000", "deployments": [str(uuid4())]}, "name"),
+        ("/api/invitations", {"email": "a@b.\u0085c", "role": "viewer"}, "email"),
+    ]:
+        answer = conforms(caller.post(path, body, content_type="application/json"), "POST", path)
+        assert answer.status_code == 400
+        assert answer.json()["error"]["message"].startswith(f"Invalid request: {field}:")
 
 
 def test_every_operation_answers_as_described(
