@@ -13,6 +13,7 @@ from . import (
     audit,
     cli,
     drains,
+    events,
     invocations,
     logs,
     members,
@@ -135,4 +136,5 @@ api.add_router("", cli.router)
 api.add_router("", secrets.router)
 api.add_router("", audit.router)
 api.add_router("", tenant_drains.router)
+api.add_router("", events.router)
 api.add_router("", members.router)

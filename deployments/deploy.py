@@ -59,6 +59,7 @@ def deploy(
             created_by=user if user is not None and user.is_authenticated else None,
             backend=backend or worker.tenant.backend or settings.DEFAULT_BACKEND,
         )
+        deployment.tell("deployment.created")
         build_deployment.delay_on_commit(deployment.pk)
     return deployment
 
@@ -69,20 +70,24 @@ def refuse(worker: Worker, message: str, user=None) -> Deployment:
     failed build, with the reason. Raises QuotaExceeded."""
     check_deploy(worker.tenant)
     now = timezone.now()
-    return Deployment.objects.create(
-        worker=worker,
-        tenant=worker.tenant,
-        files={},
-        entry="",
-        source="",
-        status=Deployment.Status.ERROR,
-        error_message=message,
-        build_log="-> Reading the upload\n" + message,
-        created_by=user if user is not None and user.is_authenticated else None,
-        backend=worker.tenant.backend or settings.DEFAULT_BACKEND,
-        started_at=now,
-        finished_at=now,
-    )
+    with transaction.atomic():
+        deployment = Deployment.objects.create(
+            worker=worker,
+            tenant=worker.tenant,
+            files={},
+            entry="",
+            source="",
+            status=Deployment.Status.ERROR,
+            error_message=message,
+            build_log="-> Reading the upload\n" + message,
+            created_by=user if user is not None and user.is_authenticated else None,
+            backend=worker.tenant.backend or settings.DEFAULT_BACKEND,
+            started_at=now,
+            finished_at=now,
+        )
+        deployment.tell("deployment.created")
+        deployment.tell("deployment.failed")
+    return deployment
 
 
 def current_lock(worker: Worker) -> str:

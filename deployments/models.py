@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from tenancy.events import emit
 from tenancy.models import Tenant, TenantScopedQuerySet
 from workers.addresses import deployment_host
 from workers.models import Worker
@@ -228,4 +229,18 @@ class Deployment(models.Model):
         changed = Deployment.objects.filter(pk=self.pk, status=old).update(status=new, **fields)
         if changed:
             took(self, new, fields)
+            if new in (self.Status.READY, self.Status.ERROR):
+                self.tell("deployment.ready" if new == self.Status.READY else "deployment.failed")
         return bool(changed)
+
+    def tell(self, event_type: str, **more) -> None:
+        """Tell the tenant's systems what happened to this deployment (tenancy.events)."""
+        emit(self.tenant_id, event_type, {
+            "worker": self.worker.name,
+            "deployment": {
+                "id": str(self.code), "shortId": self.short_id, "status": self.status,
+                "url": self.url, "createdAt": self.created.isoformat(),
+                **({"error": self.error_message[:2000]} if self.status == self.Status.ERROR else {}),
+            },
+            **more,
+        })  # fmt: skip

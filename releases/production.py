@@ -27,6 +27,7 @@ from .aliases import move_aliases
 from .models import ProductionChange, Release
 
 Status = Deployment.Status
+AUTOMATIC = "automatic canary rollback"  # who rolls a canary back by its rule
 
 
 class ReleaseError(Exception):
@@ -71,6 +72,11 @@ def switch(tenant: Tenant, changes: dict[Worker, Serving], by: str, how: str) ->
         Worker.objects.filter(pk=worker.pk).update(**fields)
         for name, value in fields.items():
             setattr(worker, name, value)
+        if "production" in fields and serving.production is not None:
+            serving.production.tell(
+                "deployment.rolled_back" if how == "rollback" else "deployment.promoted",
+                how=how, by=by,
+            )  # fmt: skip
         ProductionChange.objects.create(
             tenant=tenant, generation=generation, worker=worker, production=serving.production,
             canary=serving.canary, canary_percent=fields["canary_percent"], how=how, by=by,
@@ -204,6 +210,11 @@ def end_canary(worker: Worker, by: str, promote: bool, note: str = "") -> Deploy
         switch(tenant, {now: serving}, by, how)
         if note:
             Worker.objects.filter(pk=now.pk).update(canary_note=note)
+        if not promote:
+            canary.tell(
+                "canary.rolled_back", automatic=by == AUTOMATIC, reason=note, by=by,
+                production=now.production.short_id if now.production else None,
+            )  # fmt: skip
     worker.refresh_from_db()
     return canary
 
@@ -291,10 +302,10 @@ def watch_canaries() -> list[str]:
         reason = judge_canary(worker)
         if reason is None:
             continue
-        canary = end_canary(worker, "automatic canary rollback", promote=False, note=reason)
+        canary = end_canary(worker, AUTOMATIC, promote=False, note=reason)
         if canary is not None:
             AuditEvent.objects.create(
-                tenant=worker.tenant, actor=None, actor_label="automatic canary rollback",
+                tenant=worker.tenant, actor=None, actor_label=AUTOMATIC,
                 action="canary.rollback", target=worker.name,
                 details={"deployment": canary.short_id, "reason": reason},
             )  # fmt: skip

@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from deployments.models import Deployment, took
+from tenancy.events import emit
 from tenancy.models import Tenant, TenantScopedQuerySet
 from workers.models import Worker
 
@@ -127,7 +128,27 @@ class Run(models.Model):
         )
         if changed:
             took(self, new, fields)
+            if new in (self.Status.FAILED, self.Status.DEAD):
+                self.tell_failure()
         return bool(changed)
+
+    def tell_failure(self) -> None:
+        """Tell the tenant's systems (tenancy.events) that this run ended without success."""
+        data = {
+            "worker": self.worker.name,
+            "run": {
+                "id": str(self.code), "function": self.function, "status": self.status,
+                "attempts": self.attempts, "errorCode": self.error_code,
+                "error": self.error_message[:2000], "deployment": self.deployment.short_id,
+            },
+        }  # fmt: skip
+        if self.status == self.Status.DEAD:
+            emit(self.tenant_id, "run.dead", data)
+        schedule = self.schedule
+        if schedule is not None:
+            emit(self.tenant_id, "schedule.failed", {
+                **data, "schedule": {"id": str(schedule.code), "cron": schedule.cron},
+            })  # fmt: skip
 
     @property
     def in_flight(self) -> bool:

@@ -3,21 +3,14 @@ batches signed with HMAC-SHA256 (`x-signature: sha256=<hex>` of the raw body, ke
 drain's secret), in id order from a cursor; a failed batch is retried with backoff and the
 drain paused after DRAIN_MAX_FAILURES in a row (its status and last error are shown).
 
-The URL must be a public address (as for workers' own fetches), so a drain cannot be
-pointed at the control plane, Redis or a cloud metadata service; DRAIN_ALLOW_PRIVATE lets
-an operator's test set-up deliver to itself."""
+The URL must be a public address (telemetry.outbound, which events use too)."""
 
 import hashlib
 import hmac
-import ipaddress
 import json
-import random
 import secrets
-import socket
 from datetime import timedelta
-from urllib.parse import urlsplit
 
-import httpx
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -26,36 +19,17 @@ from django.utils import timezone
 from tenancy.quotas import check_room
 
 from .models import LogDrain, LogEntry
+from .outbound import Refused, backoff, check_public, post
 
 BATCH = 1000
 
 
-class DrainRefused(ValueError):
-    """Why a URL cannot be a drain, for people."""
+DrainRefused = Refused  # why a URL cannot be a drain, for people
+SENDS = "drains send lines"
 
 
 def check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DrainRefused("Use an http:// or https:// URL.")
-    if settings.DRAIN_ALLOW_PRIVATE:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except OSError as exc:
-        raise DrainRefused(f"{parts.hostname} does not resolve.") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            named = (
-                parts.hostname
-                if parts.hostname == str(address)
-                else f"{parts.hostname} is {address}, which"
-            )
-            raise DrainRefused(
-                f"{named} is a loopback, private or reserved address; drains send lines only "
-                "to public addresses (http:// or https://), where your log service listens."
-            )
+    check_public(url, SENDS)
 
 
 def new_drain(tenant, url: str, by: str) -> LogDrain:
@@ -103,15 +77,9 @@ def deliver(drain: LogDrain) -> int:
         return 0
     body = payload(lines)
     now = timezone.now()
-    try:
-        check_url(drain.url)
-        response = httpx.post(
-            drain.url, content=body, timeout=10, follow_redirects=False,
-            headers={"content-type": "application/x-ndjson", "x-signature": sign(drain.secret, body)},
-        )  # fmt: skip
-        error = "" if response.is_success else f"The drain answered {response.status_code}."
-    except (httpx.HTTPError, DrainRefused) as exc:
-        error = f"Could not deliver: {exc}"
+    headers = {"content-type": "application/x-ndjson", "x-signature": sign(drain.secret, body)}
+    answer = post(drain.url, body, headers, SENDS)
+    error = answer.error.replace("Answered", "The drain answered", 1)
     if not error:
         LogDrain.objects.filter(pk=drain.pk, cursor=drain.cursor).update(
             cursor=lines[-1].id, failures=0, last_error="", last_delivered_at=now,
@@ -119,7 +87,7 @@ def deliver(drain: LogDrain) -> int:
         )  # fmt: skip
         return len(lines)
     failures = drain.failures + 1
-    delay = min(300.0, 2.0**failures) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+    delay = backoff(failures, cap=300.0)
     paused = failures >= settings.DRAIN_MAX_FAILURES
     LogDrain.objects.filter(pk=drain.pk).update(
         failures=failures, last_error=error[:500], next_attempt_at=now + timedelta(seconds=delay),

@@ -1,4 +1,4 @@
-"""Celery tasks of telemetry: retention, usage metering, metric roll-ups and log drains."""
+"""Celery tasks of telemetry: retention, usage metering, metric roll-ups, log drains and\nevents."""
 
 from datetime import timedelta
 
@@ -9,7 +9,7 @@ from django.utils import timezone
 from runs.models import Run
 from tenancy.models import Tenant
 
-from . import drains, metrics, partitions, usage
+from . import drains, metrics, partitions, usage, webhooks
 from .models import Invocation, LogEntry
 
 PRUNE_BATCH = 5000
@@ -49,6 +49,7 @@ def prune_old_logs() -> int:
         count, _ = Run.objects.filter(id__in=ids).delete()
         deleted += count
     deleted += usage.prune(settings.METRICS_HOUR_DAYS)
+    deleted += webhooks.forget_old()
     return deleted + metrics.prune(settings.METRICS_MINUTE_DAYS, settings.METRICS_HOUR_DAYS)
 
 
@@ -68,3 +69,9 @@ def roll_up_metrics() -> int:
 def deliver_log_drains() -> int:
     """A batch of lines to each tenant drain that is due (telemetry.drains)."""
     return drains.deliver_due()
+
+
+@shared_task
+def deliver_events() -> int:
+    """An attempt of each event delivery that is due (telemetry.webhooks)."""
+    return webhooks.deliver_due()

@@ -1,4 +1,7 @@
-"""Tenancy: tenants and the users who are members of them, with a role each."""
+"""Tenancy: tenants and the users who are members of them, with a role each, what they did
+(the audit log), and what happened to their things, sent to their own systems (events)."""
+
+import uuid
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -41,6 +44,7 @@ class Tenant(RuntimeLimits):
     max_schedules = models.PositiveIntegerField(null=True, blank=True)
     max_api_keys = models.PositiveIntegerField(null=True, blank=True, help_text="Not revoked.")
     max_drains = models.PositiveIntegerField(null=True, blank=True)
+    max_event_subscriptions = models.PositiveIntegerField(null=True, blank=True)
     max_secrets = models.PositiveIntegerField(null=True, blank=True, help_text="All workers'.")
     max_waiting_runs = models.PositiveIntegerField(
         null=True, blank=True, help_text="Runs queued or waiting to retry, all workers'."
@@ -168,3 +172,90 @@ class Invitation(models.Model):
         """Neither accepted nor withdrawn, and not past its expiry."""
         expired = self.expires_at is not None and self.expires_at <= timezone.now()
         return self.accepted_at is None and self.withdrawn_at is None and not expired
+
+
+class EventSubscription(models.Model):
+    """A tenant's URL that receives the events it chose, signed as Standard Webhooks do."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        PAUSED = "paused"  # after repeated failures; resumed by a member
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="event_subscriptions")
+    url = models.URLField(max_length=500)
+    # `whsec_` and base64 of 32 random bytes: the key of the signatures (Standard Webhooks).
+    secret = models.CharField(max_length=64, editable=False)
+    types = models.JSONField(default=list, blank=True, help_text="Event types; empty for all.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    failures = models.PositiveIntegerField(default=0)  # attempts failed in a row
+    last_error = models.CharField(max_length=500, blank=True)
+    last_delivered_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug} -> {self.url}"
+
+    def wants(self, event_type: str) -> bool:
+        return not self.types or event_type in self.types
+
+
+class Event(models.Model):
+    """Something that happened in a tenant, kept while it has subscriptions to deliver it to."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="events")
+    type = models.CharField(max_length=40)
+    data = models.JSONField(default=dict)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} in {self.tenant_id} at {self.created:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def webhook_id(self) -> str:
+        """The same on every attempt and redelivery: receivers drop what they have seen."""
+        return f"evt_{self.code.hex}"
+
+
+class Delivery(models.Model):
+    """One event on its way to one subscription: its attempts' last answer, or the error."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # to be sent (again) at next_attempt_at
+        DELIVERED = "delivered"
+        FAILED = "failed"  # attempts spent; a member may redeliver
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    subscription = models.ForeignKey(EventSubscription, models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, models.CASCADE, related_name="deliveries")
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    answer = models.CharField(max_length=500, blank=True, help_text="The answer's start.")
+    error = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.subscription_id}: {self.status}"

@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.db.models import Count
 from django.utils import timezone
 
-from .models import Tenant
+from .models import EventSubscription, Tenant
 
 
 class QuotaExceeded(ValueError):
@@ -27,6 +27,7 @@ HELD = {
     "max_schedules": ("schedules", lambda t: t.schedules.count()),
     "max_api_keys": ("API keys", lambda t: t.api_keys.filter(revoked_at=None).count()),
     "max_drains": ("log drains", lambda t: t.log_drains.count()),
+    "max_event_subscriptions": ("event subscriptions", lambda t: t.event_subscriptions.count()),
     "max_secrets": ("secrets", lambda t: _secrets(t)),
     "max_waiting_runs": (
         "runs waiting (queued or to be retried)",
@@ -36,6 +37,16 @@ HELD = {
 # Waiting runs leave the quota as they run (one queue for all tenants): the caller may retry
 # shortly (429) instead of removing one (409).
 DRAINING = {"max_waiting_runs": ("retry once some have run", 30)}
+
+
+def told(tenant: Tenant, quota: str, refusal: QuotaExceeded) -> QuotaExceeded:
+    """The refusal, after telling the tenant's systems (event `quota.reached`). Through the
+    queue, not this transaction: the refusal rolls the caller's transaction back."""
+    from .tasks import quota_reached
+
+    if EventSubscription.objects.filter(tenant_id=tenant.pk).exists():
+        quota_reached.delay(tenant.pk, quota, refusal.message)
+    return refusal
 
 
 def _secrets(tenant: Tenant) -> int:
@@ -48,10 +59,14 @@ def check_room(tenant: Tenant, quota: str, adding: int = 1) -> None:
     remedy, retry_after = DRAINING.get(quota, ("remove one first", None))
     limit = tenant.quota(quota)
     if held(tenant) + adding > limit:
-        raise QuotaExceeded(
-            f"This tenant has reached its quota of {limit} {noun}; {remedy}, or ask the "
-            "platform's operators for a larger quota.",
-            retry_after=retry_after,
+        raise told(
+            tenant,
+            quota,
+            QuotaExceeded(
+                f"This tenant has reached its quota of {limit} {noun}; {remedy}, or ask the "
+                "platform's operators for a larger quota.",
+                retry_after=retry_after,
+            ),
         )
 
 
@@ -59,11 +74,11 @@ def check_stored_payload(tenant: Tenant, payload: str) -> None:
     limit = tenant.quota("max_stored_payload_bytes")
     size = len(payload.encode())
     if size > limit:
-        raise QuotaExceeded(
+        raise told(tenant, "max_stored_payload_bytes", QuotaExceeded(
             f"The payload is {size} bytes; a payload that is stored (a run's or a schedule's) "
             f"may be at most {limit} bytes. Store large inputs elsewhere and pass a reference.",
             status=413,
-        )
+        ))  # fmt: skip
 
 
 def check_new_worker(tenant: Tenant) -> None:
@@ -77,10 +92,14 @@ def check_deploy(tenant: Tenant) -> None:
     if recent.count() >= limit:
         oldest = recent.values_list("created", flat=True)[0]
         wait = int((oldest + timedelta(hours=1) - timezone.now()).total_seconds()) + 1
-        raise QuotaExceeded(
-            f"This tenant has reached its quota of {limit} deployments per hour; "
-            f"try again in {wait} s.",
-            retry_after=max(wait, 1),
+        raise told(
+            tenant,
+            "max_deployments_per_hour",
+            QuotaExceeded(
+                f"This tenant has reached its quota of {limit} deployments per hour; "
+                f"try again in {wait} s.",
+                retry_after=max(wait, 1),
+            ),
         )
 
 

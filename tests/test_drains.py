@@ -4,8 +4,6 @@ paused after repeated failures and resumed without losing a line; private addres
 import hashlib
 import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.test import Client
@@ -18,44 +16,13 @@ from telemetry.models import LogDrain
 
 from .conftest import client_for
 from .helpers import GREETER, create_deployment
-
-
-class Receiver:
-    """A log system of the tenant's own: records deliveries, or fails when told."""
-
-    def __init__(self):
-        self.bodies, self.signatures, self.fail = [], [], 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["content-length"]))
-                if receiver.fail:
-                    receiver.fail -= 1
-                    self.send_response(503)
-                else:
-                    receiver.bodies.append(body)
-                    receiver.signatures.append(self.headers["x-signature"])
-                    self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ingest"
-
-    def lines(self) -> list[dict]:
-        return [json.loads(row) for body in self.bodies for row in body.decode().splitlines()]
+from .receivers import Receiver
 
 
 @pytest.fixture
 def receiver():
-    r = Receiver()
-    yield r
-    r.server.shutdown()
+    with Receiver() as r:
+        yield r
 
 
 def lines(deployment, start: int, n: int):

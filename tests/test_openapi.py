@@ -338,6 +338,31 @@ def test_every_operation_answers_as_described(
     assert api("DELETE", one, **admin).status_code == 204
     assert api("DELETE", one, **admin).status_code == 404
 
+    # Event subscriptions: chosen types (or all), the secret answered once, pings and
+    # redeliveries listed as deliveries.
+    made = api("POST", "/api/events/subscriptions",
+               {"url": "http://127.0.0.1:9/hook", "types": ["deployment.ready"]}, **admin)  # fmt: skip
+    assert made.status_code == 201 and made.json()["secret"].startswith("whsec_")
+    assert api("POST", "/api/events/subscriptions", {"url": "http://127.0.0.1:9/h",
+               "types": ["deployment.exploded"]}, **admin).status_code == 400  # fmt: skip
+    assert api("GET", "/api/events/subscriptions").status_code == 403
+    listed = api("GET", "/api/events/subscriptions", **admin).json()["subscriptions"]
+    assert [s["types"] for s in listed] == [["deployment.ready"]] and "secret" not in listed[0]
+    one = f"/api/events/subscriptions/{made.json()['id']}"
+    pinged = api("POST", f"{one}/ping", **admin).json()
+    assert pinged["event"]["type"] == "ping" and pinged["status"] == "pending"
+    deliveries = api("GET", "/api/events/deliveries?status=pending", **admin).json()
+    assert [d["id"] for d in deliveries["deliveries"]] == [pinged["id"]]
+    assert api("GET", "/api/events/deliveries?status=lost", **admin).status_code == 400
+    again = api("POST", f"/api/events/deliveries/{pinged['id']}/redeliver", **admin)
+    assert again.status_code == 202 and again.json()["event"]["id"] == pinged["event"]["id"]
+    assert api("POST", f"{one}/resume", **admin).json()["status"] == "active"
+    assert api("DELETE", one, **admin).status_code == 204
+    assert api("DELETE", one, **admin).status_code == 404
+    assert (
+        api("POST", f"/api/events/deliveries/{pinged['id']}/redeliver", **admin).status_code == 404
+    )
+
     # Members and invitations: the manage scope; owners are made by owners (never a key).
     from django.core import mail
 

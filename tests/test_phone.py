@@ -11,7 +11,8 @@ from django.utils import timezone
 from releases.models import Release, ReleaseItem
 from runs.models import Run
 from telemetry.models import Invocation, LogDrain, LogEntry, UsageDay
-from tenancy.models import AuditEvent
+from tenancy.events import TYPES
+from tenancy.models import AuditEvent, Delivery, EventSubscription
 from workers.api_keys import issue_key
 from workers.models import Worker
 
@@ -50,6 +51,13 @@ def busy_tenant(tenant, owner):
     LogDrain.objects.create(
         tenant=tenant, url=f"https://logs.example.com/{LONG}/ingest", secret="s"
     )
+    EventSubscription.objects.create(
+        tenant=tenant, url=f"https://hooks.example.com/{LONG}", secret="whsec_c2VjcmV0",
+        types=list(TYPES),
+    )  # fmt: skip
+    deployment.tell("deployment.ready")
+    Delivery.objects.update(status="failed", status_code=500, attempts=10, answer=LONG * 3,
+                            error="Answered 500.")  # fmt: skip
     for n in range(3):
         UsageDay.objects.create(
             tenant=tenant, day=date.today() - timedelta(days=n), invocations=123456789,
@@ -69,7 +77,7 @@ def pages(worker, deployment, run, release) -> list[str]:
         "/", f"{w}/", f"{w}/deployments/", f"{w}/invocations/", f"{w}/runs/", f"{w}/logs/",
         f"{w}/settings/", f"{d}/", f"{d}/diff/", "/runs/", f"/runs/{run.code}/", "/releases/",
         f"/releases/{release.code}/", "/keys/", "/members/", "/audit/", "/usage/", "/drains/",
-        "/time-zone/", f"/invocations/req_{'f' * 32}0/", "/workers/new/",
+        "/events/", "/time-zone/", f"/invocations/req_{'f' * 32}0/", "/workers/new/",
         "/cli/", "/cli/approve/",
     ]  # fmt: skip
 
@@ -113,4 +121,4 @@ def test_no_main_page_scrolls_sideways(live_server, owner, busy_tenant, width):
         runs_link.click()
         page.wait_for_url(f"{live_server.url}/runs/")
     assert problems == []
-    assert len(checked) == 23
+    assert len(checked) == 24

@@ -205,6 +205,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "telemetry.tasks.deliver_log_drains",
         "schedule": env.float("DRAIN_TICK_SECONDS", default=2.0),
     },
+    "deliver-events": {
+        "task": "telemetry.tasks.deliver_events",
+        "schedule": env.float("EVENT_TICK_SECONDS", default=2.0),
+    },
     "prune-old-logs": {
         "task": "telemetry.tasks.prune_old_logs",
         "schedule": env.float("PRUNE_INTERVAL_SECONDS", default=3600.0),
@@ -355,6 +359,7 @@ QUOTA_MAX_PAYLOAD_BYTES = env.int("QUOTA_MAX_PAYLOAD_BYTES", default=RUNTIME_MAX
 QUOTA_MAX_SCHEDULES = env.int("QUOTA_MAX_SCHEDULES", default=20)
 QUOTA_MAX_API_KEYS = env.int("QUOTA_MAX_API_KEYS", default=50)
 QUOTA_MAX_DRAINS = env.int("QUOTA_MAX_DRAINS", default=5)
+QUOTA_MAX_EVENT_SUBSCRIPTIONS = env.int("QUOTA_MAX_EVENT_SUBSCRIPTIONS", default=10)
 QUOTA_MAX_SECRETS = env.int("QUOTA_MAX_SECRETS", default=500)
 QUOTA_MAX_WAITING_RUNS = env.int("QUOTA_MAX_WAITING_RUNS", default=1000)
 QUOTA_MAX_STORED_PAYLOAD_BYTES = env.int("QUOTA_MAX_STORED_PAYLOAD_BYTES", default=256 * 1024)
@@ -396,3 +401,10 @@ METRICS_HOUR_DAYS = env.int("METRICS_HOUR_DAYS", default=396)
 # refused unless allowed (a test set-up delivering to itself).
 DRAIN_MAX_FAILURES = env.int("DRAIN_MAX_FAILURES", default=10)
 DRAIN_ALLOW_PRIVATE = env.bool("DRAIN_ALLOW_PRIVATE", default=False)
+
+# Events sent to tenants' URLs: each delivery is tried this many times with backoff (about
+# three hours in all) before it is marked failed; a subscription whose attempts fail this many
+# times in a row is paused; events and their deliveries are kept this many days.
+EVENT_ATTEMPTS = env.int("EVENT_ATTEMPTS", default=10)
+EVENT_MAX_FAILURES = env.int("EVENT_MAX_FAILURES", default=30)
+EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=14)

@@ -1,0 +1,53 @@
+"""Events: what happened to a tenant's things, for its own systems. `emit` is called where it
+happens, inside the transaction that makes it so (an event is never sent for a change that
+rolled back); it stores the event and one delivery per subscription that wants it, and
+telemetry.webhooks sends them. A tenant without subscriptions stores nothing."""
+
+from datetime import timedelta
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Delivery, Event, EventSubscription
+
+# Every type, with what it means (shown in the portal, the API's description and the docs).
+TYPES = {
+    "deployment.created": "A deployment was created and its build queued.",
+    "deployment.ready": "A deployment's build succeeded; it serves its own URL.",
+    "deployment.failed": "A deployment's build failed (its problems are in `error`).",
+    "deployment.promoted": "A deployment became its worker's production.",
+    "deployment.rolled_back": "An earlier deployment became its worker's production again.",
+    "canary.rolled_back": "A canary ended without promotion: by its rule, or by a member.",
+    "run.dead": "A run spent its attempts and was kept as a dead letter.",
+    "schedule.failed": "A run started by a schedule failed or became a dead letter.",
+    "quota.reached": "Something was refused because the tenant reached a quota.",
+}
+# A quota refused many times in a row is told once an hour, not once per refusal.
+QUOTA_QUIET = timedelta(hours=1)
+
+
+def emit(tenant_id: int, event_type: str, data: dict[str, Any]) -> Event | None:
+    assert event_type in TYPES, event_type
+    subscriptions = [
+        s for s in EventSubscription.objects.filter(tenant_id=tenant_id) if s.wants(event_type)
+    ]
+    if not subscriptions:
+        return None
+    event = Event.objects.create(tenant_id=tenant_id, type=event_type, data=data)
+    Delivery.objects.bulk_create(
+        Delivery(subscription=s, event=event, tenant_id=tenant_id) for s in subscriptions
+    )
+    # Sent once committed rather than at the next tick (by name: telemetry sends, above us).
+    transaction.on_commit(lambda: current_app.send_task("telemetry.tasks.deliver_events"))
+    return event
+
+
+def quota_reached(tenant_id: int, quota: str, message: str) -> None:
+    recent = Event.objects.filter(
+        tenant_id=tenant_id, type="quota.reached", data__quota=quota,
+        created__gte=timezone.now() - QUOTA_QUIET,
+    )  # fmt: skip
+    if not recent.exists():
+        emit(tenant_id, "quota.reached", {"quota": quota, "message": message})
