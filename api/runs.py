@@ -78,7 +78,11 @@ def run_json(run: Run, attempts: bool = True) -> dict:
                 "finishedAt": a.finished_at,
                 "outcome": a.outcome or "running",
                 "statusCode": a.status_code,
-                "error": {"code": a.error_code, "message": a.error_message}
+                "error": {
+                    "code": a.error_code,
+                    "message": a.error_message,
+                    **({"stack": a.error_stack} if a.error_stack else {}),
+                }
                 if a.error_code
                 else None,
                 "durationMs": a.duration_ms,

@@ -317,6 +317,12 @@ Outcome = Literal["running", "ok", "error", "timeout", "limit", "permanent", "pl
 FUNCTION_PATTERN = r"^[A-Za-z_$][A-Za-z0-9_$]*$"
 
 
+class AttemptError(ErrorDetail):
+    stack: str = Field(
+        None, description="Where it threw: file:line:col of the uploaded files, when it threw."
+    )  # type: ignore[assignment]
+
+
 class AttemptOut(Schema):
     number: int
     deployment: UUID
@@ -327,7 +333,7 @@ class AttemptOut(Schema):
         "permanent (no retry mends it); platform (not the code's); lost (its process died)."
     )
     statusCode: int | None
-    error: ErrorDetail | None
+    error: AttemptError | None
     durationMs: float | None
     requestId: str | None = Field(description="The call's request id: its console lines.")
     logs: list[dict[str, Any]]

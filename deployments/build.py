@@ -21,6 +21,7 @@ previous deployment's lock, so the same files give the same artifact until the t
 for an update. The npm cache (DENO_DIR) is shared by all builds.
 """
 
+import base64
 import json
 import re
 import secrets
@@ -394,12 +395,15 @@ SOURCE_COMMENT = re.compile(r"^// (\S.*)$", re.MULTILINE)
 def bundle(ws: Workspace) -> str:
     result = ws.step(
         "Bundling",
-        ["bundle", "--quiet", "--no-check", "--platform=deno", "-o", BUNDLE, ws.entry],
-    )
+        ["bundle", "--quiet", "--no-check", "--platform=deno", "--sourcemap=external", "-o",
+         BUNDLE, ws.entry],
+    )  # fmt: skip
     out = ws.root / BUNDLE
     if result.returncode != 0 or not out.exists():
         raise ws.failed("Bundling failed: " + ws.clean(result.stderr))
     code = out.read_text()
+    if (ws.root / (BUNDLE + ".map")).exists():  # for the startup probe's stack traces
+        out.write_text(code + f"\n//# sourceMappingURL={BUNDLE}.map\n")
     cache = Path(settings.DENO_DIR).resolve()
 
     def judged(match: re.Match) -> str:
@@ -417,6 +421,7 @@ def bundle(ws: Workspace) -> str:
         return match.group(0)
 
     code = SOURCE_COMMENT.sub(judged, code)
+    mapped = source_map(ws, ws.root / (BUNDLE + ".map"), cache)
     # Bundled CommonJS packages make `require` from the module's own URL; the runtime loads
     # the artifact from memory, which no `require` could start from: give it a fixed one.
     code = code.replace(
@@ -429,7 +434,42 @@ def bundle(ws: Workspace) -> str:
             f"The bundle is {size:,} bytes, over the limit of {settings.MAX_ARTIFACT_BYTES:,} "
             "bytes: drop or replace its largest packages."
         )
+    if mapped and size + len(mapped) <= settings.MAX_ARTIFACT_BYTES:
+        # Last, on a line of its own: the runtime reads it to name the tenant's files in
+        # stack traces (isolate.js), and line and column numbers above it do not move.
+        code = code.rstrip("\n") + "\n" + SOURCE_MAP_PREFIX + mapped + "\n"
     return code
+
+
+# Not `//# sourceMappingURL=`: Deno would map the positions itself but keep naming the file
+# by the blob: URL the runtime loads it from; the runtime maps positions and names together.
+SOURCE_MAP_PREFIX = "//# functions-source-map="
+
+
+def source_map(ws: Workspace, path: Path, cache: Path) -> str:
+    """The bundle's source map, base64, kept small: its mappings and the files they point
+    into named as the tenant knows them (the upload's own paths, `npm/...` for packages),
+    without their text. "" when there is none."""
+    if not path.exists():
+        return ""
+    raw = json.loads(path.read_text())
+    app = ws.app.resolve()
+
+    def named(source: str) -> str:
+        where = (path.parent / source).resolve()
+        if where.is_relative_to(app):
+            return where.relative_to(app).as_posix()
+        if where.is_relative_to(cache):
+            return where.relative_to(cache).as_posix()
+        return where.name
+
+    small = {
+        "version": 3,
+        "sources": [named(source) for source in raw.get("sources", [])],
+        "names": [],
+        "mappings": raw.get("mappings", ""),
+    }
+    return base64.b64encode(json.dumps(small, separators=(",", ":")).encode()).decode()
 
 
 # --- the startup probe --------------------------------------------------------------------
@@ -460,7 +500,9 @@ try {
   clearInterval(timer);
   tell({ loaded: true, cpuMs: cpu() - start, default: kind });
 } catch (err) {
-  tell({ error: `${err?.name ?? "Error"}: ${err?.message ?? err}` });
+  // Where it threw: the frames in the program's files (source-mapped: bundle.js names its map).
+  const frames = String(err?.stack ?? "").split("\\n").filter((l) => l.startsWith("    at ") && !l.includes("probe.js"));
+  tell({ error: `${err?.name ?? "Error"}: ${err?.message ?? err}`, frames: frames.slice(0, 10) });
 }
 """
 # What a Deno process takes before the module's own memory (measured: ~60 MB resident).
@@ -521,7 +563,8 @@ def probe(ws: Workspace, env: dict, memory_mb: int, has_default: bool) -> bool:
     if "over" in report:
         raise ws.failed(_too_slow(limit))
     if "error" in report:
-        raise ws.failed(f"The module failed to load: {ws.clean(report['error'])}")
+        where = "".join("\n" + ws.clean(frame) for frame in report.get("frames", []))
+        raise ws.failed(f"The module failed to load: {ws.clean(report['error'])}{where}")
     if report.get("never"):
         raise ws.failed(
             f"The module's top level did not finish loading within {PROBE_WAIT_MS // 1000} s: "

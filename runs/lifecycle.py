@@ -187,11 +187,13 @@ def execute(run_pk: int) -> str | None:
 
 def record(run: Run, attempt: RunAttempt, status: int, body: dict) -> str:
     outcome, code, message = outcome_of(status, body)
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
     now = timezone.now()
     logs = body.get("logs") if isinstance(body.get("logs"), list) else []
     RunAttempt.objects.filter(pk=attempt.pk).update(
         finished_at=now, outcome=outcome, status_code=status, error_code=code,
-        error_message=message[:5000], duration_ms=body.get("durationMs"),
+        error_message=message[:5000], error_stack=str(error.get("stack") or "")[:20000],
+        duration_ms=body.get("durationMs"),
         request_id=str(body.get("requestId") or "")[:64], logs=logs[:1000],
     )  # fmt: skip
     this_attempt = {"attempts": attempt.number}  # a later attempt's outcome is not ours

@@ -175,6 +175,8 @@ class RunAttempt(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
+    # Where it threw, in the tenant's own files (the runtime maps the bundle's positions).
+    error_stack = models.TextField(blank=True)
     duration_ms = models.FloatField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     logs = models.JSONField(default=list, blank=True)

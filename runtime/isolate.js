@@ -57,8 +57,98 @@ const post = (message) => {
 let isolateSeq = 0;
 
 // This file is loaded from a data: URL; in stack traces it is shown by name instead.
-const SELF = /data:text\/javascript;base64,[A-Za-z0-9+/=]+/g;
-const clean = (text) => (typeof text === "string" ? text.replace(SELF, "runtime:isolate.js") : text);
+const SELF = /data:text\/javascript;base64,[A-Za-z0-9+/=.]+/g; // V8 may elide its middle (...)
+const clean = (text) => typeof text === "string" ? inTenantFiles(text.replace(SELF, "runtime:isolate.js")) : text;
+
+// --- stack traces in the tenant's own files ---------------------------------------------
+// The bundle is loaded from a blob: URL, so V8 names positions `blob:null/<uuid>:line:col`.
+// The build appends the bundle's source map (sources and mappings only) on its last line;
+// the first trace that needs it decodes it, and every position becomes `file:line:col` of
+// the upload (or `npm/...` inside a package); without a map, `bundle.js:line:col`.
+const MAP_PREFIX = "\n//# functions-source-map="; // build.py writes it
+const IN_BUNDLE = /blob:null\/[0-9a-f-]+:(\d+):(\d+)/g;
+let mapText = "";
+let sourceMap = null; // { sources, lines: [[generatedColumn, source, line, column], ...][] }
+
+function keepMap(code) {
+  const at = code.lastIndexOf(MAP_PREFIX);
+  if (at >= 0) mapText = code.slice(at + MAP_PREFIX.length).trim();
+}
+
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** Source map v3 mappings: per generated line, its segments (fields made absolute). */
+function decodeMappings(mappings) {
+  const lines = [];
+  let source = 0, line = 0, column = 0;
+  for (const text of mappings.split(";")) {
+    const segments = [];
+    let generated = 0;
+    for (const segment of text ? text.split(",") : []) {
+      const fields = [];
+      let value = 0, shift = 0;
+      for (const char of segment) {
+        const digit = BASE64.indexOf(char);
+        value += (digit & 31) * 2 ** shift;
+        if (digit & 32) {
+          shift += 5;
+        } else {
+          fields.push(value % 2 ? -Math.floor(value / 2) : value / 2);
+          value = 0;
+          shift = 0;
+        }
+      }
+      generated += fields[0];
+      if (fields.length >= 4) {
+        source += fields[1];
+        line += fields[2];
+        column += fields[3];
+        segments.push([generated, source, line, column]);
+      }
+    }
+    lines.push(segments);
+  }
+  return lines;
+}
+
+function loadMap() {
+  if (sourceMap === null) {
+    try {
+      const raw = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(mapText), (c) => c.charCodeAt(0))));
+      sourceMap = { sources: raw.sources, lines: decodeMappings(raw.mappings) };
+    } catch {
+      sourceMap = { sources: [], lines: [] };
+    }
+  }
+  return sourceMap;
+}
+
+/** The original position of (1-based) `line`:`column` of the bundle, or null. */
+function originalOf(line, column) {
+  const segments = loadMap().lines[line - 1];
+  if (!segments || segments.length === 0) return null;
+  let low = 0, high = segments.length - 1, found = -1;
+  while (low <= high) { // the last segment that starts at or before the column
+    const mid = (low + high) >> 1;
+    if (segments[mid][0] <= column - 1) {
+      found = mid;
+      low = mid + 1;
+    } else {
+      high = mid - 1;
+    }
+  }
+  const [, source, original, originalColumn] = segments[Math.max(found, 0)];
+  const name = sourceMap.sources[source];
+  return name === undefined ? null : `${name}:${original + 1}:${originalColumn + 1}`;
+}
+
+function inTenantFiles(text) {
+  if (!text.includes("blob:null/")) return text;
+  return text.replace(
+    IN_BUNDLE,
+    (_whole, line, column) => (mapText && originalOf(Number(line), Number(column))) || `bundle.js:${line}:${column}`,
+  );
+}
 
 function format(args) {
   return clean(
@@ -563,6 +653,7 @@ port.onmessage = (event) => {
       value: Object.freeze({ ...(msg.env ?? {}) }),
       configurable: true,
     });
+    keepMap(msg.code);
     const url = URL.createObjectURL(new Blob([msg.code], { type: "text/javascript" }));
     loaded = import(url);
     loaded.then(

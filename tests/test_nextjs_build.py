@@ -103,7 +103,11 @@ def test_next_build_and_the_invocation_contract(
         assert failed.status == 500
         assert failed.body["error"]["code"] == "function_error"
         assert failed.body["error"]["message"] == "bad input"
-        assert "TypeError: bad input" in failed.body["error"]["stack"]
+        stack = failed.body["error"]["stack"]
+        # Source-mapped, and named as uploaded: the throw in the second file (the platform's
+        # own frames named as its, not as paths a tenant might take for theirs).
+        assert "TypeError: bad input\n    at o (lib/page.ts:4:9)" in stack, stack
+        assert "lib/worker/" not in stack and "../" not in stack and "runtime:lib/" in stack
         assert failed.body["logs"][0]["message"] == "about to fail"
 
         assert deployment.runs_on.invoke(deployment, "secret", "{}").body["result"] == {

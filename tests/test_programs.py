@@ -297,6 +297,13 @@ def test_raw_http_limits_and_a_deployment_without_a_handler(shop, tenant):
             "The module failed to load: Error: config missing",
         ),
         (
+            {
+                "index.ts": 'import { cfg } from "./lib/config.ts";\nexport async function f() { return cfg; }\n',
+                "lib/config.ts": 'type C = { url: string };\nfunction load(): C {\n  throw new Error("CONFIG_URL is not set");\n}\nexport const cfg: C = load();\n',
+            },
+            "The module failed to load: Error: CONFIG_URL is not set\nat load (lib/config.ts:3:9)",
+        ),
+        (
             {"index.ts": "export default { fetch: 42 };\n"},
             "The default export is a object, not a fetch handler",
         ),
@@ -308,6 +315,7 @@ def test_raw_http_limits_and_a_deployment_without_a_handler(shop, tenant):
         "other-host",
         "startup-loop",
         "throws-at-load",
+        "throws-at-load-in-a-second-file",
         "not-a-handler",
     ],
 )

@@ -7,6 +7,9 @@ const nextConfig: NextConfig = {
   // the same rules on every back end; here its packages may bring other type definitions
   // (@types/*), which must not fail a build the platform accepted.
   typescript: { ignoreBuildErrors: true },
+  // Source maps of the server code, next to it: lib/invoke.ts reads them to name the tenant's
+  // files in stack traces.
+  experimental: { serverSourceMaps: true },
 };
 
 // withWorkflow compiles "use step" / "use workflow" functions (lib/step.ts, lib/workflow.ts).

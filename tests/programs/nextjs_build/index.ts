@@ -1,5 +1,5 @@
 import ms from "npm:ms@2.1.3";
-import { page } from "./lib/page.ts";
+import { page, refuse } from "./lib/page.ts";
 
 type Pair = { a: number; b: number };
 
@@ -16,7 +16,7 @@ export async function add(payload: Pair): Promise<{ sum: number }> {
 
 export async function boom(payload: unknown) {
   console.error("about to fail");
-  throw new TypeError("bad input");
+  refuse("bad input");
 }
 
 export async function big() {

@@ -3,6 +3,8 @@
 // and pushed to the platform while the function runs.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { SourceMap } from "node:module";
 import { inspect } from "node:util";
 import { after } from "next/server";
 import contract from "./contract.json";
@@ -19,7 +21,38 @@ const LEVELS: Record<string, string> = {
 };
 
 function format(args: unknown[]): string {
-  return args.map((a) => (typeof a === "string" ? a : inspect(a, { depth: 6 }))).join(" ");
+  return inTenantFiles(args.map((a) => (typeof a === "string" ? a : inspect(a, { depth: 6 }))).join(" "));
+}
+
+// Stack traces name the tenant's files: a position in a compiled chunk is looked up in the
+// chunk's source map (next.config.ts has Next.js write them; Node's own SourceMap decodes),
+// and the program's files, under lib/worker/ in this project, read as uploaded: `lib/page.ts:3:9`.
+const maps = new Map<string, SourceMap | null>();
+function mapOf(file: string): SourceMap | null {
+  if (!maps.has(file)) {
+    let found: SourceMap | null = null;
+    try {
+      found = new SourceMap(JSON.parse(readFileSync(`${file}.map`, "utf8")));
+    } catch {
+      // no map beside it (Next.js's own code): the position stays as it is
+    }
+    maps.set(file, found);
+  }
+  return maps.get(file)!;
+}
+const COMPILED = /(\/[^\s()]+\.js):(\d+):(\d+)/g;
+const IN_PROGRAM = /(?:[^\s()]*\/)?lib\/worker\/([^\s():]+:\d+:\d+)/g;
+export function inTenantFiles(text: string): string {
+  return text
+    .replace(COMPILED, (whole: string, file: string, line: string, column: string) => {
+      const origin = mapOf(file)?.findOrigin(Number(line), Number(column));
+      if (!origin || !("fileName" in origin) || !origin.fileName) return whole;
+      const name = origin.fileName.includes("lib/worker/") || !origin.fileName.startsWith("../")
+        ? origin.fileName
+        : `runtime:${origin.fileName.replace(/^(\.\.\/)+/, "")}`; // this project's own code
+      return `${name}:${origin.lineNumber}:${origin.columnNumber}`;
+    })
+    .replace(IN_PROGRAM, "$1");
 }
 
 function capped(message: string): string {
@@ -175,7 +208,7 @@ export async function authorized(request: Request): Promise<boolean> {
 export class Timeout extends Error {}
 
 export function describe(err: unknown) {
-  if (err instanceof Error) return { message: err.message, stack: err.stack ?? "" };
+  if (err instanceof Error) return { message: err.message, stack: inTenantFiles(err.stack ?? "") };
   return { message: String(err), stack: "" };
 }
 
