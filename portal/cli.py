@@ -32,12 +32,16 @@ def package() -> tuple[str, bytes]:
     version = cli_version()
     top = f"functions_cli-{version}"
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    # Dereferenced: functions_cli/runtime is a link to the platform's runtime/ (`functions
+    # dev` runs it), which the package carries as files; its tests stay here.
+    with tarfile.open(fileobj=buffer, mode="w:gz", dereference=True) as archive:
         for name in PACKAGE_FILES:
             archive.add(
                 CLI_DIR / name,
                 arcname=f"{top}/{name}",
-                filter=lambda info: None if "__pycache__" in info.name else info,
+                filter=lambda info: (
+                    None if "__pycache__" in info.name or info.name.endswith("_test.ts") else info
+                ),
             )
     return f"{top}.tar.gz", buffer.getvalue()
 

@@ -9,15 +9,18 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
+from django.conf import settings
 
 from workers.models import ApiKey, Worker
 
-from .conftest import form_post, portal_session
+from .conftest import form_post, free_port, portal_session, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -173,3 +176,73 @@ def test_the_cli_journey(cli, asgi_server, runtime, start_worker, tmp_path, owne
     assert "nope" in failing.stderr
     ApiKey.objects.filter(member=owner).update(revoked_at="2026-01-01T00:00:00Z")
     assert run(cli, home, "list", check_code=3).returncode == 3
+
+
+def test_functions_dev_serves_the_folder_again_on_every_save(cli, tmp_path):
+    """`functions dev`, as installed from the platform: the platform's runtime on this
+    machine, secrets from .env, console lines in the terminal, a new version on each save, a
+    broken save that keeps the last good one serving, and type errors named in their file."""
+    folder = tmp_path / "hello"
+    (folder / "lib").mkdir(parents=True)
+    (folder / "lib/greet.ts").write_text(GREET)
+    (folder / "index.ts").write_text(INDEX.replace(
+        "return { greeting:", "return { secret: process.env.GREETING_SECRET, greeting:"))  # fmt: skip
+    (folder / ".env").write_text("GREETING_SECRET=from-dot-env\n")
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "COLUMNS": "200",
+        # A developer's machine: its CA bundles and proxies, and Deno's cache of packages (and
+        # of its bundler) from earlier work (the platform's, here).
+        **{k: v for k, v in os.environ.items() if "CERT" in k or "PROXY" in k.upper()},
+        "DENO_DIR": str(settings.DENO_DIR),
+    }  # fmt: skip
+    dev = subprocess.Popen(
+        [str(cli), "dev", str(folder), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    said: list[str] = []
+    threading.Thread(target=lambda: said.extend(iter(dev.stdout.readline, "")), daemon=True).start()
+    told = lambda text: any(text in line for line in said)  # noqa: E731
+    try:
+        try:
+            wait_for(lambda: told("Serving hello at"), 60, "functions dev to serve")
+        except AssertionError:
+            raise AssertionError("".join(said)) from None
+        url = f"http://127.0.0.1:{port}/d/hello--dev/api/invoke/hello"
+        first = httpx.post(url, json={"name": "Ann"}, timeout=30).json()
+        assert first["result"] == {"secret": "from-dot-env", "greeting": "Hello, Ann!"}
+        wait_for(lambda: told("greeting Ann"), 10, "the console line in the terminal")
+
+        saved = time.monotonic()
+        (folder / "lib/greet.ts").write_text(GREET.replace("Hello", "Howdy"))
+        wait_for(
+            lambda: httpx.post(url, json={"name": "Ann"}, timeout=30).json()["result"]["greeting"]
+            == "Howdy, Ann!", 30, "the saved version to serve", 0.01,
+        )  # fmt: skip
+        print(f"save to serve: {(time.monotonic() - saved) * 1000:.0f} ms")
+
+        (folder / "lib/greet.ts").write_text("export function greet(name: string {\n")
+        wait_for(lambda: told("cannot be built"), 30, "the syntax error")
+        assert httpx.post(url, json={"name": "Bo"}, timeout=30).json()["result"]["greeting"] == (
+            "Howdy, Bo!"
+        )  # the last good version keeps serving
+
+        (folder / "lib/greet.ts").write_text(
+            "export function greet(name: string): string {\n  return 42;\n}\n"
+        )
+        wait_for(lambda: told("Type errors"), 60, "the type check")
+        assert told("lib/greet.ts:2:3")
+
+        (folder / "lib/greet.ts").write_text(
+            'export function greet(name: string): string {\n  throw new Error("no " + name);\n}\n'
+        )
+        wait_for(lambda: httpx.post(url, json={"name": "Cy"}, timeout=30).status_code == 500,
+                 30, "the throwing version")  # fmt: skip
+        stack = httpx.post(url, json={"name": "Cy"}, timeout=30).json()["error"]["stack"]
+        assert "at greet (lib/greet.ts:2:9)" in stack, stack
+    finally:
+        dev.terminate()
+        dev.wait(15)
+    assert dev.returncode is not None
+    with pytest.raises(httpx.HTTPError):
+        httpx.post(url, json={}, timeout=2)  # the runtime went with it

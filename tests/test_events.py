@@ -239,4 +239,7 @@ def test_real_builds_tell_their_end_through_celery(
     assert got["greeter"]["data"]["deployment"]["status"] == "ready"
     assert got["broken"]["type"] == "deployment.failed"
     assert "index.ts:" in got["broken"]["data"]["deployment"]["error"]
-    assert set(Delivery.objects.values_list("status", flat=True)) == {"delivered"}
+    wait_for(  # each marked once its answer came back
+        lambda: set(Delivery.objects.values_list("status", flat=True)) == {"delivered"},
+        10, "both deliveries marked",
+    )  # fmt: skip

@@ -2,7 +2,7 @@
 
 import typer
 
-from . import __version__, account, calling, deploying, reading, secrets
+from . import __version__, account, calling, deploying, dev, reading, secrets
 
 app = typer.Typer(
     name="functions",
@@ -22,6 +22,7 @@ app.command()(reading.status)
 app.command()(reading.deployments)
 app.command()(deploying.promote)
 app.command()(deploying.rollback)
+app.command()(dev.dev)
 app.command()(calling.invoke)
 app.command()(reading.logs)
 app.add_typer(calling.runs, name="runs")
