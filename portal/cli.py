@@ -26,6 +26,17 @@ def cli_version() -> str:
     return tomllib.loads((CLI_DIR / "pyproject.toml").read_text())["project"]["version"]
 
 
+def left_out(name: str) -> bool:
+    """Not in the package: caches, the runtime's tests and hidden entries (runtime/.venv is a
+    link to the platform's whole virtual environment)."""
+    parts = name.split("/")
+    return (
+        "__pycache__" in parts
+        or name.endswith("_test.ts")
+        or any(part.startswith(".") for part in parts[1:])
+    )
+
+
 @lru_cache(maxsize=1)
 def package() -> tuple[str, bytes]:
     """The CLI's source package (what `pip install <url>` builds), made once per process."""
@@ -39,9 +50,7 @@ def package() -> tuple[str, bytes]:
             archive.add(
                 CLI_DIR / name,
                 arcname=f"{top}/{name}",
-                filter=lambda info: (
-                    None if "__pycache__" in info.name or info.name.endswith("_test.ts") else info
-                ),
+                filter=lambda info: None if left_out(info.name) else info,
             )
     return f"{top}.tar.gz", buffer.getvalue()
 

@@ -146,7 +146,9 @@ def test_the_portal_serves_the_cli_and_shows_how_to_install_it(owner_client):
         names = packed.getnames()
         project = packed.extractfile(f"functions_cli-{cli_version()}/pyproject.toml").read()
     assert f"functions_cli-{cli_version()}/functions_cli/main.py" in names
-    assert not any("__pycache__" in n for n in names)
+    assert not any("__pycache__" in n or "/." in n for n in names)
+    assert f"functions_cli-{cli_version()}/functions_cli/runtime/host.ts" in names  # for dev
+    assert len(download.content) < 1_000_000
     assert b'functions = "functions_cli.main:run"' in project
     assert Client().get("/cli/other-1.0.tar.gz").status_code == 404
     from functions_cli import __version__
