@@ -32,7 +32,7 @@ def left_out(name: str) -> bool:
     parts = name.split("/")
     return (
         "__pycache__" in parts
-        or name.endswith("_test.ts")
+        or ("/runtime/" in name and name.endswith("_test.ts"))
         or any(part.startswith(".") for part in parts[1:])
     )
 

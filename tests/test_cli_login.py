@@ -148,6 +148,7 @@ def test_the_portal_serves_the_cli_and_shows_how_to_install_it(owner_client):
     assert f"functions_cli-{cli_version()}/functions_cli/main.py" in names
     assert not any("__pycache__" in n or "/." in n for n in names)
     assert f"functions_cli-{cli_version()}/functions_cli/runtime/host.ts" in names  # for dev
+    assert f"functions_cli-{cli_version()}/functions_cli/starter/index_test.ts" in names
     assert len(download.content) < 1_000_000
     assert b'functions = "functions_cli.main:run"' in project
     assert Client().get("/cli/other-1.0.tar.gz").status_code == 404
