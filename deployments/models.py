@@ -235,7 +235,7 @@ class Deployment(models.Model):
 
     def tell(self, event_type: str, **more) -> None:
         """Tell the tenant's systems what happened to this deployment (tenancy.events)."""
-        emit(self.tenant_id, event_type, {
+        emit(self.tenant_id, event_type, lambda: {
             "worker": self.worker.name,
             "deployment": {
                 "id": str(self.code), "shortId": self.short_id, "status": self.status,

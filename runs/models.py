@@ -134,21 +134,27 @@ class Run(models.Model):
 
     def tell_failure(self) -> None:
         """Tell the tenant's systems (tenancy.events) that this run ended without success."""
-        data = {
-            "worker": self.worker.name,
-            "run": {
-                "id": str(self.code), "function": self.function, "status": self.status,
-                "attempts": self.attempts, "errorCode": self.error_code,
-                "error": self.error_message[:2000], "deployment": self.deployment.short_id,
-            },
-        }  # fmt: skip
+
+        def data(**more) -> dict:  # made only for a subscription that wants it (emit)
+            return {
+                "worker": self.worker.name,
+                "run": {
+                    "id": str(self.code), "function": self.function, "status": self.status,
+                    "attempts": self.attempts, "errorCode": self.error_code,
+                    "error": self.error_message[:2000], "deployment": self.deployment.short_id,
+                },
+                **more,
+            }  # fmt: skip
+
         if self.status == self.Status.DEAD:
             emit(self.tenant_id, "run.dead", data)
-        schedule = self.schedule
-        if schedule is not None:
-            emit(self.tenant_id, "schedule.failed", {
-                **data, "schedule": {"id": str(schedule.code), "cron": schedule.cron},
-            })  # fmt: skip
+        if self.schedule_id is not None:
+
+            def scheduled() -> dict:
+                schedule = Schedule.objects.get(runs=self)
+                return data(schedule={"id": str(schedule.code), "cron": schedule.cron})
+
+            emit(self.tenant_id, "schedule.failed", scheduled)
 
     @property
     def in_flight(self) -> bool:

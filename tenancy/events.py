@@ -3,6 +3,7 @@ happens, inside the transaction that makes it so (an event is never sent for a c
 rolled back); it stores the event and one delivery per subscription that wants it, and
 telemetry.webhooks sends them. A tenant without subscriptions stores nothing."""
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -28,14 +29,19 @@ TYPES = {
 QUOTA_QUIET = timedelta(hours=1)
 
 
-def emit(tenant_id: int, event_type: str, data: dict[str, Any]) -> Event | None:
+def emit(
+    tenant_id: int, event_type: str, data: dict[str, Any] | Callable[[], dict[str, Any]]
+) -> Event | None:
+    """`data` may be a callable: it is made only when a subscription wants the event (every
+    build and failed run emits; most tenants subscribe to nothing)."""
     assert event_type in TYPES, event_type
     subscriptions = [
         s for s in EventSubscription.objects.filter(tenant_id=tenant_id) if s.wants(event_type)
     ]
     if not subscriptions:
         return None
-    event = Event.objects.create(tenant_id=tenant_id, type=event_type, data=data)
+    made = data() if callable(data) else data
+    event = Event.objects.create(tenant_id=tenant_id, type=event_type, data=made)
     Delivery.objects.bulk_create(
         Delivery(subscription=s, event=event, tenant_id=tenant_id) for s in subscriptions
     )
