@@ -100,6 +100,21 @@ class CanaryOut(Schema):
     canary: CanarySide
 
 
+class LimitsOut(Schema):
+    """What the worker's deployments run with: its own limits, else its tenant's, else the
+    platform's (operators set them; `functions dev` runs with the same)."""
+
+    timeoutMs: int = Field(description="Wall-clock limit of one call.")
+    cpuMs: int = Field(description="CPU a call may hold its isolate without a pause.")
+    memoryMb: int = Field(description="Heap limit of a deployment's isolate.")
+    maxConcurrency: int = Field(description="Calls one deployment runs at once.")
+    maxResultBytes: int
+    maxLogLines: int = Field(description="Console lines kept per call.")
+    maxLineBytes: int = Field(description="Longest console line; longer ones are cut.")
+    maxBodyBytes: int = Field(description="Largest request body.")
+    invocationsPerMinute: int = Field(description="The tenant's calls per minute, all workers.")
+
+
 class WorkerOut(Schema):
     id: UUID
     name: str
@@ -113,6 +128,7 @@ class WorkerOut(Schema):
     canary: CanaryOut | None = Field(description="A new deployment taking part of the traffic.")
     lastCanaryNote: str = Field(description="How the last canary ended, when it ended by itself.")
     latestDeployment: DeploymentOut | None
+    limits: LimitsOut
     createdAt: datetime
 
 

@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from ninja import Query, Router, Status
 
 from deployments.backends import backend_for_worker
+from deployments.config import worker_limits
 from deployments.deploy import cancel, delete_worker, deploy, refuse
 from deployments.models import Deployment
 from deployments.program import (
@@ -90,6 +91,7 @@ def worker_json(w: Worker, latest: Deployment | None | bool = False) -> dict:
         "canary": canary_json(w),
         "lastCanaryNote": w.canary_note,
         "latestDeployment": deployment_json(latest) if latest else None,
+        "limits": worker_limits(w),
         "createdAt": w.created,
     }
 

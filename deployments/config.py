@@ -8,8 +8,13 @@ from workers.secrets import unseal
 
 def limits(deployment) -> dict:
     """The contract's limits (contract.json "limits"; tests/test_contract.py checks)."""
-    own = effective_limits(deployment.worker)
-    tenant = deployment.tenant
+    return worker_limits(deployment.worker)
+
+
+def worker_limits(worker) -> dict:
+    """What the worker's deployments run with (the API shows it; `functions dev` copies it)."""
+    own = effective_limits(worker)
+    tenant = worker.tenant
     return {
         "timeoutMs": int(own["timeout_seconds"] * 1000),
         "cpuMs": own["cpu_ms"],

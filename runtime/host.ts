@@ -211,7 +211,8 @@ function answer(outcome: Outcome, requestId: string, durationMs: number): Respon
 // Redis cannot say, in this process with its share of the quota (rate.ts).
 const windows = new LocalWindows(PROCESSES);
 
-function quotaUsedUp(retryAfter: number): Response {
+function quotaUsedUp(tenant: number, retryAfter: number): Response {
+  cpu.limited(tenant);
   return failure(
     "rate_limited",
     `This tenant's invocation quota is used up for this minute; retry in ${retryAfter} s.`,
@@ -222,16 +223,16 @@ function quotaUsedUp(retryAfter: number): Response {
 
 function countHere(config: DeploymentConfig): Response | null {
   const wait = windows.take(config.tenant, config.invocationsPerMinute);
-  return wait === null ? null : quotaUsedUp(wait);
+  return wait === null ? null : quotaUsedUp(config.tenant, wait);
 }
 
 function rateLimit(config: DeploymentConfig): Response | null | Promise<Response | null> {
   const global = takeCall(config.tenant, config.invocationsPerMinute);
   if (global === true) return null;
-  if (global === false) return quotaUsedUp(untilNextMinute(minuteClock()));
+  if (global === false) return quotaUsedUp(config.tenant, untilNextMinute(minuteClock()));
   if (global instanceof Promise) {
     return global.then((ok) =>
-      ok === true ? null : ok === false ? quotaUsedUp(untilNextMinute(minuteClock())) : countHere(config)
+      ok === true ? null : ok === false ? quotaUsedUp(config.tenant, untilNextMinute(minuteClock())) : countHere(config)
     );
   }
   return countHere(config);

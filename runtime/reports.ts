@@ -137,11 +137,14 @@ export class Reporter {
   }
 }
 
-/** The CPU the tenants' sandboxes used, charged to them every few seconds. A report keeps its
- * id until the control plane has it, so one sent again (its answer lost) counts once. */
+/** The CPU the tenants' sandboxes used, charged to them every few seconds, and the tenants
+ * refused for their invocations-per-minute quota since the last report (the control plane
+ * tells their systems, at most once an hour). A report keeps its id until the control plane
+ * has it, so one sent again (its answer lost) counts once. */
 export class CpuCharges {
   private used = new Map<number, number>();
-  private pending: { id: string; cpu: Record<string, number> } | null = null;
+  private refused = new Set<number>();
+  private pending: { id: string; cpu: Record<string, number>; limited: number[] } | null = null;
 
   constructor(private send: Send, private enabled = true) {}
 
@@ -149,11 +152,19 @@ export class CpuCharges {
     this.used.set(tenant, (this.used.get(tenant) ?? 0) + ms);
   }
 
+  limited(tenant: number) {
+    this.refused.add(tenant);
+  }
+
   async report(): Promise<void> {
-    if (!this.enabled) return this.used.clear();
-    if (!this.pending && this.used.size) {
-      this.pending = { id: crypto.randomUUID(), cpu: Object.fromEntries(this.used) };
+    if (!this.enabled) {
+      this.refused.clear();
+      return this.used.clear();
+    }
+    if (!this.pending && (this.used.size || this.refused.size)) {
+      this.pending = { id: crypto.randomUUID(), cpu: Object.fromEntries(this.used), limited: [...this.refused] };
       this.used.clear();
+      this.refused.clear();
     }
     if (!this.pending) return;
     try {

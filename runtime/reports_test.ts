@@ -134,7 +134,7 @@ Deno.test("what the control plane did not acknowledge is sent by the next host f
 });
 
 Deno.test("CPU charges are summed per tenant and a lost answer does not count twice", async () => {
-  const sent: { id: string; cpu: Record<string, number> }[] = [];
+  const sent: { id: string; cpu: Record<string, number>; limited: number[] }[] = [];
   let fail = true;
   const cpu = new CpuCharges((_path, body) => {
     sent.push(JSON.parse(body));
@@ -151,4 +151,10 @@ Deno.test("CPU charges are summed per tenant and a lost answer does not count tw
   deepStrictEqual(sent[1].cpu, { 1: 150, 2: 10 });
   await cpu.report();
   deepStrictEqual(sent[2].cpu, { 1: 5 });
+  cpu.limited(3);
+  cpu.limited(3);
+  await cpu.report(); // a tenant refused for its quota is named once, even without CPU
+  deepStrictEqual([sent[3].cpu, sent[3].limited], [{}, [3]]);
+  await cpu.report();
+  strictEqual(sent.length, 4); // nothing new: nothing sent
 });

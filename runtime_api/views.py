@@ -21,7 +21,7 @@ from telemetry.ingest import store_runtime_batch
 from telemetry.usage import charge_cpu
 from tenancy.access import acts
 from tenancy.models import Tenant
-from tenancy.quotas import QuotaExceeded
+from tenancy.quotas import QuotaExceeded, told_calls_refused
 from workers.models import ApiKey
 from workers.secrets import unseal
 
@@ -108,17 +108,22 @@ def store_batch(request, only: Deployment | None = None) -> JsonResponse:
 @runtime_only
 @require_POST
 def usage(request):
-    """A host's report of the CPU its tenants' sandboxes used: {"id", "cpu": {tenant: ms}},
+    """A host's report of the CPU its tenants' sandboxes used, and of the tenants it refused
+    for their invocations-per-minute quota: {"id", "cpu": {tenant: ms}, "limited": [tenant]},
     counted once per id."""
     try:
         body = json.loads(request.body)
         charges = {int(tenant): float(ms) for tenant, ms in body["cpu"].items()}
+        limited = {int(tenant) for tenant in body.get("limited") or []}
         report_id = str(body["id"])
     except (ValueError, KeyError, TypeError, AttributeError):
-        message = 'Bad report: expected {"id": "...", "cpu": {"<tenant>": <ms>}}.'
+        message = 'Bad report: expected {"id": "...", "cpu": {"<tenant>": <ms>}, "limited": []}.'
         return JsonResponse({"error": {"code": "invalid_batch", "message": message}}, status=400)
-    known = set(Tenant.objects.filter(pk__in=charges).values_list("pk", flat=True))
+    known = set(Tenant.objects.filter(pk__in=charges.keys() | limited).values_list("pk", flat=True))
     counted = charge_cpu(report_id, {t: ms for t, ms in charges.items() if t in known and ms > 0})
+    if counted:
+        for tenant in Tenant.objects.filter(pk__in=limited & known):
+            told_calls_refused(tenant)
     return JsonResponse({"counted": counted})
 
 

@@ -49,6 +49,18 @@ def told(tenant: Tenant, quota: str, refusal: QuotaExceeded) -> QuotaExceeded:
     return refusal
 
 
+def told_calls_refused(tenant: Tenant) -> None:
+    """A runtime host answered 429 to calls of this tenant (its invocations-per-minute quota):
+    its systems hear it (at most once an hour), here, outside any refusal's transaction."""
+    from .events import quota_reached
+
+    if EventSubscription.objects.filter(tenant_id=tenant.pk).exists():
+        limit = tenant.quota("max_invocations_per_minute")
+        quota_reached(tenant.pk, "max_invocations_per_minute",
+                      f"This tenant's quota of {limit} invocations a minute was used up; calls "
+                      "over it were answered 429 until the next minute.")  # fmt: skip
+
+
 def _secrets(tenant: Tenant) -> int:
     return tenant.workers.aggregate(n=Count("secrets"))["n"]
 

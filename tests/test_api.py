@@ -82,7 +82,7 @@ def test_a_parameter_given_twice_is_refused_not_half_read(client, key, tenant):
     assert len(client.get("/api/workers?limit=2", **bearer(key)).json()["workers"]) == 2
 
 
-def test_read_endpoints(client, key, worker):
+def test_read_endpoints(client, key, worker, settings):
     first = ready(create_deployment(worker, GREETER))
     auto_promote(first)
     listed = client.get("/api/workers", **bearer(key)).json()["workers"]
@@ -97,6 +97,13 @@ def test_read_endpoints(client, key, worker):
     assert [d["id"] for d in deployments] == [str(first.code)]
     one = client.get(f"/api/deployments/{first.code}", **bearer(key)).json()
     assert one["functions"] == ["hello"]
+    # The limits it runs with: the worker's own, else its tenant's, else the platform's.
+    worker.timeout_seconds, worker.tenant.memory_mb = 2.5, 64
+    worker.save()
+    worker.tenant.save()
+    limits = client.get(f"/api/workers/{worker.code}", **bearer(key)).json()["limits"]
+    assert limits["timeoutMs"] == 2500 and limits["memoryMb"] == 64
+    assert limits["cpuMs"] == settings.RUNTIME_CPU_MS
 
 
 def test_promote_and_roll_back(client, key, worker):

@@ -87,6 +87,31 @@ def sign_in(cli, home: Path, url: str, username: str) -> None:
     assert "Signed in" in stdout and "acme" in stdout
 
 
+def start_dev(cli, home: Path, folder: Path, port: int, *args: str):
+    """`functions dev FOLDER` started and serving; the process and what it said so far."""
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(home), "COLUMNS": "200",
+        "FUNCTIONS_CONFIG": str(home / "config.json"),
+        # A developer's machine: its CA bundles and proxies, and Deno's cache of packages (and
+        # of its bundler) from earlier work (the platform's, here).
+        **{k: v for k, v in os.environ.items() if "CERT" in k or "PROXY" in k.upper()},
+        "DENO_DIR": str(settings.DENO_DIR),
+    }  # fmt: skip
+    dev = subprocess.Popen(
+        [str(cli), "dev", str(folder), "--port", str(port), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    said: list[str] = []
+    threading.Thread(target=lambda: said.extend(iter(dev.stdout.readline, "")), daemon=True).start()
+    try:
+        wait_for(lambda: any("Serving " in line and " at " in line for line in said), 60,
+                 "functions dev to serve")  # fmt: skip
+    except AssertionError:
+        dev.kill()
+        raise AssertionError("".join(said)) from None
+    return dev, said
+
+
 def test_the_cli_journey(cli, asgi_server, runtime, start_worker, tmp_path, owner, tenant):
     start_worker()
     home = tmp_path
@@ -174,6 +199,24 @@ def test_the_cli_journey(cli, asgi_server, runtime, start_worker, tmp_path, owne
     assert json.loads(missing.stdout)["error"]["code"] == "not_found"
     failing = run(cli, home, "invoke", "hello", "nope", check_code=1)
     assert "nope" in failing.stderr
+
+    # `functions dev --worker hello` runs with that worker's limits on the platform.
+    Worker.objects.filter(pk=worker.pk).update(timeout_seconds=0.5)
+    (folder / "index.ts").write_text(
+        "export async function slow() {\n  await new Promise((r) => setTimeout(r, 2000));\n}\n"
+    )
+    dev, said = start_dev(cli, home, folder, free_port(), "--worker", "hello")
+    try:
+        wait_for(lambda: any("limits of hello on the platform: 0.5 s" in x for x in said), 10,
+                 "the worker's limits named")  # fmt: skip
+        port = dev.args[dev.args.index("--port") + 1]
+        slow = httpx.post(f"http://127.0.0.1:{port}/d/hello--dev/api/invoke/slow", timeout=30)
+        assert slow.status_code == 504
+        assert "did not finish within 500 ms" in slow.json()["error"]["message"]
+    finally:
+        dev.terminate()
+        dev.wait(15)
+
     ApiKey.objects.filter(member=owner).update(revoked_at="2026-01-01T00:00:00Z")
     assert run(cli, home, "list", check_code=3).returncode == 3
 
@@ -189,25 +232,9 @@ def test_functions_dev_serves_the_folder_again_on_every_save(cli, tmp_path):
         "return { greeting:", "return { secret: process.env.GREETING_SECRET, greeting:"))  # fmt: skip
     (folder / ".env").write_text("GREETING_SECRET=from-dot-env\n")
     port = free_port()
-    env = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "COLUMNS": "200",
-        # A developer's machine: its CA bundles and proxies, and Deno's cache of packages (and
-        # of its bundler) from earlier work (the platform's, here).
-        **{k: v for k, v in os.environ.items() if "CERT" in k or "PROXY" in k.upper()},
-        "DENO_DIR": str(settings.DENO_DIR),
-    }  # fmt: skip
-    dev = subprocess.Popen(
-        [str(cli), "dev", str(folder), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    said: list[str] = []
-    threading.Thread(target=lambda: said.extend(iter(dev.stdout.readline, "")), daemon=True).start()
+    dev, said = start_dev(cli, tmp_path, folder, port)
     told = lambda text: any(text in line for line in said)  # noqa: E731
     try:
-        try:
-            wait_for(lambda: told("Serving hello at"), 60, "functions dev to serve")
-        except AssertionError:
-            raise AssertionError("".join(said)) from None
         url = f"http://127.0.0.1:{port}/d/hello--dev/api/invoke/hello"
         first = httpx.post(url, json={"name": "Ann"}, timeout=30).json()
         assert first["result"] == {"secret": "from-dot-env", "greeting": "Hello, Ann!"}

@@ -47,5 +47,5 @@ def test_a_malformed_report_says_what_is_expected(client):
     assert answer.status_code == 400
     assert (
         answer.json()["error"]["message"]
-        == 'Bad report: expected {"id": "...", "cpu": {"<tenant>": <ms>}}.'
+        == 'Bad report: expected {"id": "...", "cpu": {"<tenant>": <ms>}, "limited": []}.'
     )

@@ -147,6 +147,29 @@ def test_failed_deliveries_back_off_fail_and_redeliver_with_the_same_id(
     assert Delivery.objects.get().status == "delivered"
 
 
+def test_a_scheduled_run_that_fails_is_told_with_its_schedule(worker, receiver, settings):
+    settings.DRAIN_ALLOW_PRIVATE = True
+    key = issue_key(worker.tenant, "ops", ["manage", "read"])[1]
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    made = api.post("/api/events/subscriptions", {"url": receiver.url,
+                    "types": ["schedule.failed"]}, content_type="application/json").json()  # fmt: skip
+    deployment = deploy(worker, GREETER)
+    ready(deployment)
+    schedule = Schedule.objects.create(tenant=worker.tenant, worker=worker, function="hello",
+                                       cron="*/5 * * * *")  # fmt: skip
+    for scheduled in (schedule, None):  # a run started by hand fails too: not a schedule's
+        run = Run.objects.create(tenant=worker.tenant, worker=worker, deployment=deployment,
+                                 function="hello", status=Run.Status.RUNNING, schedule=scheduled)  # fmt: skip
+        assert run.transition(Run.Status.RUNNING, Run.Status.FAILED, error_code="timeout",
+                              error_message="did not finish within 30000 ms")  # fmt: skip
+    assert deliver_due() == 1
+    (event,) = verified(receiver, made["secret"])
+    assert event["type"] == "schedule.failed"
+    assert event["data"]["schedule"] == {"id": str(schedule.code), "cron": "*/5 * * * *"}
+    assert event["data"]["run"]["status"] == "failed"
+    assert event["data"]["run"]["errorCode"] == "timeout"
+
+
 def test_a_failing_url_pauses_and_resuming_loses_nothing(owner_client, worker, receiver, settings):
     settings.DRAIN_ALLOW_PRIVATE = True
     settings.EVENT_MAX_FAILURES = 2

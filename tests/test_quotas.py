@@ -1,18 +1,18 @@
 """Per-tenant quotas: workers, deployments per hour, invocations per minute, payload size."""
 
 import json
+import time
 
 import httpx
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from deployments.models import Deployment
-from tenancy.models import Tenant
+from tenancy.models import Event, EventSubscription, Tenant
 from workers.api_keys import issue_key
 from workers.models import Worker
 
-from .conftest import within_one_minute
+from .conftest import start_runtime, wait_for, within_one_minute
 from .helpers import GREETER, build_now
 
 
@@ -69,17 +69,32 @@ def test_usage_is_shown_to_members(owner_client, tenant):
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-def test_invocations_per_minute_and_payload_size_in_the_data_plane(runtime, tenant):
+def test_invocations_per_minute_and_payload_size_in_the_data_plane(live_server, tenant):
     set_quota(tenant, max_invocations_per_minute=2, max_payload_bytes=100)
+    EventSubscription.objects.create(tenant=tenant, url="https://hooks.example.org/",
+                                     secret="whsec_c2VjcmV0", types=["quota.reached"])  # fmt: skip
     deployment = build_now(
         Worker.objects.create(tenant=tenant, name="limited", public=True), GREETER
     )
-    url = f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/hello"
-    within_one_minute()
-    too_big = httpx.post(url, content=json.dumps({"name": "x" * 200}), timeout=30)
-    assert too_big.status_code == 413 and "100 bytes" in too_big.json()["error"]["message"]
-    assert httpx.post(url, json={}, timeout=30).status_code == 200
-    refused = httpx.post(url, json={}, timeout=30)
-    assert refused.status_code == 429
-    assert refused.json()["error"]["code"] == "rate_limited"
-    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    # A runtime of its own that reports often (the suite's reports its usage hourly).
+    proc, runtime = start_runtime(RUNTIME_PROCESSES="1", RUNTIME_CPU_REPORT_MS="300")
+    try:
+        url = f"{runtime}/d/{deployment.host}/api/invoke/hello"
+        within_one_minute()
+        too_big = httpx.post(url, content=json.dumps({"name": "x" * 200}), timeout=30)
+        assert too_big.status_code == 413 and "100 bytes" in too_big.json()["error"]["message"]
+        assert httpx.post(url, json={}, timeout=30).status_code == 200
+        refused = httpx.post(url, json={}, timeout=30)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        # The tenant's systems hear of it once (event quota.reached), however often refused.
+        httpx.post(url, json={}, timeout=30)
+        told = Event.objects.filter(tenant=tenant, type="quota.reached")
+        wait_for(told.exists, 10, "the refusals to be told")
+        time.sleep(1)
+        assert told.count() == 1
+        assert told.get().data["quota"] == "max_invocations_per_minute"
+        assert "quota of 2 invocations a minute" in told.get().data["message"]
+    finally:
+        proc.stop()

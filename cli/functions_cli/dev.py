@@ -36,13 +36,14 @@ from dotenv import dotenv_values
 from watchfiles import watch
 
 from .api import FAILED, Failure
-from .common import command, err, out
+from .common import command, err, out, signed_in_worker
 from .pack import PackError, read_folder, skipped
 
 RUNTIME = Path(__file__).resolve().parent / "runtime"
 TENANT = "dev"
 ENTRY_CANDIDATES = ("index.ts", "index.tsx", "index.js", "main.ts", "mod.ts", "worker.ts")
-# The platform's type-checking rules (deployments/build.py) and its default limits (settings).
+# The platform's type-checking rules (deployments/build.py) and its default limits (settings;
+# `--worker NAME` takes that worker's own from the platform instead).
 COMPILER_OPTIONS = {"strict": True, "noImplicitAny": False}
 LIMITS = {
     "timeoutMs": 30_000, "cpuMs": 10_000, "memoryMb": 128, "maxConcurrency": 100,
@@ -227,8 +228,9 @@ class Plane:
     """The control plane as the runtime host sees it, for one worker: what its hosts
     resolve to, its code, the reports of its calls (printed), the announcements of builds."""
 
-    def __init__(self, name: str, folder: Path):
+    def __init__(self, name: str, folder: Path, limits: dict[str, int] | None = None):
         self.name, self.folder = name, folder
+        self.limits = {**LIMITS, **(limits or {})}
         self.token = secrets.token_urlsafe(24)
         self.build: Build | None = None
         self.codes: dict[str, str] = {}
@@ -266,7 +268,7 @@ class Plane:
         config = {
             "id": build.id, "tenant": 1, "public": True, "host": self.host_of(build),
             "functions": build.functions, "http": build.http, "artifact": build.artifact,
-            **LIMITS, "env": env, "alias": alias,
+            **self.limits, "env": env, "alias": alias,
         }  # fmt: skip
         if alias:
             config["generation"] = 0
@@ -447,17 +449,25 @@ def dev(
     folder: Annotated[Path, typer.Argument(help="The worker's folder.")] = Path("."),
     port: Annotated[int, typer.Option(help="Where to serve.")] = 8788,
     name: Annotated[str, typer.Option(help="The worker's name in its URL.")] = "",
+    worker: Annotated[
+        str,
+        typer.Option(help="Run with this worker's limits on the platform (needs a sign-in)."),
+    ] = "",
 ) -> None:
     """Serve the worker in FOLDER on this machine with the platform's own runtime, again on
     every save; console lines print here; secrets come from FOLDER/.env."""
     folder = folder.resolve()
     if not folder.is_dir():
         raise Failure(f"{folder} is not a folder.", FAILED)
+    limits = None
+    if worker:
+        limits = {k: v for k, v in signed_in_worker(worker)[1]["limits"].items() if k in LIMITS}
+        name = name or worker
     # Stopped by a signal (a terminal closed, a supervisor), it stops the runtime it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGHUP, lambda *_: sys.exit(0))
     name = name or re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-") or "worker"
-    plane = Plane(name, folder)
+    plane = Plane(name, folder, limits)
     with tempfile.TemporaryDirectory(prefix="functions-dev-") as tmp:
         ws = Workspace(Path(tmp))
         try:
@@ -473,6 +483,10 @@ def dev(
             out.print(f"Serving [bold]{name}[/] at {base}/ (functions: "
                       f"{', '.join(first.functions) or 'none'}{'; a fetch handler' if first.http else ''})",
                       markup=True)  # fmt: skip
+            shown = plane.limits
+            out.print(f"  limits{f' of {worker} on the platform' if worker else ' (the platform defaults)'}: "
+                      f"{shown['timeoutMs'] / 1000:g} s, {shown['cpuMs']} ms CPU, {shown['memoryMb']} MB",
+                      style="dim", markup=False)  # fmt: skip
             if first.functions:
                 out.print(
                     f"  curl -X POST {base}/api/invoke/{first.functions[0]} -d '{{}}'", markup=False
