@@ -12,6 +12,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from . import (
     audit,
     cli,
+    domains,
     drains,
     events,
     invocations,
@@ -137,4 +138,5 @@ api.add_router("", secrets.router)
 api.add_router("", audit.router)
 api.add_router("", tenant_drains.router)
 api.add_router("", events.router)
+api.add_router("", domains.router)
 api.add_router("", members.router)

@@ -14,6 +14,9 @@ export type Resolved = {
   error?: { code: string; message: string };
 };
 export type KeyInfo = { tenant: number; secretHash: string; scopes: string[] } | null;
+/** A tenant's verified domain: which worker's production serves each path prefix (longest
+ * first); null: the name is not served. */
+export type DomainRoutes = { prefix: string; host: string }[] | null;
 
 export type ControlOptions = {
   url: string;
@@ -34,6 +37,8 @@ export class ControlPlane {
   readonly hosts = new Map<string, Cached<Resolved>>();
   readonly code = new Map<string, string>();
   private keys = new Map<string, Cached<KeyInfo>>();
+  readonly domains = new Map<string, Cached<DomainRoutes>>();
+  private domainsInflight = new Map<string, Promise<DomainRoutes>>();
   private inflight = new Map<string, Promise<Resolved>>();
   private readonly o: Required<ControlOptions>;
   private readonly auth: Record<string, string>;
@@ -152,6 +157,33 @@ export class ControlPlane {
     if (!res.ok && res.status !== 404) throw new Error(`control plane answered ${res.status}`);
     this.keys.set(prefix, { value, expires: this.o.now() + this.o.keyTtlMs });
     return value;
+  }
+
+  /** What a tenant's domain serves (cached as a host is: a removed route, a domain whose
+   * record went or a suspended tenant stops within seconds; known routes keep serving while
+   * the control plane cannot be reached). */
+  domain(hostname: string): DomainRoutes | Promise<DomainRoutes> {
+    const hit = this.domains.get(hostname);
+    if (hit && hit.expires > this.o.now()) return hit.value;
+    let pending = this.domainsInflight.get(hostname);
+    if (!pending) {
+      pending = (async () => {
+        const res = await this.request(`/internal/runtime/domains/${encodeURIComponent(hostname)}`);
+        const body = await res.json().catch(() => null);
+        if (!res.ok && res.status !== 404) throw new Error(`control plane answered ${res.status}`);
+        const value: DomainRoutes = res.ok && Array.isArray(body?.routes) ? body.routes : null;
+        this.domains.set(hostname, { value, expires: this.o.now() + (value ? this.o.hostTtlMs : this.o.missTtlMs) });
+        if (this.domains.size > 10_000) this.domains.delete(this.domains.keys().next().value!);
+        return value;
+      })()
+        .catch((err) => {
+          if (hit) return hit.value;
+          throw err;
+        })
+        .finally(() => this.domainsInflight.delete(hostname));
+      this.domainsInflight.set(hostname, pending);
+    }
+    return pending;
   }
 
   /** A deployment's bundle. */

@@ -108,3 +108,22 @@ Deno.test("keys: an unknown one is null (kept briefly), a failing control plane 
   advance(2_001);
   await rejects(control.key("ab12"), /control plane answered 500/);
 });
+
+Deno.test("a tenant's domain: its routes are kept briefly, an unknown name too, and known ones serve while the control plane is down", async () => {
+  let down = false;
+  const { control, asked, advance } = plane((url) => {
+    if (down) throw new Error("connection refused");
+    return url.pathname.endsWith("/api.customer.test")
+      ? Response.json({ routes: [{ prefix: "/", host: "site--acme" }] })
+      : Response.json({ error: { code: "not_found", message: "?" } }, { status: 404 });
+  });
+  deepStrictEqual(await control.domain("api.customer.test"), [{ prefix: "/", host: "site--acme" }]);
+  strictEqual(await control.domain("nobody.test"), null);
+  strictEqual(control.domain("api.customer.test") instanceof Promise, false);
+  strictEqual(control.domain("nobody.test"), null);
+  strictEqual(asked.length, 2);
+  advance(2_001);
+  down = true;
+  deepStrictEqual(await control.domain("api.customer.test"), [{ prefix: "/", host: "site--acme" }]);
+  await rejects(Promise.resolve(control.domain("new.customer.test")));
+});

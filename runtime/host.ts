@@ -11,7 +11,7 @@ import { Journal } from "./journal.ts";
 import { CpuCharges, Reporter, type Send } from "./reports.ts";
 import { ControlPlane, type KeyInfo, type Resolved } from "./control.ts";
 import { LocalWindows, untilNextMinute } from "./rate.ts";
-import { deploymentPart, hostnameOf, pathOf, route, takesCanary } from "./routing.ts";
+import { deploymentPart, domainRoute, hostnameOf, mayBeDomain, pathOf, route, takesCanary } from "./routing.ts";
 import type { DeploymentConfig, HttpRequest, Outcome, Pin } from "./pool.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
@@ -498,8 +498,33 @@ async function serveHttp(req: Request, host: string, path: string, pin?: Pin): P
   });
 }
 
+/** The worker host a tenant's own domain serves at this path, the answer why none, or null
+ * when the name is not a tenant's domain (the platform's own names: /d/<host>/ paths). Its
+ * answers never name the platform: the caller asked for the tenant's name. */
+async function onDomain(name: string, path: string): Promise<string | Response | null> {
+  let routes;
+  try {
+    const known = control.domain(name);
+    routes = known instanceof Promise ? await known : known;
+  } catch (err) {
+    return failure("control_plane_unavailable", `Could not look this address up: ${(err as Error).message}`);
+  }
+  if (!routes) return path.startsWith("/d/") ? null : failure("domain_not_served", `${name} is not served here.`);
+  return domainRoute(routes, path) ?? failure("not_found", `Nothing is served at ${path} on ${name}.`);
+}
+
 async function handle(req: Request, pin?: Pin, hostname?: string): Promise<Response> {
-  const { host, path } = route(pathOf(req.url), hostname ?? hostnameOf(req.headers), DOMAIN);
+  const name = hostname ?? hostnameOf(req.headers);
+  const pathname = pathOf(req.url);
+  let host: string | null = null;
+  let path = pathname;
+  // A tenant's own domain serves only its routes: never /d/<any host>/ under its name.
+  if (name !== DOMAIN && !name.endsWith(`.${DOMAIN}`) && mayBeDomain(name)) {
+    const served = await onDomain(name, pathname);
+    if (served instanceof Response) return served;
+    host = served;
+  }
+  if (!host) ({ host, path } = route(pathname, name, DOMAIN));
   if (!host) {
     if (path === "/healthz") {
       const pending = reports.queued.length;

@@ -60,3 +60,17 @@ export function takesCanary(headers: Headers, host: string, percent: number, ran
   const roll = client ? bucket(`${host}|${client}`) : Math.floor(random() * 100);
   return roll < percent;
 }
+
+/** Which route of a domain serves a path: the longest prefix it starts with (`/api/` serves
+ * `/api` too); null when none does. Routes come longest first. */
+export function domainRoute(routes: { prefix: string; host: string }[], path: string): string | null {
+  for (const { prefix, host } of routes) {
+    if (path.startsWith(prefix) || path === prefix.slice(0, -1)) return host;
+  }
+  return null;
+}
+
+/** A name that may be a tenant's own domain: not an address, not a bare name. */
+export function mayBeDomain(hostname: string): boolean {
+  return hostname.includes(".") && !/^[\d.]+$/.test(hostname) && !hostname.startsWith("[");
+}

@@ -1,6 +1,15 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { HEADERS } from "./contract.ts";
-import { bucket, deploymentPart, isProductionHost, pathOf, route, takesCanary } from "./routing.ts";
+import {
+  bucket,
+  deploymentPart,
+  domainRoute,
+  isProductionHost,
+  mayBeDomain,
+  pathOf,
+  route,
+  takesCanary,
+} from "./routing.ts";
 
 Deno.test("the path of a URL, without its query", () => {
   strictEqual(pathOf("http://a.localhost:8787/api/invoke/hello?async=1"), "/api/invoke/hello");
@@ -52,4 +61,18 @@ Deno.test("buckets spread clients evenly", () => {
   const counts = new Array(10).fill(0);
   for (let i = 0; i < 10_000; i++) counts[Math.floor(bucket(`h|client-${i}`) / 10)]++;
   for (const count of counts) ok(count > 850 && count < 1150, String(counts));
+});
+
+Deno.test("a tenant's domain: the longest prefix a path starts with serves it", () => {
+  const routes = [{ prefix: "/api/v2/", host: "v2--acme" }, { prefix: "/api/", host: "api--acme" }, {
+    prefix: "/",
+    host: "site--acme",
+  }];
+  strictEqual(domainRoute(routes, "/api/v2/users"), "v2--acme");
+  strictEqual(domainRoute(routes, "/api/invoke/hello"), "api--acme");
+  strictEqual(domainRoute(routes, "/api"), "api--acme");
+  strictEqual(domainRoute(routes, "/apiary"), "site--acme"); // a prefix is whole path segments
+  strictEqual(domainRoute(routes.slice(0, 2), "/"), null);
+  ok(mayBeDomain("api.customer.test"));
+  ok(!mayBeDomain("127.0.0.1") && !mayBeDomain("localhost") && !mayBeDomain("[::1]"));
 });

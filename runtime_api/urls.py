@@ -8,6 +8,8 @@ urlpatterns = [
     path("runtime/keys/<str:prefix>", views.api_key),
     path("runtime/ingest", views.ingest),
     path("runtime/usage", views.usage),
+    path("runtime/domains/<str:hostname>", views.domain_routes),
+    path("edge/ask", views.edge_ask, name="edge-ask"),
     path("runtime/events", views.events),
     path("runtime/deployments/<uuid:code>/runs", views.runtime_runs),
     path("deployments/<uuid:code>/ingest", views.deployment_ingest, name="deployment-ingest"),

@@ -22,6 +22,7 @@ from telemetry.usage import charge_cpu
 from tenancy.access import acts
 from tenancy.models import Tenant
 from tenancy.quotas import QuotaExceeded, told_calls_refused
+from workers.domains import may_have_certificate, routes_for
 from workers.models import ApiKey
 from workers.secrets import unseal
 
@@ -125,6 +126,31 @@ def usage(request):
         for tenant in Tenant.objects.filter(pk__in=limited & known):
             told_calls_refused(tenant)
     return JsonResponse({"counted": counted})
+
+
+@runtime_only
+@require_GET
+def domain_routes(request, hostname: str):
+    """What a tenant's verified domain serves: {"routes": [{"prefix", "host"}]}, longest
+    prefix first; 404 for a name that is not one (or whose tenant is suspended)."""
+    routes = routes_for(hostname)
+    if routes is None:
+        return not_found("not_found", "No domain is served at this name.")
+    return JsonResponse({"hostname": hostname.lower(), "routes": routes})
+
+
+@csrf_exempt
+@require_GET
+def edge_ask(request):
+    """The edge's question before it gets a certificate for a name (Caddy's on-demand TLS
+    `ask`): 200 for a verified domain or one of the platform's own names, 404 otherwise. It
+    reveals only whether a name is served, as a TLS handshake would."""
+    name = request.GET.get("domain", "")
+    if not name or len(name) > 253:
+        return JsonResponse({"error": {"code": "invalid_request", "message": "?domain= is needed."}}, status=400)  # fmt: skip
+    if may_have_certificate(name):
+        return JsonResponse({"domain": name.lower(), "allowed": True})
+    return not_found("not_found", "No certificate for this name.")
 
 
 @runtime_only

@@ -45,6 +45,7 @@ class Tenant(RuntimeLimits):
     max_api_keys = models.PositiveIntegerField(null=True, blank=True, help_text="Not revoked.")
     max_drains = models.PositiveIntegerField(null=True, blank=True)
     max_event_subscriptions = models.PositiveIntegerField(null=True, blank=True)
+    max_domains = models.PositiveIntegerField(null=True, blank=True)
     max_secrets = models.PositiveIntegerField(null=True, blank=True, help_text="All workers'.")
     max_waiting_runs = models.PositiveIntegerField(
         null=True, blank=True, help_text="Runs queued or waiting to retry, all workers'."

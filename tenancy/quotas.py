@@ -28,6 +28,7 @@ HELD = {
     "max_api_keys": ("API keys", lambda t: t.api_keys.filter(revoked_at=None).count()),
     "max_drains": ("log drains", lambda t: t.log_drains.count()),
     "max_event_subscriptions": ("event subscriptions", lambda t: t.event_subscriptions.count()),
+    "max_domains": ("domains", lambda t: t.domains.count()),
     "max_secrets": ("secrets", lambda t: _secrets(t)),
     "max_waiting_runs": (
         "runs waiting (queued or to be retried)",

@@ -363,6 +363,28 @@ def test_every_operation_answers_as_described(
         api("POST", f"/api/events/deliveries/{pinged['id']}/redeliver", **admin).status_code == 404
     )
 
+    # Domains: claimed with the record to create, checked (no DNS answers here: the reason
+    # is said), routed to workers, removed.
+    settings.DOMAINS_DNS_SERVERS, settings.DOMAINS_DNS_TIMEOUT_SECONDS = ["127.0.0.1:9"], 0.2
+    claimed = api("POST", "/api/domains", {"hostname": "shop.customer.test"}, **admin)
+    assert claimed.status_code == 201 and claimed.json()["records"][0]["type"] == "TXT"
+    assert api("POST", "/api/domains", {"hostname": "a b"}, **admin).status_code == 400
+    assert api("GET", "/api/domains").status_code == 403
+    one = f"/api/domains/{claimed.json()['id']}"
+    assert [d["hostname"] for d in api("GET", "/api/domains", **admin).json()["domains"]] == [
+        "shop.customer.test"
+    ]
+    looked = api("POST", f"{one}/check", **admin).json()
+    assert looked["status"] == "pending" and looked["lastError"]
+    routed = api("PUT", f"{one}/routes", {"routes": [{"prefix": "/", "worker": "greeter"}]},
+                 **admin)  # fmt: skip
+    assert routed.json()["routes"] == [{"prefix": "/", "worker": "greeter"}]
+    assert api("PUT", f"{one}/routes", {"routes": [{"prefix": "x", "worker": "greeter"}]},
+               **admin).status_code == 400  # fmt: skip
+    assert api("GET", one, **admin).json()["hostname"] == "shop.customer.test"
+    assert api("DELETE", one, **admin).status_code == 204
+    assert api("GET", one, **admin).status_code == 404
+
     # Members and invitations: the manage scope; owners are made by owners (never a key).
     from django.core import mail
 

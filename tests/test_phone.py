@@ -14,7 +14,7 @@ from telemetry.models import Invocation, LogDrain, LogEntry, UsageDay
 from tenancy.events import TYPES
 from tenancy.models import AuditEvent, Delivery, EventSubscription
 from workers.api_keys import issue_key
-from workers.models import Worker
+from workers.models import Domain, Worker
 
 from .conftest import LOG_DIR
 from .helpers import ready_in_production
@@ -56,6 +56,9 @@ def busy_tenant(tenant, owner):
         types=list(TYPES),
     )  # fmt: skip
     deployment.tell("deployment.ready")
+    domain = Domain.objects.create(tenant=tenant, hostname=f"{'very-long-label-' * 3}x.customer.test",
+                                   token="f" * 32, last_error=LONG)  # fmt: skip
+    domain.routes.create(worker=worker, prefix=f"/{'deeply/nested/' * 5}")
     Delivery.objects.update(status="failed", status_code=500, attempts=10, answer=LONG * 3,
                             error="Answered 500.")  # fmt: skip
     for n in range(3):
@@ -78,7 +81,7 @@ def pages(worker, deployment, run, release) -> list[str]:
         f"{w}/settings/", f"{d}/", f"{d}/diff/", "/runs/", f"/runs/{run.code}/", "/releases/",
         f"/releases/{release.code}/", "/keys/", "/members/", "/audit/", "/usage/", "/drains/",
         "/events/", "/time-zone/", f"/invocations/req_{'f' * 32}0/", "/workers/new/",
-        "/cli/", "/cli/approve/",
+        "/cli/", "/cli/approve/", "/domains/",
     ]  # fmt: skip
 
 
@@ -121,4 +124,4 @@ def test_no_main_page_scrolls_sideways(live_server, owner, busy_tenant, width):
         runs_link.click()
         page.wait_for_url(f"{live_server.url}/runs/")
     assert problems == []
-    assert len(checked) == 24
+    assert len(checked) == 25

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ApiKey, Worker, WorkerSecret
+from .models import ApiKey, Domain, DomainRoute, Worker, WorkerSecret
 
 
 @admin.register(Worker)
@@ -31,6 +31,28 @@ class WorkerSecretAdmin(admin.ModelAdmin):
     search_fields = ["name", "worker__name"]
     readonly_fields = ["worker", "name", "updated"]
     exclude = ["value_encrypted"]  # write-only, even for operators
+
+    def has_add_permission(self, request):
+        return False
+
+
+class DomainRouteInline(admin.TabularInline):
+    model = DomainRoute
+    extra = 0
+    readonly_fields = ["prefix", "worker"]
+
+
+@admin.register(Domain)
+class DomainAdmin(admin.ModelAdmin):
+    """Operators see every tenant's domains and may remove one (an abuse report); tenants
+    add and verify them themselves."""
+
+    list_display = ["hostname", "tenant", "status", "verified_at", "failing_since", "checked_at"]
+    list_filter = ["status", "tenant"]
+    search_fields = ["hostname", "tenant__slug"]
+    readonly_fields = ["tenant", "hostname", "token", "status", "verified_at", "failing_since",
+                       "last_error", "checked_at", "next_check_at", "added_by", "created"]  # fmt: skip
+    inlines = [DomainRouteInline]
 
     def has_add_permission(self, request):
         return False

@@ -196,3 +196,65 @@ class WorkerSecret(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker} {self.name}"
+
+
+class Domain(models.Model):
+    """A hostname of a tenant's own (api.customer.com) that serves its workers once the tenant
+    has shown it holds it: a TXT record `_functions-challenge.<hostname>` holding `token`.
+    Checked again on a schedule (workers.domains); served only while verified. Any number of
+    tenants may claim a name; the first to verify it holds it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # the record has not been seen yet
+        VERIFIED = "verified"
+        FAILING = "failing"  # it was verified, and its record is gone: not served
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="domains")
+    hostname = models.CharField(max_length=253)
+    token = models.CharField(max_length=64, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    added_by = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["hostname"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "hostname"], name="one_claim_per_tenant"),
+            # First verified wins: a name serves one tenant.
+            models.UniqueConstraint(
+                fields=["hostname"], condition=models.Q(status="verified"), name="one_holder"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+    @property
+    def record_name(self) -> str:
+        return f"_functions-challenge.{self.hostname}"
+
+
+class DomainRoute(models.Model):
+    """Requests to the domain whose path starts with `prefix` go to `worker`'s production
+    (the longest prefix wins; `/` takes the rest)."""
+
+    domain = models.ForeignKey(Domain, models.CASCADE, related_name="routes")
+    worker = models.ForeignKey(Worker, models.CASCADE, related_name="domain_routes")
+    prefix = models.CharField(max_length=200, default="/")
+
+    class Meta:
+        ordering = ["-prefix"]
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "prefix"], name="one_worker_per_prefix")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain}{self.prefix} -> {self.worker}"

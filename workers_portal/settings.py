@@ -209,6 +209,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "telemetry.tasks.deliver_events",
         "schedule": env.float("EVENT_TICK_SECONDS", default=2.0),
     },
+    "check-domains": {
+        "task": "workers.tasks.check_domains",
+        "schedule": env.float("DOMAINS_TICK_SECONDS", default=30.0),
+    },
     "prune-old-logs": {
         "task": "telemetry.tasks.prune_old_logs",
         "schedule": env.float("PRUNE_INTERVAL_SECONDS", default=3600.0),
@@ -336,6 +340,20 @@ PUBLIC_CONTROL_PLANE_URL = env.str("PUBLIC_CONTROL_PLANE_URL", default=CONTROL_P
 VERCEL_LOG_DRAIN_SECRET = env.str("VERCEL_LOG_DRAIN_SECRET", default="")
 VERCEL_LOG_DRAIN_VERIFY = env.str("VERCEL_LOG_DRAIN_VERIFY", default="")
 
+# --- Tenants' own domains (workers/domains.py, docs/domains.md) ---------------------------
+# The resolvers that check verification records ("ip" or "ip:port"); empty: the system's.
+DOMAINS_DNS_SERVERS = env.list("DOMAINS_DNS_SERVERS", default=[])
+DOMAINS_DNS_TIMEOUT_SECONDS = env.float("DOMAINS_DNS_TIMEOUT_SECONDS", default=5.0)
+# What tenants point their names at: a CNAME target (the edge's name) and/or its addresses.
+DOMAINS_CNAME_TARGET = env.str("DOMAINS_CNAME_TARGET", default="")
+DOMAINS_A_TARGETS = env.list("DOMAINS_A_TARGETS", default=[])
+# A domain not verified yet is looked at again this often; a verified one, this often.
+DOMAINS_PENDING_CHECK_SECONDS = env.int("DOMAINS_PENDING_CHECK_SECONDS", default=60)
+DOMAINS_RECHECK_SECONDS = env.int("DOMAINS_RECHECK_SECONDS", default=3600)
+# Names no tenant may claim (besides RUNTIME_DOMAIN, VERCEL_ALIAS_DOMAIN and ALLOWED_HOSTS,
+# and every name under them): the operator's own domains.
+DOMAINS_RESERVED = env.list("DOMAINS_RESERVED", default=[])
+
 # --- Secrets ------------------------------------------------------------------------------
 # Fernet keys for workers' secrets; the first encrypts, all decrypt (for rotation: put the
 # new key first, run `manage.py rotate_secrets`, then drop the old one). By default one key
@@ -360,6 +378,7 @@ QUOTA_MAX_SCHEDULES = env.int("QUOTA_MAX_SCHEDULES", default=20)
 QUOTA_MAX_API_KEYS = env.int("QUOTA_MAX_API_KEYS", default=50)
 QUOTA_MAX_DRAINS = env.int("QUOTA_MAX_DRAINS", default=5)
 QUOTA_MAX_EVENT_SUBSCRIPTIONS = env.int("QUOTA_MAX_EVENT_SUBSCRIPTIONS", default=10)
+QUOTA_MAX_DOMAINS = env.int("QUOTA_MAX_DOMAINS", default=20)
 QUOTA_MAX_SECRETS = env.int("QUOTA_MAX_SECRETS", default=500)
 QUOTA_MAX_WAITING_RUNS = env.int("QUOTA_MAX_WAITING_RUNS", default=1000)
 QUOTA_MAX_STORED_PAYLOAD_BYTES = env.int("QUOTA_MAX_STORED_PAYLOAD_BYTES", default=256 * 1024)

@@ -100,3 +100,9 @@ def line_time(moment):
         local.strftime("%Y-%m-%d %H:%M:%S.%f ") + (local.tzname() or ""),
         local.strftime("%H:%M:%S.%f")[:12],
     )
+
+
+@register.filter
+def get(mapping, key):
+    """mapping[key] in a template, or None."""
+    return mapping.get(key) if hasattr(mapping, "get") else None
