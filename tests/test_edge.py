@@ -4,16 +4,19 @@ authority standing in for ACME) asking the platform before it issues a certifica
 runtime serving the worker at `https://api.customer.test`. A name nobody verified gets no
 certificate; a name whose record goes stops being served at the next check."""
 
+import json
 import os
 import shutil
+import socket
 import ssl
 from pathlib import Path
 
 import httpx
 import pytest
 from django.conf import settings
-from django.test import Client
 from django.utils import timezone
+from functions_cli.main import app as functions
+from typer.testing import CliRunner
 
 from workers.api_keys import issue_key
 from workers.domains import check_due
@@ -48,10 +51,19 @@ def edge(live_server, runtime, tmp_path):
     try:
         root = Path(tmp_path / "data/caddy/pki/authorities/local/root.crt")
         wait_for(root.exists, 30, "Caddy's certificate authority")
+        wait_for(lambda: listening(https_port), 30, "Caddy to listen")
         context = ssl.create_default_context(cafile=str(root))
         yield https_port, context
     finally:
         proc.stop()
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def over_https(port: int, context, name: str, path: str, **kwargs) -> httpx.Response:
@@ -64,7 +76,9 @@ def over_https(port: int, context, name: str, path: str, **kwargs) -> httpx.Resp
         )  # fmt: skip
 
 
-def test_a_tenants_domain_answers_over_https_once_verified(edge, tenant, other_tenant, settings):
+def test_a_tenants_domain_answers_over_https_once_verified(
+    edge, live_server, tenant, other_tenant, settings, tmp_path
+):
     port, context = edge
     site = build_now(Worker.objects.create(tenant=tenant, name="site", public=True), SITE)
     api = build_now(Worker.objects.create(tenant=tenant, name="api", public=True), SITE)
@@ -72,15 +86,24 @@ def test_a_tenants_domain_answers_over_https_once_verified(edge, tenant, other_t
         Worker.objects.filter(pk=deployment.worker_id).update(production=deployment)
     with DnsServer() as dns:
         settings.DOMAINS_DNS_SERVERS = [dns.address]
+        # The tenant's developer, with the CLI: claims the name, is told the record to create.
         key = issue_key(tenant, "ops", ["manage", "read"])[1]
-        client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
-        made = client.post("/api/domains", {"hostname": NAME}, content_type="application/json")
-        record = made.json()["records"][0]
+        cli = CliRunner(env={"FUNCTIONS_URL": live_server.url, "FUNCTIONS_TOKEN": key,
+                             "FUNCTIONS_CONFIG": str(tmp_path / "none.json"), "COLUMNS": "200"})  # fmt: skip
+        added = cli.invoke(functions, ["domains", "add", "API.customer.test", "--json"])
+        assert added.exit_code == 0, added.output
+        record = json.loads(added.output)["records"][0]
+        pending = cli.invoke(functions, ["domains", "check", NAME])
+        assert pending.exit_code == 1 and f"No TXT record at {record['name']}" in pending.output
+        assert f"TXT   {record['name']}  {record['value']}" in pending.output
         dns.txt(record["name"], record["value"])
-        assert client.post(f"/api/domains/{made.json()['id']}/check").json()["status"] == "verified"
-        client.put(f"/api/domains/{made.json()['id']}/routes",
-                   {"routes": [{"prefix": "/", "worker": "site"}, {"prefix": "/api/", "worker": "api"}]},
-                   content_type="application/json")  # fmt: skip
+        verified = cli.invoke(functions, ["domains", "check", NAME])
+        assert verified.exit_code == 0 and "verified" in verified.output
+        for prefix, worker in (("/", "site"), ("/api", "api")):
+            routed = cli.invoke(functions, ["domains", "route", NAME, worker, "--prefix", prefix])
+            assert routed.exit_code == 0, routed.output
+        listed = cli.invoke(functions, ["domains", "list"]).output
+        assert "/api/ -> api" in listed and "/ -> site" in listed
 
         # The first HTTPS request gets a certificate for the name, and the worker answers.
         page = over_https(port, context, NAME, "/pricing?x=1")
