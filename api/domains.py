@@ -11,6 +11,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 
+from releases.domains import changed, removed
 from tenancy.access import Action
 from tenancy.audit import record
 from tenancy.models import LABEL_PATTERN
@@ -29,7 +30,7 @@ PREFIX = rf"^/[^\x00{SPACE}?#*]*$"
 
 
 class RecordOut(Schema):
-    type: Literal["TXT", "CNAME", "A", "AAAA"]
+    type: str = Field(description="TXT, CNAME, A or AAAA.")
     name: str
     value: str
     purpose: str
@@ -53,6 +54,12 @@ class DomainOut(Schema):
     checkedAt: datetime | None
     nextCheckAt: datetime | None
     records: list[RecordOut] = Field(description="What to create at the DNS provider.")
+    backendVerified: bool | None = Field(
+        description="Where the `/` worker runs on a back end that serves names itself "
+        "(Vercel): whether it verified the name too (its own record is in `records` while "
+        "not); null elsewhere."
+    )
+    backendError: str | None
     routes: list[RouteOut]
     createdAt: datetime
     addedBy: str
@@ -85,6 +92,8 @@ def records_of(d: Domain) -> list[dict]:
     for address in settings.DOMAINS_A_TARGETS:
         records.append({"type": "AAAA" if ":" in address else "A", "name": d.hostname,
                         "value": address, "purpose": "brings its requests here"})  # fmt: skip
+    for extra in d.remote_records if d.remote_verified is False else []:
+        records.append({**extra, "purpose": "the back end serving it asks for it too"})
     return records
 
 
@@ -93,6 +102,7 @@ def domain_json(d: Domain) -> dict:
         "id": d.code, "hostname": d.hostname, "status": d.status, "verifiedAt": d.verified_at,
         "failingSince": d.failing_since, "lastError": d.last_error or None,
         "checkedAt": d.checked_at, "nextCheckAt": d.next_check_at, "records": records_of(d),
+        "backendVerified": d.remote_verified, "backendError": d.remote_error or None,
         "routes": [{"prefix": r.prefix, "worker": r.worker.name}
                    for r in d.routes.select_related("worker").order_by("prefix")],
         "createdAt": d.created, "addedBy": d.added_by,
@@ -148,6 +158,7 @@ def get_domain(request, id: UUID):
 def check_domain(request, id: UUID):
     domain = check(domain_for(request, id))
     record(request, domain.tenant, "domain.check", domain.hostname, status=domain.status)
+    changed(domain)
     return domain_json(domain)
 
 
@@ -170,12 +181,14 @@ def set_routes(request, id: UUID, body: RoutesIn):
         raise ApiError(400, "invalid_request", str(exc)) from exc
     record(request, domain.tenant, "domain.routes", domain.hostname,
            routes={r.prefix: r.worker for r in body.routes})  # fmt: skip
+    changed(domain)
     return domain_json(domain)
 
 
 @router.delete("/domains/{uuid:id}", response={204: None, **ERRORS}, summary="Stop serving it")
 def remove_domain(request, id: UUID):
     domain = domain_for(request, id)
+    removed(domain)
     domain.delete()
     record(request, domain.tenant, "domain.remove", domain.hostname)
     return HttpResponse(status=204)

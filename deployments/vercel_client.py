@@ -293,6 +293,42 @@ class VercelClient:
         answer = require(self.request("GET", path), {"aliases": list}, f"GET {path}")
         return any(isinstance(a, dict) and a.get("alias") == alias for a in answer["aliases"])
 
+    # --- a tenant's own domains on the shared project -----------------------------------------
+    # A project domain: {name, verified, verification: [{type, domain, value, reason}]}. Vercel
+    # serves it only once verified (its own TXT challenge when the name is used elsewhere);
+    # then an alias points it at a deployment, as for the operator's own names.
+
+    def add_project_domain(self, name: str) -> dict:
+        """Adds the name to the project; a name already there is looked up instead."""
+        path = f"/v10/projects/{self.config.project_id}/domains"
+        try:
+            answer = self.request("POST", path, json={"name": name})
+        except VercelPermanent as exc:
+            if exc.status == 400 and exc.code in (
+                "domain_already_exists",
+                "existing_project_domain",
+            ):
+                return self.project_domain(name)
+            raise
+        return require(answer, {"name": str, "verified": bool}, f"POST {path}")
+
+    def project_domain(self, name: str) -> dict:
+        path = f"/v9/projects/{self.config.project_id}/domains/{name}"
+        return require(self.request("GET", path), {"name": str, "verified": bool}, f"GET {path}")
+
+    def verify_project_domain(self, name: str) -> dict:
+        """The domain once Vercel has seen its challenge; VercelPermanent (400) while not."""
+        path = f"/v9/projects/{self.config.project_id}/domains/{name}/verify"
+        return require(self.request("POST", path), {"name": str, "verified": bool}, f"POST {path}")
+
+    def remove_project_domain(self, name: str) -> None:
+        path = f"/v9/projects/{self.config.project_id}/domains/{name}"
+        try:
+            self.request("DELETE", path)
+        except VercelPermanent as exc:
+            if exc.status != 404:  # gone already: done
+                raise
+
     def events(self, id_or_url: str) -> list[dict]:
         path = f"/v3/deployments/{id_or_url}/events"
         answer = self.request("GET", path, params={"limit": "-1"})

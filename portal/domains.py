@@ -7,6 +7,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from releases.domains import changed, removed
 from tenancy.access import Action
 from tenancy.audit import record
 from tenancy.quotas import QuotaExceeded
@@ -59,9 +60,11 @@ def domain_act(request, code, act):
         raise Http404("No such action.")
     require(request, Action.MANAGE, domain)
     if act == "delete":
+        removed(domain)
         domain.delete()
         record(request, domain.tenant, "domain.remove", domain.hostname)
-    elif act == "check":
+        return redirect("domains")
+    if act == "check":
         check(domain)
         record(request, domain.tenant, "domain.check", domain.hostname, status=domain.status)
     elif act == "unroute":
@@ -80,4 +83,5 @@ def domain_act(request, code, act):
             return page(request, status=400, route_error={domain.pk: str(exc)})
         record(request, domain.tenant, "domain.route", domain.hostname, prefix=route.prefix,
                worker=worker.name)  # fmt: skip
+    changed(domain)
     return redirect("domains")

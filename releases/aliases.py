@@ -8,9 +8,19 @@ import random
 from celery import shared_task
 
 from deployments.backends import BuildFailed, TransientBackendError
-from workers.models import Worker
+from workers.models import Domain, Worker
 
 MAX_TRIES = 8
+
+
+def domains_served_by(worker) -> list[str]:
+    """The tenant's names whose `/` the worker serves, verified here and on the back end."""
+    return list(
+        Domain.objects.filter(
+            routes__worker=worker, routes__prefix="/", status=Domain.Status.VERIFIED,
+            remote_verified=True,
+        ).values_list("hostname", flat=True)
+    )  # fmt: skip
 
 
 def move_one(pk: int) -> dict[str, str]:
@@ -24,6 +34,8 @@ def move_one(pk: int) -> dict[str, str]:
             return {}
         try:
             target.runs_on.point_production(worker, target)
+            for hostname in domains_served_by(worker):
+                target.runs_on.point_domain(hostname, target)
         except BuildFailed as exc:
             Worker.objects.filter(pk=pk, production=target).update(alias_error=exc.message[:500])
             return {worker.name: "failed"}

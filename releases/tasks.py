@@ -1,8 +1,12 @@
-"""Celery tasks of releases: the canary watch."""
+"""Celery tasks of releases: the canary watch (and, registered from their modules, moving
+aliases and tenants' domains on back ends that serve names)."""
 
 from celery import shared_task
 
+from .domains import check_domains, release_domain, sync_domain
 from .production import watch_canaries
+
+__all__ = ["check_canaries", "check_domains", "release_domain", "sync_domain"]
 
 
 @shared_task

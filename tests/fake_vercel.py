@@ -63,6 +63,10 @@ ROUTES = [
     ("POST", re.compile(r"^/v10/projects/(?P<id>[^/]+)/env$"), "/v10/projects/{idOrName}/env"),
     ("GET", re.compile(r"^/v2/deployments/(?P<id>[^/]+)/aliases$"), "/v2/deployments/{id}/aliases"),
     ("POST", re.compile(r"^/v2/deployments/(?P<id>[^/]+)/aliases$"), "/v2/deployments/{id}/aliases"),
+    ("POST", re.compile(r"^/v10/projects/(?P<id>[^/]+)/domains$"), "/v10/projects/{idOrName}/domains"),
+    ("GET", re.compile(r"^/v9/projects/(?P<id>[^/]+)/domains/(?P<domain>[^/]+)$"), "/v9/projects/{idOrName}/domains/{domain}"),
+    ("DELETE", re.compile(r"^/v9/projects/(?P<id>[^/]+)/domains/(?P<domain>[^/]+)$"), "/v9/projects/{idOrName}/domains/{domain}"),
+    ("POST", re.compile(r"^/v9/projects/(?P<id>[^/]+)/domains/(?P<domain>[^/]+)/verify$"), "/v9/projects/{idOrName}/domains/{domain}/verify"),
 ]  # fmt: skip
 
 
@@ -105,6 +109,11 @@ class FakeVercel:
         self.aliases: dict[str, tuple[str, str, str]] = {}
         self.alias_moves: list[tuple[float, str, str]] = []  # (time, alias, deployment id)
         self.alias_domains: set[str] = set()  # domains added to the project (empty: any)
+        # Tenants' names added to the project: name -> its project domain. A new one asks for
+        # Vercel's own TXT challenge (as for a name used elsewhere on Vercel), seen through
+        # `txt` (name -> the TXT values there; a test points it at its DNS server).
+        self.project_domains: dict[str, dict] = {}
+        self.txt = lambda name: []
         self.requests: list[tuple[str, str, dict, object]] = []
         self.errors: list[str] = []  # requests or answers that do not match the spec
         self.failures: list[Failure] = []
@@ -402,7 +411,14 @@ class FakeVercel:
         alias = body.get("alias") or ""
         if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", alias) or "." not in alias:
             return self.error(400, "invalid_alias", f"The supplied alias {alias!r} is invalid.")
-        if self.alias_domains and not any(alias.endswith("." + d) for d in self.alias_domains):
+        own = self.project_domains.get(alias)
+        if own is not None and not own["verified"]:
+            return self.error(400, "domain_not_verified", f"The domain {alias} is not verified for this project.")  # fmt: skip
+        if (
+            own is None
+            and self.alias_domains
+            and not any(alias.endswith("." + d) for d in self.alias_domains)
+        ):
             return self.error(404, "not_found", "The domain used for the alias was not found.")
         if self.state(build) != "READY":
             return self.error(400, "deployment_not_ready", "The deployment is not READY and can not be aliased.")  # fmt: skip
@@ -417,6 +433,53 @@ class FakeVercel:
         if before:
             answer["oldDeploymentId"] = before[1]
         return 200, answer, {}
+
+    # --- project domains ---------------------------------------------------------------------
+    def project_domain_doc(self, name: str) -> dict:
+        return dict(self.project_domains[name])
+
+    def op_POST_v10_projects_idOrName_domains(self, h, query, raw, body, match):
+        if match["id"] != self.project_id:
+            return self.error(404, "not_found", "Project not found")
+        name = body["name"].lower()
+        if name in self.project_domains:
+            return self.error(400, "domain_already_exists", f"The domain {name} is already assigned to this project")  # fmt: skip
+        apex = ".".join(name.split(".")[-2:])
+        now = int(time.time() * 1000)
+        self.project_domains[name] = {
+            "name": name, "apexName": apex, "projectId": self.project_id, "redirect": None,
+            "redirectStatusCode": None, "gitBranch": None, "customEnvironmentId": None,
+            "updatedAt": now, "createdAt": now, "verified": False,
+            "verification": [{"type": "TXT", "domain": f"_vercel.{apex}",
+                              "value": f"vc-domain-verify={name},{uuid.uuid4().hex[:20]}",
+                              "reason": "pending_domain_verification"}],
+        }  # fmt: skip
+        return 200, self.project_domain_doc(name), {}
+
+    def op_GET_v9_projects_idOrName_domains_domain(self, h, query, raw, body, match):
+        if match["id"] != self.project_id or match["domain"] not in self.project_domains:
+            return self.error(404, "not_found", "The project domain was not found")
+        return 200, self.project_domain_doc(match["domain"]), {}
+
+    def op_DELETE_v9_projects_idOrName_domains_domain(self, h, query, raw, body, match):
+        if match["id"] != self.project_id or match["domain"] not in self.project_domains:
+            return self.error(404, "not_found", "The domain could not be found")
+        del self.project_domains[match["domain"]]
+        for alias in [a for a in self.aliases if a == match["domain"]]:
+            del self.aliases[alias]
+        return 200, {}, {}
+
+    def op_POST_v9_projects_idOrName_domains_domain_verify(self, h, query, raw, body, match):
+        found = self.project_domains.get(match["domain"])
+        if match["id"] != self.project_id or found is None:
+            return self.error(400, "not_found", "Project domain does not exist")
+        if not found["verified"]:
+            challenge = found["verification"][0]
+            if challenge["value"] not in self.txt(challenge["domain"]):
+                return self.error(400, "missing_txt_record", f"Domain {challenge['domain']} is missing required TXT Record \"{challenge['value']}\"")  # fmt: skip
+            found["verified"] = True
+            del found["verification"]
+        return 200, self.project_domain_doc(match["domain"]), {}
 
     def op_GET_v2_deployments_id_aliases(self, h, query, raw, body, match):
         build = self.find(match["id"])

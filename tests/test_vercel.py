@@ -499,3 +499,56 @@ def test_promote_rollback_and_releases_move_the_production_alias(
     )
     assert refused.status_code == 409
     assert "Canaries need both deployments on this platform" in refused.content.decode()
+
+
+# --- tenants' own domains ------------------------------------------------------------------------
+
+
+def test_a_tenants_domain_on_vercel_is_claimed_verified_there_and_follows_production(
+    fake_vercel, start_worker, tenant, owner, client, settings
+):
+    from releases.domains import check_domains
+    from workers.models import Domain
+
+    from .dns_server import DnsServer
+
+    name = "shop.customer.test"
+    worker = vercel_worker(tenant)
+    start_worker()
+    first = settled(deploy(worker, GREETER))
+    assert first.status == S.READY, first.error_message
+    client.force_login(owner)
+    with DnsServer() as dns:
+        settings.DOMAINS_DNS_SERVERS = [dns.address]
+        fake_vercel.txt = lambda record: dns.zone.records.get((record, "TXT"), [])
+        client.post("/domains/", {"hostname": name})
+        domain = Domain.objects.get()
+        dns.txt(domain.record_name, f"functions-verify={domain.token}")
+        client.post(f"/domains/{domain.code}/check/")
+        client.post(f"/domains/{domain.code}/route/", {"prefix": "/", "worker": worker.name})
+
+        # Vercel asks for its own record: the tenant is shown it, beside the platform's.
+        wait_for(lambda: Domain.objects.get().remote_verified is False, 30, "the claim on Vercel")
+        challenge = fake_vercel.project_domains[name]["verification"][0]
+        page = client.get("/domains/").content.decode()
+        assert "runs on Vercel, which checks the name too" in page
+        assert challenge["domain"] in page and challenge["value"] in page
+        check_domains()  # the beat's tick: not there yet
+        assert "missing required TXT Record" in Domain.objects.get().remote_error
+        assert fake_vercel.alias_target(name) is None  # nothing served before Vercel agrees
+
+        dns.txt(challenge["domain"], challenge["value"])
+        check_domains()
+        domain.refresh_from_db()
+        assert domain.remote_verified is True and domain.remote_error == ""
+        assert fake_vercel.alias_target(name) == first.backend_id
+
+        # It follows production, like the platform's own alias.
+        second = settled(deploy(worker, GREETER.replace("Hello", "Howdy")))
+        assert second.status == S.READY, second.error_message
+        wait_for(lambda: fake_vercel.alias_target(name) == second.backend_id, 15, "the move")
+
+        # Removed: released on Vercel as well.
+        client.post(f"/domains/{domain.code}/delete/")
+        wait_for(lambda: name not in fake_vercel.project_domains, 15, "the release on Vercel")
+        assert fake_vercel.alias_target(name) is None

@@ -221,6 +221,11 @@ class Domain(models.Model):
     next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
     added_by = models.CharField(max_length=200, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # On a back end that serves names itself (Vercel), for the worker its `/` route names:
+    # null until the name is claimed there; its own challenge's records while it asks one.
+    remote_verified = models.BooleanField(null=True, blank=True)
+    remote_records = models.JSONField(default=list, blank=True)
+    remote_error = models.CharField(max_length=500, blank=True)
 
     objects = TenantScopedQuerySet.as_manager()
 

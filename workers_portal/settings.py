@@ -210,7 +210,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("EVENT_TICK_SECONDS", default=2.0),
     },
     "check-domains": {
-        "task": "workers.tasks.check_domains",
+        "task": "releases.domains.check_domains",
         "schedule": env.float("DOMAINS_TICK_SECONDS", default=30.0),
     },
     "prune-old-logs": {

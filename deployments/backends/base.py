@@ -87,6 +87,30 @@ class Backend:
         """Make the worker's production URL serve `deployment` on the back end itself, where
         the back end serves it (an alias); the runtime's own URLs follow announcements."""
 
+    # A tenant's own domain on a back end that serves names itself (Vercel): claimed there,
+    # verified by the back end's own challenge where it asks one, pointed at production. The
+    # local runtime serves verified domains through the control plane and needs none of it.
+    def claim_domain(self, hostname: str) -> "RemoteDomain":
+        """Add the name where the back end serves; what it still asks for."""
+        return RemoteDomain(verified=True, records=[])
+
+    def verify_domain(self, hostname: str) -> "RemoteDomain":
+        """Ask the back end to look for its challenge again."""
+        return RemoteDomain(verified=True, records=[])
+
+    def point_domain(self, hostname: str, deployment) -> None:
+        """Make the name serve `deployment` (the worker's production)."""
+
+    def release_domain(self, hostname: str) -> None:
+        """The name no longer serves here."""
+
     def secret_for_callers(self, deployment) -> str | None:
         """A secret callers of this deployment must send, if the back end needs one."""
         return None
+
+
+@dataclass
+class RemoteDomain:
+    verified: bool
+    records: list[dict]  # what the back end asks the tenant to create: {type, name, value}
+    reason: str = ""

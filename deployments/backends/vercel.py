@@ -14,7 +14,7 @@ from django.conf import settings
 from deployments import vercel_client as api
 from deployments.generator import NotForNext, generate, invoke_secret
 
-from .base import Backend, BuildFailed, TransientBackendError
+from .base import Backend, BuildFailed, RemoteDomain, TransientBackendError
 from .invoke import post_invoke
 from .local import curl_line
 
@@ -59,6 +59,18 @@ class Polled:
         return api.is_failed(self.state) and not self.canceled
 
 
+def remote_domain(answer: dict) -> RemoteDomain:
+    """Vercel's project domain as the platform keeps it: verified, and the records its
+    challenge asks for (shown to the tenant beside the platform's own)."""
+    records = [
+        {"type": str(v.get("type", "")), "name": str(v.get("domain", "")),
+         "value": str(v.get("value", ""))}
+        for v in answer.get("verification") or []
+        if isinstance(v, dict)
+    ]  # fmt: skip
+    return RemoteDomain(verified=bool(answer["verified"]), records=records)
+
+
 def translate(exc: api.VercelError) -> Exception:
     """Vercel's errors as the build's: transient ones are waited for, others end the build."""
     if isinstance(exc, api.VercelTransient):
@@ -91,6 +103,42 @@ class VercelBackend(Backend):
         try:
             with self.client() as client:
                 client.assign_alias(deployment.backend_id, alias_host(worker.host))
+        except api.VercelError as exc:
+            raise translate(exc) from exc
+
+    def claim_domain(self, hostname: str) -> RemoteDomain:
+        try:
+            with self.client() as client:
+                return remote_domain(client.add_project_domain(hostname))
+        except api.VercelError as exc:
+            raise translate(exc) from exc
+
+    def verify_domain(self, hostname: str) -> RemoteDomain:
+        try:
+            with self.client() as client:
+                try:
+                    return remote_domain(client.verify_project_domain(hostname))
+                except api.VercelPermanent as exc:
+                    if exc.status != 400:
+                        raise
+                    # Not seen yet: what it still asks for, and why it said no.
+                    found = remote_domain(client.project_domain(hostname))
+                    found.reason = exc.message
+                    return found
+        except api.VercelError as exc:
+            raise translate(exc) from exc
+
+    def point_domain(self, hostname: str, deployment) -> None:
+        try:
+            with self.client() as client:
+                client.assign_alias(deployment.backend_id, hostname)
+        except api.VercelError as exc:
+            raise translate(exc) from exc
+
+    def release_domain(self, hostname: str) -> None:
+        try:
+            with self.client() as client:
+                client.remove_project_domain(hostname)
         except api.VercelError as exc:
             raise translate(exc) from exc
 
