@@ -17,6 +17,7 @@ from tenancy.audit import record
 from tenancy.models import LABEL_PATTERN
 from tenancy.quotas import QuotaExceeded
 from workers.domains import TOKEN_PREFIX, DomainError, add, check, set_route
+from workers.hosts import forget_portal_domains
 from workers.models import Domain, Worker
 
 from .errors import ApiError, require
@@ -60,6 +61,7 @@ class DomainOut(Schema):
         "not); null elsewhere."
     )
     backendError: str | None
+    portal: bool = Field(description="Serves the tenant's portal under its brand, not workers.")
     routes: list[RouteOut]
     createdAt: datetime
     addedBy: str
@@ -81,6 +83,7 @@ class RouteIn(Strict):
 
 class RoutesIn(Strict):
     routes: list[RouteIn] = Field(max_length=50, description="Every route; the ones left out go.")
+    portal: bool = Field(False, description="Serve the tenant's portal here instead of workers.")
 
 
 def records_of(d: Domain) -> list[dict]:
@@ -103,6 +106,7 @@ def domain_json(d: Domain) -> dict:
         "failingSince": d.failing_since, "lastError": d.last_error or None,
         "checkedAt": d.checked_at, "nextCheckAt": d.next_check_at, "records": records_of(d),
         "backendVerified": d.remote_verified, "backendError": d.remote_error or None,
+        "portal": d.portal,
         "routes": [{"prefix": r.prefix, "worker": r.worker.name}
                    for r in d.routes.select_related("worker").order_by("prefix")],
         "createdAt": d.created, "addedBy": d.added_by,
@@ -165,7 +169,7 @@ def check_domain(request, id: UUID):
 @router.put(
     "/domains/{uuid:id}/routes",
     response={200: DomainOut, frozenset({400, 401, 403, 404}): ErrorOut},
-    summary="Which worker's production serves which paths of the domain (all of them)",
+    summary="What the domain serves: workers' production by path (all routes), or the portal",
 )
 def set_routes(request, id: UUID, body: RoutesIn):
     domain = domain_for(request, id)
@@ -173,13 +177,16 @@ def set_routes(request, id: UUID, body: RoutesIn):
     try:
         with transaction.atomic():
             domain.routes.all().delete()
+            domain.portal = body.portal
+            domain.save(update_fields=["portal"])
             for route in body.routes:
                 if route.worker not in workers:
                     raise DomainError(f"No worker {route.worker} in this tenant.")
                 set_route(domain, workers[route.worker], route.prefix)
     except DomainError as exc:
         raise ApiError(400, "invalid_request", str(exc)) from exc
-    record(request, domain.tenant, "domain.routes", domain.hostname,
+    forget_portal_domains()
+    record(request, domain.tenant, "domain.routes", domain.hostname, portal=body.portal,
            routes={r.prefix: r.worker for r in body.routes})  # fmt: skip
     changed(domain)
     return domain_json(domain)

@@ -12,6 +12,7 @@ from tenancy.access import Action
 from tenancy.audit import record
 from tenancy.quotas import QuotaExceeded
 from workers.domains import TOKEN_PREFIX, DomainError, add, check, set_route
+from workers.hosts import forget_portal_domains
 from workers.models import Domain, DomainRoute, Worker
 
 from .access import require, visible
@@ -56,7 +57,7 @@ def domains_page(request):
 @require_POST
 def domain_act(request, code, act):
     domain = visible(request, Domain.objects.select_related("tenant"), code=code)
-    if act not in ("check", "delete", "route", "unroute"):
+    if act not in ("check", "delete", "route", "unroute", "portal"):
         raise Http404("No such action.")
     require(request, Action.MANAGE, domain)
     if act == "delete":
@@ -67,6 +68,11 @@ def domain_act(request, code, act):
     if act == "check":
         check(domain)
         record(request, domain.tenant, "domain.check", domain.hostname, status=domain.status)
+    elif act == "portal":
+        domain.portal = request.POST.get("on") == "1"
+        domain.save(update_fields=["portal"])
+        forget_portal_domains()
+        record(request, domain.tenant, "domain.portal", domain.hostname, portal=domain.portal)
     elif act == "unroute":
         prefix = request.POST.get("prefix", "")
         DomainRoute.objects.filter(domain=domain, prefix=prefix).delete()

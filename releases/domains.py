@@ -21,6 +21,8 @@ MAX_TRIES = 8
 
 def remote_production(domain: Domain):
     """The production its `/` route serves, when a back end that serves names runs it."""
+    if domain.portal:
+        return None
     root = domain.routes.select_related("worker__production").filter(prefix="/").first()
     production = root.worker.production if root else None
     if production is None or not production.runs_on.remote:

@@ -14,9 +14,9 @@ export type Resolved = {
   error?: { code: string; message: string };
 };
 export type KeyInfo = { tenant: number; secretHash: string; scopes: string[] } | null;
-/** A tenant's verified domain: which worker's production serves each path prefix (longest
- * first); null: the name is not served. */
-export type DomainRoutes = { prefix: string; host: string }[] | null;
+/** A tenant's verified domain: its portal (served by the web processes), or which worker's
+ * production serves each path prefix (longest first); null: the name is not served. */
+export type DomainRoutes = { portal: boolean; routes: { prefix: string; host: string }[] } | null;
 
 export type ControlOptions = {
   url: string;
@@ -171,7 +171,9 @@ export class ControlPlane {
         const res = await this.request(`/internal/runtime/domains/${encodeURIComponent(hostname)}`);
         const body = await res.json().catch(() => null);
         if (!res.ok && res.status !== 404) throw new Error(`control plane answered ${res.status}`);
-        const value: DomainRoutes = res.ok && Array.isArray(body?.routes) ? body.routes : null;
+        const value: DomainRoutes = res.ok && Array.isArray(body?.routes)
+          ? { portal: body.portal === true, routes: body.routes }
+          : null;
         this.domains.set(hostname, { value, expires: this.o.now() + (value ? this.o.hostTtlMs : this.o.missTtlMs) });
         if (this.domains.size > 10_000) this.domains.delete(this.domains.keys().next().value!);
         return value;

@@ -114,16 +114,17 @@ Deno.test("a tenant's domain: its routes are kept briefly, an unknown name too, 
   const { control, asked, advance } = plane((url) => {
     if (down) throw new Error("connection refused");
     return url.pathname.endsWith("/api.customer.test")
-      ? Response.json({ routes: [{ prefix: "/", host: "site--acme" }] })
+      ? Response.json({ portal: false, routes: [{ prefix: "/", host: "site--acme" }] })
       : Response.json({ error: { code: "not_found", message: "?" } }, { status: 404 });
   });
-  deepStrictEqual(await control.domain("api.customer.test"), [{ prefix: "/", host: "site--acme" }]);
+  const served = { portal: false, routes: [{ prefix: "/", host: "site--acme" }] };
+  deepStrictEqual(await control.domain("api.customer.test"), served);
   strictEqual(await control.domain("nobody.test"), null);
   strictEqual(control.domain("api.customer.test") instanceof Promise, false);
   strictEqual(control.domain("nobody.test"), null);
   strictEqual(asked.length, 2);
   advance(2_001);
   down = true;
-  deepStrictEqual(await control.domain("api.customer.test"), [{ prefix: "/", host: "site--acme" }]);
+  deepStrictEqual(await control.domain("api.customer.test"), served);
   await rejects(Promise.resolve(control.domain("new.customer.test")));
 });

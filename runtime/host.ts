@@ -9,7 +9,7 @@ import { connectLimits, enterSlot, heartbeat, HEARTBEAT_MS, leaveSlot, minuteClo
 import { Cells, Cooling } from "./cells.ts";
 import { Journal } from "./journal.ts";
 import { CpuCharges, Reporter, type Send } from "./reports.ts";
-import { ControlPlane, type KeyInfo, type Resolved } from "./control.ts";
+import { ControlPlane, type DomainRoutes, type KeyInfo, type Resolved } from "./control.ts";
 import { LocalWindows, untilNextMinute } from "./rate.ts";
 import { deploymentPart, domainRoute, hostnameOf, mayBeDomain, pathOf, route, takesCanary } from "./routing.ts";
 import type { DeploymentConfig, HttpRequest, Outcome, Pin } from "./pool.ts";
@@ -498,19 +498,33 @@ async function serveHttp(req: Request, host: string, path: string, pin?: Pin): P
   });
 }
 
-/** The worker host a tenant's own domain serves at this path, the answer why none, or null
- * when the name is not a tenant's domain (the platform's own names: /d/<host>/ paths). Its
- * answers never name the platform: the caller asked for the tenant's name. */
-async function onDomain(name: string, path: string): Promise<string | Response | null> {
-  let routes;
+// The edge's question for a tenant's name (Caddy's forward_auth, docs/Caddyfile): which
+// tier serves it, answered from this host's cached copy. 200 with x-functions-serve: portal
+// (the web processes) or workers (here); 421 for a name nobody verified.
+const EDGE_ROUTE_PATH = "/.well-known/functions-edge-route";
+
+async function servedAt(name: string): Promise<DomainRoutes | Response> {
   try {
     const known = control.domain(name);
-    routes = known instanceof Promise ? await known : known;
+    return known instanceof Promise ? await known : known;
   } catch (err) {
     return failure("control_plane_unavailable", `Could not look this address up: ${(err as Error).message}`);
   }
-  if (!routes) return path.startsWith("/d/") ? null : failure("domain_not_served", `${name} is not served here.`);
-  return domainRoute(routes, path) ?? failure("not_found", `Nothing is served at ${path} on ${name}.`);
+}
+
+/** The worker host a tenant's own domain serves at this path, the answer why none, or null
+ * when the name is not a tenant's domain (the platform's own names: /d/<host>/ paths). Its
+ * answers never name the platform: the caller asked for the tenant's name. */
+async function onDomain(req: Request, name: string, path: string): Promise<string | Response | null> {
+  const served = await servedAt(name);
+  if (served instanceof Response) return served;
+  if (path === EDGE_ROUTE_PATH && req.headers.has("x-forwarded-method")) {
+    if (!served) return failure("domain_not_served", `${name} is not served here.`);
+    return new Response(null, { status: 200, headers: { "x-functions-serve": served.portal ? "portal" : "workers" } });
+  }
+  if (!served) return path.startsWith("/d/") ? null : failure("domain_not_served", `${name} is not served here.`);
+  if (served.portal) return failure("domain_not_served", `${name} serves a portal, not workers.`);
+  return domainRoute(served.routes, path) ?? failure("not_found", `Nothing is served at ${path} on ${name}.`);
 }
 
 async function handle(req: Request, pin?: Pin, hostname?: string): Promise<Response> {
@@ -520,7 +534,7 @@ async function handle(req: Request, pin?: Pin, hostname?: string): Promise<Respo
   let path = pathname;
   // A tenant's own domain serves only its routes: never /d/<any host>/ under its name.
   if (name !== DOMAIN && !name.endsWith(`.${DOMAIN}`) && mayBeDomain(name)) {
-    const served = await onDomain(name, pathname);
+    const served = await onDomain(req, name, pathname);
     if (served instanceof Response) return served;
     host = served;
   }

@@ -22,7 +22,7 @@ from telemetry.usage import charge_cpu
 from tenancy.access import acts
 from tenancy.models import Tenant
 from tenancy.quotas import QuotaExceeded, told_calls_refused
-from workers.domains import may_have_certificate, routes_for
+from workers.domains import may_have_certificate, serves
 from workers.models import ApiKey
 from workers.secrets import unseal
 
@@ -131,12 +131,13 @@ def usage(request):
 @runtime_only
 @require_GET
 def domain_routes(request, hostname: str):
-    """What a tenant's verified domain serves: {"routes": [{"prefix", "host"}]}, longest
-    prefix first; 404 for a name that is not one (or whose tenant is suspended)."""
-    routes = routes_for(hostname)
-    if routes is None:
+    """What a tenant's verified domain serves: {"portal": bool, "routes": [{"prefix",
+    "host"}]}, longest prefix first; 404 for a name that is not one (or whose tenant is
+    suspended)."""
+    found = serves(hostname)
+    if found is None:
         return not_found("not_found", "No domain is served at this name.")
-    return JsonResponse({"hostname": hostname.lower(), "routes": routes})
+    return JsonResponse({"hostname": hostname.lower(), **found})
 
 
 @csrf_exempt

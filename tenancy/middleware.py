@@ -15,7 +15,13 @@ def domain_tenant(request) -> Tenant | None:
     API and the runtime's ingest never do)."""
     if not hasattr(request, "_domain_tenant"):
         host = request.get_host().split(":")[0].lower()
-        request._domain_tenant = Tenant.objects.filter(custom_domain=host).first()
+        request._domain_tenant = (
+            Tenant.objects.filter(custom_domain=host).first()
+            # A portal domain the tenant verified itself (workers.models.Domain, portal=True).
+            or Tenant.objects.filter(
+                domains__hostname=host, domains__portal=True, domains__status="verified"
+            ).first()
+        )
     return request._domain_tenant
 
 

@@ -40,7 +40,7 @@ def proof(domain: Domain) -> str:
 
 def test_names_are_checked_before_they_are_claimed(settings):
     settings.RUNTIME_DOMAIN = "run.example.com"
-    settings.ALLOWED_HOSTS = ["portal.example.com"]
+    settings.PLATFORM_HOSTS = ["portal.example.com"]
     assert normalise(" API.Customer.Test. ") == "api.customer.test"
     assert normalise("bücher.example") == "xn--bcher-kva.example"
     for bad, said in [
@@ -104,6 +104,14 @@ def test_a_domain_from_claim_to_served_and_back(owner_client, worker, dns, clien
     assert client.get("/internal/edge/ask").status_code == 400
     shown = owner_client.get(reverse("domains")).content.decode()
     assert "Verified" in shown and "/api/" in shown
+    # Serving the tenant's portal instead: no worker routes, and back.
+    owner_client.post(reverse("domain-act", args=[domain.code, "portal"]), {"on": "1"})
+    assert (
+        routes_for(NAME) == []
+        and "Serves this tenant's portal" in owner_client.get(reverse("domains")).content.decode()
+    )
+    owner_client.post(reverse("domain-act", args=[domain.code, "portal"]), {"on": "0"})
+    assert len(routes_for(NAME)) == 2
 
     # A DNS that does not answer changes nothing but the note.
     dns.zone.silent = True
@@ -122,7 +130,7 @@ def test_a_domain_from_claim_to_served_and_back(owner_client, worker, dns, clien
     assert routes_for(NAME) is None and not may_have_certificate(NAME)
     assert "Not served since" in owner_client.get(reverse("domains")).content.decode()
     actions = set(AuditEvent.objects.values_list("action", flat=True))
-    assert {"domain.add", "domain.check", "domain.route"} <= actions
+    assert {"domain.add", "domain.check", "domain.route", "domain.portal"} <= actions
 
 
 def test_the_first_tenant_to_verify_a_name_holds_it(tenant, other_tenant, owner, outsider, dns):
@@ -224,3 +232,26 @@ def test_the_api_claims_routes_and_removes_a_domain(tenant, worker, dns, setting
     assert api.delete(f"/api/domains/{body['id']}").status_code == 204
     assert routes_for(NAME) is None
     assert AuditEvent.objects.filter(action="domain.remove", target=NAME).exists()
+
+
+def test_the_web_answers_the_platforms_names_and_verified_portal_domains_only(client, tenant):
+    from workers.hosts import forget_portal_domains
+
+    name = "portal.customer.test"
+    Tenant.objects.filter(pk=tenant.pk).update(brand_name="Acme Cloud")
+    domain = Domain.objects.create(tenant=tenant, hostname=name, token="t", status="pending",
+                                   portal=True)  # fmt: skip
+    assert client.get("/login/", HTTP_HOST=name).status_code == 400  # not verified yet
+    Domain.objects.filter(pk=domain.pk).update(status="verified")
+    forget_portal_domains()
+    page = client.get("/login/", HTTP_HOST=name)
+    assert page.status_code == 200 and "Acme Cloud" in page.content.decode()
+    assert client.get("/login/", HTTP_HOST="other.customer.test").status_code == 400
+    Domain.objects.filter(pk=domain.pk).update(portal=False)  # serves workers instead
+    forget_portal_domains()
+    assert client.get("/login/", HTTP_HOST=name).status_code == 400
+    Domain.objects.filter(pk=domain.pk).update(portal=True)
+    Tenant.objects.filter(pk=tenant.pk).update(status="suspended")
+    forget_portal_domains()
+    assert client.get("/login/", HTTP_HOST=name).status_code == 400
+    assert client.get("/login/").status_code == 200  # the platform's own name

@@ -14,10 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings
+from django.test import Client
 from django.utils import timezone
 from functions_cli.main import app as functions
 from typer.testing import CliRunner
 
+from tenancy.models import Tenant
 from workers.api_keys import issue_key
 from workers.domains import check_due
 from workers.models import Domain, Worker
@@ -134,3 +136,43 @@ def test_a_tenants_domain_answers_over_https_once_verified(
         check_due()
         wait_for(lambda: over_https(port, context, NAME, "/").status_code == 421, 10,
                  "the domain to stop being served")  # fmt: skip
+
+
+def test_a_tenants_portal_domain_serves_its_portal_under_its_brand(
+    edge, live_server, tenant, owner, settings
+):
+    """A verified name set to serve the portal: the edge asks a runtime which tier serves it
+    and sends it to the web processes, which accept the name (and only verified ones); a
+    member signs in there and sees the tenant's brand, never the platform's name."""
+    port, context = edge
+    name = "portal.customer.test"
+    Tenant.objects.filter(pk=tenant.pk).update(brand_name="Acme Cloud")
+    with DnsServer() as dns:
+        settings.DOMAINS_DNS_SERVERS = [dns.address]
+        key = issue_key(tenant, "ops", ["manage", "read"])[1]
+        api = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+        made = api.post("/api/domains", {"hostname": name}, content_type="application/json").json()
+        dns.txt(made["records"][0]["name"], made["records"][0]["value"])
+        assert api.post(f"/api/domains/{made['id']}/check").json()["status"] == "verified"
+        # Before it serves the portal, the name serves workers (none yet): not found.
+        assert over_https(port, context, name, "/login/").status_code == 404
+        served = api.put(f"/api/domains/{made['id']}/routes", {"routes": [], "portal": True},
+                         content_type="application/json")  # fmt: skip
+        assert served.json()["portal"] is True
+
+        with httpx.Client(verify=context, timeout=30, base_url=f"https://127.0.0.1:{port}",
+                          headers={"host": name}) as browser:  # fmt: skip
+            wait_for(lambda: browser.get("/login/", extensions={"sni_hostname": name}).status_code
+                     == 200, 10, "the runtimes to learn the change")  # fmt: skip
+            login = browser.get("/login/", extensions={"sni_hostname": name})
+            assert "Acme Cloud" in login.text
+            signed_in = browser.post("/login/", extensions={"sni_hostname": name}, data={
+                "username": owner.username, "password": "pw-123456",
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            })  # fmt: skip
+            assert signed_in.status_code == 302, signed_in.text
+            home = browser.get("/", extensions={"sni_hostname": name})
+            assert home.status_code == 200 and "Acme Cloud" in home.text
+    # The web processes answer no other name, whatever the edge or a client sends.
+    stranger = httpx.get(f"{live_server.url}/login/", headers={"host": "evil.customer.test"})
+    assert stranger.status_code == 400

@@ -72,7 +72,7 @@ def normalise(text: str) -> str:
 def reserved() -> set[str]:
     """The platform's own names: no tenant may claim them or a name under them."""
     names = {settings.RUNTIME_DOMAIN, getattr(settings, "VERCEL_ALIAS_DOMAIN", ""), "localhost"}
-    names |= {h.lstrip(".") for h in settings.ALLOWED_HOSTS if h not in ("*",)}
+    names |= {h.lstrip(".") for h in settings.PLATFORM_HOSTS if h not in ("*",)}
     names |= set(settings.DOMAINS_RESERVED)
     return {n.lower().rstrip(".") for n in names if n}
 
@@ -209,9 +209,10 @@ def clean_prefix(prefix: str) -> str:
     return prefix
 
 
-def routes_for(hostname: str) -> list[dict] | None:
-    """What a verified domain serves: [{prefix, host}] (longest prefix first); None when the
-    name is not a verified domain of an active tenant."""
+def serves(hostname: str) -> dict | None:
+    """What a verified domain of an active tenant serves: {"portal": true} (the tenant's
+    portal, through the web processes) or {"portal": false, "routes": [{prefix, host}]}
+    (longest prefix first); None for any other name."""
     domain = (
         Domain.objects.select_related("tenant")
         .filter(hostname=hostname.lower().rstrip("."), status=Domain.Status.VERIFIED)
@@ -219,21 +220,32 @@ def routes_for(hostname: str) -> list[dict] | None:
     )
     if domain is None or not acts(domain.tenant):
         return None
-    routes = domain.routes.select_related("worker").order_by("-prefix")
-    ordered = sorted(routes, key=lambda r: len(r.prefix), reverse=True)
-    return [
-        {"prefix": r.prefix, "host": worker_host(r.worker.name, domain.tenant.slug)}
-        for r in ordered
-    ]
+    if domain.portal:
+        return {"portal": True, "routes": []}
+    routes = sorted(
+        domain.routes.select_related("worker"), key=lambda r: len(r.prefix), reverse=True
+    )
+    return {
+        "portal": False,
+        "routes": [{"prefix": r.prefix, "host": worker_host(r.worker.name, domain.tenant.slug)}
+                   for r in routes],
+    }  # fmt: skip
+
+
+def routes_for(hostname: str) -> list[dict] | None:
+    """The worker routes a verified domain serves; None when it serves none (not a verified
+    domain of an active tenant)."""
+    found = serves(hostname)
+    return None if found is None else found["routes"]
 
 
 def may_have_certificate(hostname: str) -> bool:
     """The edge's question before it gets a certificate for a name: a verified domain of an
     active tenant, the portal's names, or a worker's or deployment's host that exists."""
     name = hostname.lower().rstrip(".")
-    if routes_for(name) is not None:
+    if serves(name) is not None:
         return True
-    if name in {h.lower() for h in settings.ALLOWED_HOSTS if not h.startswith(".")}:
+    if name in {h.lower() for h in settings.PLATFORM_HOSTS if not h.startswith(".")}:
         return True
     suffix = f".{settings.RUNTIME_DOMAIN}"
     if name.endswith(suffix):

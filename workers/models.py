@@ -223,6 +223,8 @@ class Domain(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     # On a back end that serves names itself (Vercel), for the worker its `/` route names:
     # null until the name is claimed there; its own challenge's records while it asks one.
+    # Serves the tenant's portal under its brand instead of workers (its routes then unused).
+    portal = models.BooleanField(default=False)
     remote_verified = models.BooleanField(null=True, blank=True)
     remote_records = models.JSONField(default=list, blank=True)
     remote_error = models.CharField(max_length=500, blank=True)

@@ -24,7 +24,12 @@ SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 # makemigrations need no real key, so the settings themselves still load.
 INSECURE_SECRET_KEY = not DEBUG and SECRET_KEY == DEV_SECRET_KEY
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# The platform's own names (ALLOWED_HOSTS in the environment). Tenants' verified portal
+# domains are served too, so the Host header is checked by workers.hosts.HostMiddleware
+# (first in MIDDLEWARE), which Django's own check would refuse: hence "*" here, as Django's
+# documentation describes for a project that validates the header itself.
+PLATFORM_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+ALLOWED_HOSTS = ["*"]
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -46,6 +51,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "workers.hosts.HostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "tenancy.middleware.UploadSizeMiddleware",
     "api.errors.JsonErrorsMiddleware",
@@ -350,7 +356,7 @@ DOMAINS_A_TARGETS = env.list("DOMAINS_A_TARGETS", default=[])
 # A domain not verified yet is looked at again this often; a verified one, this often.
 DOMAINS_PENDING_CHECK_SECONDS = env.int("DOMAINS_PENDING_CHECK_SECONDS", default=60)
 DOMAINS_RECHECK_SECONDS = env.int("DOMAINS_RECHECK_SECONDS", default=3600)
-# Names no tenant may claim (besides RUNTIME_DOMAIN, VERCEL_ALIAS_DOMAIN and ALLOWED_HOSTS,
+# Names no tenant may claim (besides RUNTIME_DOMAIN, VERCEL_ALIAS_DOMAIN and PLATFORM_HOSTS,
 # and every name under them): the operator's own domains.
 DOMAINS_RESERVED = env.list("DOMAINS_RESERVED", default=[])
 
