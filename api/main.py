@@ -18,6 +18,7 @@ from . import (
     invocations,
     logs,
     members,
+    plain_settings,
     releases,
     runs,
     secrets,
@@ -135,6 +136,7 @@ api.add_router("", invocations.router)
 api.add_router("", usage.router)
 api.add_router("", cli.router)
 api.add_router("", secrets.router)
+api.add_router("", plain_settings.router)
 api.add_router("", audit.router)
 api.add_router("", tenant_drains.router)
 api.add_router("", events.router)

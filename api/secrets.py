@@ -12,6 +12,7 @@ from tenancy.access import Action
 from tenancy.audit import record
 from tenancy.quotas import QuotaExceeded, check_room
 from workers.models import WorkerSecret
+from workers.plain_settings import is_a_setting
 from workers.secrets import NAME, encrypt
 
 from .errors import ApiError, require
@@ -78,6 +79,10 @@ def list_secrets(request, id: UUID):
 )
 def set_secret(request, id: UUID, body: SecretIn, name: str = SecretName):
     worker = worker_for(request, id, Action.MANAGE)
+    if is_a_setting(worker, name):
+        raise ApiError(
+            409, "conflict", f"{name} is a plain setting of {worker.name}: remove it first."
+        )
     try:
         if not worker.secrets.filter(name=name).exists():
             check_room(worker.tenant, "max_secrets")

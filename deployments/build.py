@@ -42,6 +42,9 @@ OUTSIDE = "__outside_the_upload__"
 CONFIG = "build.json"
 LOCK = "deno.lock"
 BUNDLE = "bundle.js"
+CONTEXT_SPECIFIER = "@functions/context"
+CONTEXT_FILE = "context.d.ts"
+CONTEXT_TYPES = Path(__file__).resolve().parents[1] / "runtime" / CONTEXT_FILE
 # The compiler options tenants' code is held to; quoted in every type-error message.
 COMPILER_OPTIONS = {"strict": True, "noImplicitAny": False}
 CHECK_RULES = "TypeScript strict mode, except that untyped parameters are allowed"
@@ -93,6 +96,9 @@ class Workspace:
         # of this machine into a directory that does not exist.
         imports["file:///"] = f"{root.as_uri()}/{OUTSIDE}/"
         imports[f"{app_url}/"] = f"{app_url}/"
+        # The platform's types (`import type { Context } from "@functions/context"`).
+        (root / CONTEXT_FILE).write_text(CONTEXT_TYPES.read_text())
+        imports[CONTEXT_SPECIFIER] = f"{root.as_uri()}/{CONTEXT_FILE}"
         config = {
             "imports": imports,
             "compilerOptions": COMPILER_OPTIONS,

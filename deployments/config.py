@@ -3,7 +3,6 @@ runtime fetches it from the internal API, the Vercel back end writes it into the
 project. Limit names come from the contract (contract.json)."""
 
 from tenancy.limits import effective_limits
-from workers.secrets import unseal
 
 
 def limits(deployment) -> dict:
@@ -40,5 +39,5 @@ def runtime_config(deployment) -> dict:
         "http": deployment.http,
         "artifact": deployment.artifact_id,
         **limits(deployment),
-        "env": unseal(deployment.secrets_sealed),
+        "env": deployment.environment(),
     }

@@ -20,6 +20,13 @@ def snapshot_secrets(worker: Worker) -> str:
     return seal(values)
 
 
+def settings_changed_since(deployment: Deployment) -> list[str]:
+    """Names of the worker's plain settings added, changed or removed after `deployment`."""
+    now = dict(deployment.worker.plain_settings.values_list("name", "value"))
+    then = deployment.plain_settings or {}
+    return sorted(name for name in now.keys() | then.keys() if now.get(name) != then.get(name))
+
+
 def secrets_changed_since(deployment: Deployment) -> list[str]:
     """Names of the worker's secrets that were added, changed or removed after `deployment`
     took its snapshot: it still runs with the old set until the next deploy."""
@@ -56,6 +63,7 @@ def deploy(
             update_lock=update_lock,
             preview_only=preview_only,
             secrets_sealed=snapshot_secrets(worker),
+            plain_settings=dict(worker.plain_settings.values_list("name", "value")),
             created_by=user if user is not None and user.is_authenticated else None,
             backend=backend or worker.tenant.backend or settings.DEFAULT_BACKEND,
         )

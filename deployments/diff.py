@@ -1,5 +1,6 @@
 """What differs between two deployments of a worker: files (a unified diff of each), pinned
-packages, the names of the secrets they were deployed with (never values)."""
+packages, plain settings (with their values), the names of the secrets they were deployed
+with (never values)."""
 
 import difflib
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class Diff:
     same_files: int
     packages: list[dict]  # {"name", "old", "new"}
     secrets: dict[str, list[str]]  # "added", "removed", "changed" -> names
+    settings: list[dict] = field(default_factory=list)  # {"name", "old", "new"}: plain values
 
 
 def unified(old: str, new: str, path: str) -> list[tuple[str, str]]:
@@ -61,4 +63,11 @@ def compare(old, new) -> Diff:
         "removed": sorted(then.keys() - now.keys()),
         "changed": sorted(k for k in now.keys() & then.keys() if now[k] != then[k]),
     }
-    return Diff(files=files, same_files=same, packages=packages, secrets=secrets)
+    before, after = old.plain_settings or {}, new.plain_settings or {}
+    changed_settings = [
+        {"name": name, "old": before.get(name), "new": after.get(name)}
+        for name in sorted(before.keys() | after.keys())
+        if before.get(name) != after.get(name)
+    ]
+    return Diff(files=files, same_files=same, packages=packages, secrets=secrets,
+                settings=changed_settings)  # fmt: skip

@@ -106,6 +106,8 @@ class Deployment(models.Model):
     functions = models.JSONField(default=list, blank=True)
     # The worker's secrets when it was deployed (encrypted): a rollback brings its set back.
     secrets_sealed = models.TextField(blank=True, editable=False)
+    # Its plain settings then (shown): name -> value.
+    plain_settings = models.JSONField(default=dict, blank=True, editable=False)
     error_message = models.TextField(blank=True)
     # Where a failed build's problems are: [{"file", "line", "column", "message"}].
     diagnostics = models.JSONField(default=list, blank=True)
@@ -148,6 +150,14 @@ class Deployment(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
+
+    def environment(self) -> dict[str, str]:
+        """What its code reads as ctx.env and process.env: its plain settings and secrets as
+        they were when it was made (a name is never both: see workers.settings)."""
+        from workers.secrets import unseal
+
+        secrets = unseal(self.secrets_sealed) if self.secrets_sealed else {}
+        return {**(self.plain_settings or {}), **secrets}
 
     @classmethod
     def latest_of(cls, workers, *deferred: str) -> dict:

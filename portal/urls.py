@@ -86,6 +86,11 @@ urlpatterns = [
     ),
     path("workers/<uuid:code>/secrets/", secrets.worker_secrets, name="worker-secrets"),
     path(
+        "workers/<uuid:code>/settings/<str:name>/delete/",
+        secrets.delete_setting,
+        name="delete-setting",
+    ),
+    path(
         "workers/<uuid:code>/secrets/<str:name>/delete/",
         secrets.delete_secret,
         name="delete-secret",

@@ -167,7 +167,11 @@ def worker_deployments(request, code):
 def worker_settings(request, code):
     """The Settings tab: visibility, secrets and deletion, each as the role allows."""
     worker = worker_for(request, code)
-    context = {"worker": worker, "secret_count": worker.secrets.count()}
+    context = {
+        "worker": worker,
+        "secret_count": worker.secrets.count(),
+        "plain_settings": list(worker.plain_settings.all()),
+    }
     return render(request, "workers/settings.html", context)
 
 

@@ -464,6 +464,12 @@ function describe(err) {
   return { name: "Error", message: typeof err === "string" ? err : format([err]), stack: "" };
 }
 
+/** What a call's code gets beside its payload or request (types: runtime/context.d.ts): the
+ * deployment's plain settings and secrets, and the call's request id. */
+function contextFor(msg) {
+  return Object.freeze({ env: globalThis.process.env, requestId: msg.id });
+}
+
 async function run(msg) {
   mark(calls.getStore());
   const done = await invoke(msg);
@@ -497,7 +503,7 @@ async function invoke(msg) {
   }
   let value;
   try {
-    value = await fn(msg.payload);
+    value = await fn(msg.payload, contextFor(msg));
   } catch (err) {
     return { t: "done", id: msg.id, ok: false, code: "function_error", error: describe(err) };
   }
@@ -552,7 +558,7 @@ async function serve(msg, mod) {
       headers,
       body: method === "GET" || method === "HEAD" ? undefined : body,
     });
-    response = await handler.fetch(request);
+    response = await handler.fetch(request, contextFor(msg));
   } catch (err) {
     return { t: "done", id: msg.id, ok: false, code: "function_error", error: describe(err) };
   }

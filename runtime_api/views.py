@@ -24,7 +24,6 @@ from tenancy.models import Tenant
 from tenancy.quotas import QuotaExceeded, told_calls_refused
 from workers.domains import may_have_certificate, serves
 from workers.models import ApiKey
-from workers.secrets import unseal
 
 
 def bearer_matches(request, secret: str) -> bool:
@@ -196,8 +195,7 @@ def deployment_secrets(request, code):
         return not_found("not_found", "Not found.")
     if not acts(deployment.tenant):
         return not_found("tenant_suspended", SUSPENDED)
-    env = unseal(deployment.secrets_sealed) if deployment.secrets_sealed else {}
-    return JsonResponse({"env": env})
+    return JsonResponse({"env": deployment.environment()})
 
 
 @require_GET

@@ -46,6 +46,7 @@ class Tenant(RuntimeLimits):
     max_drains = models.PositiveIntegerField(null=True, blank=True)
     max_event_subscriptions = models.PositiveIntegerField(null=True, blank=True)
     max_domains = models.PositiveIntegerField(null=True, blank=True)
+    max_settings = models.PositiveIntegerField(null=True, blank=True, help_text="All workers'.")
     max_secrets = models.PositiveIntegerField(null=True, blank=True, help_text="All workers'.")
     max_waiting_runs = models.PositiveIntegerField(
         null=True, blank=True, help_text="Runs queued or waiting to retry, all workers'."

@@ -29,6 +29,7 @@ HELD = {
     "max_drains": ("log drains", lambda t: t.log_drains.count()),
     "max_event_subscriptions": ("event subscriptions", lambda t: t.event_subscriptions.count()),
     "max_domains": ("domains", lambda t: t.domains.count()),
+    "max_settings": ("plain settings", lambda t: _settings(t)),
     "max_secrets": ("secrets", lambda t: _secrets(t)),
     "max_waiting_runs": (
         "runs waiting (queued or to be retried)",
@@ -60,6 +61,10 @@ def told_calls_refused(tenant: Tenant) -> None:
         quota_reached(tenant.pk, "max_invocations_per_minute",
                       f"This tenant's quota of {limit} invocations a minute was used up; calls "
                       "over it were answered 429 until the next minute.")  # fmt: skip
+
+
+def _settings(tenant: Tenant) -> int:
+    return tenant.workers.aggregate(n=Count("plain_settings"))["n"]
 
 
 def _secrets(tenant: Tenant) -> int:

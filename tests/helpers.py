@@ -18,6 +18,7 @@ GREETER = program("basics/greeter")
 NO_EXPORTS = program("basics/no_exports")
 EDGE_CASES = program("basics/edge_cases")
 SITE = program("basics/site")
+CONTEXT = program("basics/context")
 # Broken on purpose (not type-checked with the others): the build must say what is wrong.
 TYPE_ERROR = program("broken/type_error")
 SYNTAX_ERROR = program("broken/syntax_error")

@@ -190,6 +190,11 @@ def test_the_cli_journey(cli, asgi_server, runtime, start_worker, tmp_path, owne
     assert "not in production yet" in secrets.stdout
     run(cli, home, "secrets", "unset", "hello", "API_TOKEN")
     assert "No secrets" in run(cli, home, "secrets", "list", "hello").stdout
+    # Plain settings: values shown.
+    run(cli, home, "settings", "set", "hello", "FEATURE_X", "beta")
+    shown = json.loads(run(cli, home, "settings", "list", "hello", "--json").stdout)
+    assert [(s["name"], s["value"]) for s in shown["settings"]] == [("FEATURE_X", "beta")]
+    run(cli, home, "settings", "unset", "hello", "FEATURE_X")
 
     # Lists and runs, and the exit codes of what is not there or not allowed.
     names = [w["name"] for w in json.loads(run(cli, home, "list", "--json").stdout)["workers"]]

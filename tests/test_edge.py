@@ -156,9 +156,11 @@ def test_a_tenants_portal_domain_serves_its_portal_under_its_brand(
         assert api.post(f"/api/domains/{made['id']}/check").json()["status"] == "verified"
         # Before it serves the portal, the name serves workers (none yet): not found.
         assert over_https(port, context, name, "/login/").status_code == 404
-        served = api.put(f"/api/domains/{made['id']}/routes", {"routes": [], "portal": True},
-                         content_type="application/json")  # fmt: skip
-        assert served.json()["portal"] is True
+        # The CLI sets it to serve the portal.
+        cli = CliRunner(env={"FUNCTIONS_URL": live_server.url, "FUNCTIONS_TOKEN": key,
+                             "FUNCTIONS_CONFIG": "/nonexistent/none.json", "COLUMNS": "200"})  # fmt: skip
+        served = cli.invoke(functions, ["domains", "portal", name])
+        assert served.exit_code == 0 and f"Serves the portal: https://{name}/" in served.output
 
         with httpx.Client(verify=context, timeout=30, base_url=f"https://127.0.0.1:{port}",
                           headers={"host": name}) as browser:  # fmt: skip

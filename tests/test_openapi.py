@@ -308,6 +308,15 @@ def test_every_operation_answers_as_described(
     assert api("DELETE", f"{secrets}/bad-name", **admin).status_code == 400
     assert api("GET", secrets).status_code == 403  # reading values' names needs manage too
 
+    # Plain settings: values shown, to readers too; changed with manage.
+    plain = f"/api/workers/{worker.code}/settings"
+    assert api("PUT", f"{plain}/FLAG", {"value": "on"}).status_code == 403
+    assert api("PUT", f"{plain}/FLAG", {"value": "on"}, **admin).json()["value"] == "on"
+    assert api("PUT", f"{plain}/bad-name", {"value": "x"}, **admin).status_code == 400
+    assert api("GET", plain).json()["settings"][0]["value"] == "on"
+    assert api("DELETE", f"{plain}/FLAG", **admin).status_code == 204
+    assert api("DELETE", f"{plain}/FLAG", **admin).status_code == 404
+
     # The audit log (manage) and the charts' series (read), as JSON; the log as CSV too.
     log = api("GET", "/api/audit?action=secret.", **admin).json()
     assert [e["action"] for e in log["events"]] == ["secret.delete", "secret.set"]

@@ -299,7 +299,7 @@ def test_the_worker_page_is_in_tabs_each_with_its_own_url(owner_client, viewer, 
     # A viewer sees the tabs, without what only others may do.
     viewing = client_for(Client, viewer)
     settings_page = viewing.get(reverse("worker-settings", args=[worker.code])).content.decode()
-    assert "Manage secrets" not in settings_page and "Delete…" not in settings_page
+    assert "Manage settings and secrets" not in settings_page and "Delete…" not in settings_page
     assert (
         "Deploy a new version"
         not in viewing.get(reverse("worker-deployments", args=[worker.code])).content.decode()

@@ -39,7 +39,7 @@ def test_secret_is_stored_encrypted_and_never_shown(owner_client, worker):
     assert VALUE not in secret.value_encrypted and decrypt(secret.value_encrypted) == VALUE
     page = owner_client.get(reverse("worker-secrets", args=[worker.code])).content.decode()
     assert "API_TOKEN" in page and VALUE not in page and "••••" in page
-    assert add_secret(owner_client, worker, "bad-name", "x").status_code == 200  # form error
+    assert add_secret(owner_client, worker, "bad-name", "x").status_code == 400  # form error
     assert WorkerSecret.objects.count() == 1
 
 

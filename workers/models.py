@@ -198,6 +198,26 @@ class WorkerSecret(models.Model):
         return f"{self.worker} {self.name}"
 
 
+class WorkerSetting(models.Model):
+    """A plain setting of a worker (a feature flag, a public URL): shown to its members, read
+    by its code as ctx.env.NAME and process.env.NAME like a secret, and, like secrets, taken
+    into each deployment when it is made."""
+
+    worker = models.ForeignKey(Worker, models.CASCADE, related_name="plain_settings")
+    name = models.CharField(max_length=64)
+    value = models.TextField(max_length=4096, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["worker", "name"], name="unique_setting_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.worker} {self.name}"
+
+
 class Domain(models.Model):
     """A hostname of a tenant's own (api.customer.com) that serves its workers once the tenant
     has shown it holds it: a TXT record `_functions-challenge.<hostname>` holding `token`.

@@ -141,6 +141,9 @@ class Workspace:
             imports = import_map(files, self.app)
         except (ValueError, AttributeError) as exc:
             raise Problem(f"package.json or deno.json cannot be read: {exc}") from None
+        # The platform's types, as the build maps them (deployments/build.py).
+        (self.root / "context.d.ts").write_text((RUNTIME / "context.d.ts").read_text())
+        imports["@functions/context"] = (self.root / "context.d.ts").as_uri()
         config = {"imports": imports, "compilerOptions": COMPILER_OPTIONS, "nodeModulesDir": "none"}
         (self.root / "deno.json").write_text(json.dumps(config))
         return f"app/{entry_of(files)}"

@@ -10,7 +10,7 @@ from .api import FAILED, NOT_FOUND, Api, Failure
 from .common import JsonFlag, command, emit, out, signed_in
 
 app = typer.Typer(
-    help="Your own domains: list, add, check, route, unroute, remove.", no_args_is_help=True
+    help="Your own domains: list, add, check, route, unroute, portal, remove.", no_args_is_help=True
 )
 Name = Annotated[str, typer.Argument(help="The hostname, such as api.example.com.")]
 
@@ -34,6 +34,9 @@ def show(domain: dict) -> None:
         out.print("  Create at your DNS provider:")
         for record in domain["records"]:
             out.print(f"    {record['type']:5} {record['name']}  {record['value']}", markup=False)
+    if domain.get("portal"):
+        out.print(f"  Serves the portal: https://{domain['hostname']}/", markup=False)
+        return
     for route in domain["routes"]:
         out.print(f"  {route['prefix']} -> {route['worker']}", markup=False)
     if not domain["routes"]:
@@ -80,12 +83,12 @@ def check_domain(hostname: Name, as_json: JsonFlag = False):
         raise typer.Exit(FAILED)
 
 
-def change_routes(hostname: str, change) -> dict:
+def change_routes(hostname: str, change, portal: bool = False) -> dict:
     api, _ = signed_in()
     domain = domain_named(api, hostname)
     routes = {r["prefix"]: r["worker"] for r in domain["routes"]}
     change(routes)
-    body = {"routes": [{"prefix": p, "worker": w} for p, w in routes.items()]}
+    body = {"routes": [{"prefix": p, "worker": w} for p, w in routes.items()], "portal": portal}
     return api.call("PUT", f"/domains/{domain['id']}/routes", body)
 
 
@@ -116,6 +119,18 @@ def unroute(
 ):
     """Stop serving the domain's paths under PREFIX."""
     changed = change_routes(hostname, lambda routes: routes.pop(as_prefix(prefix), None))
+    emit(as_json, changed, lambda: show(changed))
+
+
+@app.command("portal")
+@command
+def portal(
+    hostname: Name,
+    off: Annotated[bool, typer.Option("--off", help="Serve its workers' routes again.")] = False,
+    as_json: JsonFlag = False,
+):
+    """Serve the tenant's portal, under its brand, at the domain (instead of workers)."""
+    changed = change_routes(hostname, lambda routes: None, portal=not off)
     emit(as_json, changed, lambda: show(changed))
 
 

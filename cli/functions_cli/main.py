@@ -2,7 +2,17 @@
 
 import typer
 
-from . import __version__, account, calling, deploying, dev, domains, reading, secrets
+from . import (
+    __version__,
+    account,
+    calling,
+    deploying,
+    dev,
+    domains,
+    plain_settings,
+    reading,
+    secrets,
+)
 
 app = typer.Typer(
     name="functions",
@@ -28,6 +38,7 @@ app.command()(reading.logs)
 app.add_typer(calling.runs, name="runs")
 app.add_typer(calling.schedules, name="schedules")
 app.add_typer(secrets.app, name="secrets")
+app.add_typer(plain_settings.app, name="settings")
 app.add_typer(domains.app, name="domains")
 
 

@@ -66,9 +66,8 @@ class LocalBackend(Backend):
     def build(self, deployment, on_step=None) -> BuildResult:
         from deployments.build import build_program
         from deployments.config import limits
-        from workers.secrets import unseal
 
-        env = unseal(deployment.secrets_sealed) if deployment.secrets_sealed else {}
+        env = deployment.environment()
         lock = "" if deployment.update_lock else deployment.lockfile
 
         built = build_program(

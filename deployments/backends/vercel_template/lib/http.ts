@@ -5,11 +5,11 @@ import { randomUUID } from "node:crypto";
 import { after } from "next/server";
 import config from "./deployment.json";
 import {
-  authorized, type Call, calls, describe, failure, HEADERS, push, secretsReady, Timeout, UNAUTHORIZED,
+  authorized, type Call, calls, contextFor, describe, failure, HEADERS, push, secretsReady, Timeout, UNAUTHORIZED,
 } from "./invoke";
 import * as worker from "./worker";
 
-type Handler = { fetch: (request: Request) => Response | Promise<Response> };
+type Handler = { fetch: (request: Request, ctx: unknown) => Response | Promise<Response> };
 
 export async function handleHttp(request: Request): Promise<Response> {
   if (!(await authorized(request))) return failure("unauthorized", UNAUTHORIZED);
@@ -47,7 +47,7 @@ export async function handleHttp(request: Request): Promise<Response> {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Timeout()), config.timeoutMs);
     });
-    const answer = await calls.run(call, () => Promise.race([Promise.resolve(handler.fetch(inner)), deadline]));
+    const answer = await calls.run(call, () => Promise.race([Promise.resolve(handler.fetch(inner, contextFor(requestId))), deadline]));
     if (!(answer instanceof Response)) throw new TypeError("The fetch handler must return a Response.");
     response = answer;
   } catch (err) {

@@ -122,6 +122,13 @@ export async function push(call: Call, invocations: object[]): Promise<void> {
 type Settings = typeof config & { secretsUrl?: string | null; keysUrl?: string; runsUrl?: string };
 const own = config as Settings;
 let secrets: Promise<boolean> | null = null;
+// The deployment's plain settings and secrets alone (process.env also holds Vercel's own).
+const ownEnv: Record<string, string> = {};
+
+/** What a call's code gets beside its payload or request (as on the local runtime). */
+export function contextFor(requestId: string) {
+  return Object.freeze({ env: Object.freeze({ ...ownEnv }), requestId });
+}
 
 async function fetchSecrets(): Promise<boolean> {
   if (!own.secretsUrl) return true;
@@ -131,7 +138,9 @@ async function fetchSecrets(): Promise<boolean> {
       signal: AbortSignal.timeout(5000),
     });
     if (!res.ok) throw new Error(`the platform answered ${res.status}`);
-    Object.assign(process.env, (await res.json()).env);
+    const env = (await res.json()).env;
+    Object.assign(process.env, env);
+    Object.assign(ownEnv, env);
     return true;
   } catch (err) {
     original.error(`this deployment's secrets could not be fetched: ${(err as Error).message}`);
@@ -275,7 +284,7 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Timeout()), config.timeoutMs);
     });
-    const value = await calls.run(call, () => Promise.race([runFunction(fn, payload), deadline]));
+    const value = await calls.run(call, () => Promise.race([runFunction(fn, payload, contextFor(requestId)), deadline]));
     const result = value === undefined ? null : value;
     try {
       const json = JSON.stringify(result);

@@ -2,9 +2,9 @@
 // inside a workflow run (lib/workflow.ts); called directly it runs once, like a plain call.
 import * as worker from "./worker";
 
-export async function runFunction(fn: string, payload: unknown): Promise<unknown> {
+export async function runFunction(fn: string, payload: unknown, ctx?: unknown): Promise<unknown> {
   "use step";
   // Through `any`: the tenant's signatures are theirs; this file never type-checks them.
   const exported: any = (worker as any)[fn];
-  return await exported(payload);
+  return await exported(payload, ctx);
 }
