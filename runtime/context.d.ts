@@ -7,6 +7,10 @@ export interface Context {
   readonly env: Readonly<Record<string, string>>;
   /** This call's id: in its answer, its console lines, its record and the portal. */
   readonly requestId: string;
+  /** Work to finish after the answer has left (flush analytics, send a mail): the call stays
+   * open until it settles, within the worker's time and CPU limits; its console lines and a
+   * failure are recorded with the call. Call it before the function returns. */
+  waitUntil(work: Promise<unknown>): void;
 }
 
 /** An exported function: `export const hello: Handler<{ name: string }> = async (p, ctx) => …`. */

@@ -465,18 +465,41 @@ function describe(err) {
 }
 
 /** What a call's code gets beside its payload or request (types: runtime/context.d.ts): the
- * deployment's plain settings and secrets, and the call's request id. */
+ * deployment's plain settings and secrets, the call's request id, and waitUntil: work that
+ * goes on after the answer has left, within the call's time and CPU limits, its lines and
+ * errors recorded with the call. */
 function contextFor(msg) {
-  return Object.freeze({ env: globalThis.process.env, requestId: msg.id });
+  const call = calls.getStore();
+  return Object.freeze({
+    env: globalThis.process.env,
+    requestId: msg.id,
+    waitUntil(work) {
+      call.waits.push(
+        Promise.resolve(work).catch((err) => {
+          console.error("Work after the answer (ctx.waitUntil) failed:", err);
+        }),
+      );
+    },
+  });
 }
 
 async function run(msg) {
-  mark(calls.getStore());
+  const call = calls.getStore();
+  mark(call);
   const done = await invoke(msg);
-  reportDropped(calls.getStore()); // before "done", so the marker is in the answer too
+  reportDropped(call); // before "done", so the marker is in the answer too
   // What the call made without counting (response bodies, Buffers) is seen here.
   if (memory.unlooked > 0 || now() - memory.lastLook > 100) lookAtMemory();
+  // Work it asked to finish after the answer: the answer leaves now, the call stays open
+  // (its deadline and CPU limit still apply) until that work has settled.
+  const waiting = call.waits.length > 0;
+  if (waiting) done.waiting = true;
   post(done);
+  if (waiting) {
+    for (let i = 0; i < call.waits.length; i++) await call.waits[i]; // more may be added meanwhile
+    reportDropped(call);
+    post({ t: "after", id: msg.id });
+  }
   inFlight--;
 }
 
@@ -679,7 +702,7 @@ port.onmessage = (event) => {
   } else if (msg.t === "calls") {
     inFlight += msg.list.length;
     for (const call of msg.list) {
-      calls.run({ id: call.id, n: call.n, fn: call.fn, seq: 0, lines: 0, dropped: 0 }, () => run(call));
+      calls.run({ id: call.id, n: call.n, fn: call.fn, seq: 0, lines: 0, dropped: 0, waits: [] }, () => run(call));
     }
   }
 };

@@ -72,6 +72,7 @@ type Pending = {
   body?: ReadableStreamDefaultController<Uint8Array>; // a fetch handler's body, streaming
   sent?: number; // its bytes so far
   answered?: boolean; // its head went out: the outcome is resolved
+  after?: boolean; // answered, and its work after the answer (ctx.waitUntil) still runs
 };
 
 export type LateLog = (
@@ -254,6 +255,22 @@ export class Isolate {
     }
     for (const [requestId, call] of this.pending) {
       if (call.deadline > now) continue;
+      if (call.after) {
+        // Its work after the answer ran past the call's time: stopped with the isolate once
+        // the isolate's other calls have ended (it takes no new ones meanwhile).
+        this.pending.delete(requestId);
+        this.lateLog(
+          this.config.id,
+          requestId,
+          "",
+          this.note(
+            "error",
+            `The work after the answer (ctx.waitUntil) did not finish within ${call.timeoutMs} ms and was stopped.`,
+          ),
+        );
+        this.retire();
+        continue;
+      }
       if (call.answered) {
         this.pending.delete(requestId);
         // A body still streaming at the deadline is cut, and the isolate stopped as for any
@@ -416,11 +433,34 @@ export class Isolate {
       );
       return;
     }
+    if (msg.t === "after") {
+      // The work it asked to finish after its answer (ctx.waitUntil) has settled.
+      this.readLines();
+      this.pending.delete(msg.id);
+      return;
+    }
     if (msg.t !== "done") return;
     const call = this.pending.get(msg.id);
     if (!call) return;
-    this.pending.delete(msg.id);
-    if (call.answered) {
+    if (msg.waiting) {
+      // The answer leaves; the call stays pending (its deadline and CPU limit hold) until
+      // its work after the answer says "after".
+      if (call.answered) {
+        try {
+          call.body?.close();
+        } catch {
+          // the caller cancelled it
+        }
+        call.body = undefined;
+        call.after = true;
+        return;
+      }
+      call.answered = true;
+      call.after = true;
+    } else {
+      this.pending.delete(msg.id);
+    }
+    if (call.answered && !msg.waiting) {
       try {
         call.body?.close();
       } catch {

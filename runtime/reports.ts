@@ -31,6 +31,7 @@ export type ReporterOptions = {
   send: Send;
   maxQueued?: number;
   batchSize?: number;
+  batchBytes?: number; // a batch's JSON stays under the control plane's body limit
   coalesceMs?: number; // after the first new report, wait this long to batch its neighbours
   retryMs?: number; // after a failed send, wait this long
   now?: () => number;
@@ -53,6 +54,9 @@ export class Reporter {
     this.o = {
       maxQueued: 50_000,
       batchSize: 2500,
+      // Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB by default): a batch
+      // over it would never land and would hold up every report behind it.
+      batchBytes: 1_000_000,
       coalesceMs: 25,
       retryMs: 1_000,
       now: Date.now,
@@ -106,7 +110,13 @@ export class Reporter {
     if (this.flushing || this.o.now() < this.backoffUntil || !this.queued.length) return;
     this.flushing = true;
     this.o.journal.sync();
-    const batch = this.queued.splice(0, this.o.batchSize);
+    let take = 0, bytes = 0;
+    while (take < this.queued.length && take < this.o.batchSize) {
+      bytes += this.queued[take].json.length + 1;
+      if (take > 0 && bytes > this.o.batchBytes) break;
+      take++;
+    }
+    const batch = this.queued.splice(0, take);
     // Each entry is JSON already (as journaled): the body is put together, not serialised again.
     const invocations = batch.filter((e) => e.kind === "I").map((e) => e.json);
     const logs = batch.filter((e) => e.kind === "L").map((e) => e.json);

@@ -108,6 +108,22 @@ Deno.test("batches are bounded", async () => {
   deepStrictEqual(plane.sent[1].body.invocations.map((i) => i.requestId), ["c"]);
 });
 
+Deno.test("a batch stays under the control plane's body limit, whatever the lines' size", async () => {
+  const plane = controlPlane();
+  const { reports } = reporter(plane, "", { batchBytes: 20_000 });
+  const long = (n: number) => ({ ...line(n), message: "x".repeat(8000) });
+  for (let n = 0; n < 5; n++) reports.line("d1", "req_a", "flood", long(n));
+  for (let i = 0; i < 3; i++) await reports.flush();
+  deepStrictEqual(plane.sent.map((s) => s.body.logs.length), [2, 2, 1]); // every line, in order
+  deepStrictEqual(plane.sent.flatMap((s) => s.body.logs.map((l) => (l as unknown as { seq: number }).seq)), [
+    0,
+    1,
+    2,
+    3,
+    4,
+  ]);
+});
+
 Deno.test("what the control plane did not acknowledge is sent by the next host from the journal", async () => {
   const dir = Deno.makeTempDirSync();
   try {

@@ -12,12 +12,13 @@ from django.urls import reverse
 from deployments.deploy import deploy, snapshot_secrets
 from deployments.diff import compare
 from deployments.tasks import build_deployment
+from telemetry.models import LogEntry
 from tenancy.models import AuditEvent
 from workers.api_keys import issue_key
 from workers.models import Worker, WorkerSecret
 from workers.secrets import encrypt
 
-from .conftest import client_for
+from .conftest import client_for, wait_for
 from .helpers import CONTEXT, GREETER, create_deployment
 
 
@@ -133,6 +134,22 @@ def test_a_call_reads_its_settings_secrets_and_request_id_from_ctx(runtime, tena
     assert answer["logs"][0]["message"] == f"call {answer['requestId']}"
     page = httpx.get(f"{base}/anything", timeout=30)
     assert page.json() == {"feature": "on", "requestId": page.headers["x-request-id"]}
+    # Work after the answer: the answer leaves first; its lines and failure are the call's.
+    done = httpx.post(f"{base}/api/invoke/later", json={"ms": 300, "fail": True}, timeout=30).json()
+    assert done["result"] == "answered" and done["logs"] == []
+    stored = LogEntry.objects.filter(request_id=done["requestId"]).order_by("id")
+    wait_for(lambda: stored.count() >= 2, 15, "the lines after the answer")
+    lines = list(stored.values_list("message", flat=True))
+    assert lines[0] == "after the answer"
+    assert "Work after the answer (ctx.waitUntil) failed: Error: the flush failed" in lines[1]
+    # ... within the call's time (2 s here): past it, stopped, and said so.
+    slow = httpx.post(f"{base}/api/invoke/later", json={"ms": 60_000}, timeout=30).json()
+    assert slow["result"] == "answered"
+    stopped = LogEntry.objects.filter(request_id=slow["requestId"])
+    wait_for(lambda: stopped.filter(message__contains="did not finish within 2000 ms").exists(),
+             15, "the after-work to be stopped")  # fmt: skip
+    assert httpx.post(f"{base}/api/invoke/greet", json={}, timeout=30).status_code == 200
+
     # A later change reaches the next deployment, not this one.
     worker.plain_settings.filter(name="FEATURE_X").update(value="off")
     again = httpx.post(f"{base}/api/invoke/greet", json={}, timeout=30).json()

@@ -19,3 +19,12 @@ const site: FetchHandler = {
   },
 };
 export default site;
+
+export async function later(payload: { ms: number; fail?: boolean }, ctx: Context) {
+  ctx.waitUntil((async () => {
+    await new Promise((resolve) => setTimeout(resolve, payload.ms));
+    console.log("after the answer");
+    if (payload.fail) throw new Error("the flush failed");
+  })());
+  return "answered";
+}

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { after } from "next/server";
 import config from "./deployment.json";
 import {
-  authorized, type Call, calls, contextFor, describe, failure, HEADERS, push, secretsReady, Timeout, UNAUTHORIZED,
+  authorized, type Call, calls, contextFor, describe, failure, finish, HEADERS, secretsReady, Timeout, UNAUTHORIZED,
 } from "./invoke";
 import * as worker from "./worker";
 
@@ -47,7 +47,7 @@ export async function handleHttp(request: Request): Promise<Response> {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Timeout()), config.timeoutMs);
     });
-    const answer = await calls.run(call, () => Promise.race([Promise.resolve(handler.fetch(inner, contextFor(requestId))), deadline]));
+    const answer = await calls.run(call, () => Promise.race([Promise.resolve(handler.fetch(inner, contextFor(call))), deadline]));
     if (!(answer instanceof Response)) throw new TypeError("The fetch handler must return a Response.");
     response = answer;
   } catch (err) {
@@ -65,7 +65,7 @@ export async function handleHttp(request: Request): Promise<Response> {
     statusCode: status, durationMs: Math.round((performance.now() - t0) * 100) / 100,
     startedAt: startedAt.toISOString(), errorMessage: error?.message ?? "",
   };
-  after(() => push(call, [invocation]));
+  after(() => finish(call, [invocation]));
   if (!response) {
     const code = status === 504 ? "timeout" : "function_error";
     return new Response(JSON.stringify({ error: { code, message: error!.message, stack: error!.stack }, requestId }), {

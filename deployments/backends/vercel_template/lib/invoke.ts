@@ -12,7 +12,15 @@ import config from "./deployment.json";
 import { runFunction } from "./step";
 
 type Line = { seq: number; level: string; message: string; timestamp: string };
-export type Call = { requestId: string; fn: string; seq: number; lines: Line[]; dropped: number; pending: Line[] };
+export type Call = {
+  requestId: string;
+  fn: string;
+  seq: number;
+  lines: Line[];
+  dropped: number;
+  pending: Line[];
+  waits?: Promise<unknown>[]; // work after the answer (ctx.waitUntil)
+};
 
 export const calls = new AsyncLocalStorage<Call>();
 const original = { ...console };
@@ -126,8 +134,25 @@ let secrets: Promise<boolean> | null = null;
 const ownEnv: Record<string, string> = {};
 
 /** What a call's code gets beside its payload or request (as on the local runtime). */
-export function contextFor(requestId: string) {
-  return Object.freeze({ env: Object.freeze({ ...ownEnv }), requestId });
+export function contextFor(call: Call) {
+  const waits = (call.waits ??= []);
+  return Object.freeze({
+    env: Object.freeze({ ...ownEnv }),
+    requestId: call.requestId,
+    waitUntil(work: Promise<unknown>) {
+      waits.push(Promise.resolve(work).catch((err) => {
+        console.error("Work after the answer (ctx.waitUntil) failed:", err);
+      }));
+    },
+  });
+}
+
+/** After the answer: the call's work after the answer settles (Vercel's own `after` keeps the
+ * function alive for it), then its lines and record go to the platform. */
+export async function finish(call: Call, invocations: object[]): Promise<void> {
+  const waits = call.waits ?? [];
+  for (let i = 0; i < waits.length; i++) await waits[i]; // more may be added meanwhile
+  await push(call, invocations);
 }
 
 async function fetchSecrets(): Promise<boolean> {
@@ -284,7 +309,7 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Timeout()), config.timeoutMs);
     });
-    const value = await calls.run(call, () => Promise.race([runFunction(fn, payload, contextFor(requestId)), deadline]));
+    const value = await calls.run(call, () => Promise.race([runFunction(fn, payload, contextFor(call)), deadline]));
     const result = value === undefined ? null : value;
     try {
       const json = JSON.stringify(result);
@@ -319,6 +344,6 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
   };
   // The rest of the lines and the invocation go out after the answer; the platform keeps
   // the function alive until they are sent.
-  after(() => push(call, [invocation]));
+  after(() => finish(call, [invocation]));
   return json(status, { ...body, logs: call.lines, durationMs, requestId }, { [HEADERS.requestId]: requestId });
 }
