@@ -16,6 +16,7 @@ from . import (
     drains,
     events,
     invocations,
+    kv,
     logs,
     members,
     plain_settings,
@@ -141,4 +142,5 @@ api.add_router("", audit.router)
 api.add_router("", tenant_drains.router)
 api.add_router("", events.router)
 api.add_router("", domains.router)
+api.add_router("", kv.router)
 api.add_router("", members.router)

@@ -5,6 +5,7 @@ with (never values)."""
 import difflib
 from dataclasses import dataclass, field
 
+from kv.models import Namespace
 from workers.secrets import unseal
 
 CONTEXT = 3
@@ -24,6 +25,7 @@ class Diff:
     packages: list[dict]  # {"name", "old", "new"}
     secrets: dict[str, list[str]]  # "added", "removed", "changed" -> names
     settings: list[dict] = field(default_factory=list)  # {"name", "old", "new"}: plain values
+    bindings: list[dict] = field(default_factory=list)  # {"name", "old", "new"}: namespace ids
 
 
 def unified(old: str, new: str, path: str) -> list[tuple[str, str]]:
@@ -70,4 +72,24 @@ def compare(old, new) -> Diff:
         if before.get(name) != after.get(name)
     ]
     return Diff(files=files, same_files=same, packages=packages, secrets=secrets,
-                settings=changed_settings)  # fmt: skip
+                settings=changed_settings, bindings=binding_changes(old, new))  # fmt: skip
+
+
+def binding_changes(old, new) -> list[dict]:
+    """Key-value bindings that differ, with their namespaces' names (or "removed")."""
+    found = changes(old.kv_bindings, new.kv_bindings)
+    codes = {c for b in found for c in (b["old"], b["new"]) if c}
+    names = {
+        str(c): n for c, n in Namespace.objects.filter(code__in=codes).values_list("code", "name")
+    }
+    return [{**b, "old": b["old"] and names.get(b["old"], "removed"),
+             "new": b["new"] and names.get(b["new"], "removed")} for b in found]  # fmt: skip
+
+
+def changes(before: dict | None, after: dict | None) -> list[dict]:
+    before, after = before or {}, after or {}
+    return [
+        {"name": name, "old": before.get(name), "new": after.get(name)}
+        for name in sorted(before.keys() | after.keys())
+        if before.get(name) != after.get(name)
+    ]

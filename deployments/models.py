@@ -108,6 +108,8 @@ class Deployment(models.Model):
     secrets_sealed = models.TextField(blank=True, editable=False)
     # Its plain settings then (shown): name -> value.
     plain_settings = models.JSONField(default=dict, blank=True, editable=False)
+    # The key-value namespaces it reaches: binding name -> namespace id (kv.models).
+    kv_bindings = models.JSONField(default=dict, blank=True, editable=False)
     error_message = models.TextField(blank=True)
     # Where a failed build's problems are: [{"file", "line", "column", "message"}].
     diagnostics = models.JSONField(default=list, blank=True)

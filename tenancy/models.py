@@ -47,6 +47,11 @@ class Tenant(RuntimeLimits):
     max_event_subscriptions = models.PositiveIntegerField(null=True, blank=True)
     max_domains = models.PositiveIntegerField(null=True, blank=True)
     max_settings = models.PositiveIntegerField(null=True, blank=True, help_text="All workers'.")
+    max_kv_namespaces = models.PositiveIntegerField(null=True, blank=True)
+    max_kv_keys = models.PositiveIntegerField(null=True, blank=True, help_text="All namespaces'.")
+    max_kv_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Keys, values and metadata of all namespaces."
+    )
     max_secrets = models.PositiveIntegerField(null=True, blank=True, help_text="All workers'.")
     max_waiting_runs = models.PositiveIntegerField(
         null=True, blank=True, help_text="Runs queued or waiting to retry, all workers'."

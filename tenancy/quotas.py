@@ -30,6 +30,7 @@ HELD = {
     "max_event_subscriptions": ("event subscriptions", lambda t: t.event_subscriptions.count()),
     "max_domains": ("domains", lambda t: t.domains.count()),
     "max_settings": ("plain settings", lambda t: _settings(t)),
+    "max_kv_namespaces": ("key-value namespaces", lambda t: t.kv_namespaces.count()),
     "max_secrets": ("secrets", lambda t: _secrets(t)),
     "max_waiting_runs": (
         "runs waiting (queued or to be retried)",

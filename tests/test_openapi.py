@@ -308,6 +308,24 @@ def test_every_operation_answers_as_described(
     assert api("DELETE", f"{secrets}/bad-name", **admin).status_code == 400
     assert api("GET", secrets).status_code == 403  # reading values' names needs manage too
 
+    # Key-value namespaces: created, written, read, listed, bound, emptied, removed.
+    made = api("POST", "/api/kv/namespaces", {"name": "cache"}, **admin).json()
+    ns = f"/api/kv/namespaces/{made['id']}"
+    assert api("GET", "/api/kv/namespaces").json()["namespaces"][0]["name"] == "cache"
+    assert api("PUT", f"{ns}/value?key=a", {"value": "1"}, **admin).json()["version"] == 1
+    assert (
+        api("PUT", f"{ns}/value?key=a", {"value": "1", "ifVersion": 0}, **admin).status_code == 409
+    )
+    assert api("GET", f"{ns}/value?key=a").json()["value"] == "1"
+    assert [k["key"] for k in api("GET", f"{ns}/keys").json()["keys"]] == ["a"]
+    bindings = f"/api/workers/{worker.code}/kv-bindings"
+    assert api("PUT", f"{bindings}/CACHE", {"namespace": made["id"]}, **admin).status_code == 200
+    assert api("GET", bindings).json()["bindings"][0]["name"] == "CACHE"
+    assert api("DELETE", f"{bindings}/CACHE", **admin).status_code == 204
+    assert api("DELETE", f"{ns}/value?key=a", **admin).status_code == 204
+    assert api("POST", f"{ns}/empty", **admin).json() == {"removed": 0}
+    assert api("DELETE", ns, **admin).status_code == 204
+
     # Plain settings: values shown, to readers too; changed with manage.
     plain = f"/api/workers/{worker.code}/settings"
     assert api("PUT", f"{plain}/FLAG", {"value": "on"}).status_code == 403

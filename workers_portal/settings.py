@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "workers_portal",
     "tenancy",
     "workers",
+    "kv",
     "deployments",
     "runs",
     "telemetry",
@@ -215,6 +216,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "telemetry.tasks.deliver_events",
         "schedule": env.float("EVENT_TICK_SECONDS", default=2.0),
     },
+    "sweep-expired-keys": {
+        "task": "kv.tasks.sweep_expired",
+        "schedule": env.float("KV_SWEEP_SECONDS", default=300.0),
+    },
     "check-domains": {
         "task": "releases.domains.check_domains",
         "schedule": env.float("DOMAINS_TICK_SECONDS", default=30.0),
@@ -386,6 +391,9 @@ QUOTA_MAX_DRAINS = env.int("QUOTA_MAX_DRAINS", default=5)
 QUOTA_MAX_EVENT_SUBSCRIPTIONS = env.int("QUOTA_MAX_EVENT_SUBSCRIPTIONS", default=10)
 QUOTA_MAX_DOMAINS = env.int("QUOTA_MAX_DOMAINS", default=20)
 QUOTA_MAX_SETTINGS = env.int("QUOTA_MAX_SETTINGS", default=500)
+QUOTA_MAX_KV_NAMESPACES = env.int("QUOTA_MAX_KV_NAMESPACES", default=10)
+QUOTA_MAX_KV_KEYS = env.int("QUOTA_MAX_KV_KEYS", default=100_000)
+QUOTA_MAX_KV_BYTES = env.int("QUOTA_MAX_KV_BYTES", default=100 * 1024 * 1024)
 QUOTA_MAX_SECRETS = env.int("QUOTA_MAX_SECRETS", default=500)
 QUOTA_MAX_WAITING_RUNS = env.int("QUOTA_MAX_WAITING_RUNS", default=1000)
 QUOTA_MAX_STORED_PAYLOAD_BYTES = env.int("QUOTA_MAX_STORED_PAYLOAD_BYTES", default=256 * 1024)

@@ -1,0 +1,168 @@
+"""The operations on a namespace, for the API now and for workers' code through the runtime:
+get, put (with a time to live and metadata), delete, list by prefix with a cursor, and an
+atomic compare-and-set for counters and locks. Bounded: keys up to 512 characters, values up
+to 1 MiB, metadata up to 1 KB of JSON; each tenant's keys and bytes within its quotas."""
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from tenancy.models import Tenant
+from tenancy.quotas import QuotaExceeded, told
+
+from .models import Entry, Namespace
+
+MAX_KEY_CHARS = 512  # characters (at most 2 KB of UTF-8): what the API can describe
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_METADATA_BYTES = 1024
+MAX_LIST = 1000
+
+
+class KvError(ValueError):
+    """What is wrong with an operation, for people (a 400; `status` 413 for a value too big)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Conflict:
+    """A compare-and-set that did not hold: the version there now (0: no such key)."""
+
+    version: int
+
+
+def live(namespace: Namespace) -> Any:
+    """Its entries that have not expired."""
+    return namespace.entries.filter(Q(expires_at=None) | Q(expires_at__gt=timezone.now()))
+
+
+def checked_key(key: str) -> str:
+    if not key:
+        raise KvError("A key cannot be empty.")
+    if len(key) > MAX_KEY_CHARS:
+        raise KvError(f"A key holds at most {MAX_KEY_CHARS} characters.")
+    if "\x00" in key:
+        raise KvError("A key cannot hold a NUL character.")
+    return key
+
+
+def get(namespace: Namespace, key: str) -> Entry | None:
+    found: Entry | None = live(namespace).filter(key=checked_key(key)).first()
+    return found
+
+
+def put(
+    namespace: Namespace,
+    key: str,
+    value: bytes,
+    ttl_seconds: float | None = None,
+    metadata: Any = None,
+    if_version: int | None = None,
+) -> Entry | Conflict:
+    """Writes the value. With `if_version`, only if the key's version is that one now (0:
+    only if there is no such key); else the version there, as a Conflict."""
+    checked_key(key)
+    if len(value) > MAX_VALUE_BYTES:
+        raise KvError(
+            f"A value holds at most {MAX_VALUE_BYTES} bytes; this one has {len(value)}.", 413
+        )
+    meta_bytes = len(json.dumps(metadata).encode()) if metadata is not None else 0
+    if meta_bytes > MAX_METADATA_BYTES:
+        raise KvError(f"Metadata holds at most {MAX_METADATA_BYTES} bytes of JSON.")
+    if ttl_seconds is not None and ttl_seconds < 1:
+        raise KvError("A time to live is at least 1 second.")
+    expires = timezone.now() + timedelta(seconds=ttl_seconds) if ttl_seconds else None
+    size = len(key.encode()) + len(value) + meta_bytes
+    tenant = namespace.tenant
+    with transaction.atomic():
+        current = Entry.objects.select_for_update().filter(namespace=namespace, key=key).first()
+        expired = (
+            current is not None
+            and current.expires_at is not None
+            and (current.expires_at <= timezone.now())
+        )
+        now_version = 0 if current is None or expired else current.version
+        if if_version is not None and if_version != now_version:
+            return Conflict(now_version)
+        room(
+            tenant,
+            adding_keys=0 if current else 1,
+            adding_bytes=size - (current.size if current else 0),
+        )
+        if current is None:
+            try:
+                with transaction.atomic():
+                    return Entry.objects.create(
+                        namespace=namespace, key=key, value=value, size=size,
+                        metadata=metadata, expires_at=expires,
+                    )  # fmt: skip
+            except IntegrityError:  # written by another call a moment before
+                there = Entry.objects.get(namespace=namespace, key=key)
+                if if_version is not None:
+                    return Conflict(there.version)
+                current = there
+        current.value, current.size, current.metadata = value, size, metadata
+        current.expires_at, current.version = expires, current.version + 1
+        current.save()
+        return current
+
+
+def delete(namespace: Namespace, key: str) -> bool:
+    return namespace.entries.filter(key=checked_key(key)).delete()[0] > 0
+
+
+def listing(
+    namespace: Namespace, prefix: str = "", cursor: str = "", limit: int = 100
+) -> tuple[list[Entry], str | None]:
+    """Entries by key from `prefix`, after `cursor`; the next page's cursor, or None."""
+    limit = max(1, min(limit, MAX_LIST))
+    found = live(namespace).filter(key__startswith=prefix).order_by("key")
+    if cursor:
+        try:
+            after = base64.urlsafe_b64decode(cursor.encode()).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise KvError("This cursor is not one this platform gave.") from None
+        found = found.filter(key__gt=after)
+    page = list(found.defer("value")[: limit + 1])
+    if len(page) > limit:
+        page = page[:limit]
+        return page, base64.urlsafe_b64encode(page[-1].key.encode()).decode()
+    return page, None
+
+
+def empty(namespace: Namespace) -> int:
+    return namespace.entries.all().delete()[0]
+
+
+def held(tenant: Tenant) -> tuple[int, int]:
+    """The tenant's keys and bytes stored (expired ones count until they are swept)."""
+    found = Entry.objects.filter(namespace__tenant=tenant).aggregate(n=Count("id"), b=Sum("size"))
+    return int(found["n"] or 0), int(found["b"] or 0)
+
+
+def room(tenant: Tenant, adding_keys: int, adding_bytes: int) -> None:
+    if adding_keys <= 0 and adding_bytes <= 0:
+        return
+    keys, size = held(tenant)
+    key_limit, byte_limit = tenant.quota("max_kv_keys"), tenant.quota("max_kv_bytes")
+    if keys + adding_keys > key_limit:
+        raise told(tenant, "max_kv_keys", QuotaExceeded(
+            f"This tenant has reached its quota of {key_limit} stored keys; delete some first, "
+            "or ask the platform's operators for a larger quota."))  # fmt: skip
+    if size + adding_bytes > byte_limit:
+        raise told(tenant, "max_kv_bytes", QuotaExceeded(
+            f"This tenant has reached its quota of {byte_limit} bytes stored; delete some "
+            "first, or ask the platform's operators for a larger quota."))  # fmt: skip
+
+
+def sweep(now: datetime | None = None) -> int:
+    """Removes expired entries (reads already skip them)."""
+    return Entry.objects.filter(expires_at__lte=now or timezone.now()).delete()[0]
