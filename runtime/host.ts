@@ -641,9 +641,12 @@ async function stop(why: string) {
   if (stopping) return;
   stopping = true;
   console.error(`runtime: host stopping (${why})`);
-  server.shutdown().catch(() => {});
+  // Calls in flight finish (their records are journaled before their answers leave), for a
+  // few seconds at most; then every queued report goes out, not just the next batch.
+  const drained = server.shutdown().catch(() => {});
+  await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 3_000))]);
   cells.stopAll();
-  await Promise.all([reports.flush(), cpu.report()]);
+  await Promise.all([reports.drain(), cpu.report()]);
   Deno.exit(0);
 }
 for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, () => stop(signal));

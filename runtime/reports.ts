@@ -101,6 +101,23 @@ export class Reporter {
     }, this.o.coalesceMs);
   }
 
+  /** At a stop: what is queued goes out, batch after batch, waiting for a batch already on
+   * its way; what cannot be sent within `ms` (or at all) stays in the journal for the next
+   * host. */
+  async drain(ms = 5_000): Promise<void> {
+    const until = Date.now() + ms;
+    while ((this.queued.length || this.flushing) && Date.now() < until) {
+      if (this.flushing) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        continue;
+      }
+      const before = this.queued.length;
+      this.backoffUntil = 0;
+      await this.flush();
+      if (this.queued.length >= before) return; // refused: the journal keeps them
+    }
+  }
+
   /** Sends one batch (and goes on while more wait). */
   async flush(): Promise<void> {
     if (!this.o.enabled) {

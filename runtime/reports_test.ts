@@ -174,3 +174,14 @@ Deno.test("CPU charges are summed per tenant and a lost answer does not count tw
   await cpu.report();
   strictEqual(sent.length, 4); // nothing new: nothing sent
 });
+
+Deno.test("at a stop, every queued report goes out, after the batch already on its way", async () => {
+  const plane = controlPlane();
+  const { reports } = reporter(plane, "", { batchSize: 2 });
+  for (const id of ["a", "b", "c", "d", "e"]) reports.invocation(record(id));
+  const first = reports.flush(); // on its way when the stop comes
+  await reports.drain();
+  await first;
+  deepStrictEqual(plane.sent.flatMap((s) => s.body.invocations.map((i) => i.requestId)), ["a", "b", "c", "d", "e"]);
+  strictEqual(reports.queued.length, 0);
+});
