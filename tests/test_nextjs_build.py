@@ -27,7 +27,10 @@ from .conftest import Process, answers, free_port, wait_for
 from .helpers import program
 
 ROOT = Path(__file__).resolve().parent.parent
-NPM_CACHE = ROOT / "var" / "npm-cache"
+# npm's downloads, kept between clones (as bin/with-test-services keeps Deno's).
+NPM_CACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "functions-platform" / "npm"
+)
 # A program as a tenant writes it: a package from npm, a second file, a fetch handler.
 SOURCE = program("nextjs_build/index")
 PAGE = program("nextjs_build/lib/page")
