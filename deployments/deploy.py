@@ -20,20 +20,32 @@ def snapshot_secrets(worker: Worker) -> str:
     return seal(values)
 
 
+def snapshot_settings(worker: Worker) -> dict[str, str]:
+    return dict(worker.plain_settings.values_list("name", "value"))
+
+
+def snapshot_bindings(worker: Worker) -> dict[str, str]:
+    """Key-value bindings: name -> namespace id."""
+    return {b.name: str(b.namespace.code) for b in worker.kv_bindings.select_related("namespace")}
+
+
+def changed_names(now: dict, then: dict) -> list[str]:
+    """Names added, changed or removed between two snapshots."""
+    return sorted(name for name in now.keys() | then.keys() if now.get(name) != then.get(name))
+
+
 def settings_changed_since(deployment: Deployment) -> list[str]:
     """Names of the worker's plain settings added, changed or removed after `deployment`."""
-    now = dict(deployment.worker.plain_settings.values_list("name", "value"))
-    then = deployment.plain_settings or {}
-    return sorted(name for name in now.keys() | then.keys() if now.get(name) != then.get(name))
+    return changed_names(snapshot_settings(deployment.worker), deployment.plain_settings or {})
 
 
 def secrets_changed_since(deployment: Deployment) -> list[str]:
     """Names of the worker's secrets that were added, changed or removed after `deployment`
     took its snapshot: it still runs with the old set until the next deploy."""
-    worker = deployment.worker
-    now = {s.name: decrypt(s.value_encrypted) for s in worker.secrets.all()}
-    then = unseal(deployment.secrets_sealed) if deployment.secrets_sealed else {}
-    return sorted(name for name in now.keys() | then.keys() if now.get(name) != then.get(name))
+    now = {s.name: decrypt(s.value_encrypted) for s in deployment.worker.secrets.all()}
+    return changed_names(
+        now, unseal(deployment.secrets_sealed) if deployment.secrets_sealed else {}
+    )
 
 
 def deploy(

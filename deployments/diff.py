@@ -65,14 +65,9 @@ def compare(old, new) -> Diff:
         "removed": sorted(then.keys() - now.keys()),
         "changed": sorted(k for k in now.keys() & then.keys() if now[k] != then[k]),
     }
-    before, after = old.plain_settings or {}, new.plain_settings or {}
-    changed_settings = [
-        {"name": name, "old": before.get(name), "new": after.get(name)}
-        for name in sorted(before.keys() | after.keys())
-        if before.get(name) != after.get(name)
-    ]
     return Diff(files=files, same_files=same, packages=packages, secrets=secrets,
-                settings=changed_settings, bindings=binding_changes(old, new))  # fmt: skip
+                settings=changes(old.plain_settings, new.plain_settings),
+                bindings=binding_changes(old, new))  # fmt: skip
 
 
 def binding_changes(old, new) -> list[dict]:

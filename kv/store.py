@@ -120,9 +120,14 @@ def delete(namespace: Namespace, key: str) -> bool:
 
 
 def listing(
-    namespace: Namespace, prefix: str = "", cursor: str = "", limit: int = 100
+    namespace: Namespace,
+    prefix: str = "",
+    cursor: str = "",
+    limit: int = 100,
+    with_values: bool = False,
 ) -> tuple[list[Entry], str | None]:
-    """Entries by key from `prefix`, after `cursor`; the next page's cursor, or None."""
+    """Entries by key from `prefix`, after `cursor` (their values only `with_values`: a value
+    may be a megabyte); the next page's cursor, or None."""
     limit = max(1, min(limit, MAX_LIST))
     found = live(namespace).filter(key__startswith=prefix).order_by("key")
     if cursor:
@@ -131,7 +136,7 @@ def listing(
         except (ValueError, UnicodeDecodeError):
             raise KvError("This cursor is not one this platform gave.") from None
         found = found.filter(key__gt=after)
-    page = list(found.defer("value")[: limit + 1])
+    page = list((found if with_values else found.defer("value"))[: limit + 1])
     if len(page) > limit:
         page = page[:limit]
         return page, base64.urlsafe_b64encode(page[-1].key.encode()).decode()

@@ -73,12 +73,11 @@ def namespace_page(request, code):
     prefix, cursor = request.GET.get("prefix", ""), request.GET.get("cursor", "")
     error = ""
     try:
-        page, after = store.listing(ns, prefix[:512], cursor[:2048], 50)
+        page, after = store.listing(ns, prefix[:512], cursor[:2048], 50, with_values=True)
     except store.KvError as exc:
         page, after, error = [], None, str(exc)
-    values = {e.pk: preview(bytes(e.value)) for e in ns.entries.filter(pk__in=[e.pk for e in page])}
     context = {
-        "ns": ns, "entries": [(e, values.get(e.pk, "")) for e in page], "prefix": prefix,
+        "ns": ns, "entries": [(e, preview(bytes(e.value))) for e in page], "prefix": prefix,
         "next": after, "error": error or request.GET.get("error", ""),
         "bindings": ns.bindings.select_related("worker"),
         "workers": Worker.objects.filter(tenant=ns.tenant).order_by("name"),

@@ -442,32 +442,21 @@ export class Isolate {
     if (msg.t !== "done") return;
     const call = this.pending.get(msg.id);
     if (!call) return;
-    if (msg.waiting) {
-      // The answer leaves; the call stays pending (its deadline and CPU limit hold) until
-      // its work after the answer says "after".
-      if (call.answered) {
-        try {
-          call.body?.close();
-        } catch {
-          // the caller cancelled it
-        }
-        call.body = undefined;
-        call.after = true;
-        return;
-      }
-      call.answered = true;
-      call.after = true;
-    } else {
-      this.pending.delete(msg.id);
-    }
-    if (call.answered && !msg.waiting) {
+    // With work after the answer (ctx.waitUntil), the call stays pending (its deadline and CPU
+    // limit hold) until that work says "after"; the answer leaves now all the same.
+    if (msg.waiting) call.after = true;
+    else this.pending.delete(msg.id);
+    if (call.answered) {
+      // A fetch handler's head went out already: its body ends here.
       try {
         call.body?.close();
       } catch {
         // the caller cancelled it
       }
+      call.body = undefined;
       return;
     }
+    call.answered = msg.waiting === true;
     if (msg.ok && msg.json.length > this.config.maxResultBytes) {
       // Length in UTF-16 units: a cheap lower bound of the UTF-8 size, enough for a cap.
       call.resolve({

@@ -67,7 +67,7 @@ def test_a_namespace_is_written_read_listed_and_emptied(tenant, settings):
             "kv.namespace.delete"} <= actions  # fmt: skip
 
 
-def test_compare_and_set_keeps_every_increment(tenant):
+def test_compare_and_set_refuses_a_stale_version_and_says_which_is_there(tenant):
     ns = Namespace.objects.create(tenant=tenant, name="counters")
     api = api_for(tenant)
     url = f"/api/kv/namespaces/{ns.code}/value?key=hits"

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from deployments.deploy import deploy, snapshot_secrets
+from deployments.deploy import deploy, snapshot_secrets, snapshot_settings
 from deployments.diff import compare
 from deployments.tasks import build_deployment
 from telemetry.models import LogEntry
@@ -26,7 +26,7 @@ def as_deploy_makes_it(worker, source):
     """A deployment row with the snapshot deploy() takes (settings and secrets), not built."""
     deployment = create_deployment(worker, source)
     deployment.secrets_sealed = snapshot_secrets(worker)
-    deployment.plain_settings = dict(worker.plain_settings.values_list("name", "value"))
+    deployment.plain_settings = snapshot_settings(worker)
     deployment.save()
     return deployment
 

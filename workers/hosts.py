@@ -9,6 +9,8 @@ from django.conf import settings
 from django.http import HttpResponseBadRequest
 from django.http.request import split_domain_port, validate_host
 
+from tenancy.models import Tenant
+
 from .models import Domain
 
 PORTAL_DOMAINS_TTL = 5.0  # seconds a process trusts its list of portal domains
@@ -21,7 +23,7 @@ def portal_domains() -> frozenset[str]:
     now = time.monotonic()
     if now - _cache[0] > PORTAL_DOMAINS_TTL:
         names = Domain.objects.filter(
-            portal=True, status=Domain.Status.VERIFIED, tenant__status="active"
+            portal=True, status=Domain.Status.VERIFIED, tenant__status=Tenant.Status.ACTIVE
         ).values_list("hostname", flat=True)
         _cache = (now, frozenset(names))
     return _cache[1]

@@ -130,14 +130,15 @@ export async function push(call: Call, invocations: object[]): Promise<void> {
 type Settings = typeof config & { secretsUrl?: string | null; keysUrl?: string; runsUrl?: string };
 const own = config as Settings;
 let secrets: Promise<boolean> | null = null;
-// The deployment's plain settings and secrets alone (process.env also holds Vercel's own).
-const ownEnv: Record<string, string> = {};
+// The deployment's plain settings and secrets alone (process.env also holds Vercel's own),
+// frozen once when fetched: every call's ctx.env is this same object.
+let ownEnv: Readonly<Record<string, string>> = Object.freeze({});
 
 /** What a call's code gets beside its payload or request (as on the local runtime). */
 export function contextFor(call: Call) {
   const waits = (call.waits ??= []);
   return Object.freeze({
-    env: Object.freeze({ ...ownEnv }),
+    env: ownEnv,
     requestId: call.requestId,
     waitUntil(work: Promise<unknown>) {
       waits.push(Promise.resolve(work).catch((err) => {
@@ -165,7 +166,7 @@ async function fetchSecrets(): Promise<boolean> {
     if (!res.ok) throw new Error(`the platform answered ${res.status}`);
     const env = (await res.json()).env;
     Object.assign(process.env, env);
-    Object.assign(ownEnv, env);
+    ownEnv = Object.freeze({ ...env });
     return true;
   } catch (err) {
     original.error(`this deployment's secrets could not be fetched: ${(err as Error).message}`);
