@@ -502,6 +502,10 @@ class UsageDayOut(Schema):
     logBytes: int
     runs: int = Field(description="Async and scheduled runs accepted.")
     cpuSeconds: float = Field(description="CPU time of the tenant's sandbox processes.")
+    kvReads: int = Field(description="Key-value reads by workers' code (cached ones too).")
+    kvWrites: int = Field(description="Key-value writes and deletes by workers' code.")
+    kvBytes: int = Field(description="Bytes the tenant's namespaces held at the day's end.")
+    queueMessages: int = Field(description="Runs enqueued by workers' code (ctx.enqueue).")
 
 
 class UsageOut(Schema):

@@ -40,6 +40,10 @@ def usage(
                 "logBytes": d.log_bytes,
                 "runs": d.runs,
                 "cpuSeconds": d.cpu_seconds,
+                "kvReads": d.kv_reads,
+                "kvWrites": d.kv_writes,
+                "kvBytes": d.kv_bytes,
+                "queueMessages": d.queue_messages,
             }  # fmt: skip
             for d in rows
         ],

@@ -40,4 +40,7 @@ def runtime_config(deployment) -> dict:
         "artifact": deployment.artifact_id,
         **limits(deployment),
         "env": deployment.environment(),
+        # Binding name -> namespace id: what ctx.kv holds (the namespace's own id only lets
+        # a host keep one cache per namespace; operations name the binding).
+        "kv": dict(deployment.kv_bindings or {}),
     }

@@ -75,11 +75,8 @@ def deploy(
             update_lock=update_lock,
             preview_only=preview_only,
             secrets_sealed=snapshot_secrets(worker),
-            plain_settings=dict(worker.plain_settings.values_list("name", "value")),
-            kv_bindings={
-                b.name: str(b.namespace.code)
-                for b in worker.kv_bindings.select_related("namespace")
-            },  # fmt: skip
+            plain_settings=snapshot_settings(worker),
+            kv_bindings=snapshot_bindings(worker),
             created_by=user if user is not None and user.is_authenticated else None,
             backend=backend or worker.tenant.backend or settings.DEFAULT_BACKEND,
         )

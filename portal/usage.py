@@ -15,7 +15,7 @@ from tenancy.access import Action
 
 from .access import require
 
-HEADERS = ["day", "invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs", "cpu_seconds"]  # fmt: skip
+HEADERS = ["day", *FIELDS]
 
 
 def day_param(text: str, default: date) -> date:
@@ -48,6 +48,7 @@ def usage_page(request):
             writer.writerow([d.day.isoformat(), *(round(getattr(d, f), 3) for f in FIELDS)])
         return response
     totals = {f: sum(getattr(d, f) for d in days) for f in FIELDS}
+    totals["kv_bytes"] = max((d.kv_bytes for d in days), default=0)  # held, not added up
     context = {"days": days, "totals": totals, "since": since, "until": until}
     # How fresh the figures are: when the meter last added them up.
     context["as_of"] = max((d.updated for d in days), default=None)

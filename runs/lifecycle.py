@@ -85,10 +85,12 @@ def accept(
     idempotency_key: str = "",
     schedule=None,
     replay_of: Run | None = None,
+    delay: float = 0.0,
 ) -> tuple[Run, bool]:
-    """Store a run and enqueue its first attempt once committed; (run, created). With an
-    idempotency key the worker has seen, the run it started then, unchanged. QuotaExceeded
-    for a payload over the tenant's stored-payload quota (413) or too many runs waiting (429)."""
+    """Store a run and enqueue its first attempt once committed (after `delay` seconds);
+    (run, created). With an idempotency key the worker has seen, the run it started then,
+    unchanged. QuotaExceeded for a payload over the tenant's stored-payload quota (413) or
+    too many runs waiting (429)."""
     worker = deployment.worker
     if idempotency_key:
         found = Run.objects.filter(worker=worker, idempotency_key=idempotency_key).first()
@@ -102,15 +104,20 @@ def accept(
                 tenant_id=deployment.tenant_id, worker=worker, deployment=deployment,
                 function=function, payload=payload, trigger=trigger, schedule=schedule,
                 replay_of=replay_of, idempotency_key=idempotency_key,
-                started_by_key=key_prefix, **policy(worker),
+                started_by_key=key_prefix, next_attempt_at=timezone.now() + timedelta(seconds=delay),
+                **policy(worker),
             )  # fmt: skip
-            enqueue(run)
+            # A message held by Celery for long is delivered again and again by Redis (its
+            # visibility timeout): a run due later than that is sent by the sweep when due.
+            if delay <= LONGEST_COUNTDOWN:
+                enqueue(run, delay)
     except IntegrityError:
         # The same key in a request that raced this one: its run is the one.
         return Run.objects.get(worker=worker, idempotency_key=idempotency_key), False
     return run, True
 
 
+LONGEST_COUNTDOWN = 10 * 60  # seconds, within the broker's visibility timeout (15 min)
 EXECUTE = "runs.tasks.execute_run"  # by name: the task module imports this one
 
 

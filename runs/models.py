@@ -57,6 +57,7 @@ class Run(models.Model):
         ASYNC = "async"
         CRON = "cron"
         REPLAY = "replay"
+        ENQUEUE = "enqueue"  # by a worker's code: ctx.enqueue
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="runs")

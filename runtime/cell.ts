@@ -6,7 +6,16 @@
 import process from "node:process";
 import { statusOf } from "./contract.ts";
 import type { FetchAnswer, FetchRequest } from "./egress.ts";
-import { type DeploymentConfig, type LogLine, type Pin, Pool, serveInternally } from "./pool.ts";
+import { type Entry, KvCache } from "./kvcache.ts";
+import {
+  type BindingAnswer,
+  type DeploymentConfig,
+  type LogLine,
+  type Pin,
+  Pool,
+  serveBindings,
+  serveInternally,
+} from "./pool.ts";
 import { fromBase64, type Message, readMessages, toBase64, Writer } from "./wire.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
@@ -55,6 +64,106 @@ const pool = new Pool(loadCode, lateLog, {
   setTimeout(() => out.drain().finally(() => Deno.exit(75)), 0); // after this turn's answers
 });
 pool.warmSpare();
+
+// --- bindings (ctx.kv, ctx.enqueue) -----------------------------------------------------------
+// Reads come from this process's cache when they can (kvcache.ts says how fresh); everything
+// else goes to the host, which asks the control plane for the deployment (the host checks it
+// gave this process that deployment). What the code did is counted for the tenant's usage.
+const cache = new KvCache(
+  Number(env("RUNTIME_KV_CACHE_MS", "1000")),
+  Number(env("RUNTIME_KV_CACHE_MB", "16")) * 1024 * 1024,
+);
+const boundWaiting = new Map<number, (answer: { status: number; body: Record<string, unknown> }) => void>();
+let nextBound = 1;
+const operations = { reads: 0, writes: 0 };
+
+function viaHost(d: string, path: "kv" | "enqueue", req: Record<string, unknown>) {
+  const n = nextBound++;
+  return new Promise<{ status: number; body: Record<string, unknown> }>((resolve) => {
+    boundWaiting.set(n, resolve);
+    out.send({ t: "bind", n, d, path, req });
+  });
+}
+
+function refused(answer: { status: number; body: Record<string, unknown> }): BindingAnswer {
+  const error = (answer.body?.error ?? {}) as { code?: string; message?: string };
+  return {
+    ok: false,
+    code: error.code ?? "control_plane_unavailable",
+    message: error.message ?? `The control plane answered ${answer.status}.`,
+  };
+}
+
+/** The entry as the isolate gets it: its own copy of the bytes, moved to it. */
+function handed(entry: Entry): BindingAnswer {
+  if (!entry.found) return { ok: true, value: { found: false } };
+  const value = entry.value!.slice().buffer;
+  return { ok: true, value: { ...entry, value }, transfer: [value] };
+}
+
+// deno-lint-ignore no-explicit-any
+serveBindings(async (config: DeploymentConfig, asked: any): Promise<BindingAnswer> => {
+  if (asked.t === "enqueue") {
+    const { function: fn, payload, worker, delay, idempotencyKey } = asked;
+    const answer = await viaHost(config.id, "enqueue", { function: fn, payload, worker, delay, idempotencyKey });
+    return answer.status === 202 ? { ok: true, value: answer.body } : refused(answer);
+  }
+  const namespace = (config.kv ?? {})[asked.b];
+  if (namespace === undefined) {
+    return {
+      ok: false,
+      code: "kv_binding_not_found",
+      message: `This deployment has no key-value binding named ${
+        String(asked.b)
+      }: bind a namespace to the worker, then deploy again.`,
+    };
+  }
+  const { op, key } = asked;
+  if (op === "get") {
+    operations.reads++;
+    const hit = cache.get(namespace, key);
+    if (hit) return handed(hit);
+  } else if (op === "list") operations.reads++;
+  else operations.writes++;
+  const req: Record<string, unknown> = { binding: asked.b, op, key };
+  let bytes: Uint8Array | undefined;
+  if (op === "put") {
+    bytes = new Uint8Array(asked.value as ArrayBuffer);
+    Object.assign(req, {
+      value: toBase64(bytes),
+      ttl: asked.ttl,
+      metadata: asked.metadata,
+      ifVersion: asked.ifVersion,
+    });
+  } else if (op === "list") Object.assign(req, { prefix: asked.prefix, cursor: asked.cursor, limit: asked.limit });
+  const answer = await viaHost(config.id, "kv", req);
+  if (answer.status !== 200) {
+    if (op === "put") cache.forget(namespace, key);
+    return refused(answer);
+  }
+  const body = answer.body;
+  if (op === "get") {
+    const entry: Entry = body.found
+      ? { ...body, found: true, value: fromBase64(body.value as string) } as Entry
+      : { found: false };
+    cache.set(namespace, key, entry);
+    return handed(entry);
+  }
+  if (op === "put") {
+    // What this process wrote is what it reads next (read-your-own-writes); a compare-and-set
+    // that did not hold says nothing of the value there now.
+    if (body.ok) {
+      cache.set(namespace, key, {
+        found: true,
+        value: bytes!,
+        metadata: asked.metadata ?? null,
+        version: body.version as number,
+        expiresAt: (body.expiresAt ?? null) as number | null,
+      });
+    } else cache.forget(namespace, key);
+  } else if (op === "delete") cache.set(namespace, key, { found: false });
+  return { ok: true, value: body };
+});
 
 // A call of one of the platform's workers goes back to the host, which serves it through the
 // same door as any other caller (its key, its quota, the callee's own sandbox).
@@ -157,6 +266,11 @@ function receive(msg: Message) {
       }
       break;
     }
+    case "bound": {
+      boundWaiting.get(msg.n as number)?.({ status: msg.status as number, body: msg.body as Record<string, unknown> });
+      boundWaiting.delete(msg.n as number);
+      break;
+    }
     case "ifetched": {
       const answer = msg.answer as FetchAnswer & { body?: string };
       internalWaiting.get(msg.n as number)?.(
@@ -178,7 +292,13 @@ function receive(msg: Message) {
 // What this process uses, all its threads together, for the host to watch and to charge.
 setInterval(() => {
   const { user, system } = process.cpuUsage();
-  out.send({ t: "usage", cpuMs: (user + system) / 1000, rss: Deno.memoryUsage().rss });
+  out.send({
+    t: "usage",
+    cpuMs: (user + system) / 1000,
+    rss: Deno.memoryUsage().rss,
+    kv: [operations.reads, operations.writes],
+  });
+  operations.reads = operations.writes = 0;
 }, 250);
 
 out.send({ t: "ready" });

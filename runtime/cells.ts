@@ -32,6 +32,10 @@ export type CellOptions = {
   lateLog: LateLog;
   internal: (req: FetchRequest, pin: Pin | undefined) => Promise<FetchAnswer> | null;
   charge: (tenant: number, cpuMs: number) => void;
+  /** A deployment's ctx.kv or ctx.enqueue, asked of the control plane. */
+  bind: (deployment: string, path: "kv" | "enqueue", req: unknown) => Promise<{ status: number; body: unknown }>;
+  /** Key-value operations a tenant's code made (cached reads too), for its usage. */
+  operations: (tenant: number, reads: number, writes: number) => void;
 };
 
 type Pending = {
@@ -237,10 +241,26 @@ export class Cell {
         });
         return;
       }
-      case "usage":
+      case "usage": {
         this.cpuMs = msg.cpuMs as number;
         this.rss = msg.rss as number;
+        const [reads, writes] = (msg.kv ?? [0, 0]) as [number, number];
+        if (this.tenant !== null && reads + writes > 0) this.options.operations(this.tenant, reads, writes);
         return;
+      }
+      case "bind": {
+        // Only for a deployment this host gave the sandbox: whatever runs in there cannot
+        // reach another tenant's bindings by naming its deployment.
+        const path = msg.path === "enqueue" ? "enqueue" : "kv";
+        const answer = this.sent.has(msg.d as string)
+          ? this.options.bind(msg.d as string, path, msg.req)
+          : Promise.resolve({
+            status: 404,
+            body: { error: { code: "deployment_not_found", message: "No such deployment." } },
+          });
+        answer.then(({ status, body }) => this.out.send({ t: "bound", n: msg.n, status, body }));
+        return;
+      }
       case "stats":
         this.stats.get(msg.n as number)?.({ isolates: msg.isolates as number, spares: msg.spares as number });
         this.stats.delete(msg.n as number);

@@ -11,6 +11,49 @@ export interface Context {
    * open until it settles, within the worker's time and CPU limits; its console lines and a
    * failure are recorded with the call. Call it before the function returns. */
   waitUntil(work: Promise<unknown>): void;
+  /** The key-value namespaces bound to this worker, by binding name (as deployed). */
+  readonly kv: Readonly<Record<string, KvNamespace>>;
+  /** A durable run of a function, of this deployment or of another worker's production
+   * (`worker`), after `delay` seconds; the same `idempotencyKey` again gives the same run.
+   * Retried by the worker's policy, shown with its runs. */
+  enqueue(
+    fn: string,
+    payload?: unknown,
+    options?: { delay?: number; idempotencyKey?: string; worker?: string },
+  ): Promise<{ runId: string; status: string }>;
+}
+
+/** Thrown by ctx.kv and ctx.enqueue: `code` is the platform's (rate_limited,
+ * quota_exceeded, kv_binding_not_found, payload_too_large, invalid_request, ...). */
+export interface BindingError extends Error {
+  readonly code: string;
+}
+
+export type KvEntry<T> = { value: T; metadata: unknown; version: number; expiresAt: Date | null };
+
+/** One namespace. Reads may be up to a second old when written through another host
+ * (never older than your own writes on this host); compare-and-set always sees the latest. */
+export interface KvNamespace {
+  get(key: string, type?: "text"): Promise<string | null>;
+  get<T = unknown>(key: string, type: "json"): Promise<T | null>;
+  get(key: string, type: "bytes"): Promise<Uint8Array | null>;
+  getWithMetadata(key: string, type?: "text"): Promise<KvEntry<string> | null>;
+  getWithMetadata<T = unknown>(key: string, type: "json"): Promise<KvEntry<T> | null>;
+  getWithMetadata(key: string, type: "bytes"): Promise<KvEntry<Uint8Array> | null>;
+  /** Text is stored as UTF-8, bytes as they are, anything else as its JSON (1 MiB at most).
+   * With `ifVersion`, written only if the key's version is that one now (0: only if there is
+   * no such key): `ok` false, with the version there, when it is not. */
+  put(
+    key: string,
+    value: string | ArrayBuffer | ArrayBufferView | unknown,
+    options?: { ttl?: number; metadata?: unknown; ifVersion?: number },
+  ): Promise<{ ok: boolean; version: number }>;
+  /** Whether there was such a key. */
+  delete(key: string): Promise<boolean>;
+  list(options?: { prefix?: string; cursor?: string; limit?: number }): Promise<{
+    keys: { name: string; metadata: unknown; version: number; expiresAt: Date | null }[];
+    cursor: string | null;
+  }>;
 }
 
 /** An exported function: `export const hello: Handler<{ name: string }> = async (p, ctx) => …`. */

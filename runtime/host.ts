@@ -139,6 +139,8 @@ setInterval(() => cpu.report(), Number(env("RUNTIME_CPU_REPORT_MS", "5000")));
 // this host's environment.
 const CELL_ENV = [
   "RUNTIME_DOMAIN",
+  "RUNTIME_KV_CACHE_MS",
+  "RUNTIME_KV_CACHE_MB",
   "RUNTIME_EGRESS_ALLOW",
   "RUNTIME_EGRESS_DENY",
   "RUNTIME_IDLE_SECONDS",
@@ -171,6 +173,19 @@ const cells = new Cells({
   lateLog: (deployment, request, fn, line) => reports.line(deployment, request, fn, line),
   internal: (req, pin) => callInternally(req, pin),
   charge: (tenant, ms) => cpu.charge(tenant, ms),
+  operations: (tenant, reads, writes) => cpu.operations(tenant, reads, writes),
+  bind: async (deployment, path, req) => {
+    try {
+      const res = await control.request(`/internal/runtime/deployments/${deployment}/${path}`, {
+        method: "POST",
+        body: JSON.stringify(req),
+      });
+      return { status: res.status, body: await res.json() };
+    } catch (err) {
+      const message = `The control plane could not be reached (${(err as Error).message}); retry.`;
+      return { status: 503, body: { error: { code: "control_plane_unavailable", message } } };
+    }
+  },
 });
 cells.warm();
 

@@ -468,11 +468,140 @@ function describe(err) {
  * deployment's plain settings and secrets, the call's request id, and waitUntil: work that
  * goes on after the answer has left, within the call's time and CPU limits, its lines and
  * errors recorded with the call. */
+// --- bindings: ctx.kv.<NAME> and ctx.enqueue ------------------------------------------------
+// Asked of the sandbox process (pool.ts, cell.ts), which answers a read from its cache or asks
+// the control plane through the host. Keys and values are checked here first, so a bad one
+// fails at once with a clear error; the control plane checks them again.
+const MAX_KEY_CHARS = 512;
+const MAX_VALUE_BYTES = 1024 * 1024;
+const decoder = new TextDecoder();
+const parseJson = JSON.parse;
+const asked = new Map();
+let askedSeq = 0;
+
+class BindingError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "BindingError";
+    this.code = code;
+  }
+}
+
+function ask(message, transfer) {
+  const call = calls.getStore();
+  const id = ++askedSeq;
+  return new Promise((resolve, reject) => {
+    asked.set(id, (answer) => {
+      mark(call);
+      if (answer.ok) resolve(answer.value);
+      else reject(new BindingError(answer.code, answer.message));
+    });
+    port.postMessage({ ...message, id, call: call?.id }, transfer ?? []); // at once: the call waits
+  });
+}
+
+function checkedKey(key) {
+  if (typeof key !== "string" || key === "") throw new TypeError("A key is a non-empty string.");
+  if (key.length > MAX_KEY_CHARS) throw new RangeError(`A key holds at most ${MAX_KEY_CHARS} characters.`);
+  return key;
+}
+
+/** A value as bytes: text as UTF-8, bytes as they are, anything else as its JSON. */
+function valueBytes(value) {
+  let bytes;
+  if (typeof value === "string") bytes = utf8(value);
+  else if (value instanceof ArrayBuffer) bytes = new NativeUint8Array(value.slice(0));
+  else if (ArrayBuffer.isView(value)) {
+    bytes = new NativeUint8Array(value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength));
+  } else {
+    const text = stringify(value);
+    if (text === undefined) throw new TypeError("This value cannot be stored: give text, bytes or JSON.");
+    bytes = utf8(text);
+  }
+  if (bytes.byteLength > MAX_VALUE_BYTES) {
+    throw new RangeError(`A value holds at most ${MAX_VALUE_BYTES} bytes; this one has ${bytes.byteLength}.`);
+  }
+  return bytes;
+}
+
+function read(bytes, type) {
+  if (type === "bytes") return bytes;
+  if (type === "json") return parseJson(decoder.decode(bytes));
+  if (type === "text" || type === undefined) return decoder.decode(bytes);
+  throw new TypeError('A value is read as "text", "json" or "bytes".');
+}
+
+const when = (ms) => (ms === null || ms === undefined ? null : new Date(ms));
+
+function namespace(binding) {
+  const kv = (op, fields, transfer) => ask({ t: "kv", b: binding, op, ...fields }, transfer);
+  return Object.freeze({
+    async get(key, type) {
+      const entry = await kv("get", { key: checkedKey(key) });
+      return entry.found ? read(new NativeUint8Array(entry.value), type) : null;
+    },
+    async getWithMetadata(key, type) {
+      const entry = await kv("get", { key: checkedKey(key) });
+      if (!entry.found) return null;
+      return {
+        value: read(new NativeUint8Array(entry.value), type),
+        metadata: entry.metadata ?? null,
+        version: entry.version,
+        expiresAt: when(entry.expiresAt),
+      };
+    },
+    async put(key, value, options) {
+      const { ttl, metadata, ifVersion } = options ?? {};
+      const bytes = valueBytes(value);
+      const written = await kv("put", { key: checkedKey(key), value: bytes.buffer, ttl, metadata, ifVersion }, [
+        bytes.buffer,
+      ]);
+      return { ok: written.ok, version: written.version };
+    },
+    async delete(key) {
+      return (await kv("delete", { key: checkedKey(key) })).deleted;
+    },
+    async list(options) {
+      const { prefix, cursor, limit } = options ?? {};
+      const page = await kv("list", { prefix: prefix ?? "", cursor: cursor ?? "", limit: limit ?? 100 });
+      return {
+        keys: page.keys.map((k) => ({
+          name: k.key,
+          metadata: k.metadata ?? null,
+          version: k.version,
+          expiresAt: when(k.expiresAt),
+        })),
+        cursor: page.cursor ?? null,
+      };
+    },
+  });
+}
+
+let kvBindings = Object.freeze({});
+
+async function enqueue(fn, payload, options) {
+  const { delay, idempotencyKey, worker } = options ?? {};
+  if (typeof fn !== "string" || fn === "") throw new TypeError("ctx.enqueue needs a function's name.");
+  const text = stringify(payload === undefined ? null : payload);
+  if (text === undefined) throw new TypeError("The payload of ctx.enqueue must be JSON.");
+  const run = await ask({
+    t: "enqueue",
+    function: fn,
+    payload: text,
+    worker: worker ?? null,
+    delay: delay ?? 0,
+    idempotencyKey: idempotencyKey ?? "",
+  });
+  return { runId: run.runId, status: run.status };
+}
+
 function contextFor(msg) {
   const call = calls.getStore();
   return Object.freeze({
     env: globalThis.process.env,
     requestId: msg.id,
+    kv: kvBindings,
+    enqueue,
     waitUntil(work) {
       call.waits.push(
         Promise.resolve(work).catch((err) => {
@@ -682,6 +811,7 @@ port.onmessage = (event) => {
       value: Object.freeze({ ...(msg.env ?? {}) }),
       configurable: true,
     });
+    kvBindings = Object.freeze(Object.fromEntries((msg.kv ?? []).map((name) => [name, namespace(name)])));
     keepMap(msg.code);
     const url = URL.createObjectURL(new Blob([msg.code], { type: "text/javascript" }));
     loaded = import(url);
@@ -696,6 +826,9 @@ port.onmessage = (event) => {
     const reader = readers.get(msg.id);
     readers.delete(msg.id);
     reader?.cancel().catch(() => {});
+  } else if (msg.t === "asked") {
+    asked.get(msg.id)?.(msg.answer);
+    asked.delete(msg.id);
   } else if (msg.t === "fetched") {
     outbound.get(msg.id)?.(msg.answer);
     outbound.delete(msg.id);

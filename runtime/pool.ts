@@ -44,6 +44,7 @@ export type DeploymentConfig = {
   maxResultBytes: number;
   memoryMb: number;
   env: Record<string, string>;
+  kv: Record<string, string>; // binding -> namespace id
 };
 // The configuration's fields are the contract's, no more and no fewer: `deno check` fails
 // here when either side changes alone (deployments/config.py is held to it by
@@ -57,6 +58,20 @@ export type Pin = { tenant: number; generation: number | null; depth: number };
 /** Serves an isolate's request in this host when it is for one of the platform's workers;
  * null when it is for the outside world (then the egress policy applies). */
 export type Internal = (req: FetchRequest, pin: Pin | undefined) => Promise<FetchAnswer> | null;
+/** What an isolate asked of its bindings (ctx.kv, ctx.enqueue): {t: "kv", b, op, key, ...} or
+ * {t: "enqueue", function, payload, ...}; answered {ok: true, value} or {ok: false, code,
+ * message}, with the buffers to move (a value read). */
+export type BindingAnswer =
+  | { ok: true; value: unknown; transfer?: ArrayBuffer[] }
+  | { ok: false; code: string; message: string };
+// deno-lint-ignore no-explicit-any
+export type Bindings = (config: DeploymentConfig, asked: any) => Promise<BindingAnswer>;
+let bindings: Bindings = () =>
+  Promise.resolve({ ok: false, code: "runtime_error", message: "Bindings are not served here." });
+export function serveBindings(handler: Bindings) {
+  bindings = handler;
+}
+
 let internal: Internal = () => null;
 export function serveInternally(handler: Internal) {
   internal = handler;
@@ -175,6 +190,7 @@ export class Isolate {
       code,
       limits,
       env: config.env ?? {},
+      kv: Object.keys(config.kv ?? {}),
       ring: this.ring.buffer,
       running: this.running.buffer,
     });
@@ -380,6 +396,15 @@ export class Isolate {
         if (!this.dead) {
           this.channel.port.postMessage({ t: "fetched", id: msg.id, answer }, answer.ok ? [answer.body] : []);
         }
+      });
+      return;
+    }
+    if (msg.t === "kv" || msg.t === "enqueue") {
+      bindings(this.config, msg).then((answer) => {
+        if (this.dead) return;
+        const transfer = answer.ok ? answer.transfer ?? [] : [];
+        const sent = answer.ok ? { ok: true, value: answer.value } : answer;
+        this.channel.port.postMessage({ t: "asked", id: msg.id, answer: sent }, transfer);
       });
       return;
     }

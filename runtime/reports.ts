@@ -171,7 +171,10 @@ export class Reporter {
 export class CpuCharges {
   private used = new Map<number, number>();
   private refused = new Set<number>();
-  private pending: { id: string; cpu: Record<string, number>; limited: number[] } | null = null;
+  private ops = new Map<number, [number, number]>(); // key-value reads and writes
+  private pending:
+    | { id: string; cpu: Record<string, number>; kv: Record<string, [number, number]>; limited: number[] }
+    | null = null;
 
   constructor(private send: Send, private enabled = true) {}
 
@@ -183,15 +186,27 @@ export class CpuCharges {
     this.refused.add(tenant);
   }
 
+  operations(tenant: number, reads: number, writes: number) {
+    const [r, w] = this.ops.get(tenant) ?? [0, 0];
+    this.ops.set(tenant, [r + reads, w + writes]);
+  }
+
   async report(): Promise<void> {
     if (!this.enabled) {
       this.refused.clear();
+      this.ops.clear();
       return this.used.clear();
     }
-    if (!this.pending && (this.used.size || this.refused.size)) {
-      this.pending = { id: crypto.randomUUID(), cpu: Object.fromEntries(this.used), limited: [...this.refused] };
+    if (!this.pending && (this.used.size || this.refused.size || this.ops.size)) {
+      this.pending = {
+        id: crypto.randomUUID(),
+        cpu: Object.fromEntries(this.used),
+        kv: Object.fromEntries(this.ops),
+        limited: [...this.refused],
+      };
       this.used.clear();
       this.refused.clear();
+      this.ops.clear();
     }
     if (!this.pending) return;
     try {

@@ -13,10 +13,14 @@
 //   {t:"ifetched", n, answer}  an internal call's     {t:"code?", artifact}  code it lacks
 //      answer                                         {t:"ifetch", n, req, pin}  a call to
 //   {t:"stats?", n}                                      another of the platform's workers
+//   {t:"bound", n, status, body}  the control       {t:"bind", n, d, path, req}  ctx.kv or
+//      plane's answer to a "bind"                      ctx.enqueue of deployment d ("kv" or
+//                                                      "enqueue": the internal API's body)
 //                                                     {t:"lines", list}  console lines, as
 //                                                        printed: [deployment, request, fn, line]
 //                                                     {t:"stats", n, isolates, spares}
-//                                                     {t:"usage", cpuMs, rss}  4 times a second
+//                                                     {t:"usage", cpuMs, rss, kv: [reads,
+//                                                        writes]}  4 times a second
 //                                                     {t:"stuck", message}  a thread that
 //                                                        could not be stopped: it exits next
 

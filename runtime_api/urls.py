@@ -12,8 +12,19 @@ urlpatterns = [
     path("edge/ask", views.edge_ask, name="edge-ask"),
     path("runtime/events", views.events),
     path("runtime/deployments/<uuid:code>/runs", views.runtime_runs),
+    path("runtime/deployments/<uuid:code>/kv", views.runtime_binding, {"what": "kv"}),
+    path("runtime/deployments/<uuid:code>/enqueue", views.runtime_binding, {"what": "enqueue"}),
     path("deployments/<uuid:code>/ingest", views.deployment_ingest, name="deployment-ingest"),
     path("deployments/<uuid:code>/secrets", views.deployment_secrets, name="deployment-secrets"),
     path("deployments/<uuid:code>/keys/<str:prefix>", views.deployment_key, name="deployment-key"),
     path("deployments/<uuid:code>/runs", views.deployment_runs, name="deployment-runs"),
+    path(
+        "deployments/<uuid:code>/kv", views.deployment_binding, {"what": "kv"}, name="deployment-kv"
+    ),
+    path(
+        "deployments/<uuid:code>/enqueue",
+        views.deployment_binding,
+        {"what": "enqueue"},
+        name="deployment-enqueue",
+    ),
 ]

@@ -25,6 +25,8 @@ from tenancy.quotas import QuotaExceeded, told_calls_refused
 from workers.domains import may_have_certificate, serves
 from workers.models import ApiKey
 
+from . import bindings
+
 
 def bearer_matches(request, secret: str) -> bool:
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
@@ -108,19 +110,29 @@ def store_batch(request, only: Deployment | None = None) -> JsonResponse:
 @runtime_only
 @require_POST
 def usage(request):
-    """A host's report of the CPU its tenants' sandboxes used, and of the tenants it refused
-    for their invocations-per-minute quota: {"id", "cpu": {tenant: ms}, "limited": [tenant]},
-    counted once per id."""
+    """A host's report of the CPU its tenants' sandboxes used, the key-value operations their
+    code made, and the tenants it refused for their invocations-per-minute quota: {"id",
+    "cpu": {tenant: ms}, "kv": {tenant: [reads, writes]}, "limited": [tenant]}, counted once
+    per id."""
     try:
         body = json.loads(request.body)
         charges = {int(tenant): float(ms) for tenant, ms in body["cpu"].items()}
+        operations = {
+            int(tenant): (int(reads), int(writes))
+            for tenant, (reads, writes) in (body.get("kv") or {}).items()
+        }
         limited = {int(tenant) for tenant in body.get("limited") or []}
         report_id = str(body["id"])
     except (ValueError, KeyError, TypeError, AttributeError):
         message = 'Bad report: expected {"id": "...", "cpu": {"<tenant>": <ms>}, "limited": []}.'
         return JsonResponse({"error": {"code": "invalid_batch", "message": message}}, status=400)
-    known = set(Tenant.objects.filter(pk__in=charges.keys() | limited).values_list("pk", flat=True))
-    counted = charge_cpu(report_id, {t: ms for t, ms in charges.items() if t in known and ms > 0})
+    named = charges.keys() | operations.keys() | limited
+    known = set(Tenant.objects.filter(pk__in=named).values_list("pk", flat=True))
+    counted = charge_cpu(
+        report_id,
+        {t: ms for t, ms in charges.items() if t in known and ms > 0},
+        operations={t: ops for t, ops in operations.items() if t in known and sum(ops) > 0},
+    )
     if counted:
         for tenant in Tenant.objects.filter(pk__in=limited & known):
             told_calls_refused(tenant)
@@ -299,3 +311,34 @@ def deployment_runs(request, code):
     if deployment is None:
         return not_found("not_found", "Not found.")
     return accept_run(deployment, request.body)
+
+
+# --- what a deployment's ctx reaches: its key-value bindings and runs it enqueues ----------
+
+
+# The code's requests, by what they ask: counted here only for a generated deployment (the
+# runtime's hosts count what their tenants' code does, cached reads too, in their reports).
+DOING = {
+    "kv": lambda deployment, raw, counted: bindings.kv_operation(deployment, raw, count=counted),
+    "enqueue": lambda deployment, raw, counted: bindings.enqueue(deployment, raw),
+}
+
+
+@runtime_only
+@require_POST
+def runtime_binding(request, code, what: str):
+    """A runtime host passes on ctx.kv or ctx.enqueue of the deployment's code."""
+    deployment = Deployment.objects.select_related("tenant", "worker").filter(code=code).first()
+    if deployment is None:
+        return not_found("deployment_not_found", "No such deployment.")
+    return DOING[what](deployment, request.body, False)
+
+
+@csrf_exempt
+@require_POST
+def deployment_binding(request, code, what: str):
+    """A generated (Vercel) deployment's ctx.kv or ctx.enqueue, with its own credential."""
+    deployment = own_deployment(request, code)
+    if deployment is None:
+        return not_found("not_found", "Not found.")
+    return DOING[what](deployment, request.body, True)

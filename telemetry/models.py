@@ -255,6 +255,12 @@ class UsageDay(models.Model):
     runs = models.PositiveBigIntegerField(default=0)
     # CPU time of the tenant's sandbox processes (all their threads), as the runtime measured.
     cpu_seconds = models.FloatField(default=0)
+    # Workers' key-value operations (cached reads included) and what their namespaces hold
+    # (at the day's last metering), and runs their code enqueued.
+    kv_reads = models.PositiveBigIntegerField(default=0)
+    kv_writes = models.PositiveBigIntegerField(default=0)
+    kv_bytes = models.PositiveBigIntegerField(default=0)
+    queue_messages = models.PositiveBigIntegerField(default=0)
     updated = models.DateTimeField(auto_now=True)
 
     objects = TenantScopedQuerySet.as_manager()
@@ -271,12 +277,14 @@ class UsageDay(models.Model):
 
 
 class CpuCharge(models.Model):
-    """CPU time the runtime charged a tenant on a day (UTC): added to as hosts report it
-    (each report once, by its id), read into the day's usage."""
+    """CPU time and key-value operations the runtime charged a tenant on a day (UTC): added
+    to as hosts report them (each report once, by its id), read into the day's usage."""
 
     tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="+")
     day = models.DateField()
     ms = models.FloatField(default=0)
+    kv_reads = models.PositiveBigIntegerField(default=0)
+    kv_writes = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         db_table = "deployments_cpucharge"

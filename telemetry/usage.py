@@ -1,6 +1,7 @@
 """Usage per tenant per day (UTC), for billing: invocations, compute (GB-seconds: each
 call's duration times its deployment's memory limit), log lines and bytes from the
-per-minute figures, build time, async runs, and the CPU time of its sandbox processes. Beat recomputes the current and the previous day
+per-minute figures, build time, async runs, the CPU time of its sandbox processes, and its
+workers' key-value reads, writes, stored bytes and enqueued runs. Beat recomputes the current and the previous day
 every few minutes (idempotent: a day's row is written whole), well before raw lines are
 pruned, so usage outlives the logs; rows are kept 13 months."""
 
@@ -12,14 +13,17 @@ from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from deployments.models import Deployment
+from kv.models import Entry
 from runs.models import Run
 from tenancy.limits import effective_limits
 
 from .models import CpuCharge, CpuReport, Metric, UsageDay
 
 FIELDS = (
-    "invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs", "cpu_seconds"
+    "invocations", "gb_seconds", "build_seconds", "log_lines", "log_bytes", "runs", "cpu_seconds",
+    "kv_reads", "kv_writes", "kv_bytes", "queue_messages",
 )  # fmt: skip
+OPERATIONS = ("kv_reads", "kv_writes")
 
 
 def day_span(day: date) -> tuple[datetime, datetime]:
@@ -71,12 +75,42 @@ def measure(day: date) -> dict[int, dict]:
     )
     for row in runs:
         used[row["tenant_id"]]["runs"] += row["n"]
+    queued = (
+        Run.objects.filter(created__gte=start, created__lt=end, trigger=Run.Trigger.ENQUEUE)
+        .values("tenant_id")
+        .annotate(n=Count("id"))
+    )
+    for row in queued:
+        used[row["tenant_id"]]["queue_messages"] += row["n"]
     for charge in CpuCharge.objects.filter(day=day):
         used[charge.tenant_id]["cpu_seconds"] += charge.ms / 1000
+        used[charge.tenant_id]["kv_reads"] += charge.kv_reads
+        used[charge.tenant_id]["kv_writes"] += charge.kv_writes
+    if day == timezone.now().date():
+        stored = Entry.objects.values("namespace__tenant_id").annotate(b=Sum("size"))
+        for row in stored:
+            used[row["namespace__tenant_id"]]["kv_bytes"] = row["b"] or 0
+    else:
+        for row in used.values():
+            del row["kv_bytes"]  # what the day ended with, written then: kept
     return used
 
 
-def charge_cpu(report_id: str, charges: dict[int, float], day: date | None = None) -> bool:
+def charge_operations(tenant_id: int, reads: int, writes: int, day: date | None = None) -> None:
+    """Adds key-value operations served to a generated (Vercel) deployment."""
+    day = day or timezone.now().date()
+    CpuCharge.objects.get_or_create(tenant_id=tenant_id, day=day)
+    CpuCharge.objects.filter(tenant_id=tenant_id, day=day).update(
+        kv_reads=F("kv_reads") + reads, kv_writes=F("kv_writes") + writes
+    )
+
+
+def charge_cpu(
+    report_id: str,
+    charges: dict[int, float],
+    day: date | None = None,
+    operations: dict[int, tuple[int, int]] | None = None,
+) -> bool:
     """Adds a runtime host's report of CPU milliseconds per tenant to the day's charges, once:
     a report sent again (its answer was lost) adds nothing. False if it was seen already."""
     day = day or timezone.now().date()
@@ -87,6 +121,8 @@ def charge_cpu(report_id: str, charges: dict[int, float], day: date | None = Non
         for tenant_id, ms in charges.items():
             CpuCharge.objects.get_or_create(tenant_id=tenant_id, day=day)
             CpuCharge.objects.filter(tenant_id=tenant_id, day=day).update(ms=F("ms") + ms)
+        for tenant_id, (reads, writes) in (operations or {}).items():
+            charge_operations(tenant_id, reads, writes, day)
     return True
 
 

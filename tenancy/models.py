@@ -52,6 +52,12 @@ class Tenant(RuntimeLimits):
     max_kv_bytes = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Keys, values and metadata of all namespaces."
     )
+    max_kv_operations_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Workers' key-value operations that reach storage."
+    )
+    max_enqueues_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs workers' code enqueues (ctx.enqueue)."
+    )
     max_secrets = models.PositiveIntegerField(null=True, blank=True, help_text="All workers'.")
     max_waiting_runs = models.PositiveIntegerField(
         null=True, blank=True, help_text="Runs queued or waiting to retry, all workers'."

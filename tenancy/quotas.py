@@ -149,4 +149,6 @@ def usage(tenant: Tenant, calls_this_minute: int | None) -> list[Usage]:
         *(Usage(noun[0].upper() + noun[1:], held(tenant), tenant.quota(quota))
           for quota, (noun, held) in HELD.items() if quota != "max_workers"),
         Usage("Largest stored payload (bytes)", None, tenant.quota("max_stored_payload_bytes")),
+        Usage("Key-value operations per minute", None, tenant.quota("max_kv_operations_per_minute")),
+        Usage("Runs enqueued by code per minute", None, tenant.quota("max_enqueues_per_minute")),
     ]  # fmt: skip
