@@ -278,3 +278,44 @@ def test_functions_dev_serves_the_folder_again_on_every_save(cli, tmp_path):
     assert dev.returncode is not None
     with pytest.raises(httpx.HTTPError):
         httpx.post(url, json={}, timeout=2)  # the runtime went with it
+
+
+COUNTING = """import type { Context } from "@functions/context";
+
+export async function count(_payload: unknown, ctx: Context) {
+  const now = (await ctx.kv.COUNTS.get<number>("n", "json")) ?? 0;
+  await ctx.kv.COUNTS.put("n", now + 1);
+  return now + 1;
+}
+
+export async function later(_payload: unknown, ctx: Context) {
+  return await ctx.enqueue("count", {});
+}
+"""
+
+
+def test_functions_dev_keeps_key_value_bindings_on_this_machine(cli, tmp_path):
+    folder = tmp_path / "counter"
+    folder.mkdir()
+    (folder / "index.ts").write_text(COUNTING)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/d/counter--dev/api/invoke"
+    dev, said = start_dev(cli, tmp_path, folder, port, "--kv", "COUNTS")
+    try:
+        assert any("ctx.kv.COUNTS" in line for line in said), said
+        assert [
+            httpx.post(f"{url}/count", json={}, timeout=30).json()["result"] for _ in range(2)
+        ] == [1, 2]
+        queued = httpx.post(f"{url}/later", json={}, timeout=30).json()
+        assert "kept by the platform: deploy to try them" in queued["error"]["message"]
+    finally:
+        dev.terminate()
+        dev.wait(15)
+    assert json.loads((folder / ".functions/kv.json").read_text())["COUNTS"]["n"]["version"] == 2
+    # The next session starts where this one ended.
+    dev, said = start_dev(cli, tmp_path, folder, port, "--kv", "COUNTS")
+    try:
+        assert httpx.post(f"{url}/count", json={}, timeout=30).json()["result"] == 3
+    finally:
+        dev.terminate()
+        dev.wait(15)

@@ -142,3 +142,24 @@ def test_code_enqueues_a_run_that_runs_later(runtime, start_worker, tenant):
                         json={"note": "x", "fn": "nope"}, timeout=30).json()  # fmt: skip
     assert failed["error"]["code"] == "function_error"
     assert 'has no function "nope"' in failed["error"]["message"]
+
+
+def test_floods_get_clear_errors_and_other_tenants_keep_being_served(
+    runtime, tenant, other_tenant, settings
+):
+    _, ns, deployment = deployed(tenant)
+    _, _, theirs = deployed(other_tenant, name="neighbour")
+    call = caller(f"{settings.RUNTIME_URL}/d/{deployment.host}")
+    neighbour = caller(f"{settings.RUNTIME_URL}/d/{theirs.host}")
+    # A key flood: the tenant's quota of keys stops it, in the code that wrote them.
+    settings.QUOTA_MAX_KV_KEYS = 20
+    flood = call("misuse", {"what": "flood"})
+    assert flood["code"] == "quota_exceeded" and "quota of 20 stored keys" in flood["message"]
+    assert store.held(tenant)[0] == 20
+    # Operations per minute: past the quota, the code is told when to retry.
+    settings.QUOTA_MAX_KV_OPERATIONS_PER_MINUTE = 5
+    settings.QUOTA_MAX_KV_KEYS = 1000
+    limited = call("misuse", {"what": "flood"})
+    assert limited["code"] == "rate_limited" and "retry in" in limited["message"]
+    # The other tenant's code reads and writes all the while.
+    assert neighbour("count", {"times": 2}) == 2

@@ -37,6 +37,7 @@ from watchfiles import watch
 
 from .api import FAILED, Failure
 from .common import command, err, out, signed_in_worker
+from .devkv import LocalKv
 from .pack import PackError, read_folder, skipped
 
 RUNTIME = Path(__file__).resolve().parent / "runtime"
@@ -233,8 +234,11 @@ class Plane:
     """The control plane as the runtime host sees it, for one worker: what its hosts
     resolve to, its code, the reports of its calls (printed), the announcements of builds."""
 
-    def __init__(self, name: str, folder: Path, limits: dict[str, int] | None = None):
+    def __init__(
+        self, name: str, folder: Path, limits: dict[str, int] | None = None, kv: list[str] = ()
+    ):
         self.name, self.folder = name, folder
+        self.kv = LocalKv(list(kv), folder / ".functions" / "kv.json")
         self.limits = {**LIMITS, **(limits or {})}
         self.token = secrets.token_urlsafe(24)
         self.build: Build | None = None
@@ -273,7 +277,8 @@ class Plane:
         config = {
             "id": build.id, "tenant": 1, "public": True, "host": self.host_of(build),
             "functions": build.functions, "http": build.http, "artifact": build.artifact,
-            **self.limits, "env": env, "alias": alias,
+            **self.limits, "env": env, "kv": {name: name for name in self.kv.bindings},
+            "alias": alias,
         }  # fmt: skip
         if alias:
             config["generation"] = 0
@@ -390,6 +395,12 @@ class Plane:
                                              "logs": len(batch.get("logs") or [])})  # fmt: skip
                 if self.path == "/internal/runtime/usage":
                     return self.answer(200, {"charged": 0})
+                if self.path.endswith("/kv"):
+                    return self.answer(*plane.kv.answer(json.loads(body or b"{}")))
+                if self.path.endswith("/enqueue"):
+                    return self.answer(501, {"error": {"code": "control_plane_unavailable",
+                        "message": "functions dev runs calls as they come; runs enqueued with "
+                        "ctx.enqueue are kept by the platform: deploy to try them."}})  # fmt: skip
                 if self.path.endswith("/runs"):
                     return self.answer(501, {"error": {"code": "control_plane_unavailable",
                         "message": "functions dev runs calls as they come; async runs "
@@ -456,8 +467,17 @@ def dev(
     name: Annotated[str, typer.Option(help="The worker's name in its URL.")] = "",
     worker: Annotated[
         str,
-        typer.Option(help="Run with this worker's limits on the platform (needs a sign-in)."),
+        typer.Option(
+            help="Run with this worker's limits and key-value bindings on the platform (needs a sign-in)."
+        ),
     ] = "",
+    kv: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kv",
+            help="A key-value binding (ctx.kv.NAME) kept on this machine, in .functions/kv.json; repeat for more.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the worker in FOLDER on this machine with the platform's own runtime, again on
     every save; console lines print here; secrets come from FOLDER/.env."""
@@ -465,14 +485,19 @@ def dev(
     if not folder.is_dir():
         raise Failure(f"{folder} is not a folder.", FAILED)
     limits = None
+    bindings = list(kv or [])
     if worker:
-        limits = {k: v for k, v in signed_in_worker(worker)[1]["limits"].items() if k in LIMITS}
+        api, found = signed_in_worker(worker)
+        limits = {k: v for k, v in found["limits"].items() if k in LIMITS}
+        # Its bindings' names only: the values here are this machine's, never the platform's.
+        listed = api.call("GET", f"/workers/{found['id']}/kv-bindings")["bindings"]
+        bindings += [b["name"] for b in listed if b["name"] not in bindings]
         name = name or worker
     # Stopped by a signal (a terminal closed, a supervisor), it stops the runtime it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGHUP, lambda *_: sys.exit(0))
     name = name or re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-") or "worker"
-    plane = Plane(name, folder, limits)
+    plane = Plane(name, folder, limits, bindings)
     with tempfile.TemporaryDirectory(prefix="functions-dev-") as tmp:
         ws = Workspace(Path(tmp))
         try:
@@ -496,6 +521,9 @@ def dev(
                 out.print(
                     f"  curl -X POST {base}/api/invoke/{first.functions[0]} -d '{{}}'", markup=False
                 )
+            if bindings:
+                out.print(f"  key-value: {', '.join(f'ctx.kv.{b}' for b in sorted(bindings))} "
+                          f"(kept in {folder / '.functions' / 'kv.json'})", style="dim", markup=False)  # fmt: skip
             out.print("Watching for changes; Ctrl-C stops.", style="dim")
             check_in_background(ws, first, plane)
             watch_and_serve(folder, ws, plane)
@@ -506,6 +534,7 @@ def dev(
             except subprocess.TimeoutExpired:
                 host.kill()
             plane.server.shutdown()
+            plane.kv.save()
 
 
 def watch_and_serve(folder: Path, ws: Workspace, plane: Plane) -> None:
