@@ -195,6 +195,22 @@ def test_the_cli_journey(cli, asgi_server, runtime, start_worker, tmp_path, owne
     shown = json.loads(run(cli, home, "settings", "list", "hello", "--json").stdout)
     assert [(s["name"], s["value"]) for s in shown["settings"]] == [("FEATURE_X", "beta")]
     run(cli, home, "settings", "unset", "hello", "FEATURE_X")
+    # Key-value: a namespace, a value with metadata, its keys, a binding, and the errors.
+    run(cli, home, "kv", "create", "cache")
+    run(cli, home, "kv", "put", "cache", "user:1", "Ann", "--ttl", "3600", "--metadata", '{"v": 1}')
+    assert run(cli, home, "kv", "get", "cache", "user:1").stdout == "Ann\n"
+    listed = json.loads(run(cli, home, "kv", "keys", "cache", "--prefix", "user:", "--json").stdout)
+    assert [(k["key"], k["metadata"], k["version"]) for k in listed["keys"]] == [("user:1", {"v": 1}, 1)]
+    stale = run(cli, home, "kv", "put", "cache", "user:1", "Bo", "--if-version", "0", check_code=6)
+    assert "version 1" in stale.stderr
+    run(cli, home, "kv", "bind", "hello", "CACHE", "cache")
+    bound = json.loads(run(cli, home, "kv", "namespaces", "--json").stdout)["namespaces"]
+    assert bound[0]["boundBy"] == [{"worker": "hello", "binding": "CACHE"}]
+    assert "unbind it first" in run(cli, home, "kv", "remove", "cache", check_code=6).stderr
+    run(cli, home, "kv", "delete", "cache", "user:1")
+    run(cli, home, "kv", "get", "cache", "user:1", check_code=4)
+    run(cli, home, "kv", "unbind", "hello", "CACHE")
+    run(cli, home, "kv", "remove", "cache")
 
     # Lists and runs, and the exit codes of what is not there or not allowed.
     names = [w["name"] for w in json.loads(run(cli, home, "list", "--json").stdout)["workers"]]

@@ -9,6 +9,7 @@ from . import (
     deploying,
     dev,
     domains,
+    kv,
     plain_settings,
     reading,
     secrets,
@@ -40,6 +41,7 @@ app.add_typer(calling.schedules, name="schedules")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(plain_settings.app, name="settings")
 app.add_typer(domains.app, name="domains")
+app.add_typer(kv.app, name="kv")
 
 
 def version(shown: bool) -> None:
