@@ -18,6 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.urls import reverse
 
+from .build import CONTEXT_TYPES
 from .config import runtime_config
 from .contract import PATH as CONTRACT_PATH
 
@@ -43,7 +44,9 @@ def template_files() -> dict[str, str]:
     for path in sorted(TEMPLATE_DIR.rglob("*")):
         if path.is_file():
             files[path.relative_to(TEMPLATE_DIR).as_posix()] = path.read_text()
-    return files
+    # The platform's types, as the local build gives them (`@functions/context`, tsconfig.json).
+    files["lib/context.d.ts"] = CONTEXT_TYPES.read_text()
+    return dict(sorted(files.items()))
 
 
 def derived(purpose: str, deployment) -> str:
@@ -85,6 +88,8 @@ def deployment_config(deployment, functions: list[str]) -> dict:
         secretsUrl=base + reverse("deployment-secrets", args=[deployment.code]) if env else None,
         keysUrl=base + reverse("deployment-key", args=[deployment.code, "-"])[:-1],
         runsUrl=base + reverse("deployment-runs", args=[deployment.code]),
+        kvUrl=base + reverse("deployment-kv", args=[deployment.code]),
+        enqueueUrl=base + reverse("deployment-enqueue", args=[deployment.code]),
     )
     return config
 

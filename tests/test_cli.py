@@ -200,7 +200,9 @@ def test_the_cli_journey(cli, asgi_server, runtime, start_worker, tmp_path, owne
     run(cli, home, "kv", "put", "cache", "user:1", "Ann", "--ttl", "3600", "--metadata", '{"v": 1}')
     assert run(cli, home, "kv", "get", "cache", "user:1").stdout == "Ann\n"
     listed = json.loads(run(cli, home, "kv", "keys", "cache", "--prefix", "user:", "--json").stdout)
-    assert [(k["key"], k["metadata"], k["version"]) for k in listed["keys"]] == [("user:1", {"v": 1}, 1)]
+    assert [(k["key"], k["metadata"], k["version"]) for k in listed["keys"]] == [
+        ("user:1", {"v": 1}, 1)
+    ]
     stale = run(cli, home, "kv", "put", "cache", "user:1", "Bo", "--if-version", "0", check_code=6)
     assert "version 1" in stale.stderr
     run(cli, home, "kv", "bind", "hello", "CACHE", "cache")

@@ -84,6 +84,8 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
     assert sorted(files) == [
         "app/[[...path]]/route.ts",
         "app/api/invoke/[fn]/route.ts",
+        "lib/bindings.ts",
+        "lib/context.d.ts",
         "lib/contract.json",
         "lib/deployment.json",
         "lib/http.ts",

@@ -1,3 +1,4 @@
+import type { Context } from "@functions/context";
 import ms from "npm:ms@2.1.3";
 import { page, refuse } from "./lib/page.ts";
 
@@ -30,6 +31,30 @@ export async function environment() {
 
 export async function secret() {
   return { value: process.env.API_SECRET ?? null };
+}
+
+/** The platform's state, as on its own runtime: a counter by compare-and-set, a value with
+ * metadata read back, and a run enqueued for later. */
+export async function tally(payload: { times: number }, ctx: Context) {
+  let value = 0;
+  for (let i = 0; i < payload.times; i++) {
+    for (;;) {
+      const now = await ctx.kv.COUNTS.getWithMetadata<number>("n", "json");
+      value = (now?.value ?? 0) + 1;
+      if ((await ctx.kv.COUNTS.put("n", value, { ifVersion: now?.version ?? 0 })).ok) break;
+    }
+  }
+  await ctx.kv.COUNTS.put("note", "kept", { metadata: { by: "tally" }, ttl: 60 });
+  const note = await ctx.kv.COUNTS.getWithMetadata("note");
+  const listed = await ctx.kv.COUNTS.list({ prefix: "n" });
+  const run = await ctx.enqueue("add", { a: 1, b: 1 }, { delay: 5, idempotencyKey: "tally" });
+  let refused = "";
+  try {
+    await ctx.kv.COUNTS.put("huge", "x".repeat(1024 * 1024 + 1));
+  } catch (err) {
+    refused = (err as Error).name;
+  }
+  return { value, note: [note?.value, note?.metadata], keys: listed.keys.map((k) => k.name), runId: run.runId, refused };
 }
 
 export async function slow() {

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { SourceMap } from "node:module";
 import { inspect } from "node:util";
 import { after } from "next/server";
+import { enqueue, kvBindings } from "./bindings";
 import contract from "./contract.json";
 import config from "./deployment.json";
 import { runFunction } from "./step";
@@ -140,6 +141,8 @@ export function contextFor(call: Call) {
   return Object.freeze({
     env: ownEnv,
     requestId: call.requestId,
+    kv: kvBindings,
+    enqueue,
     waitUntil(work: Promise<unknown>) {
       waits.push(Promise.resolve(work).catch((err) => {
         console.error("Work after the answer (ctx.waitUntil) failed:", err);
