@@ -50,7 +50,7 @@ format: setup-dev
 clean:
 	rm -rf var .pytest_cache .ruff_cache
 
-bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs, releases, runs, scale, programs
+bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs, releases, runs, key-value, scale, programs
 	bin/ensure-package wrk wrk
 	bin/ensure-package npm npm
 	cd bench && npm install --no-audit --no-fund --loglevel=error
@@ -62,6 +62,7 @@ bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), mem
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/logs.py
 	bin/with-test-services $(PY) bench/releases.py
 	bin/with-test-services $(PY) bench/runs.py
+	bin/with-test-services $(PY) bench/kv.py
 	bin/with-test-services $(PY) bench/scale.py
 	bin/with-test-services $(PY) bench/programs.py
 	bin/with-test-services $(PY) bench/idle.py

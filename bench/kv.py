@@ -69,11 +69,11 @@ def main():
 
 
 def show(results):
-    base_map, base_select = pct(results["map"], 50), pct(results["select"], 50)
+    base_select = pct(results["select"], 50)
     print(f"\nWorkers' key-value storage: {ROUNDS} calls x {PER_CALL} operations each, timed in "
-          "the isolate (ms per operation)")  # fmt: skip
-    print("| operation | p50 ms | p95 ms | p99 ms | p50 vs Map.get | p50 vs one SELECT |")
-    print("|---|---|---|---|---|---|")
+          "the isolate (ms per operation; the Map is below the timer's resolution)")  # fmt: skip
+    print("| operation | p50 ms | p95 ms | p99 ms | p50 vs one SELECT |")
+    print("|---|---|---|---|---|")
     rows = [
         ("in-isolate Map.get (baseline)", "map"),
         ("one SELECT, warm connection (baseline)", "select"),
@@ -85,7 +85,7 @@ def show(results):
         values = results[key]
         p50 = pct(values, 50)
         print(f"| {label} | {p50:.3f} | {pct(values, 95):.3f} | {pct(values, 99):.3f} | "
-              f"{p50 / base_map:.0f}x | {p50 / base_select:.1f}x |")  # fmt: skip
+              f"{p50 / base_select:.1f}x |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -83,15 +83,42 @@ def parsed(raw: bytes) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+# Every key-value operation of a worker's code comes here, so what it needs besides the entry
+# is remembered in this process for a moment: a deployment's bindings never change; a tenant's
+# status and quotas, and whether a namespace still exists, are at most this old.
+FRESH_SECONDS = 2.0
+_seen: dict[tuple[str, Any], tuple[float, Any]] = {}
+
+
+def remembered(kind: str, key: Any, load):
+    now = time.monotonic()
+    found = _seen.get((kind, key))
+    if found is not None and found[0] > now:
+        return found[1]
+    value = load()
+    if len(_seen) > 10_000:
+        _seen.clear()
+    _seen[(kind, key)] = (now + FRESH_SECONDS, value)
+    return value
+
+
+def tenant_of(deployment: Deployment) -> Tenant:
+    return remembered(
+        "tenant", deployment.tenant_id, lambda: Tenant.objects.get(pk=deployment.tenant_id)
+    )
+
+
 def bound_namespace(deployment: Deployment, binding: object) -> Namespace | None:
     """The namespace `binding` named when the deployment was made, if it still exists."""
     code = (deployment.kv_bindings or {}).get(binding) if isinstance(binding, str) else None
     if code is None:
         return None
-    found: Namespace | None = Namespace.objects.filter(
-        code=code, tenant_id=deployment.tenant_id
-    ).first()
-    return found
+    pk = remembered(
+        "namespace", (code, deployment.tenant_id),
+        lambda: Namespace.objects.filter(code=code, tenant_id=deployment.tenant_id)
+        .values_list("pk", flat=True).first(),
+    )  # fmt: skip
+    return None if pk is None else Namespace(pk=pk, code=code, tenant=tenant_of(deployment))
 
 
 def kv_operation(deployment: Deployment, raw: bytes, count: bool = False) -> JsonResponse:
@@ -99,7 +126,7 @@ def kv_operation(deployment: Deployment, raw: bytes, count: bool = False) -> Jso
     body = parsed(raw)
     if body is None:
         return error(400, "invalid_json", "Expected a JSON object.")
-    tenant = deployment.tenant
+    tenant = tenant_of(deployment)
     if not acts(tenant):
         return error(403, "tenant_suspended", SUSPENDED)
     namespace = bound_namespace(deployment, body.get("binding"))

@@ -328,7 +328,11 @@ DOING = {
 @require_POST
 def runtime_binding(request, code, what: str):
     """A runtime host passes on ctx.kv or ctx.enqueue of the deployment's code."""
-    deployment = Deployment.objects.select_related("tenant", "worker").filter(code=code).first()
+    if what == "kv":  # the hot path: what it needs of the deployment never changes
+        deployment = bindings.remembered("deployment", code, lambda: Deployment.objects.only(
+            "code", "tenant_id", "kv_bindings").filter(code=code).first())  # fmt: skip
+    else:
+        deployment = Deployment.objects.select_related("tenant", "worker").filter(code=code).first()
     if deployment is None:
         return not_found("deployment_not_found", "No such deployment.")
     return DOING[what](deployment, request.body, False)

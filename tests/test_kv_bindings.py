@@ -113,9 +113,12 @@ def test_a_deployment_reaches_only_the_namespaces_bound_to_it(settings, worker, 
         runtime_asks(settings, d, {"binding": "LATER", "op": "get", "key": "x"}).status_code == 404
     )
     # A snapshot that names another tenant's namespace (forged in the database) reaches nothing.
-    d.kv_bindings = {"COUNTERS": str(theirs.code)}
-    d.save()
-    forged = runtime_asks(settings, d, {"binding": "COUNTERS", "op": "get", "key": "secret"})
+    forged_deployment = bound(worker, mine)
+    forged_deployment.kv_bindings = {"COUNTERS": str(theirs.code)}
+    forged_deployment.save()
+    forged = runtime_asks(
+        settings, forged_deployment, {"binding": "COUNTERS", "op": "get", "key": "secret"}
+    )
     assert forged.status_code == 404
     # Without the runtime's token, or with another deployment's credential: not found.
     anyone = Client().post(
