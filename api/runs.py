@@ -1,5 +1,6 @@
-"""Durable runs in the JSON API: a run's status (the URL an async call answers with), runs and
-dead letters per worker and per tenant, replay and discard, retry policies and schedules."""
+"""Durable runs in the JSON API: a run's status (the URL an async call answers with) with its
+durable steps, runs and dead letters per worker and per tenant, replay and discard, events
+sent to runs that wait for them, retry policies and schedules."""
 
 import json
 from uuid import UUID
@@ -7,8 +8,9 @@ from uuid import UUID
 from django.http import HttpResponse
 from ninja import Query, Router, Status
 
+from runs import steps
 from runs.lifecycle import dead_letters, discard, policy, replay
-from runs.models import Run, Schedule
+from runs.models import Run, Schedule, Step
 from runs.schedules import ScheduleError, arm, check, check_quota, next_firings
 from tenancy.access import Action, can
 from tenancy.audit import record
@@ -21,6 +23,9 @@ from .schemas import (
     ReplayManyIn,
     RetryPolicyIn,
     RetryPolicyOut,
+    RunEventIn,
+    RunEventOut,
+    RunEventsIn,
     RunList,
     RunOut,
     RunStatus,
@@ -59,7 +64,9 @@ def run_json(run: Run, attempts: bool = True) -> dict:
         "payload": loads(run.payload),
         "attemptCount": run.attempts,
         "maxAttempts": run.max_attempts,
-        "nextAttemptAt": run.next_attempt_at if run.status == Run.Status.RETRYING else None,
+        "nextAttemptAt": run.next_attempt_at
+        if run.status in (Run.Status.RETRYING, *Run.PARKED)
+        else None,
         "idempotencyKey": run.idempotency_key or None,
         "replayOf": run.replay_of.code if run.replay_of_id else None,
         "schedule": run.schedule.code if run.schedule_id else None,
@@ -68,6 +75,7 @@ def run_json(run: Run, attempts: bool = True) -> dict:
         "startedAt": run.started_at,
         "finishedAt": run.finished_at,
         "attempts": [],
+        "steps": [],
     }
     if attempts:
         out["attempts"] = [
@@ -91,7 +99,18 @@ def run_json(run: Run, attempts: bool = True) -> dict:
             }  # fmt: skip
             for a in run.attempt_set.select_related("deployment")
         ]
+        out["steps"] = [step_json(s) for s in run.steps.all()]
     return out
+
+
+def step_json(s: Step) -> dict:
+    return {
+        "name": s.name, "kind": s.kind, "status": s.status, "tries": s.tries,
+        "startedAt": s.started_at, "finishedAt": s.finished_at,
+        "result": loads(s.result) if s.status == Step.Status.DONE else None,
+        "error": s.error_message or None, "until": s.until, "event": s.event or None,
+        "match": s.match, "requestId": s.request_id or None,
+    }  # fmt: skip
 
 
 RUNS = Run.objects.select_related("worker", "deployment", "replay_of", "schedule", "tenant")
@@ -212,6 +231,45 @@ def replay_run(request, id: UUID, body: ReplayIn):
         raise ApiError(409, "conflict", str(exc)) from exc
     record(request, run.tenant, "run.replay", run.worker.name, run=str(run.code), new=str(new.code))
     return Status(202, run_json(new))
+
+
+@router.post(
+    "/runs/{uuid:id}/events",
+    response={202: RunEventOut, frozenset({400, 401, 403, 404, 409, 413}): ErrorOut},
+    summary="Send an event to a run: a wait for it (ctx.step.waitForEvent) resumes the run",
+)
+def send_run_event(request, id: UUID, body: RunEventIn):
+    run = run_for(request, id, Action.INVOKE)
+    payload = json.dumps(body.payload)
+    check_size(payload)
+    if not run.in_flight:
+        raise ApiError(409, "conflict", f"This run is {run.status}: it waits for nothing.")
+    steps.send_event(run, body.name, payload, request.principal.label)
+    record(request, run.tenant, "run.event", run.worker.name, run=str(run.code), event=body.name)
+    return Status(202, {"name": body.name, "delivered": [run.code]})
+
+
+@router.post(
+    "/events",
+    response={202: RunEventOut, frozenset({400, 401, 403, 404, 413}): ErrorOut},
+    summary="Send an event to every run of a worker that waits for it now (and whose match it fits)",
+)
+def broadcast_event(request, body: RunEventsIn):
+    worker = worker_for(request, body.worker, Action.INVOKE)
+    payload = json.dumps(body.payload)
+    check_size(payload)
+    delivered = []
+    for run in steps.waiting_runs(worker.pk, body.name, payload):
+        steps.send_event(run, body.name, payload, request.principal.label)
+        delivered.append(run.code)
+    record(request, worker.tenant, "run.event", worker.name, event=body.name, runs=len(delivered))
+    return Status(202, {"name": body.name, "delivered": delivered})
+
+
+def check_size(payload: str) -> None:
+    if len(payload.encode()) > steps.MAX_RESULT_BYTES:
+        raise ApiError(413, "payload_too_large",
+                       f"An event's payload holds at most {steps.MAX_RESULT_BYTES} bytes of JSON.")  # fmt: skip
 
 
 @router.post(

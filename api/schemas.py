@@ -328,8 +328,12 @@ class FilesOut(Schema):
 
 # --- durable runs -----------------------------------------------------------------------
 
-RunStatus = Literal["queued", "running", "retrying", "succeeded", "failed", "dead"]
-Outcome = Literal["running", "ok", "error", "timeout", "limit", "permanent", "platform", "lost"]
+RunStatus = Literal[
+    "queued", "running", "retrying", "sleeping", "waiting", "succeeded", "failed", "dead"
+]
+Outcome = Literal[
+    "running", "ok", "error", "timeout", "limit", "permanent", "platform", "lost", "parked"
+]
 FUNCTION_PATTERN = r"^[A-Za-z_$][A-Za-z0-9_$]*$"
 
 
@@ -346,7 +350,8 @@ class AttemptOut(Schema):
     finishedAt: datetime | None
     outcome: Outcome = Field(
         description="ok; error (it threw), timeout, limit (memory, CPU, result size); "
-        "permanent (no retry mends it); platform (not the code's); lost (its process died)."
+        "permanent (no retry mends it); platform (not the code's); lost (its process died); "
+        "parked (its code slept or waited for an event: no failure)."
     )
     statusCode: int | None
     error: AttemptError | None
@@ -355,13 +360,42 @@ class AttemptOut(Schema):
     logs: list[dict[str, Any]]
 
 
+class StepOut(Schema):
+    name: str
+    kind: Literal["run", "sleep", "wait"]
+    status: Literal["done", "failed", "parked"]
+    tries: int
+    startedAt: datetime
+    finishedAt: datetime | None
+    result: Any = Field(None, description="What it finished with (an event's payload for a wait).")
+    error: str | None = Field(description="Its last failure, while it had not finished.")
+    until: datetime | None = Field(description="When a sleep ends, or a wait times out.")
+    event: str | None = Field(description="The event a wait waits for.")
+    match: dict[str, Any] | None = Field(description="Fields the event's payload must have.")
+    requestId: str | None = Field(description="The call that ran it last: its console lines.")
+
+
+class RunEventIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    payload: Any = Field(None, description="Any JSON: what the wait answers.")
+
+
+class RunEventOut(Schema):
+    name: str
+    delivered: list[UUID] = Field(description="The runs it was given to.")
+
+
+class RunEventsIn(RunEventIn):
+    worker: UUID = Field(description="To every run of this worker waiting for the event.")
+
+
 class RunOut(Schema):
     id: UUID
     worker: UUID
     workerName: str
     deployment: UUID
     function: str
-    trigger: Literal["async", "cron", "replay"]
+    trigger: Literal["async", "cron", "replay", "enqueue"]
     status: RunStatus
     result: Any = Field(None, description="The function's result, once succeeded.")
     error: ErrorDetail | None = Field(description="The last failure, while and after retrying.")
@@ -377,6 +411,7 @@ class RunOut(Schema):
     startedAt: datetime | None
     finishedAt: datetime | None
     attempts: list[AttemptOut] = Field(description="Every attempt (empty in lists).")
+    steps: list[StepOut] = Field(description="Its durable steps, in order (empty in lists).")
 
 
 class RunList(Schema):

@@ -10,6 +10,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from runs import steps
 from runs.lifecycle import dead_letters, discard, policy, replay
 from runs.models import Run, Schedule
 from runs.schedules import ScheduleError, arm, check, check_quota, next_firings
@@ -152,7 +153,7 @@ def run_detail(request, code):
 
 def run_page(request, run: Run, error: str = "", status: int = 200):
     attempts = list(run.attempt_set.select_related("deployment"))
-    context = {"run": run, "attempts": attempts, "result": pretty(run.result),
+    context = {"run": run, "attempts": attempts, "steps": list(run.steps.all()), "result": pretty(run.result),
                "payload": pretty(run.payload), "error": error}  # fmt: skip
     if request.htmx and request.GET.get("part") == "status":
         response = render(request, "runs/partials/status.html", context)
@@ -174,9 +175,11 @@ def pretty(text: str) -> str:
 def run_act(request, code, act):
     """Replay (on production or on its first deployment) or discard a dead letter."""
     run = run_for(request, code)
-    if act not in ("replay", "discard"):
+    if act not in ("replay", "discard", "event"):
         raise Http404("No such action.")
     require(request, Action.INVOKE, run)
+    if act == "event":
+        return send_event(request, run)
     if act == "discard":
         discard(run, request.principal.label)
         record(request, run.tenant, "run.discard", run.worker.name, run=str(run.code))
@@ -187,6 +190,26 @@ def run_act(request, code, act):
         return run_page(request, run, f"Not replayed: {exc}", status=409)
     record(request, run.tenant, "run.replay", run.worker.name, run=str(run.code), new=str(new.code))
     return redirect("run", code=new.code)
+
+
+def send_event(request, run: Run):
+    """An event for a run that waits (ctx.step.waitForEvent): its payload as JSON."""
+    name = request.POST.get("name", "").strip()
+    text = request.POST.get("payload", "").strip() or "null"
+    try:
+        json.loads(text)
+    except ValueError:
+        return run_page(request, run, "The payload is not JSON.", status=400)
+    if not 0 < len(name) <= steps.MAX_NAME or len(text.encode()) > steps.MAX_RESULT_BYTES:
+        return run_page(request, run, "An event needs a name (200 characters at most) and a "
+                        f"payload of at most {steps.MAX_RESULT_BYTES} bytes.", status=400)  # fmt: skip
+    if not run.in_flight:
+        return run_page(
+            request, run, f"This run is {run.status}: it waits for nothing.", status=409
+        )
+    steps.send_event(run, name, text, request.principal.label)
+    record(request, run.tenant, "run.event", run.worker.name, run=str(run.code), event=name)
+    return redirect("run", code=run.code)
 
 
 @login_required

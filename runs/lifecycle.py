@@ -9,6 +9,8 @@ record one outcome):
                          |--failure, attempts spent or not retryable--> dead
                          |--the function or deployment is gone--> failed
     running --lease expired (its Celery worker died)--> retrying or dead (the sweep)
+    running --its code parks it (ctx.step.sleep, waitForEvent)--> sleeping or waiting
+             --(its time, or the event it waits for)--claim--> running
 
 A run is attempted at least once and recorded succeeded at most once: a worker that dies
 mid-attempt leaves the run `running`; its lease runs out and the sweep takes it back (the
@@ -18,7 +20,7 @@ restarted) is enqueued again by the sweep once its time is past.
 
 import json
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
@@ -56,6 +58,8 @@ OUTCOMES = {
     "unauthorized": "permanent",
     "forbidden": "permanent",
     "not_found": "permanent",
+    # Its code parked it (a durable sleep or wait): no failure, no attempt spent.
+    "run_parked": "parked",
 }
 # Failures of the platform, not of the code (a host restarting, the quota, the network):
 # always retried, and they do not spend the policy's attempts, up to this many in all.
@@ -147,7 +151,7 @@ def claim(run_pk: int) -> tuple[Run, RunAttempt] | None:
     )
     with transaction.atomic():
         taken = run.transition(
-            [S.QUEUED, S.RETRYING], S.RUNNING, when={"next_attempt_at__lte": now},
+            [S.QUEUED, S.RETRYING, *Run.PARKED], S.RUNNING, when={"next_attempt_at__lte": now},
             attempts=F("attempts") + 1, lease_until=lease, started_at=run.started_at or now,
         )  # fmt: skip
         if not taken:
@@ -186,7 +190,7 @@ def execute(run_pk: int) -> str | None:
             f"Deployment {deployment.short_id} is {deployment.status}; it runs nothing.")}}  # fmt: skip
     else:
         answer = deployment.runs_on.invoke(
-            deployment, run.function, run.payload, trigger=run.trigger_header
+            deployment, run.function, run.payload, trigger=run.trigger_header, run=str(run.code)
         )
         answer_status, body = answer.status, answer.body
     return record(run, attempt, answer_status, body if isinstance(body, dict) else {})
@@ -204,6 +208,8 @@ def record(run: Run, attempt: RunAttempt, status: int, body: dict) -> str:
         request_id=str(body.get("requestId") or "")[:64], logs=logs[:1000],
     )  # fmt: skip
     this_attempt = {"attempts": attempt.number}  # a later attempt's outcome is not ours
+    if outcome == "parked":
+        return park(run, error.get("parked"), this_attempt, now)
     if outcome == "ok":
         result = json.dumps(body.get("result"))
         run.transition(S.RUNNING, S.SUCCEEDED, when=this_attempt, result=result, error_code="",
@@ -216,9 +222,31 @@ def record(run: Run, attempt: RunAttempt, status: int, body: dict) -> str:
     return retry_or_bury(run, attempt.number, outcome, code, message, now)
 
 
+def park(run: Run, parked: object, this_attempt: dict, now) -> str:
+    """Its code parked it until a time (a sleep, a wait's timeout), or an event."""
+    parked = parked if isinstance(parked, dict) else {}
+    until = now
+    if isinstance(parked.get("until"), int | float):
+        until = max(now, datetime.fromtimestamp(parked["until"] / 1000, tz=UTC))
+    status = S.WAITING if parked.get("kind") == "wait" else S.SLEEPING
+    with transaction.atomic():
+        if not run.transition(S.RUNNING, status, when=this_attempt, lease_until=None,
+                              next_attempt_at=until):  # fmt: skip
+            return status
+        # An event sent while it ran (before it parked) wakes it at once.
+        waits = run.steps.filter(kind="wait", status="parked").values_list("event", flat=True)
+        if status == S.WAITING and run.events.filter(taken_by="", name__in=list(waits)).exists():
+            run.transition(S.WAITING, S.QUEUED, next_attempt_at=now)
+            until = now
+        delay = (until - now).total_seconds()
+        if delay <= LONGEST_COUNTDOWN:
+            enqueue(run, delay)
+    return status
+
+
 def retry_or_bury(run: Run, number: int, outcome: str, code: str, message: str, now) -> str:
     """After a failed attempt: again later, or a dead letter."""
-    attempts = list(run.attempt_set.values_list("outcome", flat=True))
+    attempts = [o for o in run.attempt_set.values_list("outcome", flat=True) if o != "parked"]
     platform = sum(1 for o in attempts if o in ("platform", "lost"))
     counted = len(attempts) - platform
     if outcome in ("platform", "lost"):
@@ -258,7 +286,8 @@ def sweep() -> dict[str, int]:
         taken_back += 1
     late = now - timedelta(seconds=settings.RUN_LEASE_MARGIN_SECONDS)
     lost = list(
-        acting(Run.objects.filter(status__in=[S.QUEUED, S.RETRYING], next_attempt_at__lt=late))
+        acting(Run.objects.filter(status__in=[S.QUEUED, S.RETRYING, *Run.PARKED],
+                                  next_attempt_at__lt=late))
         .values_list("pk", flat=True)[:1000]
     )  # fmt: skip
     for pk in lost:

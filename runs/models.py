@@ -50,8 +50,15 @@ class Run(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"  # a failure no retry can mend (the function or deployment is gone)
         DEAD = "dead"  # the function kept failing: a dead letter, to replay or discard
+        # Parked by its code (ctx.step): no isolate holds it; it resumes at next_attempt_at,
+        # or when the event it waits for is sent.
+        SLEEPING = "sleeping"
+        WAITING = "waiting"
 
-    IN_FLIGHT = frozenset({Status.QUEUED, Status.RUNNING, Status.RETRYING})
+    IN_FLIGHT = frozenset(
+        {Status.QUEUED, Status.RUNNING, Status.RETRYING, Status.SLEEPING, Status.WAITING}
+    )
+    PARKED = frozenset({Status.SLEEPING, Status.WAITING})
 
     class Trigger(models.TextChoices):
         ASYNC = "async"
@@ -197,3 +204,57 @@ class RunAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run} #{self.number}"
+
+
+class Step(models.Model):
+    """One durable step of a run (ctx.step in its code), as its journal keeps it: a step that
+    finished is never run again; its result is given back on every resume and retry."""
+
+    class Kind(models.TextChoices):
+        RUN = "run"
+        SLEEP = "sleep"
+        WAIT = "wait"  # for an event
+
+    class Status(models.TextChoices):
+        DONE = "done"
+        FAILED = "failed"  # its last try threw: tried again with the run
+        PARKED = "parked"  # a sleep or a wait not over yet
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.RUN)
+    status = models.CharField(max_length=8, choices=Status.choices)
+    tries = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.TextField(blank=True)  # JSON text
+    error_message = models.TextField(blank=True)
+    until = models.DateTimeField(null=True, blank=True)  # a sleep's end, a wait's timeout
+    event = models.CharField(max_length=200, blank=True)  # what a wait waits for
+    match = models.JSONField(null=True, blank=True)  # {field: value} the event's payload must have
+    request_id = models.CharField(max_length=64, blank=True)  # the call that ran it last
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="one_step_per_name")]
+
+    def __str__(self) -> str:
+        return f"{self.run} {self.name}"
+
+
+class RunEvent(models.Model):
+    """An event sent to a run (the API, the portal, the CLI, ctx.sendEvent): a wait for its
+    name takes the first one it matches, sent before the wait or after."""
+
+    run = models.ForeignKey(Run, models.CASCADE, related_name="events")
+    name = models.CharField(max_length=200)
+    payload = models.TextField(default="null")  # JSON text
+    sent_by = models.CharField(max_length=200, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    taken_by = models.CharField(max_length=200, blank=True)  # the wait that took it
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.run} {self.name}"

@@ -77,7 +77,7 @@ const boundWaiting = new Map<number, (answer: { status: number; body: Record<str
 let nextBound = 1;
 const operations = { reads: 0, writes: 0 };
 
-function viaHost(d: string, path: "kv" | "enqueue", req: Record<string, unknown>) {
+function viaHost(d: string, path: "kv" | "enqueue" | "steps", req: Record<string, unknown>) {
   const n = nextBound++;
   return new Promise<{ status: number; body: Record<string, unknown> }>((resolve) => {
     boundWaiting.set(n, resolve);
@@ -103,6 +103,19 @@ function handed(entry: Entry): BindingAnswer {
 
 // deno-lint-ignore no-explicit-any
 serveBindings(async (config: DeploymentConfig, asked: any): Promise<BindingAnswer> => {
+  if (asked.t === "step") {
+    if (!asked.run) {
+      return {
+        ok: false,
+        code: "not_a_run",
+        message:
+          "ctx.step keeps its steps in a durable run: call this function as a run (Prefer: respond-async, a schedule, ctx.enqueue).",
+      };
+    }
+    const { run, request, op, name, result, error, until, event, match } = asked;
+    const answer = await viaHost(config.id, "steps", { run, request, op, name, result, error, until, event, match });
+    return answer.status === 200 ? { ok: true, value: answer.body } : refused(answer);
+  }
   if (asked.t === "enqueue") {
     const { function: fn, payload, worker, delay, idempotencyKey } = asked;
     const answer = await viaHost(config.id, "enqueue", { function: fn, payload, worker, delay, idempotencyKey });

@@ -33,7 +33,11 @@ export type CellOptions = {
   internal: (req: FetchRequest, pin: Pin | undefined) => Promise<FetchAnswer> | null;
   charge: (tenant: number, cpuMs: number) => void;
   /** A deployment's ctx.kv or ctx.enqueue, asked of the control plane. */
-  bind: (deployment: string, path: "kv" | "enqueue", req: unknown) => Promise<{ status: number; body: unknown }>;
+  bind: (
+    deployment: string,
+    path: "kv" | "enqueue" | "steps",
+    req: unknown,
+  ) => Promise<{ status: number; body: unknown }>;
   /** Key-value operations a tenant's code made (cached reads too), for its usage. */
   operations: (tenant: number, reads: number, writes: number) => void;
 };
@@ -251,7 +255,7 @@ export class Cell {
       case "bind": {
         // Only for a deployment this host gave the sandbox: whatever runs in there cannot
         // reach another tenant's bindings by naming its deployment.
-        const path = msg.path === "enqueue" ? "enqueue" : "kv";
+        const path = msg.path === "enqueue" ? "enqueue" : msg.path === "steps" ? "steps" : "kv";
         const answer = this.sent.has(msg.d as string)
           ? this.options.bind(msg.d as string, path, msg.req)
           : Promise.resolve({

@@ -21,6 +21,25 @@ export interface Context {
     payload?: unknown,
     options?: { delay?: number; idempotencyKey?: string; worker?: string },
   ): Promise<{ runId: string; status: string }>;
+  /** Durable steps, in a run's calls (an async call, a schedule, ctx.enqueue); elsewhere they
+   * throw. The function runs again from the top on every attempt and resume: a step the run
+   * finished gives back its result without running. Step names are unique in a run. */
+  readonly step: Steps;
+}
+
+export interface Steps {
+  /** Runs `work` once per run; its JSON result is remembered. When it throws, the run is
+   * retried by the worker's policy (finished steps are not run again). */
+  run<T>(name: string, work: () => T | Promise<T>): Promise<T>;
+  /** Parks the run (no isolate held) for a duration: ms, or "10s", "5 minutes", "3 days". */
+  sleep(name: string, duration: number | string): Promise<void>;
+  sleepUntil(name: string, when: Date | string | number): Promise<void>;
+  /** Parks the run until an event named `name` (or `event`) is sent to it (its payload must
+   * have `match`'s fields), answering its payload; null once `timeout` (7 days) has passed. */
+  waitForEvent<T = unknown>(
+    name: string,
+    options?: { timeout?: number | string; match?: Record<string, unknown>; event?: string },
+  ): Promise<T | null>;
 }
 
 /** Thrown by ctx.kv and ctx.enqueue: `code` is the platform's (rate_limited,

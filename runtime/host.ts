@@ -219,6 +219,9 @@ function answer(outcome: Outcome, requestId: string, durationMs: number): Respon
     return new Response(`{"result":${outcome.json},"logs":${logs},${meta}}`, { status: 200, headers });
   }
   const error = { code: outcome.code, message: outcome.error?.message ?? "", stack: outcome.error?.stack ?? "" };
+  // A run's code parked it (ctx.step): when, and on what, it resumes.
+  const parked = (outcome.error as { parked?: unknown } | undefined)?.parked;
+  if (parked) Object.assign(error, { parked });
   return new Response(`{"error":${JSON.stringify(error)},"logs":${logs},${meta}}`, { status: outcome.status, headers });
 }
 
@@ -303,7 +306,14 @@ async function admit(req: Request, host: string, pin?: Pin): Promise<Admitted | 
   const checked = rateLimit(config);
   const limited = checked instanceof Promise ? await checked : checked;
   if (limited) return limited;
-  return { config, trusted, requestId, pin: { tenant: config.tenant, generation, depth: (pin?.depth ?? 0) + 1 } };
+  // A durable run's attempt (the platform's own call): its code's steps are that run's.
+  const runId = trusted ? req.headers.get(HEADERS.run) ?? undefined : undefined;
+  return {
+    config,
+    trusted,
+    requestId,
+    pin: { tenant: config.tenant, generation, depth: (pin?.depth ?? 0) + 1, run: runId },
+  };
 }
 
 /** Runs one call in the deployment's isolate and queues its invocation record. */
@@ -467,7 +477,7 @@ async function invoke(req: Request, host: string, fn: string, pin?: Pin): Promis
 
 // Headers the platform reads and the handler never sees: the caller's platform API key and
 // the portal's credential are not the tenant code's business.
-const PLATFORM_HEADERS = new Set(["authorization", HEADERS.portalToken, HEADERS.trigger]);
+const PLATFORM_HEADERS = new Set(["authorization", HEADERS.portalToken, HEADERS.trigger, HEADERS.run]);
 
 /** Raw HTTP: any path but /api/invoke/* goes to the default export's fetch handler. */
 async function serveHttp(req: Request, host: string, path: string, pin?: Pin): Promise<Response> {

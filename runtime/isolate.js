@@ -579,6 +579,95 @@ function namespace(binding) {
 
 let kvBindings = Object.freeze({});
 
+// --- durable steps: ctx.step, in a run's calls ------------------------------------------------
+// A step that the run's journal (kept by the control plane) holds as done is not run again:
+// its result is given back. A sleep or a wait that is not over parks the run: the call ends
+// ("run_parked", with when to resume) and the run is attempted again then, from the top.
+const DURATION =
+  /^(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)$/i;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+function durationMs(value) {
+  if (typeof value === "number" && value >= 0) return value;
+  const found = typeof value === "string" ? DURATION.exec(value.trim()) : null;
+  if (!found) {
+    throw new TypeError(
+      `Not a duration: ${format([value]).slice(0, 40)} (a number of ms, or "10s", "5 minutes", "3 days").`,
+    );
+  }
+  const unit = found[2].toLowerCase();
+  const key = unit.startsWith("ms") || unit.startsWith("milli") ? "ms" : unit[0];
+  return Number(found[1]) * UNIT_MS[key];
+}
+
+class StepParked extends Error {
+  constructor(until) {
+    super(`The run is parked until ${new Date(until).toISOString()}.`);
+    this.name = "StepParked";
+  }
+}
+
+const notARun = () => {
+  throw new TypeError(
+    "ctx.step keeps its steps in a durable run: call this function as a run (Prefer: respond-async, a schedule or ctx.enqueue).",
+  );
+};
+const noSteps = Object.freeze({ run: notARun, sleep: notARun, sleepUntil: notARun, waitForEvent: notARun });
+
+function stepsFor(call) {
+  const names = new Set();
+  let journal = null;
+  const step = (op, fields) => ask({ t: "step", op, ...fields });
+  const known = () => (journal ??= step("journal", {}).then((j) => j.steps));
+  const named = (name) => {
+    if (typeof name !== "string" || name === "") throw new TypeError("A step needs a name.");
+    if (names.has(name)) throw new Error(`Step names are unique in a run: "${name}" came twice.`);
+    names.add(name);
+    return name;
+  };
+  const park = (until, kind) => {
+    call.parked = { until, kind };
+    throw new StepParked(until);
+  };
+  const sleepUntil = async (name, until) => {
+    named(name);
+    if ((await known())[name]?.status === "done") return;
+    const answer = await step("sleep", { name, until });
+    if (!answer.done) park(answer.parked, "sleep");
+  };
+  return Object.freeze({
+    async run(name, work) {
+      named(name);
+      const kept = (await known())[name];
+      if (kept?.status === "done") return parseJson(kept.result ?? "null");
+      let value;
+      try {
+        value = await work();
+      } catch (err) {
+        if (!call.parked) {
+          await step("failed", { name, error: describe(err).message }).catch(() => {});
+        }
+        throw err;
+      }
+      const text = stringify(value === undefined ? null : value);
+      if (text === undefined) throw new TypeError(`Step "${name}" returned something that is not JSON.`);
+      return parseJson((await step("done", { name, result: text })).result); // the first kept wins
+    },
+    sleep: (name, duration) => sleepUntil(name, now() + durationMs(duration)),
+    sleepUntil: (name, date) => sleepUntil(name, new Date(date).getTime()),
+    async waitForEvent(name, options) {
+      named(name);
+      const { timeout, match, event } = options ?? {};
+      const kept = (await known())[name];
+      if (kept?.status === "done") return parseJson(kept.result ?? "null");
+      const until = now() + durationMs(timeout ?? "7 days");
+      const answer = await step("wait", { name, event: event ?? name, until, match: match ?? null });
+      if (answer.done) return parseJson(answer.result ?? "null");
+      park(answer.parked, "wait");
+    },
+  });
+}
+
 async function enqueue(fn, payload, options) {
   const { delay, idempotencyKey, worker } = options ?? {};
   if (typeof fn !== "string" || fn === "") throw new TypeError("ctx.enqueue needs a function's name.");
@@ -602,6 +691,7 @@ function contextFor(msg) {
     requestId: msg.id,
     kv: kvBindings,
     enqueue,
+    step: msg.run ? stepsFor(call) : noSteps,
     waitUntil(work) {
       call.waits.push(
         Promise.resolve(work).catch((err) => {
@@ -615,7 +705,19 @@ function contextFor(msg) {
 async function run(msg) {
   const call = calls.getStore();
   mark(call);
-  const done = await invoke(msg);
+  let done = await invoke(msg);
+  if (call.parked) {
+    // A step parked the run (whatever the code did with the signal): the call ends here.
+    const { until, kind } = call.parked;
+    const parked = { name: "StepParked", message: new StepParked(until).message, stack: "" };
+    done = {
+      t: "done",
+      id: msg.id,
+      ok: false,
+      code: "run_parked",
+      error: Object.assign(parked, { parked: { until, kind } }),
+    };
+  }
   reportDropped(call); // before "done", so the marker is in the answer too
   // What the call made without counting (response bodies, Buffers) is seen here.
   if (memory.unlooked > 0 || now() - memory.lastLook > 100) lookAtMemory();

@@ -53,7 +53,7 @@ const _configIsTheContracts: Same<keyof DeploymentConfig, ConfigField> = true;
 
 /** What a call passes to the calls it makes to other workers of the platform: its tenant's
  * release generation when it came through a production URL, and how deep the chain is. */
-export type Pin = { tenant: number; generation: number | null; depth: number };
+export type Pin = { tenant: number; generation: number | null; depth: number; run?: string };
 
 /** Serves an isolate's request in this host when it is for one of the platform's workers;
  * null when it is for the outside world (then the egress policy applies). */
@@ -152,7 +152,7 @@ export class Sandbox {
 
 export class Isolate {
   private pending = new Map<string, Pending>();
-  private outbox: { id: string; n: number; fn: string; payload: unknown; http?: HttpRequest }[] = [];
+  private outbox: { id: string; n: number; fn: string; payload: unknown; http?: HttpRequest; run?: string }[] = [];
   // CPU time: the isolate writes the number of the call whose code it runs into `running`;
   // while calls are in flight the host pings it, and an isolate that does not answer within
   // the deployment's cpuMs has held its thread that long without a pause.
@@ -225,7 +225,9 @@ export class Isolate {
       const n = this.nextNumber++;
       if (this.pending.size === 0) this.hooks.busy(this);
       this.pending.set(requestId, { n, logs: [], resolve, deadline: performance.now() + timeoutMs, timeoutMs, pin });
-      if (this.outbox.push(http ? { id: requestId, n, fn, payload, http } : { id: requestId, n, fn, payload }) === 1) {
+      const item = http ? { id: requestId, n, fn, payload, http } : { id: requestId, n, fn, payload };
+      // A durable run's call: its code has ctx.step (the run itself is asked by the pool).
+      if (this.outbox.push(pin?.run ? { ...item, run: pin.run } : item) === 1) {
         // A lone call leaves at once; while others are in flight, the calls that arrive in
         // this turn of the event loop go together in one message.
         if (this.pending.size > 1) setImmediate(this.send);
@@ -399,8 +401,11 @@ export class Isolate {
       });
       return;
     }
-    if (msg.t === "kv" || msg.t === "enqueue") {
-      bindings(this.config, msg).then((answer) => {
+    if (msg.t === "kv" || msg.t === "enqueue" || msg.t === "step") {
+      // Which run a step belongs to is the pool's to say (from the call it started), never
+      // the isolate's.
+      const run = msg.call ? this.pending.get(msg.call)?.pin?.run : undefined;
+      bindings(this.config, { ...msg, run, request: msg.call }).then((answer) => {
         if (this.dead) return;
         const transfer = answer.ok ? answer.transfer ?? [] : [];
         const sent = answer.ok ? { ok: true, value: answer.value } : answer;

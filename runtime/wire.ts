@@ -14,8 +14,9 @@
 //      answer                                         {t:"ifetch", n, req, pin}  a call to
 //   {t:"stats?", n}                                      another of the platform's workers
 //   {t:"bound", n, status, body}  the control       {t:"bind", n, d, path, req}  ctx.kv or
-//      plane's answer to a "bind"                      ctx.enqueue of deployment d ("kv" or
-//                                                      "enqueue": the internal API's body)
+//      plane's answer to a "bind"                      ctx.enqueue or ctx.step of deployment
+//                                                      d ("kv", "enqueue" or "steps": the
+//                                                      internal API's body)
 //                                                     {t:"lines", list}  console lines, as
 //                                                        printed: [deployment, request, fn, line]
 //                                                     {t:"stats", n, isolates, spares}

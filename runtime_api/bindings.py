@@ -23,6 +23,7 @@ import binascii
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 import redis
@@ -34,6 +35,7 @@ from deployments.models import Deployment
 from kv import store
 from kv.models import Namespace
 from releases.addresses import SUSPENDED
+from runs import steps as journal
 from runs.lifecycle import accept
 from runs.models import Run
 from telemetry.usage import charge_operations
@@ -269,3 +271,34 @@ def enqueue(deployment: Deployment, raw: bytes) -> JsonResponse:
     return JsonResponse(
         {"runId": str(run.code), "status": run.status, "created": created}, status=202
     )
+
+
+def steps(deployment: Deployment, raw: bytes) -> JsonResponse:
+    """A step operation of a run's code (runs/steps.py), for a run of this deployment that is
+    running now."""
+    body = parsed(raw)
+    if body is None:
+        return error(400, "invalid_json", "Expected a JSON object.")
+    try:
+        run_code = uuid.UUID(str(body.get("run")))
+    except ValueError:
+        return error(404, "run_not_found", "No such run.")
+    run = (
+        Run.objects.filter(code=run_code, deployment_id=deployment.pk)
+        .select_related("tenant")
+        .first()
+    )
+    if run is None:
+        return error(404, "run_not_found", "No such run.")
+    if not acts(run.tenant):
+        return error(403, "tenant_suspended", SUSPENDED)
+    if run.status != Run.Status.RUNNING:
+        return error(
+            409,
+            "run_not_running",
+            f"This run is {run.status}: its steps change only while it runs.",
+        )
+    try:
+        return JsonResponse(journal.perform(run, body, request_id=str(body.get("request") or "")))
+    except journal.StepError as exc:
+        return error(exc.status, exc.code, str(exc))

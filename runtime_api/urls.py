@@ -14,6 +14,7 @@ urlpatterns = [
     path("runtime/deployments/<uuid:code>/runs", views.runtime_runs),
     path("runtime/deployments/<uuid:code>/kv", views.runtime_binding, {"what": "kv"}),
     path("runtime/deployments/<uuid:code>/enqueue", views.runtime_binding, {"what": "enqueue"}),
+    path("runtime/deployments/<uuid:code>/steps", views.runtime_binding, {"what": "steps"}),
     path("deployments/<uuid:code>/ingest", views.deployment_ingest, name="deployment-ingest"),
     path("deployments/<uuid:code>/secrets", views.deployment_secrets, name="deployment-secrets"),
     path("deployments/<uuid:code>/keys/<str:prefix>", views.deployment_key, name="deployment-key"),

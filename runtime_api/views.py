@@ -321,6 +321,7 @@ def deployment_runs(request, code):
 DOING = {
     "kv": lambda deployment, raw, counted: bindings.kv_operation(deployment, raw, count=counted),
     "enqueue": lambda deployment, raw, counted: bindings.enqueue(deployment, raw),
+    "steps": lambda deployment, raw, counted: bindings.steps(deployment, raw),
 }
 
 

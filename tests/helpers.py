@@ -65,3 +65,21 @@ def ready_in_production(worker: Worker) -> Deployment:
     auto_promote(deployment)
     worker.refresh_from_db()
     return deployment
+
+
+def built_with_namespace(tenant, name: str, source: str, **worker_fields):
+    """A public worker whose namespace `<name>-data` is bound as COUNTERS, and a ready
+    deployment of `source` built with that binding: (worker, namespace, deployment)."""
+    from deployments.deploy import snapshot_bindings
+    from kv.models import Binding, Namespace
+
+    worker = Worker.objects.create(tenant=tenant, name=name, public=True, **worker_fields)
+    namespace = Namespace.objects.create(tenant=tenant, name=f"{name}-data")
+    Binding.objects.create(worker=worker, namespace=namespace, name="COUNTERS")
+    deployment = create_deployment(worker, source)
+    deployment.kv_bindings = snapshot_bindings(worker)
+    deployment.save()
+    build_deployment(deployment.pk)
+    deployment.refresh_from_db()
+    assert deployment.status == "ready", deployment.error_message
+    return worker, namespace, deployment

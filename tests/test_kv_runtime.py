@@ -10,15 +10,11 @@ import httpx
 import pytest
 from django.conf import settings
 
-from deployments.deploy import snapshot_bindings
-from deployments.tasks import build_deployment
 from kv import store
-from kv.models import Binding, Namespace
 from runs.models import Run
-from workers.models import Worker
 
 from .conftest import start_runtime, wait_for
-from .helpers import create_deployment, program
+from .helpers import built_with_namespace, program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -27,16 +23,7 @@ STORE = program("state/store")
 
 def deployed(tenant, name="store"):
     # Time enough for increments that retry while other calls increment the same key.
-    worker = Worker.objects.create(tenant=tenant, name=name, public=True, timeout_seconds=30)
-    namespace = Namespace.objects.create(tenant=tenant, name=f"{name}-data")
-    Binding.objects.create(worker=worker, namespace=namespace, name="COUNTERS")
-    deployment = create_deployment(worker, STORE)
-    deployment.kv_bindings = snapshot_bindings(worker)
-    deployment.save()
-    build_deployment(deployment.pk)
-    deployment.refresh_from_db()
-    assert deployment.status == "ready", deployment.error_message
-    return worker, namespace, deployment
+    return built_with_namespace(tenant, name, STORE, timeout_seconds=30)
 
 
 def caller(base: str):

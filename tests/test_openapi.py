@@ -279,6 +279,23 @@ def test_every_operation_answers_as_described(
         api("POST", "/api/dead-letters/replay", {"onProduction": True}, **invoker).status_code
         == 202
     )
+    # Events: to a run that waits (its wait matched on a field), and to every waiting run.
+    from runs.models import Step
+
+    waiting = Run.objects.create(
+        tenant=tenant, worker=worker, deployment=ready, function="hello", status="waiting",
+    )  # fmt: skip
+    Step.objects.create(run=waiting, name="ok", kind="wait", status="parked", event="ok",
+                        match={"order": 1})  # fmt: skip
+    sent = api("POST", f"/api/runs/{waiting.code}/events", {"name": "ok", "payload": {"order": 1}},
+               **invoker)  # fmt: skip
+    assert sent.status_code == 202 and Run.objects.get(pk=waiting.pk).status == "queued"
+    assert api("GET", f"/api/runs/{waiting.code}").json()["steps"][0]["event"] == "ok"
+    assert (
+        api("POST", f"/api/runs/{dead.code}/events", {"name": "ok"}, **invoker).status_code == 409
+    )
+    everyone = api("POST", "/api/events", {"worker": str(worker.code), "name": "ok"}, **invoker)
+    assert everyone.status_code == 202 and everyone.json()["delivered"] == []
     policy = f"/api/workers/{worker.code}/retry-policy"
     assert api("GET", policy).json()["retryOn"] == ["error", "timeout", "limit"]
     body = {"attempts": 2, "backoffSeconds": 1, "maxDelaySeconds": 5, "retryOn": []}

@@ -74,10 +74,10 @@ class Backend:
         raise NotImplementedError  # pragma: no cover - interface
 
     def invoke(
-        self, deployment, function: str, payload_json: str, trigger: str = "portal"
+        self, deployment, function: str, payload_json: str, trigger: str = "portal", run: str = ""
     ) -> InvokeAnswer:
-        """Invoke from the portal (or a run, `trigger` async, cron or retry), through the same
-        door as any other caller."""
+        """Invoke from the portal (or a run, `trigger` async, cron or retry, `run` its id: its
+        code's durable steps are that run's), through the same door as any other caller."""
         raise NotImplementedError  # pragma: no cover - interface
 
     def assign_address(self, deployment) -> None:

@@ -53,13 +53,18 @@ class LocalBackend(Backend):
         auth = [] if deployment.worker.public else ["Authorization: Bearer <API key>"]
         return curl_line(self.url(deployment), function, *auth)
 
-    def invoke(self, deployment, function: str, payload_json: str, trigger: str = "portal"):
+    def invoke(
+        self, deployment, function: str, payload_json: str, trigger: str = "portal", run: str = ""
+    ):
         # The portal's own credential lets it call private workers and have the call
-        # recorded as made from the portal; it is not the one the runtime uses to call us.
+        # recorded as made from the portal (or as a run's, whose steps it then keeps); it is
+        # not the one the runtime uses to call us.
         headers = {
             HEADERS["portalToken"]: settings.PORTAL_INVOKE_TOKEN,
             HEADERS["trigger"]: trigger,
         }
+        if run:
+            headers[HEADERS["run"]] = run
         base = path_url_for_host(deployment.host)
         return post_invoke(deployment, base, headers, function, payload_json)
 

@@ -156,7 +156,10 @@ class VercelBackend(Backend):
             headers.append(f"x-invoke-secret: {secret if show_secret else '<invocation secret>'}")
         return curl_line(self.url(deployment), function, *headers)
 
-    def invoke(self, deployment, function: str, payload_json: str, trigger: str = "portal"):
+    def invoke(
+        self, deployment, function: str, payload_json: str, trigger: str = "portal", run: str = ""
+    ):
+        # (Durable steps are not served by the generated project yet: `run` is not passed.)
         headers = {}
         if secret := self.secret_for_callers(deployment):
             headers["x-invoke-secret"] = secret

@@ -127,3 +127,11 @@ export async function enqueue(
   }, 202);
   return { runId: run.runId as string, status: run.status as string };
 }
+
+const notHere = () => {
+  throw new TypeError(
+    "Durable steps (ctx.step) run on the platform's own runtime; on the Vercel back end a run is retried whole.",
+  );
+};
+/** ctx.step: not served by this back end yet (docs/steps.md). */
+export const noSteps = Object.freeze({ run: notHere, sleep: notHere, sleepUntil: notHere, waitForEvent: notHere });

@@ -1,0 +1,88 @@
+"""Durable steps through the real runtime and Celery: a step that finished runs once, however
+often the run is retried or resumed; a sleep parks the run and it resumes on time; a wait
+resumes on the event sent to it (matched on a field) or answers null at its timeout; the
+journal is read back through the API."""
+
+import json
+import time
+
+import httpx
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from kv import store
+from runs.lifecycle import accept
+from runs.models import Run
+from workers.api_keys import issue_key
+
+from .conftest import wait_for
+from .helpers import built_with_namespace, program
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+CHECKOUT = program("state/checkout")
+
+
+def deployed(tenant):
+    return built_with_namespace(tenant, "shop", CHECKOUT, retry_backoff_seconds=0.5)
+
+
+def status(run) -> str:
+    return Run.objects.get(pk=run.pk).status
+
+
+def test_a_run_in_steps_charges_once_sleeps_waits_and_is_retried(runtime, start_worker, tenant):
+    start_worker()
+    worker, ns, deployment = deployed(tenant)
+    run, _ = accept(deployment, "checkout", json.dumps({"order": "o1"}))
+    wait_for(lambda: status(run) == "sleeping", 30, "the run to sleep")
+    parked = Run.objects.get(pk=run.pk)
+    assert parked.steps.get(name="charge").status == "done"
+    wait_for(lambda: status(run) == "waiting", 30, "the run to wake and wait")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {issue_key(tenant, 'ops', ['invoke', 'read'])[1]}")
+    seen = api.get(f"/api/runs/{run.code}").json()
+    assert [(s["name"], s["kind"], s["status"]) for s in seen["steps"]] == [
+        ("charge", "run", "done"), ("cool-off", "sleep", "done"), ("approved", "wait", "parked"),
+    ]  # fmt: skip
+    assert seen["steps"][2]["event"] == "approved" and seen["steps"][2]["match"] == {"order": "o1"}
+
+    # An event for another order does not fit the wait; the right one resumes the run.
+    other = api.post(f"/api/runs/{run.code}/events", {"name": "approved", "payload": {"order": "o2"}},
+                     content_type="application/json")  # fmt: skip
+    assert other.status_code == 202
+    time.sleep(1)
+    assert status(run) == "waiting"
+    approved = api.post(f"/api/runs/{run.code}/events",
+                        {"name": "approved", "payload": {"order": "o1", "by": "ann"}},
+                        content_type="application/json")  # fmt: skip
+    assert approved.status_code == 202, approved.content
+    wait_for(lambda: status(run) == "succeeded", 60, "the run to finish")
+    done = Run.objects.get(pk=run.pk)
+    assert json.loads(done.result) == {
+        "charged": {"charge": "ch_o1"}, "approvedBy": "ann", "mailed": {"tries": 2},
+    }  # fmt: skip
+    # The charge ran once although the function ran five times (first, after the sleep, on
+    # the event, and the mail's retry); the mail ran twice (it failed once).
+    assert bytes(store.get(ns, "charges:o1").value) == b"1"
+    assert bytes(store.get(ns, "mails:o1").value) == b"2"
+    outcomes = list(done.attempt_set.values_list("outcome", flat=True))
+    assert outcomes.count("parked") == 2 and outcomes[-2:] == ["error", "ok"], outcomes
+    mail = done.steps.get(name="mail")
+    assert mail.tries == 2 and mail.status == "done"
+
+
+def test_a_wait_answers_null_at_its_timeout_and_steps_need_a_run(runtime, start_worker, tenant):
+    start_worker()
+    _, _, deployment = deployed(tenant)
+    run, _ = accept(deployment, "unanswered", "null")
+    wait_for(lambda: status(run) == "waiting", 30, "the run to wait")
+    wait_for(lambda: status(run) == "succeeded", 30, "the wait to time out")
+    assert json.loads(Run.objects.get(pk=run.pk).result) == {"answer": None}
+    # A run of code that names a step twice fails with the reason; outside a run, steps throw.
+    twice, _ = accept(deployment, "misuse", json.dumps({"what": "twice"}))
+    wait_for(lambda: status(twice) == "succeeded", 30, "the misuse run")
+    assert "unique in a run" in Run.objects.get(pk=twice.pk).result
+    direct = httpx.post(f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/misuse",
+                        json={"what": "once"}, timeout=30).json()  # fmt: skip
+    assert "keeps its steps in a durable run" in direct["result"]
