@@ -19,7 +19,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from .lifecycle import enqueue
@@ -78,64 +80,87 @@ def perform(run: Run, body: dict[str, Any], request_id: str = "") -> dict[str, A
     name = body.get("name")
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
         raise StepError(f"A step's name is 1 to {MAX_NAME} characters.")
+    if op not in ("done", "failed", "sleep", "wait"):
+        raise StepError(f"Unknown step operation {str(op)[:20]!r}.")
     now = timezone.now()
-    with transaction.atomic():
-        Run.objects.select_for_update().filter(pk=run.pk).first()  # one step change at a time
-        step = Step.objects.filter(run=run, name=name).first()
-        if step is None:
-            if run.steps.count() >= MAX_STEPS:
-                raise StepError(f"A run has at most {MAX_STEPS} steps.", code="too_many_steps")
-            kind = {"sleep": Step.Kind.SLEEP, "wait": Step.Kind.WAIT}.get(str(op), Step.Kind.RUN)
-            step = Step(run=run, name=name, kind=kind, status=Step.Status.PARKED, started_at=now)
-        elif step.status == Step.Status.DONE:
-            # Finished once: whatever asks again gets what it finished with.
-            return {"done": True, "result": step.result or "null"}
-        step.request_id = request_id[:64] or step.request_id
-        if op == "done":
-            return finish(run, step, body.get("result"), now)
-        if op == "failed":
-            step.kind, step.status, step.tries = Step.Kind.RUN, Step.Status.FAILED, step.tries + 1
-            step.error_message = str(body.get("error") or "")[:5000]
-            step.save()
-            return {}
-        if op == "sleep":
-            step.until = step.until or moment(body.get("until"))
-            if step.until <= now:
-                return over(step, "null", now)
-            step.save()
-            return {"parked": millis(step.until)}
-        if op == "wait":
-            event = body.get("event")
-            match = body.get("match")
-            if not isinstance(event, str) or not 0 < len(event) <= MAX_NAME:
-                raise StepError(f"An event's name is 1 to {MAX_NAME} characters.")
-            if match is not None and not isinstance(match, dict):
-                raise StepError("`match` is an object of fields and the values they must have.")
-            if step.pk is None:
-                step.event, step.match, step.until = event, match, moment(body.get("until"))
-                step.save()
-            sent = next((e for e in RunEvent.objects.filter(run=run, name=step.event, taken_by="")
-                         if matches(e.payload, step.match)), None)  # fmt: skip
-            if sent is not None:
-                RunEvent.objects.filter(pk=sent.pk).update(taken_by=step.name)
-                return over(step, sent.payload, now)
-            if step.until is not None and step.until <= now:
-                return over(step, "null", now)  # timed out: the wait answers null
-            return {"parked": millis(step.until)}
-    raise StepError(f"Unknown step operation {str(op)[:20]!r}.")
+    if op == "wait":
+        with transaction.atomic():
+            # An event is taken by one wait only (send_event holds the same lock).
+            list(Run.objects.select_for_update().filter(pk=run.pk).values_list("pk"))
+            return record(run, name, op, body, request_id, now)
+    return record(run, name, op, body, request_id, now)
 
 
-def finish(run: Run, step: Step, result: object, now: datetime) -> dict[str, Any]:
+def record(run: Run, name: str, op: str, body: dict, request_id: str, now: datetime) -> dict:
+    step = Step.objects.filter(run=run, name=name).first()
+    held = 0
+    if step is None:
+        counted = run.steps.aggregate(n=Count("id"), size=Sum(Length("result")))
+        if counted["n"] >= MAX_STEPS:
+            raise StepError(f"A run has at most {MAX_STEPS} steps.", code="too_many_steps")
+        held = counted["size"] or 0
+        kind = {"sleep": Step.Kind.SLEEP, "wait": Step.Kind.WAIT}.get(op, Step.Kind.RUN)
+        step = Step(run=run, name=name, kind=kind, status=Step.Status.PARKED, started_at=now)
+    elif step.status == Step.Status.DONE:
+        # Finished once: whatever asks again gets what it finished with.
+        return {"done": True, "result": step.result or "null"}
+    step.request_id = request_id[:64] or step.request_id
+    try:
+        with transaction.atomic():
+            return change(run, step, op, body, held, now)
+    except IntegrityError:
+        # Two attempts of the run raced on a new step: the one recorded first stands.
+        there = Step.objects.get(run=run, name=name)
+        if there.status == Step.Status.DONE:
+            return {"done": True, "result": there.result or "null"}
+        return {"parked": millis(there.until)} if there.until else {}
+
+
+def change(run: Run, step: Step, op: str, body: dict, held: int, now: datetime) -> dict[str, Any]:
+    if op == "done":
+        return finish(step, body.get("result"), held, now)
+    if op == "failed":
+        step.kind, step.status, step.tries = Step.Kind.RUN, Step.Status.FAILED, step.tries + 1
+        step.error_message = str(body.get("error") or "")[:5000]
+        step.save()
+        return {}
+    if op == "sleep":
+        step.until = step.until or moment(body.get("until"))
+        if step.until <= now:
+            return over(step, "null", now)
+        step.save()
+        return {"parked": millis(step.until)}
+    event, match = body.get("event"), body.get("match")
+    if not isinstance(event, str) or not 0 < len(event) <= MAX_NAME:
+        raise StepError(f"An event's name is 1 to {MAX_NAME} characters.")
+    if match is not None and not isinstance(match, dict):
+        raise StepError("`match` is an object of fields and the values they must have.")
+    if step.pk is None:
+        step.event, step.match, step.until = event, match, moment(body.get("until"))
+        step.save()
+    sent = next((e for e in RunEvent.objects.filter(run=run, name=step.event, taken_by="")
+                 if matches(e.payload, step.match)), None)  # fmt: skip
+    if sent is not None:
+        RunEvent.objects.filter(pk=sent.pk).update(taken_by=step.name)
+        return over(step, sent.payload, now)
+    if step.until is not None and step.until <= now:
+        return over(step, "null", now)  # timed out: the wait answers null
+    return {"parked": millis(step.until)}
+
+
+def finish(step: Step, result: object, held: int, now: datetime) -> dict[str, Any]:
     if not isinstance(result, str):
         raise StepError("A step's result is JSON text.")
-    if len(result.encode()) > MAX_RESULT_BYTES:
+    size = len(result.encode())
+    if size > MAX_RESULT_BYTES:
         raise StepError(
             f"A step's result holds at most {MAX_RESULT_BYTES} bytes of JSON; this one has "
-            f"{len(result.encode())}. Keep large data elsewhere (ctx.kv) and return its key.",
+            f"{size}. Keep large data elsewhere (ctx.kv) and return its key.",
             413, "result_too_large",
         )  # fmt: skip
-    held = sum(len(r.encode()) for r in run.steps.values_list("result", flat=True))
-    if held + len(result.encode()) > MAX_JOURNAL_BYTES:
+    # (What the run's other steps hold is counted in characters by the database when the
+    # step is new: close enough to bytes for a bound.)
+    if held + size > MAX_JOURNAL_BYTES:
         raise StepError(
             f"A run's steps hold at most {MAX_JOURNAL_BYTES} bytes of results together.",
             413, "result_too_large",

@@ -284,13 +284,13 @@ def steps(deployment: Deployment, raw: bytes) -> JsonResponse:
     except ValueError:
         return error(404, "run_not_found", "No such run.")
     run = (
-        Run.objects.filter(code=run_code, deployment_id=deployment.pk)
-        .select_related("tenant")
+        Run.objects.only("code", "status", "tenant_id", "deployment_id")
+        .filter(code=run_code, deployment_id=deployment.pk)
         .first()
     )
     if run is None:
         return error(404, "run_not_found", "No such run.")
-    if not acts(run.tenant):
+    if not acts(tenant_of(deployment)):
         return error(403, "tenant_suspended", SUSPENDED)
     if run.status != Run.Status.RUNNING:
         return error(

@@ -329,7 +329,7 @@ DOING = {
 @require_POST
 def runtime_binding(request, code, what: str):
     """A runtime host passes on ctx.kv or ctx.enqueue of the deployment's code."""
-    if what == "kv":  # the hot path: what it needs of the deployment never changes
+    if what in ("kv", "steps"):  # hot paths: what they need of the deployment never changes
         deployment = bindings.remembered("deployment", code, lambda: Deployment.objects.only(
             "code", "tenant_id", "kv_bindings").filter(code=code).first())  # fmt: skip
     else:
