@@ -8,15 +8,18 @@ import time
 
 import httpx
 import pytest
+import redis
 from django.conf import settings
 from django.test import Client
 
 from kv import store
+from runs import lifecycle
 from runs.lifecycle import accept
 from runs.models import Run
 from workers.api_keys import issue_key
+from workers.models import Worker
 
-from .conftest import wait_for
+from .conftest import start_runtime, wait_for
 from .helpers import built_with_namespace, program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -86,3 +89,67 @@ def test_a_wait_answers_null_at_its_timeout_and_steps_need_a_run(runtime, start_
     direct = httpx.post(f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/misuse",
                         json={"what": "once"}, timeout=30).json()  # fmt: skip
     assert "keeps its steps in a durable run" in direct["result"]
+
+
+def test_a_host_killed_mid_step_runs_that_step_again_and_never_a_finished_one(
+    runtime, start_worker, tenant, monkeypatch
+):
+    host, url = start_runtime()
+    monkeypatch.setenv("RUNTIME_URL", url)  # the Celery worker calls this host
+    start_worker()
+    _, ns, deployment = deployed(tenant)
+    Worker.objects.filter(pk=deployment.worker_id).update(timeout_seconds=10)
+    run, _ = accept(deployment, "twoSteps", json.dumps({"ms": 3000}))
+    wait_for(lambda: store.get(ns, "second") is not None, 30, "the second step to start")
+    host.kill()  # SIGKILL while the second step runs
+    replacement = start_runtime(RUNTIME_PORT=url.rsplit(":", 1)[1])[0]
+    try:
+        wait_for(lambda: status(run) == "succeeded", 90, "the run on the replacement")
+    finally:
+        replacement.stop()
+        host.stop()
+    assert bytes(store.get(ns, "first").value) == b"1"  # finished: never again
+    assert bytes(store.get(ns, "second").value) == b"2"  # unfinished: at least once more
+    assert [s.status for s in Run.objects.get(pk=run.pk).steps.all()] == ["done", "done"]
+
+
+def test_a_parked_run_whose_message_redis_lost_is_resumed_by_the_sweep(
+    runtime, start_worker, tenant, settings
+):
+    settings.RUN_LEASE_MARGIN_SECONDS = 1
+    first = start_worker()
+    _, _, deployment = deployed(tenant)
+    run, _ = accept(deployment, "nap", json.dumps({"for": "2s"}))
+    wait_for(lambda: status(run) == "sleeping", 30, "the run to sleep")
+    first.stop()  # its message for the wake-up goes back to Redis, which then loses it
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushall()
+    start_worker()
+    time.sleep(3.5)
+    assert status(run) == "sleeping"  # kept in Postgres, nobody woke it
+    assert lifecycle.sweep()["enqueued"] == 1
+    wait_for(lambda: status(run) == "succeeded", 30, "the resumed run")
+    assert json.loads(Run.objects.get(pk=run.pk).result) == "rested"
+
+
+def test_the_run_page_shows_its_steps_and_sends_an_event(
+    runtime, start_worker, tenant, owner, client
+):
+    start_worker()
+    _, _, deployment = deployed(tenant)
+    run, _ = accept(deployment, "checkout", json.dumps({"order": "o9", "coolOff": "1s"}))
+    wait_for(lambda: status(run) == "waiting", 30, "the run to wait")
+    client.force_login(owner)
+    page = client.get(f"/runs/{run.code}/").content.decode()
+    assert "charge" in page and "cool-off" in page and "for the event <code>approved</code>" in page
+    sent = client.post(
+        f"/runs/{run.code}/event/", {"name": "approved", "payload": '{"order": "o9", "by": "bo"}'}
+    )
+    assert sent.status_code == 302
+    wait_for(
+        lambda: Run.objects.get(pk=run.pk).steps.filter(name="mail").exists(),
+        30,
+        "the run to go on",
+    )
+    bad = client.post(f"/runs/{run.code}/event/", {"name": "approved", "payload": "{nope"})
+    assert bad.status_code == 400 and "not JSON" in bad.content.decode()

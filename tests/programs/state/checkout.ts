@@ -45,3 +45,19 @@ export async function misuse(p: { what: string }, ctx: Context) {
     return (err as Error).message;
   }
 }
+
+/** Two steps, the second slow: a host killed during it runs it again, never the first. */
+export async function twoSteps(p: { ms: number }, ctx: Context) {
+  await ctx.step.run("first", () => bump(ctx, "first"));
+  await ctx.step.run("second", async () => {
+    await bump(ctx, "second");
+    await new Promise((resolve) => setTimeout(resolve, p.ms));
+  });
+  return "both";
+}
+
+/** A sleep, then an answer. */
+export async function nap(p: { for: string }, ctx: Context) {
+  await ctx.step.sleep("nap", p.for);
+  return "rested";
+}
