@@ -90,6 +90,7 @@ def deployment_config(deployment, functions: list[str]) -> dict:
         runsUrl=base + reverse("deployment-runs", args=[deployment.code]),
         kvUrl=base + reverse("deployment-kv", args=[deployment.code]),
         enqueueUrl=base + reverse("deployment-enqueue", args=[deployment.code]),
+        eventsUrl=base + reverse("deployment-events", args=[deployment.code]),
     )
     return config
 

@@ -77,7 +77,7 @@ const boundWaiting = new Map<number, (answer: { status: number; body: Record<str
 let nextBound = 1;
 const operations = { reads: 0, writes: 0 };
 
-function viaHost(d: string, path: "kv" | "enqueue" | "steps", req: Record<string, unknown>) {
+function viaHost(d: string, path: "kv" | "enqueue" | "steps" | "events", req: Record<string, unknown>) {
   const n = nextBound++;
   return new Promise<{ status: number; body: Record<string, unknown> }>((resolve) => {
     boundWaiting.set(n, resolve);
@@ -115,6 +115,11 @@ serveBindings(async (config: DeploymentConfig, asked: any): Promise<BindingAnswe
     const { run, request, op, name, result, error, until, event, match } = asked;
     const answer = await viaHost(config.id, "steps", { run, request, op, name, result, error, until, event, match });
     return answer.status === 200 ? { ok: true, value: answer.body } : refused(answer);
+  }
+  if (asked.t === "event") {
+    const { name, payload, to, worker } = asked;
+    const answer = await viaHost(config.id, "events", { name, payload, run: to, worker });
+    return answer.status === 202 ? { ok: true, value: answer.body } : refused(answer);
   }
   if (asked.t === "enqueue") {
     const { function: fn, payload, worker, delay, idempotencyKey } = asked;

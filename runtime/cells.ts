@@ -35,7 +35,7 @@ export type CellOptions = {
   /** A deployment's ctx.kv or ctx.enqueue, asked of the control plane. */
   bind: (
     deployment: string,
-    path: "kv" | "enqueue" | "steps",
+    path: "kv" | "enqueue" | "steps" | "events",
     req: unknown,
   ) => Promise<{ status: number; body: unknown }>;
   /** Key-value operations a tenant's code made (cached reads too), for its usage. */
@@ -255,7 +255,8 @@ export class Cell {
       case "bind": {
         // Only for a deployment this host gave the sandbox: whatever runs in there cannot
         // reach another tenant's bindings by naming its deployment.
-        const path = msg.path === "enqueue" ? "enqueue" : msg.path === "steps" ? "steps" : "kv";
+        const paths = ["kv", "enqueue", "steps", "events"] as const;
+        const path = paths.find((p) => p === msg.path) ?? "kv";
         const answer = this.sent.has(msg.d as string)
           ? this.options.bind(msg.d as string, path, msg.req)
           : Promise.resolve({

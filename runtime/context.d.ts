@@ -21,6 +21,13 @@ export interface Context {
     payload?: unknown,
     options?: { delay?: number; idempotencyKey?: string; worker?: string },
   ): Promise<{ runId: string; status: string }>;
+  /** Sends an event to a run of this tenant (`run`), or to every run of a worker (`worker`,
+   * this one by default) that waits for it now; the runs it was given to. Audited. */
+  sendEvent(
+    name: string,
+    payload?: unknown,
+    options?: { run?: string; worker?: string },
+  ): Promise<{ delivered: string[] }>;
   /** Durable steps, in a run's calls (an async call, a schedule, ctx.enqueue); elsewhere they
    * throw. The function runs again from the top on every attempt and resume: a step the run
    * finished gives back its result without running. Step names are unique in a run. */

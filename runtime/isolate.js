@@ -684,6 +684,18 @@ async function enqueue(fn, payload, options) {
   return { runId: run.runId, status: run.status };
 }
 
+/** An event to a run (`run`), or to every run of a worker (`worker`, this one by default) that
+ * waits for it. */
+async function sendEvent(name, payload, options) {
+  if (typeof name !== "string" || name === "") throw new TypeError("An event needs a name.");
+  const text = stringify(payload === undefined ? null : payload);
+  if (text === undefined) throw new TypeError("An event's payload must be JSON.");
+  const { run, worker } = options ?? {};
+  // (`to`: `run` in an ask is the pool's to set, the run this call belongs to)
+  const sent = await ask({ t: "event", name, payload: text, to: run ?? null, worker: worker ?? null });
+  return { delivered: sent.delivered };
+}
+
 function contextFor(msg) {
   const call = calls.getStore();
   return Object.freeze({
@@ -691,6 +703,7 @@ function contextFor(msg) {
     requestId: msg.id,
     kv: kvBindings,
     enqueue,
+    sendEvent,
     step: msg.run ? stepsFor(call) : noSteps,
     waitUntil(work) {
       call.waits.push(

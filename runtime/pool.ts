@@ -401,7 +401,7 @@ export class Isolate {
       });
       return;
     }
-    if (msg.t === "kv" || msg.t === "enqueue" || msg.t === "step") {
+    if (msg.t === "kv" || msg.t === "enqueue" || msg.t === "step" || msg.t === "event") {
       // Which run a step belongs to is the pool's to say (from the call it started), never
       // the isolate's.
       const run = msg.call ? this.pending.get(msg.call)?.pin?.run : undefined;

@@ -40,7 +40,7 @@ from runs.lifecycle import accept
 from runs.models import Run
 from telemetry.usage import charge_operations
 from tenancy.access import acts
-from tenancy.models import Tenant
+from tenancy.models import AuditEvent, Tenant
 from tenancy.quotas import QuotaExceeded
 from workers.models import Worker
 
@@ -302,3 +302,59 @@ def steps(deployment: Deployment, raw: bytes) -> JsonResponse:
         return JsonResponse(journal.perform(run, body, request_id=str(body.get("request") or "")))
     except journal.StepError as exc:
         return error(exc.status, exc.code, str(exc))
+
+
+def event(deployment: Deployment, raw: bytes) -> JsonResponse:
+    """ctx.sendEvent of a run's or a call's code: to one run of its tenant (`run`), or to every
+    run of a worker of its tenant (`worker`, by name) waiting for it. Audited as the worker's."""
+    body = parsed(raw)
+    if body is None:
+        return error(400, "invalid_json", "Expected a JSON object.")
+    name, payload = body.get("name"), body.get("payload", "null")
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name) <= journal.MAX_NAME
+        or not isinstance(payload, str)
+    ):
+        return error(
+            400,
+            "invalid_request",
+            "Expected an event's name (1 to 200 characters) and its payload (JSON text).",
+        )
+    if len(payload.encode()) > journal.MAX_RESULT_BYTES:
+        return error(
+            413,
+            "payload_too_large",
+            f"An event's payload holds at most {journal.MAX_RESULT_BYTES} bytes of JSON.",
+        )
+    tenant = tenant_of(deployment)
+    if not acts(tenant):
+        return error(403, "tenant_suspended", SUSPENDED)
+    sender = Worker.objects.only("name").get(pk=deployment.worker_id).name
+    if body.get("run"):
+        try:
+            code = uuid.UUID(str(body["run"]))
+        except ValueError:
+            return error(404, "run_not_found", "No such run.")
+        run = Run.objects.filter(code=code, tenant_id=deployment.tenant_id).first()
+        if run is None:
+            return error(404, "run_not_found", "No such run.")
+        runs = [run] if run.in_flight else []
+    else:
+        target = Worker.objects.filter(
+            tenant_id=deployment.tenant_id, name=str(body.get("worker") or sender)
+        ).first()
+        if target is None:
+            return error(
+                404,
+                "not_found",
+                f"This tenant has no worker named {str(body.get('worker'))[:64]!r}.",
+            )
+        runs = journal.waiting_runs(target.pk, name, payload)
+    for run in runs:
+        journal.send_event(run, name, payload, f"worker {sender}")
+    AuditEvent.objects.create(
+        tenant=tenant, actor_label=f"worker {sender}", action="run.event", target=sender,
+        details={"event": name, "runs": [str(r.code) for r in runs]},
+    )  # fmt: skip
+    return JsonResponse({"name": name, "delivered": [str(r.code) for r in runs]}, status=202)

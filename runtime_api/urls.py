@@ -15,6 +15,7 @@ urlpatterns = [
     path("runtime/deployments/<uuid:code>/kv", views.runtime_binding, {"what": "kv"}),
     path("runtime/deployments/<uuid:code>/enqueue", views.runtime_binding, {"what": "enqueue"}),
     path("runtime/deployments/<uuid:code>/steps", views.runtime_binding, {"what": "steps"}),
+    path("runtime/deployments/<uuid:code>/events", views.runtime_binding, {"what": "events"}),
     path("deployments/<uuid:code>/ingest", views.deployment_ingest, name="deployment-ingest"),
     path("deployments/<uuid:code>/secrets", views.deployment_secrets, name="deployment-secrets"),
     path("deployments/<uuid:code>/keys/<str:prefix>", views.deployment_key, name="deployment-key"),
@@ -27,5 +28,11 @@ urlpatterns = [
         views.deployment_binding,
         {"what": "enqueue"},
         name="deployment-enqueue",
+    ),
+    path(
+        "deployments/<uuid:code>/events",
+        views.deployment_binding,
+        {"what": "events"},
+        name="deployment-events",
     ),
 ]

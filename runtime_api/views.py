@@ -322,6 +322,7 @@ DOING = {
     "kv": lambda deployment, raw, counted: bindings.kv_operation(deployment, raw, count=counted),
     "enqueue": lambda deployment, raw, counted: bindings.enqueue(deployment, raw),
     "steps": lambda deployment, raw, counted: bindings.steps(deployment, raw),
+    "events": lambda deployment, raw, counted: bindings.event(deployment, raw),
 }
 
 

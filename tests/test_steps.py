@@ -16,6 +16,7 @@ from kv import store
 from runs import lifecycle
 from runs.lifecycle import accept
 from runs.models import Run
+from tenancy.models import AuditEvent
 from workers.api_keys import issue_key
 from workers.models import Worker
 
@@ -153,3 +154,31 @@ def test_the_run_page_shows_its_steps_and_sends_an_event(
     )
     bad = client.post(f"/runs/{run.code}/event/", {"name": "approved", "payload": "{nope"})
     assert bad.status_code == 400 and "not JSON" in bad.content.decode()
+
+
+def test_code_sends_events_to_its_tenants_runs_and_no_others(
+    runtime, start_worker, tenant, other_tenant
+):
+    start_worker()
+    _, _, deployment = deployed(tenant)
+    run, _ = accept(deployment, "checkout", json.dumps({"order": "o7", "coolOff": "1s"}))
+    wait_for(lambda: status(run) == "waiting", 30, "the run to wait")
+    approve = f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/approve"
+    # To every run of this worker that waits for it (no run named): this one.
+    sent = httpx.post(approve, json={"order": "o7", "by": "code"}, timeout=30).json()["result"]
+    assert sent == {"delivered": [str(run.code)]}
+    wait_for(
+        lambda: Run.objects.get(pk=run.pk).steps.filter(name="mail").exists(),
+        30,
+        "the run to go on",
+    )
+    assert AuditEvent.objects.filter(action="run.event", actor_label="worker shop").exists()
+    # Another tenant's run is not there for this code, whatever its id.
+    theirs_worker = Worker.objects.create(tenant=other_tenant, name="theirs")
+    theirs = Run.objects.create(tenant=other_tenant, worker=theirs_worker, deployment=deployment,
+                                function="checkout", status="waiting")  # fmt: skip
+    refused = httpx.post(
+        approve, json={"run": str(theirs.code), "order": "o7", "by": "x"}, timeout=30
+    )
+    assert refused.json()["result"]["code"] == "run_not_found"
+    assert not theirs.events.exists()

@@ -61,3 +61,12 @@ export async function nap(p: { for: string }, ctx: Context) {
   await ctx.step.sleep("nap", p.for);
   return "rested";
 }
+
+/** An approval sent from code (a plain call): to one run, or to the worker's waiting runs. */
+export async function approve(p: { run?: string; order: string; by: string }, ctx: Context) {
+  try {
+    return await ctx.sendEvent("approved", { order: p.order, by: p.by }, { run: p.run });
+  } catch (err) {
+    return { code: (err as { code?: string }).code, message: (err as Error).message };
+  }
+}

@@ -5,7 +5,12 @@
 // lives briefly and may run beside others), so every read sees the latest write.
 import config from "./deployment.json";
 
-type Own = typeof config & { kvUrl?: string; enqueueUrl?: string; kv?: Record<string, string> };
+type Own = typeof config & {
+  kvUrl?: string;
+  enqueueUrl?: string;
+  eventsUrl?: string;
+  kv?: Record<string, string>;
+};
 const own = config as Own;
 const MAX_KEY_CHARS = 512;
 const MAX_VALUE_BYTES = 1024 * 1024;
@@ -135,3 +140,12 @@ const notHere = () => {
 };
 /** ctx.step: not served by this back end yet (docs/steps.md). */
 export const noSteps = Object.freeze({ run: notHere, sleep: notHere, sleepUntil: notHere, waitForEvent: notHere });
+
+/** ctx.sendEvent: to a run of the tenant, or to every waiting run of a worker (this one by default). */
+export async function sendEvent(name: string, payload?: unknown, options?: { run?: string; worker?: string }) {
+  if (typeof name !== "string" || name === "") throw new TypeError("An event needs a name.");
+  const text = JSON.stringify(payload === undefined ? null : payload);
+  if (text === undefined) throw new TypeError("An event's payload must be JSON.");
+  const sent = await ask(own.eventsUrl, { name, payload: text, run: options?.run ?? null, worker: options?.worker ?? null }, 202);
+  return { delivered: sent.delivered as string[] };
+}

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { SourceMap } from "node:module";
 import { inspect } from "node:util";
 import { after } from "next/server";
-import { enqueue, kvBindings, noSteps } from "./bindings";
+import { enqueue, kvBindings, noSteps, sendEvent } from "./bindings";
 import contract from "./contract.json";
 import config from "./deployment.json";
 import { runFunction } from "./step";
@@ -143,6 +143,7 @@ export function contextFor(call: Call) {
     requestId: call.requestId,
     kv: kvBindings,
     enqueue,
+    sendEvent,
     step: noSteps,
     waitUntil(work: Promise<unknown>) {
       waits.push(Promise.resolve(work).catch((err) => {
