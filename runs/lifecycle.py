@@ -215,6 +215,11 @@ def record(run: Run, attempt: RunAttempt, status: int, body: dict) -> str:
         run.transition(S.RUNNING, S.SUCCEEDED, when=this_attempt, result=result, error_code="",
                        error_message="", finished_at=now)  # fmt: skip
         return S.SUCCEEDED
+    # A step that threw in this call: the failure is named by it (and a dead letter says
+    # which step kept failing).
+    failed = run.steps.filter(status="failed", request_id=str(body.get("requestId") or "-")).last()
+    if failed is not None:
+        message = f'Step "{failed.name}" failed: {message}'
     if outcome == "permanent":
         run.transition(S.RUNNING, S.FAILED, when=this_attempt, error_code=code,
                        error_message=message, finished_at=now)  # fmt: skip

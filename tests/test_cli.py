@@ -18,6 +18,7 @@ import httpx
 import pytest
 from django.conf import settings
 
+from runs.models import Run, Step
 from workers.models import ApiKey, Worker
 
 from .conftest import form_post, free_port, portal_session, wait_for
@@ -218,6 +219,16 @@ def test_the_cli_journey(cli, asgi_server, runtime, start_worker, tmp_path, owne
     names = [w["name"] for w in json.loads(run(cli, home, "list", "--json").stdout)["workers"]]
     assert names == ["hello"]
     assert json.loads(run(cli, home, "runs", "list", "hello", "--json").stdout)["runs"] == []
+    # A run parked on a wait (as its code would leave it): shown with its steps, and woken.
+    waiting = Run.objects.create(tenant=tenant, worker=worker, deployment=worker.production,
+                                 function="hello", status="waiting")  # fmt: skip
+    Step.objects.create(run=waiting, name="approved", kind="wait", status="parked",
+                        event="approved", until="2030-01-01T00:00:00Z")  # fmt: skip
+    shown = run(cli, home, "runs", "show", str(waiting.code)).stdout
+    assert "wait  approved: parked until 2030-01-01" in shown and "waiting for approved" in shown
+    run(cli, home, "runs", "event", str(waiting.code), "approved", "--data", '{"ok": true}')
+    assert waiting.events.get().payload == '{"ok": true}'
+    assert Run.objects.get(pk=waiting.pk).status != "waiting"
     missing = run(cli, home, "status", "nobody", "--json", check_code=4)
     assert json.loads(missing.stdout)["error"]["code"] == "not_found"
     failing = run(cli, home, "invoke", "hello", "nope", check_code=1)

@@ -87,6 +87,16 @@ def test_a_wait_answers_null_at_its_timeout_and_steps_need_a_run(runtime, start_
     twice, _ = accept(deployment, "misuse", json.dumps({"what": "twice"}))
     wait_for(lambda: status(twice) == "succeeded", 30, "the misuse run")
     assert "unique in a run" in Run.objects.get(pk=twice.pk).result
+    # A step that keeps failing: the dead letter names it.
+    Worker.objects.filter(pk=deployment.worker_id).update(retry_attempts=2)
+    deployment.worker.refresh_from_db()
+    dead, _ = accept(deployment, "flaky", "null")
+    wait_for(lambda: status(dead) == "dead", 30, "the run to be a dead letter")
+    letter = Run.objects.get(pk=dead.pk)
+    assert letter.error_message.startswith('Step "flaky" failed: the bank said no'), (
+        letter.error_message
+    )
+    assert letter.steps.get(name="flaky").tries == 2 and letter.steps.get(name="steady").tries == 1
     direct = httpx.post(f"{settings.RUNTIME_URL}/d/{deployment.host}/api/invoke/misuse",
                         json={"what": "once"}, timeout=30).json()  # fmt: skip
     assert "keeps its steps in a durable run" in direct["result"]

@@ -76,7 +76,9 @@ def invoke(
         raise typer.Exit(FAILED)
 
 
-runs = typer.Typer(help="Durable runs: list, show, replay.", no_args_is_help=True)
+runs = typer.Typer(
+    help="Durable runs: list, show (with steps), replay, event.", no_args_is_help=True
+)
 schedules = typer.Typer(help="Schedules: list, add, pause, resume.", no_args_is_help=True)
 
 
@@ -113,7 +115,7 @@ def list_runs(
 @runs.command("show")
 @command
 def show_run(run: Annotated[str, typer.Argument(help="The run's id.")], as_json: JsonFlag = False):
-    """One run: its status, attempts, result or error."""
+    """One run: its status, durable steps, attempts, result or error."""
     api, _ = signed_in()
     found = api.call("GET", f"/runs/{run}")
 
@@ -123,6 +125,15 @@ def show_run(run: Annotated[str, typer.Argument(help="The run's id.")], as_json:
         )
         if found.get("error"):
             out.print(f"{found['error']['code']}: {found['error']['message']}", markup=False)
+        for step in found.get("steps") or []:
+            more = ""
+            if step["status"] == "parked":
+                more = f" until {step['until']}" + (
+                    f", waiting for {step['event']}" if step["kind"] == "wait" else ""
+                )
+            elif step["status"] == "failed":
+                more = f": {step['error']}"
+            out.print(f"  {step['kind']:5} {step['name']}: {step['status']}{more}", markup=False)
         if found["status"] == "succeeded":
             out.print(json.dumps(found.get("result"), indent=2), markup=False)
 
@@ -142,6 +153,24 @@ def replay_run(
     api, _ = signed_in()
     again = api.call("POST", f"/runs/{run}/replay", {"onProduction": on_production})
     emit(as_json, again, lambda: out.print(f"Replayed as run {again['id']} ({again['status']})."))
+
+
+@runs.command("event")
+@command
+def send_event(
+    run: Annotated[str, typer.Argument(help="The run's id.")],
+    name: Annotated[str, typer.Argument(help="The event's name (what its wait waits for).")],
+    data: Annotated[
+        str, typer.Option(help="The payload, JSON (@file, @- for standard input).")
+    ] = "null",
+    as_json: JsonFlag = False,
+):
+    """Send an event to a run: a wait for it (ctx.step.waitForEvent) resumes the run."""
+    api, _ = signed_in()
+    sent = api.call(
+        "POST", f"/runs/{run}/events", {"name": name, "payload": json_of(stdin_or_file(data))}
+    )
+    emit(as_json, sent, lambda: out.print(f"Event {name} sent to run {run}."))
 
 
 @schedules.command("list")

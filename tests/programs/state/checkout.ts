@@ -70,3 +70,11 @@ export async function approve(p: { run?: string; order: string; by: string }, ct
     return { code: (err as { code?: string }).code, message: (err as Error).message };
   }
 }
+
+/** A step that always throws: the run's dead letter names it. */
+export async function flaky(_p: unknown, ctx: Context) {
+  await ctx.step.run("steady", () => "fine");
+  await ctx.step.run("flaky", () => {
+    throw new Error("the bank said no");
+  });
+}
