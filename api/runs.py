@@ -9,7 +9,7 @@ from django.http import HttpResponse
 from ninja import Query, Router, Status
 
 from runs import steps
-from runs.lifecycle import dead_letters, discard, policy, replay
+from runs.lifecycle import cancel, dead_letters, discard, policy, replay
 from runs.models import Run, Schedule, Step
 from runs.schedules import ScheduleError, arm, check, check_quota, next_firings
 from tenancy.access import Action, can
@@ -226,7 +226,7 @@ def replay_run(request, id: UUID, body: ReplayIn):
             409, "not_dead", f"This run is {run.status}; only dead or failed runs replay."
         )
     try:
-        new = replay(run, body.onProduction, request.principal.label)
+        new = replay(run, body.onProduction, request.principal.label, body.fromStep or "")
     except ValueError as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
     record(request, run.tenant, "run.replay", run.worker.name, run=str(run.code), new=str(new.code))
@@ -270,6 +270,21 @@ def check_size(payload: str) -> None:
     if len(payload.encode()) > steps.MAX_RESULT_BYTES:
         raise ApiError(413, "payload_too_large",
                        f"An event's payload holds at most {steps.MAX_RESULT_BYTES} bytes of JSON.")  # fmt: skip
+
+
+@router.post(
+    "/runs/{uuid:id}/cancel",
+    response={200: RunOut, **CHANGE_ERRORS},
+    summary="Cancel a run that is not being attempted now (queued, retrying, sleeping, waiting)",
+)
+def cancel_run(request, id: UUID):
+    run = run_for(request, id, Action.INVOKE)
+    if not cancel(run, request.principal.label):
+        raise ApiError(409, "conflict", f"This run is {Run.objects.get(pk=run.pk).status}: only "
+                       "a run that waits (queued, retrying, sleeping, waiting) is canceled.")  # fmt: skip
+    record(request, run.tenant, "run.cancel", run.worker.name, run=str(run.code))
+    run.refresh_from_db()
+    return run_json(run)
 
 
 @router.post(

@@ -419,14 +419,21 @@ class RunList(Schema):
     next: int | None = Field(description="Pass as `before` for the next page.")
 
 
-class ReplayIn(Strict):
+class ReplayOn(Strict):
     onProduction: bool = Field(
         True, strict=True, description="On the worker's production now (else the deployment "
         "it first ran on).",
     )  # fmt: skip
 
 
-class ReplayManyIn(ReplayIn):
+class ReplayIn(ReplayOn):
+    fromStep: str | None = Field(
+        None, min_length=1, max_length=200, description="Keep the steps the run finished before "
+        "this one (they are not run again); this step and the ones after it run again.",
+    )  # fmt: skip
+
+
+class ReplayManyIn(ReplayOn):
     worker: UUID | None = Field(None, description="Only this worker's dead letters.")
     tenant: str | None = Field(None, pattern=LABEL_PATTERN)
 

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from runs import steps
-from runs.lifecycle import dead_letters, discard, policy, replay
+from runs.lifecycle import cancel, dead_letters, discard, policy, replay
 from runs.models import Run, Schedule
 from runs.schedules import ScheduleError, arm, check, check_quota, next_firings
 from tenancy.access import Action
@@ -175,17 +175,25 @@ def pretty(text: str) -> str:
 def run_act(request, code, act):
     """Replay (on production or on its first deployment) or discard a dead letter."""
     run = run_for(request, code)
-    if act not in ("replay", "discard", "event"):
+    if act not in ("replay", "discard", "event", "cancel"):
         raise Http404("No such action.")
     require(request, Action.INVOKE, run)
     if act == "event":
         return send_event(request, run)
+    if act == "cancel":
+        if not cancel(run, request.principal.label):
+            return run_page(request, run, "Only a run that waits (queued, retrying, sleeping, "
+                            "waiting) is canceled; this one is being attempted or has ended.",
+                            status=409)  # fmt: skip
+        record(request, run.tenant, "run.cancel", run.worker.name, run=str(run.code))
+        return redirect("run", code=run.code)
     if act == "discard":
         discard(run, request.principal.label)
         record(request, run.tenant, "run.discard", run.worker.name, run=str(run.code))
         return redirect("run", code=run.code)
     try:
-        new = replay(run, request.POST.get("on") != "original", request.principal.label)
+        new = replay(run, request.POST.get("on") != "original", request.principal.label,
+                     request.POST.get("from", ""))  # fmt: skip
     except ValueError as exc:  # nothing in production to replay it on
         return run_page(request, run, f"Not replayed: {exc}", status=409)
     record(request, run.tenant, "run.replay", run.worker.name, run=str(run.code), new=str(new.code))

@@ -34,7 +34,7 @@ from tenancy.limits import effective_limits
 from tenancy.quotas import check_room, check_stored_payload
 from workers.models import Worker
 
-from .models import Run, RunAttempt
+from .models import Run, RunAttempt, Step
 
 S = Run.Status
 
@@ -303,18 +303,43 @@ def sweep() -> dict[str, int]:
 # --- dead letters ------------------------------------------------------------------------
 
 
-def replay(run: Run, on_production: bool, by: str) -> Run:
+def replay(run: Run, on_production: bool, by: str, from_step: str = "") -> Run:
     """A new run of a dead (or failed) one's function and payload, on the worker's current
-    production or on the deployment it first ran on."""
+    production or on the deployment it first ran on. With `from_step`, the new run starts
+    with the steps the old one finished before that step: they are not run again; that step
+    and the ones after it are."""
     target = run.deployment
     if on_production:
         target = Worker.objects.select_related("production").get(pk=run.worker_id).production
         if target is None:
             raise ValueError("The worker serves nothing in production now.")
-    new, _ = accept(target, run.function, run.payload, Run.Trigger.REPLAY, replay_of=run)
+    kept: list[Step] = []
+    if from_step:
+        journal = list(run.steps.all())
+        names = [s.name for s in journal]
+        if from_step not in names:
+            raise ValueError(f'This run has no step named "{from_step}".')
+        kept = [s for s in journal[: names.index(from_step)] if s.status == Step.Status.DONE]
+    with transaction.atomic():  # its first attempt is sent once the kept steps are there
+        new, _ = accept(target, run.function, run.payload, Run.Trigger.REPLAY, replay_of=run)
+        Step.objects.bulk_create(
+            Step(run=new, name=s.name, kind=s.kind, status=s.status, tries=s.tries,
+                 started_at=s.started_at, finished_at=s.finished_at, result=s.result,
+                 until=s.until, event=s.event, match=s.match, request_id=s.request_id)
+            for s in kept
+        )  # fmt: skip
     # Off the dead letters: its replay carries on (and is a dead letter itself if it fails).
     discard(run, f"replayed by {by}")
     return new
+
+
+def cancel(run: Run, by: str) -> bool:
+    """A run that is not being attempted right now (queued, retrying, parked) ends failed,
+    saying who canceled it; False for one that is running or has ended."""
+    return run.transition(
+        [S.QUEUED, S.RETRYING, *Run.PARKED], S.FAILED, error_code="canceled",
+        error_message=f"Canceled by {by}.", lease_until=None,
+    )  # fmt: skip
 
 
 def discard(run: Run, by: str) -> bool:

@@ -296,6 +296,8 @@ def test_every_operation_answers_as_described(
     )
     everyone = api("POST", "/api/events", {"worker": str(worker.code), "name": "ok"}, **invoker)
     assert everyone.status_code == 202 and everyone.json()["delivered"] == []
+    assert api("POST", f"/api/runs/{waiting.code}/cancel", **invoker).json()["status"] == "failed"
+    assert api("POST", f"/api/runs/{waiting.code}/cancel", **invoker).status_code == 409
     policy = f"/api/workers/{worker.code}/retry-policy"
     assert api("GET", policy).json()["retryOn"] == ["error", "timeout", "limit"]
     body = {"attempts": 2, "backoffSeconds": 1, "maxDelaySeconds": 5, "retryOn": []}

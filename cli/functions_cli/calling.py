@@ -147,12 +147,27 @@ def replay_run(
     on_production: Annotated[
         bool, typer.Option(help="--no-on-production: on the deployment it first ran on.")
     ] = True,
+    from_step: Annotated[str, typer.Option(help="Run again from this step on.")] = "",
     as_json: JsonFlag = False,
 ):
-    """Run it again (a new run)."""
+    """Run it again (a new run); with --from-step, the steps finished before that one are kept."""
     api, _ = signed_in()
-    again = api.call("POST", f"/runs/{run}/replay", {"onProduction": on_production})
+    body: dict = {"onProduction": on_production}
+    if from_step:
+        body["fromStep"] = from_step
+    again = api.call("POST", f"/runs/{run}/replay", body)
     emit(as_json, again, lambda: out.print(f"Replayed as run {again['id']} ({again['status']})."))
+
+
+@runs.command("cancel")
+@command
+def cancel_run(
+    run: Annotated[str, typer.Argument(help="The run's id.")], as_json: JsonFlag = False
+):
+    """Cancel a run that waits (queued, retrying, sleeping, waiting)."""
+    api, _ = signed_in()
+    done = api.call("POST", f"/runs/{run}/cancel")
+    emit(as_json, done, lambda: out.print(f"Run {run} canceled."))
 
 
 @runs.command("event")
