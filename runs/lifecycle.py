@@ -20,12 +20,13 @@ restarted) is enqueued again by the sweep once its time is past.
 
 import json
 import random
+import time
 from datetime import UTC, datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from deployments.models import Deployment
@@ -121,6 +122,8 @@ def accept(
     return run, True
 
 
+PARKED_MARGIN_SECONDS = 2.0
+SWEEP_SECONDS = 5.0
 LONGEST_COUNTDOWN = 10 * 60  # seconds, within the broker's visibility timeout (15 min)
 EXECUTE = "runs.tasks.execute_run"  # by name: the task module imports this one
 
@@ -289,15 +292,28 @@ def sweep() -> dict[str, int]:
         retry_or_bury(run, run.attempts, "lost", "attempt_lost",
                       "The process running an attempt stopped before it reported.", now)  # fmt: skip
         taken_back += 1
+    # A queued or retrying run had its message sent: it is lost only well past its time. A
+    # parked run due later than Celery holds messages had none: it is sent once due (and a
+    # short park's message, if Redis lost it, a moment after).
     late = now - timedelta(seconds=settings.RUN_LEASE_MARGIN_SECONDS)
-    lost = list(
-        acting(Run.objects.filter(status__in=[S.QUEUED, S.RETRYING, *Run.PARKED],
-                                  next_attempt_at__lt=late))
-        .values_list("pk", flat=True)[:1000]
-    )  # fmt: skip
-    for pk in lost:
-        send(pk)
-    return {"taken_back": taken_back, "enqueued": len(lost)}
+    woken = now - timedelta(seconds=PARKED_MARGIN_SECONDS)
+    due = Q(status__in=[S.QUEUED, S.RETRYING], next_attempt_at__lt=late) | Q(
+        status__in=Run.PARKED, next_attempt_at__lt=woken
+    )
+    enqueued, after = 0, 0
+    stop = time.monotonic() + SWEEP_SECONDS
+    while True:  # a thousand at a time, for a few seconds at most (the next sweep goes on)
+        batch = list(
+            acting(Run.objects.filter(due, pk__gt=after)).order_by("pk")
+            .values_list("pk", flat=True)[:1000]
+        )  # fmt: skip
+        for pk in batch:
+            send(pk)
+        enqueued += len(batch)
+        if len(batch) < 1000 or time.monotonic() > stop:
+            break
+        after = batch[-1]
+    return {"taken_back": taken_back, "enqueued": enqueued}
 
 
 # --- dead letters ------------------------------------------------------------------------
