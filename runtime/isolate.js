@@ -614,10 +614,18 @@ const notARun = () => {
 };
 const noSteps = Object.freeze({ run: notARun, sleep: notARun, sleepUntil: notARun, waitForEvent: notARun });
 
+// The journal could not be reached: not the code's failure, so the attempt ends as the
+// platform's (retried without spending the retry policy's attempts).
+const PLATFORM_CODES = new Set(["control_plane_unavailable", "run_not_running"]);
+
 function stepsFor(call) {
   const names = new Set();
   let journal = null;
-  const step = (op, fields) => ask({ t: "step", op, ...fields });
+  const step = (op, fields) =>
+    ask({ t: "step", op, ...fields }).catch((err) => {
+      if (err instanceof BindingError && PLATFORM_CODES.has(err.code)) call.platform = err.message;
+      throw err;
+    });
   const known = () => (journal ??= step("journal", {}).then((j) => j.steps));
   const named = (name) => {
     if (typeof name !== "string" || name === "") throw new TypeError("A step needs a name.");
@@ -719,7 +727,16 @@ async function run(msg) {
   const call = calls.getStore();
   mark(call);
   let done = await invoke(msg);
-  if (call.parked) {
+  if (call.platform && !call.parked) {
+    const message = `The run's journal could not be reached (${call.platform}); the attempt is tried again.`;
+    done = {
+      t: "done",
+      id: msg.id,
+      ok: false,
+      code: "control_plane_unavailable",
+      error: { name: "Error", message, stack: "" },
+    };
+  } else if (call.parked) {
     // A step parked the run (whatever the code did with the signal): the call ends here.
     const { until, kind } = call.parked;
     const parked = { name: "StepParked", message: new StepParked(until).message, stack: "" };

@@ -10,12 +10,14 @@ import httpx
 import pytest
 import redis
 from django.conf import settings
+from django.http import HttpResponse
 from django.test import Client
 
 from kv import store
 from runs import lifecycle
 from runs.lifecycle import accept
 from runs.models import Run
+from runtime_api import views
 from tenancy.models import AuditEvent
 from workers.api_keys import issue_key
 from workers.models import Worker
@@ -178,3 +180,31 @@ def test_code_sends_events_to_its_tenants_runs_and_no_others(
     )
     assert refused.json()["result"]["code"] == "run_not_found"
     assert not theirs.events.exists()
+
+
+def test_a_journal_out_of_reach_fails_the_attempt_as_the_platforms(
+    runtime, start_worker, tenant, monkeypatch
+):
+    start_worker()
+    _, ns, deployment = deployed(tenant)
+    failed_once = []
+    serve = views.DOING["steps"]
+
+    def journal_away_once(d, raw, counted):
+        # The second step's result cannot be recorded the first time (Postgres restarting).
+        if (
+            b'"name": "second"' in raw.replace(b'":"', b'": "')
+            and b'"done"' in raw
+            and not failed_once
+        ):
+            failed_once.append(True)
+            return HttpResponse("database unavailable", status=503)
+        return serve(d, raw, counted)
+
+    monkeypatch.setitem(views.DOING, "steps", journal_away_once)
+    run, _ = accept(deployment, "twoSteps", json.dumps({"ms": 0}))
+    wait_for(lambda: status(run) == "succeeded", 60, "the run")
+    outcomes = list(Run.objects.get(pk=run.pk).attempt_set.values_list("outcome", "error_code"))
+    assert outcomes == [("platform", "control_plane_unavailable"), ("ok", "")], outcomes
+    assert bytes(store.get(ns, "first").value) == b"1"  # finished: not again
+    assert bytes(store.get(ns, "second").value) == b"2"  # not recorded: run again
