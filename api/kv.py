@@ -212,8 +212,7 @@ def put_value(request, id: UUID, body: ValueIn, key: str = KEY):
     try:
         written = store.put(ns, key, raw, body.ttlSeconds, body.metadata, body.ifVersion)
     except store.KvError as exc:
-        code = "payload_too_large" if exc.status == 413 else "invalid_request"
-        raise ApiError(exc.status, code, str(exc)) from exc
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
     except QuotaExceeded as exc:
         raise ApiError(exc.status, "quota_exceeded", exc.message) from exc
     if isinstance(written, store.Conflict):

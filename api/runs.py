@@ -240,11 +240,10 @@ def replay_run(request, id: UUID, body: ReplayIn):
 )
 def send_run_event(request, id: UUID, body: RunEventIn):
     run = run_for(request, id, Action.INVOKE)
-    payload = json.dumps(body.payload)
-    check_size(payload)
-    if not run.in_flight:
-        raise ApiError(409, "conflict", f"This run is {run.status}: it waits for nothing.")
-    steps.send_event(run, body.name, payload, request.principal.label)
+    try:
+        steps.send_event(run, body.name, json.dumps(body.payload), request.principal.label)
+    except steps.StepError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
     record(request, run.tenant, "run.event", run.worker.name, run=str(run.code), event=body.name)
     return Status(202, {"name": body.name, "delivered": [run.code]})
 
@@ -257,19 +256,16 @@ def send_run_event(request, id: UUID, body: RunEventIn):
 def broadcast_event(request, body: RunEventsIn):
     worker = worker_for(request, body.worker, Action.INVOKE)
     payload = json.dumps(body.payload)
-    check_size(payload)
+    try:
+        steps.check_event(body.name, payload)
+    except steps.StepError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
     delivered = []
     for run in steps.waiting_runs(worker.pk, body.name, payload):
         steps.send_event(run, body.name, payload, request.principal.label)
         delivered.append(run.code)
     record(request, worker.tenant, "run.event", worker.name, event=body.name, runs=len(delivered))
     return Status(202, {"name": body.name, "delivered": delivered})
-
-
-def check_size(payload: str) -> None:
-    if len(payload.encode()) > steps.MAX_RESULT_BYTES:
-        raise ApiError(413, "payload_too_large",
-                       f"An event's payload holds at most {steps.MAX_RESULT_BYTES} bytes of JSON.")  # fmt: skip
 
 
 @router.post(

@@ -32,6 +32,11 @@ class KvError(ValueError):
         super().__init__(message)
         self.status = status
 
+    @property
+    def code(self) -> str:
+        """The contract's code for it, wherever it is answered."""
+        return "payload_too_large" if self.status == 413 else "invalid_request"
+
 
 @dataclass
 class Conflict:

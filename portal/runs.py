@@ -208,14 +208,10 @@ def send_event(request, run: Run):
         json.loads(text)
     except ValueError:
         return run_page(request, run, "The payload is not JSON.", status=400)
-    if not 0 < len(name) <= steps.MAX_NAME or len(text.encode()) > steps.MAX_RESULT_BYTES:
-        return run_page(request, run, "An event needs a name (200 characters at most) and a "
-                        f"payload of at most {steps.MAX_RESULT_BYTES} bytes.", status=400)  # fmt: skip
-    if not run.in_flight:
-        return run_page(
-            request, run, f"This run is {run.status}: it waits for nothing.", status=409
-        )
-    steps.send_event(run, name, text, request.principal.label)
+    try:
+        steps.send_event(run, name, text, request.principal.label)
+    except steps.StepError as exc:
+        return run_page(request, run, f"Not sent: {exc}", status=exc.status)
     record(request, run.tenant, "run.event", run.worker.name, run=str(run.code), event=name)
     return redirect("run", code=run.code)
 

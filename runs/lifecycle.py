@@ -220,7 +220,9 @@ def record(run: Run, attempt: RunAttempt, status: int, body: dict) -> str:
         return S.SUCCEEDED
     # A step that threw in this call: the failure is named by it (and a dead letter says
     # which step kept failing).
-    failed = run.steps.filter(status="failed", request_id=str(body.get("requestId") or "-")).last()
+    failed = run.steps.filter(
+        status=Step.Status.FAILED, request_id=str(body.get("requestId") or "-")
+    ).last()
     if failed is not None:
         message = f'Step "{failed.name}" failed: {message}'
     if outcome == "permanent":
@@ -242,7 +244,9 @@ def park(run: Run, parked: object, this_attempt: dict, now) -> str:
                               next_attempt_at=until):  # fmt: skip
             return status
         # An event sent while it ran (before it parked) wakes it at once.
-        waits = run.steps.filter(kind="wait", status="parked").values_list("event", flat=True)
+        waits = run.steps.filter(kind=Step.Kind.WAIT, status=Step.Status.PARKED).values_list(
+            "event", flat=True
+        )
         if status == S.WAITING and run.events.filter(taken_by="", name__in=list(waits)).exists():
             run.transition(S.WAITING, S.QUEUED, next_attempt_at=now)
             until = now

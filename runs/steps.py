@@ -177,8 +177,23 @@ def over(step: Step, result: str, now: datetime) -> dict[str, Any]:
     return {"done": True, "result": result}
 
 
+def check_event(name: str, payload: str) -> None:
+    """An event's name and payload (JSON text) within bounds, else a StepError saying so."""
+    if not 0 < len(name) <= MAX_NAME:
+        raise StepError(f"An event's name is 1 to {MAX_NAME} characters.")
+    if len(payload.encode()) > MAX_RESULT_BYTES:
+        raise StepError(
+            f"An event's payload holds at most {MAX_RESULT_BYTES} bytes of JSON.", 413,
+            "payload_too_large",
+        )  # fmt: skip
+
+
 def send_event(run: Run, name: str, payload: str, by: str) -> RunEvent:
-    """Keep the event with the run; a run waiting for it (and whose match it fits) resumes."""
+    """Keep the event with the run; a run waiting for it (and whose match it fits) resumes.
+    A StepError for an event out of bounds, or a run that has ended."""
+    check_event(name, payload)
+    if not run.in_flight:
+        raise StepError(f"This run is {run.status}: it waits for nothing.", 409, "conflict")
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(pk=run.pk)
         event = RunEvent.objects.create(run=run, name=name, payload=payload, sent_by=by[:200])

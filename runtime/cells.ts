@@ -35,12 +35,15 @@ export type CellOptions = {
   /** A deployment's ctx.kv or ctx.enqueue, asked of the control plane. */
   bind: (
     deployment: string,
-    path: "kv" | "enqueue" | "steps" | "events",
+    path: typeof BOUND_PATHS[number],
     req: unknown,
   ) => Promise<{ status: number; body: unknown }>;
   /** Key-value operations a tenant's code made (cached reads too), for its usage. */
   operations: (tenant: number, reads: number, writes: number) => void;
 };
+
+// What a sandbox may ask of the control plane for its deployments' code (Cell's "bind").
+const BOUND_PATHS = ["kv", "enqueue", "steps", "events"] as const;
 
 type Pending = {
   deployment: string;
@@ -255,13 +258,12 @@ export class Cell {
       case "bind": {
         // Only for a deployment this host gave the sandbox: whatever runs in there cannot
         // reach another tenant's bindings by naming its deployment.
-        const paths = ["kv", "enqueue", "steps", "events"] as const;
-        const path = paths.find((p) => p === msg.path) ?? "kv";
-        const answer = this.sent.has(msg.d as string)
+        const path = BOUND_PATHS.find((p) => p === msg.path);
+        const answer = path && this.sent.has(msg.d as string)
           ? this.options.bind(msg.d as string, path, msg.req)
           : Promise.resolve({
             status: 404,
-            body: { error: { code: "deployment_not_found", message: "No such deployment." } },
+            body: { error: { code: "not_found", message: "No such deployment or binding." } },
           });
         answer.then(({ status, body }) => this.out.send({ t: "bound", n: msg.n, status, body }));
         return;
