@@ -16,6 +16,7 @@ through it.
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -228,6 +229,7 @@ def run(
     """Runs `args` confined to `limits`, to its end or to the first limit it meets."""
     groups = create(f"run-{uuid.uuid4().hex[:12]}", limits)
     wrapper = [sys.executable, "-I", "-S", __file__, "--cpu-seconds", str(limits.cpu_seconds)]
+    wrapper += ["--parent", str(os.getpid())]  # a build step outlives no killed build worker
     for path in (groups or {}).values():
         wrapper += ["--join", str(path / "cgroup.procs")]
     proc = subprocess.Popen(
@@ -296,6 +298,20 @@ class _RssWatcher:
 # --- the script: join, limit, start a session, become the command ------------------------
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent: int) -> None:
+    """The kernel sends SIGKILL when the caller dies (a build worker killed mid-step): in its
+    own session, a step would otherwise run on, orphaned, its cgroup never removed. Kept
+    across exec; the thread that started it waits for it, so only the process's death fires
+    it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(137)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="confine")
     parser.add_argument("--join", action="append", default=[], help="a cgroup.procs file")
@@ -304,6 +320,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--pids", type=int, default=256)
     parser.add_argument("--cpus", type=float, default=1.0)
     parser.add_argument("--cpu-seconds", type=int, default=0)
+    parser.add_argument("--parent", type=int, help="killed when this process (the caller) dies")
     parser.add_argument(
         "--ended", help="a cgroup of this name ended: say whether the kernel stopped it at its "
         "memory limit, and remove it",
@@ -318,6 +335,8 @@ def main(argv: list[str]) -> None:
         return
     command = options.command[1:] if options.command[:1] == ["--"] else options.command
     os.setsid()  # its own process group: killed as one, with whatever it starts
+    if options.parent:
+        die_with(options.parent)
     procs = [Path(p) for p in options.join]
     if options.create:
         groups = create(options.create, Limits(options.memory_bytes, options.pids, options.cpus))

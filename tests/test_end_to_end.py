@@ -5,10 +5,12 @@ import re
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
+from deployments.deno import deno_bin
 from deployments.models import Deployment
 from deployments.tasks import sweep_stuck_deployments
 from telemetry.models import Invocation, LogEntry
@@ -114,6 +116,28 @@ def slow_source() -> str:
     return "\n".join(lines)
 
 
+def processes() -> dict[int, tuple[int, int, str, str]]:
+    """pid -> (parent, process group, state, command line), from /proc."""
+    found = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry.name)] = (int(fields[1]), int(fields[2]), fields[0], cmdline)
+    return found
+
+
+def type_checks_of(worker) -> list[int]:
+    """The type-checking steps (`deno check`) the Celery worker's pool processes started."""
+    now = processes()
+    pool = {pid for pid, (_, group, _, _) in now.items() if group == worker.proc.pid}
+    return [pid for pid, (parent, _, state, cmd) in now.items()
+            if parent in pool and cmd.startswith(deno_bin() + " check") and state != "Z"]  # fmt: skip
+
+
 def test_build_survives_its_worker_being_killed(start_worker, tenant, settings):
     from deployments.deploy import deploy
 
@@ -121,21 +145,27 @@ def test_build_survives_its_worker_being_killed(start_worker, tenant, settings):
     first = start_worker(concurrency=1)
     worker = Worker.objects.create(tenant=tenant, name="slow")
     deployment = deploy(worker, slow_source())
-    wait_for(
-        lambda: Deployment.objects.get(pk=deployment.pk).status == "building",
-        60,
-        "the build to start",
-        0.02,
-    )
-    first.kill()  # SIGKILL to the worker and its children, mid-build
+    steps = wait_for(lambda: type_checks_of(first), 60, "the type check to start", 0.02)
+    first.kill()  # SIGKILL to the worker and its pool, mid-step
     deployment.refresh_from_db()
     assert deployment.status == "building"  # it really died mid-way
+    # The step (in a session of its own, out of reach of the worker's group) dies with it:
+    # nothing orphaned keeps the build's CPU and memory.
+    wait_for(
+        lambda: not any(pid in processes() and processes()[pid][2] != "Z" for pid in steps),
+        1, "the orphaned type check to end", 0.05,
+    )  # fmt: skip
 
     # The beat sweep finds it once its deadline has passed, and a live worker finishes it.
     settings.BUILD_DEADLINE_SECONDS = 0
     assert sweep_stuck_deployments() == {"requeued": 1, "failed": 0}
-    start_worker(concurrency=1)
-    wait_for(lambda: Deployment.objects.get(pk=deployment.pk).is_terminal, 120, "the rebuild", 0.2)
+    second = start_worker(concurrency=1)
+    try:
+        wait_for(
+            lambda: Deployment.objects.get(pk=deployment.pk).is_terminal, 120, "the rebuild", 0.2
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the worker printed:\n{second.output()[-4000:]}") from None
     deployment.refresh_from_db()
     assert deployment.status == "ready"
     assert deployment.build_attempts == 2
