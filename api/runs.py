@@ -78,6 +78,7 @@ def run_json(run: Run, attempts: bool = True) -> dict:
         "steps": [],
     }
     if attempts:
+        made = list(run.attempt_set.select_related("deployment"))
         out["attempts"] = [
             {
                 "number": a.number,
@@ -97,9 +98,9 @@ def run_json(run: Run, attempts: bool = True) -> dict:
                 "requestId": a.request_id or None,
                 "logs": a.logs,
             }  # fmt: skip
-            for a in run.attempt_set.select_related("deployment")
+            for a in made
         ]
-        out["steps"] = [step_json(s) for s in run.steps.all()]
+        out["steps"] = [step_json(s) for s in steps.with_lines(list(run.steps.all()), made)]
     return out
 
 
@@ -109,7 +110,7 @@ def step_json(s: Step) -> dict:
         "startedAt": s.started_at, "finishedAt": s.finished_at,
         "result": loads(s.result) if s.status == Step.Status.DONE else None,
         "error": s.error_message or None, "until": s.until, "event": s.event or None,
-        "match": s.match, "requestId": s.request_id or None,
+        "match": s.match, "requestId": s.request_id or None, "logs": s.printed,
     }  # fmt: skip
 
 

@@ -373,6 +373,10 @@ class StepOut(Schema):
     event: str | None = Field(description="The event a wait waits for.")
     match: dict[str, Any] | None = Field(description="Fields the event's payload must have.")
     requestId: str | None = Field(description="The call that ran it last: its console lines.")
+    logs: list[dict[str, Any]] = Field(
+        description="The console lines its code printed in that call (not those of steps "
+        "running beside it)."
+    )
 
 
 class RunEventIn(Strict):

@@ -60,6 +60,14 @@ def ingest_token(deployment) -> str:
     return derived("ingest", deployment)
 
 
+def signed_run(deployment, run: str) -> str:
+    """The run a call is made for, as the platform names it to the deployment (x-run-id):
+    signed with the deployment's own credential, so no other caller can name one and write
+    to its steps."""
+    signature = hmac.new(ingest_token(deployment).encode(), run.encode(), hashlib.sha256)
+    return f"{run}.{signature.hexdigest()}"
+
+
 def invoke_secret(deployment) -> str:
     """The secret a caller sends as x-invoke-secret to a private worker's deployment."""
     return "wis_" + derived("invoke", deployment)
@@ -91,6 +99,7 @@ def deployment_config(deployment, functions: list[str]) -> dict:
         kvUrl=base + reverse("deployment-kv", args=[deployment.code]),
         enqueueUrl=base + reverse("deployment-enqueue", args=[deployment.code]),
         eventsUrl=base + reverse("deployment-events", args=[deployment.code]),
+        stepsUrl=base + reverse("deployment-steps", args=[deployment.code]),
     )
     return config
 

@@ -153,7 +153,8 @@ def run_detail(request, code):
 
 def run_page(request, run: Run, error: str = "", status: int = 200):
     attempts = list(run.attempt_set.select_related("deployment"))
-    context = {"run": run, "attempts": attempts, "steps": list(run.steps.all()), "result": pretty(run.result),
+    shown = steps.with_lines(list(run.steps.all()), attempts)
+    context = {"run": run, "attempts": attempts, "steps": shown, "result": pretty(run.result),
                "payload": pretty(run.payload), "error": error}  # fmt: skip
     if request.htmx and request.GET.get("part") == "status":
         response = render(request, "runs/partials/status.html", context)

@@ -233,6 +233,10 @@ class Step(models.Model):
     event = models.CharField(max_length=200, blank=True)  # what a wait waits for
     match = models.JSONField(null=True, blank=True)  # {field: value} the event's payload must have
     request_id = models.CharField(max_length=64, blank=True)  # the call that ran it last
+    # The console lines its code printed in that call (their sequence numbers in the call's
+    # lines): steps run side by side keep theirs apart.
+    lines = models.JSONField(default=list, blank=True)
+    printed: list[dict]  # those lines themselves, where runs.steps.with_lines looked them up
 
     class Meta:
         ordering = ["started_at", "id"]

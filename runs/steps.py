@@ -8,8 +8,12 @@ until an event it waits for is sent; a run stays on the deployment it started on
 
 Operations a run's code asks for (through the runtime's host or a generated deployment):
   {"op": "journal"}                               -> {"steps": {name: {status, result}}}
-  {"op": "done", "name", "result" (JSON text)}    -> {"result"}: the first one recorded wins
-  {"op": "failed", "name", "error"}               -> {}
+  {"op": "done", "name", "result" (JSON text), "started"?, "lines"?}
+                                                  -> {"result"}: the first one recorded wins
+  {"op": "failed", "name", "error", "started"?, "lines"?}
+                                                  -> {}
+  (`started`: when its code began, in ms; `lines`: the sequence numbers of the console lines
+  it printed in the call)
   {"op": "sleep", "name", "until" (ms)}           -> {"done": true} or {"parked": until}
   {"op": "wait", "name", "event", "until", "match"?}
                                                   -> {"done": true, "result"} or {"parked": until}
@@ -31,6 +35,7 @@ MAX_STEPS = 1000  # in one run
 MAX_RESULT_BYTES = 256 * 1024  # one step's result, as JSON
 MAX_JOURNAL_BYTES = 8 * 1024 * 1024  # all of a run's results together
 MAX_NAME = 200
+MAX_LINES = 1000  # sequence numbers kept for one step (a call keeps at most that many lines)
 LONGEST_PARK = timedelta(days=365)
 S = Run.Status
 
@@ -61,6 +66,19 @@ def journal(run: Run) -> dict[str, dict[str, Any]]:
         s.name: {"status": s.status, "kind": s.kind, "result": s.result or None}
         for s in run.steps.only("name", "status", "kind", "result")
     }
+
+
+def with_lines(steps: list[Step], attempts) -> list[Step]:
+    """The steps, each with `printed`: the console lines of its last try, taken from the
+    lines its call answered with (kept with the attempt)."""
+    by_request = {a.request_id: a.logs for a in attempts if a.request_id}
+    for step in steps:
+        wanted = set(step.lines)
+        logs = by_request.get(step.request_id) or []
+        step.printed = [
+            line for line in logs if isinstance(line, dict) and line.get("seq") in wanted
+        ]
+    return steps
 
 
 def matches(payload: str, match: dict | None) -> bool:
@@ -116,12 +134,29 @@ def record(run: Run, name: str, op: str, body: dict, request_id: str, now: datet
         return {"parked": millis(there.until)} if there.until else {}
 
 
+def tried(step: Step, body: dict, now: datetime) -> None:
+    """When the step's try began and the lines it printed, as its code says (bounded)."""
+    started = body.get("started")
+    if isinstance(started, int | float) and not isinstance(started, bool):
+        began = datetime.fromtimestamp(started / 1000, tz=UTC)
+        if now - timedelta(days=1) <= began <= now:  # a try lasts at most a call's timeout
+            step.started_at = began
+    lines = body.get("lines")
+    if isinstance(lines, list):
+        step.lines = [
+            n for n in lines[:MAX_LINES] if isinstance(n, int) and not isinstance(n, bool)
+        ]
+
+
 def change(run: Run, step: Step, op: str, body: dict, held: int, now: datetime) -> dict[str, Any]:
+    if op in ("done", "failed"):
+        tried(step, body, now)
     if op == "done":
         return finish(step, body.get("result"), held, now)
     if op == "failed":
         step.kind, step.status, step.tries = Step.Kind.RUN, Step.Status.FAILED, step.tries + 1
         step.error_message = str(body.get("error") or "")[:5000]
+        step.finished_at = now  # (of this try)
         step.save()
         return {}
     if op == "sleep":

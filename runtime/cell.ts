@@ -112,8 +112,20 @@ serveBindings(async (config: DeploymentConfig, asked: any): Promise<BindingAnswe
           "ctx.step keeps its steps in a durable run: call this function as a run (Prefer: respond-async, a schedule, ctx.enqueue).",
       };
     }
-    const { run, request, op, name, result, error, until, event, match } = asked;
-    const answer = await viaHost(config.id, "steps", { run, request, op, name, result, error, until, event, match });
+    const { run, request, op, name, result, error, until, event, match, started, lines } = asked;
+    const answer = await viaHost(config.id, "steps", {
+      run,
+      request,
+      op,
+      name,
+      result,
+      error,
+      until,
+      event,
+      match,
+      started,
+      lines,
+    });
     return answer.status === 200 ? { ok: true, value: answer.body } : refused(answer);
   }
   if (asked.t === "event") {

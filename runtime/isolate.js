@@ -37,6 +37,8 @@ const postMessage = port.postMessage.bind(port);
 // process, inside that process's limits, and is stopped with it).
 delete globalThis.Worker;
 const calls = new AsyncLocalStorage();
+// The durable step (ctx.step.run) whose code is running, if any: its lines are noted as its.
+const inStep = new AsyncLocalStorage();
 // Answers leave in batches: all that are ready by the end of this turn go in one message
 // (a cross-thread message is the dearest part of a call). The one call in flight is answered
 // at once. (A finished answer waiting in the batch dies with the isolate if another call
@@ -257,6 +259,8 @@ for (const [method, level] of Object.entries(LEVELS)) {
         return;
       }
       call.lines++;
+      const step = inStep.getStore();
+      if (step && step.lines.length < 1000) step.lines.push(call.seq); // the seq emit gives it
     }
     emit(call, level, capped(format(args)));
   };
@@ -648,18 +652,19 @@ function stepsFor(call) {
       named(name);
       const kept = (await known())[name];
       if (kept?.status === "done") return parseJson(kept.result ?? "null");
+      const tried = { started: now(), lines: [] };
       let value;
       try {
-        value = await work();
+        value = await inStep.run(tried, work);
       } catch (err) {
         if (!call.parked) {
-          await step("failed", { name, error: describe(err).message }).catch(() => {});
+          await step("failed", { name, error: describe(err).message, ...tried }).catch(() => {});
         }
         throw err;
       }
       const text = stringify(value === undefined ? null : value);
       if (text === undefined) throw new TypeError(`Step "${name}" returned something that is not JSON.`);
-      return parseJson((await step("done", { name, result: text })).result); // the first kept wins
+      return parseJson((await step("done", { name, result: text, ...tried })).result); // the first kept wins
     },
     sleep: (name, duration) => sleepUntil(name, now() + durationMs(duration)),
     sleepUntil: (name, date) => sleepUntil(name, new Date(date).getTime()),

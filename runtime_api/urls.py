@@ -35,4 +35,10 @@ urlpatterns = [
         {"what": "events"},
         name="deployment-events",
     ),
+    path(
+        "deployments/<uuid:code>/steps",
+        views.deployment_binding,
+        {"what": "steps"},
+        name="deployment-steps",
+    ),
 ]

@@ -21,6 +21,8 @@ from deployments.models import Deployment
 from deployments.program import program_from_files
 from kv import store as kv_store
 from kv.models import Binding, Namespace
+from runs import lifecycle, steps
+from runs.lifecycle import accept
 from runs.models import Run
 from telemetry.models import Invocation, LogEntry
 from workers.api_keys import issue_key
@@ -62,7 +64,9 @@ def test_next_build_and_the_invocation_contract(
     )
     program = program_from_files({"index.ts": SOURCE, "lib/page.ts": PAGE})
     functions, http, lock, _ = analyse_program(program)  # the checks the back end runs
-    assert functions == ["wait", "add", "boom", "big", "environment", "secret", "tally", "slow"]
+    assert functions == [
+        "wait", "add", "boom", "big", "environment", "secret", "tally", "journey", "slow"
+    ]  # fmt: skip
     assert http
     counts = Namespace.objects.create(tenant=tenant, name="counts")
     Binding.objects.create(worker=worker, namespace=counts, name="COUNTS")
@@ -187,6 +191,35 @@ def test_next_build_and_the_invocation_contract(
             and queued.function == "add"
             and queued.deployment == deployment
         )
+
+        # Durable steps, kept in the platform's journal: the run parks on its sleep and its
+        # wait, and the charge runs once although the function runs three times.
+        journey, _ = accept(deployment, "journey", '{"order": "o1"}')
+        assert lifecycle.execute(journey.pk) == "sleeping"
+        charge = journey.steps.get(name="charge")
+        assert charge.status == "done" and charge.tries == 1
+        wait_for(lambda: lifecycle.execute(journey.pk) == "waiting", 10, "the sleep to end")
+        steps.send_event(journey, "approved", '{"order": "o1", "by": "ann"}', "test")
+        assert lifecycle.execute(journey.pk) == "succeeded"
+        journey.refresh_from_db()
+        assert json.loads(journey.result) == {"charged": {"charge": "ch_o1"}, "approvedBy": "ann"}
+        assert bytes(kv_store.get(counts, "charges:o1").value) == b"1"
+        assert list(journey.attempt_set.values_list("outcome", flat=True)) == [
+            "parked", "parked", "ok",
+        ]  # fmt: skip
+        shown = steps.with_lines(list(journey.steps.all()), journey.attempt_set.all())
+        assert [(s.name, s.status) for s in shown] == [
+            ("charge", "done"), ("cool-off", "done"), ("approved", "done"),
+        ]  # fmt: skip
+        assert [line["message"] for line in shown[0].printed] == ["charging o1"]
+        # A caller naming a run without the platform's signature gets no steps (and cannot
+        # write to that run's journal).
+        forged = httpx.post(
+            f"{url}/api/invoke/journey", json={"order": "o2"},
+            headers={**secret, "x-run-id": str(journey.code)}, timeout=30,
+        )  # fmt: skip
+        assert forged.status_code == 500, forged.text
+        assert "durable run" in forged.json()["error"]["message"]
 
         # Without the deployment's invocation secret: refused.
         Deployment.objects.filter(pk=deployment.pk).update(invoke_secret_required=False)

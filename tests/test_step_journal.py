@@ -56,6 +56,27 @@ def test_a_step_finishes_once_and_its_results_are_bounded(ready, monkeypatch):
         steps.perform(run, {"op": "sleep", "name": "b", "until": later(400 * 86400)})
 
 
+def test_a_step_keeps_when_its_try_began_and_its_own_lines(ready):
+    from runs.models import RunAttempt
+
+    run = a_run(ready)
+    began = later(-2)
+    steps.perform(run, {"op": "done", "name": "a", "result": "1", "started": began,
+                        "lines": [1, 3, "x", True]}, request_id="req_1")  # fmt: skip
+    # A start in the future or days ago is not believed: the time it was recorded stands.
+    steps.perform(run, {"op": "failed", "name": "b", "error": "no", "started": later(3600),
+                        "lines": list(range(5000))}, request_id="req_1")  # fmt: skip
+    a, b = Step.objects.get(run=run, name="a"), Step.objects.get(run=run, name="b")
+    assert abs(a.started_at.timestamp() * 1000 - began) < 1 and a.finished_at > a.started_at
+    assert a.lines == [1, 3] and len(b.lines) == steps.MAX_LINES
+    assert b.finished_at >= b.started_at > a.started_at
+    logs = [{"seq": n, "level": "log", "message": f"line {n}"} for n in range(5)]
+    RunAttempt.objects.create(run=run, number=1, deployment=ready, request_id="req_1", logs=logs)
+    shown = steps.with_lines([a, b], run.attempt_set.all())
+    assert [line["message"] for line in shown[0].printed] == ["line 1", "line 3"]
+    assert len(shown[1].printed) == 5
+
+
 def test_a_wait_takes_a_fitting_event_once_even_one_sent_before_it(ready):
     run = a_run(ready)
     steps.send_event(run, "approved", '{"order": 2}', "test")  # before the wait, another order

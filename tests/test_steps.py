@@ -54,6 +54,10 @@ def test_a_run_in_steps_charges_once_sleeps_waits_and_is_retried(
         ("charge", "run", "done"), ("cool-off", "sleep", "done"), ("approved", "wait", "parked"),
     ]  # fmt: skip
     assert seen["steps"][2]["event"] == "approved" and seen["steps"][2]["match"] == {"order": "o1"}
+    # Each step's own console lines (not the function's, printed outside the steps).
+    charge = seen["steps"][0]
+    assert [line["message"] for line in charge["logs"]] == ["charging o1"]
+    assert charge["startedAt"] < charge["finishedAt"]
 
     # The run's page shows the steps; an event sent there for another order does not fit the
     # wait (and a payload that is not JSON is refused); the right one, by the API, resumes it.
@@ -85,6 +89,10 @@ def test_a_run_in_steps_charges_once_sleeps_waits_and_is_retried(
     assert outcomes.count("parked") == 2 and outcomes[-2:] == ["error", "ok"], outcomes
     mail = done.steps.get(name="mail")
     assert mail.tries == 2 and mail.status == "done"
+    finished = api.get(f"/api/runs/{run.code}").json()["steps"]
+    assert [line["message"] for line in finished[3]["logs"]] == ["mailing, try 2"]  # its last try
+    page = client.get(f"/runs/{run.code}/").content.decode()
+    assert "log charging o1" in page and "log mailing, try 2" in page
 
 
 def test_a_wait_answers_null_at_its_timeout_and_steps_need_a_run(runtime, start_worker, tenant):

@@ -134,6 +134,8 @@ def show_run(run: Annotated[str, typer.Argument(help="The run's id.")], as_json:
             elif step["status"] == "failed":
                 more = f": {step['error']}"
             out.print(f"  {step['kind']:5} {step['name']}: {step['status']}{more}", markup=False)
+            for line in step.get("logs") or []:
+                out.print(f"      {line['level']:5} {line['message']}", markup=False)
         if found["status"] == "succeeded":
             out.print(json.dumps(found.get("result"), indent=2), markup=False)
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from deployments import vercel_client as api
-from deployments.generator import NotForNext, generate, invoke_secret
+from deployments.contract import HEADERS
+from deployments.generator import NotForNext, generate, invoke_secret, signed_run
 
 from .base import Backend, BuildFailed, RemoteDomain, TransientBackendError
 from .invoke import post_invoke
@@ -159,8 +160,9 @@ class VercelBackend(Backend):
     def invoke(
         self, deployment, function: str, payload_json: str, trigger: str = "portal", run: str = ""
     ):
-        # (Durable steps are not served by the generated project yet: `run` is not passed.)
         headers = {}
+        if run:  # a run's call: its code keeps durable steps in the run's journal
+            headers[HEADERS["run"]] = signed_run(deployment, run)
         if secret := self.secret_for_callers(deployment):
             headers["x-invoke-secret"] = secret
         if settings.VERCEL_PROTECTION_BYPASS:

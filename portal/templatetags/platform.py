@@ -106,3 +106,18 @@ def line_time(moment):
 def get(mapping, key):
     """mapping[key] in a template, or None."""
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def lasted(start, end) -> str:
+    """How long from start to end, to the unit that matters: "4 ms", "2.5 s", "3 min", "2 h"."""
+    if not start or not end:
+        return ""
+    seconds = max(0.0, (end - start).total_seconds())
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -57,6 +57,24 @@ export async function tally(payload: { times: number }, ctx: Context) {
   return { value, note: [note?.value, note?.metadata], keys: listed.keys.map((k) => k.name), runId: run.runId, refused };
 }
 
+/** A durable run in steps, as on the platform's own runtime: a charge that runs once (counted
+ * in the namespace), a short sleep, a wait for an approval matched on the order. */
+export async function journey(p: { order: string }, ctx: Context) {
+  console.log(`journey ${p.order}`); // outside the steps: printed on every attempt
+  const charged = await ctx.step.run("charge", async () => {
+    console.log(`charging ${p.order}`);
+    const n = ((await ctx.kv.COUNTS.get<number>(`charges:${p.order}`, "json")) ?? 0) + 1;
+    await ctx.kv.COUNTS.put(`charges:${p.order}`, n);
+    return { charge: `ch_${p.order}` };
+  });
+  await ctx.step.sleep("cool-off", "1s");
+  const approval = await ctx.step.waitForEvent<{ by: string }>("approved", {
+    timeout: "1 minute",
+    match: { order: p.order },
+  });
+  return { charged, approvedBy: approval?.by ?? null };
+}
+
 export async function slow() {
   console.log("before the wait");
   await new Promise((resolve) => setTimeout(resolve, 10_000));

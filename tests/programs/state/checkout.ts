@@ -12,6 +12,7 @@ async function bump(ctx: Context, key: string): Promise<number> {
 export async function checkout(p: { order: string; coolOff?: string }, ctx: Context) {
   console.log(`checkout ${p.order}`); // outside the steps: printed on every attempt
   const charged = await ctx.step.run("charge", async () => {
+    console.log(`charging ${p.order}`); // the step's own line
     await bump(ctx, `charges:${p.order}`);
     return { charge: `ch_${p.order}` };
   });
@@ -22,6 +23,7 @@ export async function checkout(p: { order: string; coolOff?: string }, ctx: Cont
   });
   const mailed = await ctx.step.run("mail", async () => {
     const tries = await bump(ctx, `mails:${p.order}`);
+    console.log(`mailing, try ${tries}`);
     if (tries < 2) throw new Error("the mail server is down");
     return { tries };
   });

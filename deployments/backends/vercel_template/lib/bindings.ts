@@ -22,7 +22,7 @@ export class BindingError extends Error {
   }
 }
 
-async function ask(url: string | undefined, body: unknown, ok = 200): Promise<any> {
+export async function ask(url: string | undefined, body: unknown, ok = 200): Promise<any> {
   let res: Response;
   try {
     res = await fetch(url ?? "", {
@@ -132,14 +132,6 @@ export async function enqueue(
   }, 202);
   return { runId: run.runId as string, status: run.status as string };
 }
-
-const notHere = () => {
-  throw new TypeError(
-    "Durable steps (ctx.step) run on the platform's own runtime; on the Vercel back end a run is retried whole.",
-  );
-};
-/** ctx.step: not served by this back end yet (docs/steps.md). */
-export const noSteps = Object.freeze({ run: notHere, sleep: notHere, sleepUntil: notHere, waitForEvent: notHere });
 
 /** ctx.sendEvent: to a run of the tenant, or to every waiting run of a worker (this one by default). */
 export async function sendEvent(name: string, payload?: unknown, options?: { run?: string; worker?: string }) {

@@ -7,10 +7,11 @@ import { readFileSync } from "node:fs";
 import { SourceMap } from "node:module";
 import { inspect } from "node:util";
 import { after } from "next/server";
-import { enqueue, kvBindings, noSteps, sendEvent } from "./bindings";
+import { enqueue, kvBindings, sendEvent } from "./bindings";
 import contract from "./contract.json";
 import config from "./deployment.json";
 import { runFunction } from "./step";
+import { inStep, noSteps, signedRun, StepParked, type Steps, stepsFor } from "./steps";
 
 type Line = { seq: number; level: string; message: string; timestamp: string };
 export type Call = {
@@ -21,6 +22,7 @@ export type Call = {
   dropped: number;
   pending: Line[];
   waits?: Promise<unknown>[]; // work after the answer (ctx.waitUntil)
+  steps?: Steps; // a run's call: its durable steps
 };
 
 export const calls = new AsyncLocalStorage<Call>();
@@ -72,6 +74,8 @@ function capped(message: string): string {
 }
 
 function record(call: Call, level: string, message: string) {
+  const step = inStep.getStore();
+  if (step && step.lines.length < 1000) step.lines.push(call.seq);
   const line = { seq: call.seq++, level, message, timestamp: new Date().toISOString() };
   call.lines.push(line);
   call.pending.push(line);
@@ -144,7 +148,7 @@ export function contextFor(call: Call) {
     kv: kvBindings,
     enqueue,
     sendEvent,
-    step: noSteps,
+    step: call.steps ? stepsFor(call.steps, call.requestId) : noSteps,
     waitUntil(work: Promise<unknown>) {
       waits.push(Promise.resolve(work).catch((err) => {
         console.error("Work after the answer (ctx.waitUntil) failed:", err);
@@ -306,6 +310,8 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
 
   const requestId = `req_${randomUUID().replaceAll("-", "")}`;
   const call: Call = { requestId, fn, seq: 0, lines: [], dropped: 0, pending: [] };
+  const run = signedRun(request.headers.get(HEADERS.run));
+  if (run) call.steps = { run };
   const startedAt = new Date();
   const t0 = performance.now();
   let status = 200;
@@ -337,6 +343,15 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
     }
   } finally {
     clearTimeout(timer);
+  }
+  if (call.steps?.parked) {
+    // A step parked the run (whatever the code did with the signal): the call ends here.
+    const { until, kind } = call.steps.parked;
+    ({ status, body } = failed("run_parked", new StepParked(until).message));
+    Object.assign((body as any).error, { parked: { until, kind } });
+  } else if (call.steps?.platform) {
+    ({ status, body } = failed("control_plane_unavailable",
+      `The run's journal could not be reached (${call.steps.platform}); the attempt is tried again.`));
   }
   if (call.dropped > 0) {
     record(call, "warn", `truncated: ${call.dropped} lines dropped (the limit is ${config.maxLogLines} lines per invocation)`);
