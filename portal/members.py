@@ -1,6 +1,7 @@
 """Tenant pages for members: list, change roles, remove, invite by email, withdraw, accept."""
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_POST
 from tenancy import members as tenant_members
 from tenancy.access import Action
 from tenancy.audit import record
+from tenancy.mail import on_console
 from tenancy.middleware import SESSION_KEY
 from tenancy.models import Invitation, Membership
 
@@ -47,6 +49,14 @@ def members(request):
         except tenant_members.MemberRefused as exc:
             raise PermissionDenied(str(exc)) from exc
         record(request, tenant, "member.invite", invitation.email, role=role)
+        if on_console():
+            messages.warning(request, (
+                f"No mail server is set up, so the invitation to {invitation.email} was only "
+                f"printed on the platform's console. Send this link yourself: "
+                f"{link_for(invitation.token)}"
+            ))  # fmt: skip
+        else:
+            messages.success(request, f"The invitation is on its way to {invitation.email}.")
         return redirect("members")
     context = {
         "form": form,

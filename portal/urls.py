@@ -1,7 +1,7 @@
-from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import (
+    account_views,
     audit_log,
     charts,
     cli,
@@ -49,8 +49,9 @@ urlpatterns = [
     path("cli/", cli.install, name="cli-install"),
     path("cli/approve/", cli.approve, name="cli-approve"),
     path("cli/<str:name>", cli.package_download, name="cli-package"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", account_views.login, name="login"),
+    path("logout/", account_views.logout, name="logout"),
+    path("accounts/", include("allauth.urls")),
     path("tenant/", workers.switch_tenant, name="switch-tenant"),
     path("operators/", operators.operators_home, name="operators"),
     path("time-zone/", time_zone.time_zone, name="time-zone"),

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.utils import timezone
 
 from .access import Principal, grantable
 from .branding import brand_for
+from .mail import send
 from .models import Invitation, Membership, Tenant
 
 Role = Membership.Role
@@ -42,14 +42,14 @@ def invite(
         invited_by=principal.user,
         expires_at=timezone.now() + timedelta(days=settings.INVITATION_DAYS),
     )
-    brand = brand_for(tenant)["name"]
-    send_mail(
-        f"You are invited to {tenant.name} on {brand}",
+    brand = brand_for(tenant)
+    send(
+        f"You are invited to {tenant.name} on {brand['name']}",
         f"{principal.label} invited you to join {tenant.name} as {role}.\n\n"
         f"Accept (with the account of this address, before "
         f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC): {link_for(invitation.token)}\n",
-        None,
         [invitation.email],
+        brand,
     )
     return invitation
 

@@ -97,7 +97,7 @@ def portal_session(base_url: str, username: str) -> httpx.Client:
     response = client.post(
         "/login/",
         data={
-            "username": username,
+            "login": username,
             "password": "pw-123456",
             "csrfmiddlewaretoken": client.cookies["csrftoken"],
         },

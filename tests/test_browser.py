@@ -30,7 +30,7 @@ def signed_in(live_server, user, lands="/", **context):
         try:
             page = browser.new_context(**context).new_page()
             page.goto(f"{live_server.url}/login/")
-            page.fill("input[name=username]", user.username)
+            page.fill("input[name=login]", user.username)
             page.fill("input[name=password]", "pw-123456")
             page.click("main button[type=submit]")
             page.wait_for_url(f"{live_server.url}{lands}")

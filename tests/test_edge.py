@@ -169,7 +169,7 @@ def test_a_tenants_portal_domain_serves_its_portal_under_its_brand(
             login = browser.get("/login/", extensions={"sni_hostname": name})
             assert "Acme Cloud" in login.text
             signed_in = browser.post("/login/", extensions={"sni_hostname": name}, data={
-                "username": owner.username, "password": "pw-123456",
+                "login": owner.username, "password": "pw-123456",
                 "csrfmiddlewaretoken": browser.cookies["csrftoken"],
             })  # fmt: skip
             assert signed_in.status_code == 302, signed_in.text

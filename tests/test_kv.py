@@ -186,6 +186,8 @@ def test_the_portal_creates_browses_writes_binds_and_empties_a_namespace(
             stranger.post(reverse("kv-act", args=[ns.code, name]), {"key": "user/1"}).status_code
             == 404
         )
-    assert "sessions" not in stranger.get(reverse("kv")).content.decode()
+    listed = reverse("kv-namespace", args=[ns.code])
+    assert listed in manager.get(reverse("kv")).content.decode()
+    assert listed not in stranger.get(reverse("kv")).content.decode()
     act("empty", {})
     assert not ns.entries.exists()

@@ -117,7 +117,7 @@ def test_browser_tail_shows_the_first_line_before_the_function_returns(
         try:
             page = browser.new_page()
             page.goto(f"{live_server.url}/login/?next=/workers/{worker.code}/logs/")
-            page.fill("input[name=username]", owner.username)
+            page.fill("input[name=login]", owner.username)
             page.fill("input[name=password]", "pw-123456")
             page.click("main button[type=submit]")
             page.wait_for_selector("#log-poller .live")

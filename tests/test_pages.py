@@ -174,7 +174,11 @@ def test_invoke_panel_refuses_a_deployment_that_is_not_ready(owner_client, deplo
 
 def test_login_page_and_admin_render(client, db):
     assert client.get(reverse("login")).status_code == 200
-    assert client.get("/admin/login/").status_code == 200
+    page = client.get(reverse("login")).content.decode()
+    assert 'name="login"' in page and "Forgot your password?" in page
+    # The admin signs in through the portal's page (throttled and audited as every sign-in).
+    admin = client.get("/admin/login/?next=/admin/")
+    assert admin.status_code == 302 and admin["Location"] == "/login/?next=%2Fadmin%2F"
 
 
 def test_worker_page_panel_refreshes_the_production_url_when_the_build_ends(

@@ -39,9 +39,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # (the sessions page says "3 minutes ago")
     "django_htmx",
+    "allauth",
+    "allauth.account",
+    "allauth.usersessions",
     "workers_portal",
     "tenancy",
+    "accounts",
     "workers",
     "kv",
     "deployments",
@@ -62,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "workers.middleware.PrincipalMiddleware",
@@ -131,6 +138,35 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Accounts (django-allauth; accounts/) ----------------------------------------------
+# Sign in by username or address; no sign-up of one's own (accounts come with invitations);
+# password reset by a single-use link that expires (PASSWORD_RESET_TIMEOUT, 1 hour); a
+# password change keeps this session and ends every other. Failed sign-ins are throttled per
+# address and per account (allauth's rate limits, kept in the shared cache below).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_EMAIL_NOTIFICATIONS = True  # a mail when the password was changed or reset
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_SESSION_REMEMBER = None  # the user chooses ("stay logged in")
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env.str("LOGIN_FAILURE_LIMITS", default="10/m/ip,5/5m/key"),
+    "login": env.str("LOGIN_LIMITS", default="60/m/ip"),
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+}
+USERSESSIONS_TRACK_ACTIVITY = True  # a session's last address and time seen, for its user
+
+
 LANGUAGE_CODE = "en-us"
 FORMAT_MODULE_PATH = ["workers_portal.formats"]  # times as the portal writes them, the admin too
 TIME_ZONE = "UTC"
@@ -180,6 +216,16 @@ warnings.filterwarnings(
 
 # --- Celery ---------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+# The shared cache (rate limits of sign-ins, across every web process): Redis. Keys carry the
+# database's name, so test runs side by side never count each other's attempts.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_FUNCTION": "workers_portal.cache.make_key",
+    }
+}
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True

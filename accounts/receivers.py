@@ -1,0 +1,68 @@
+"""The audit of accounts: every sign-in, failed sign-in and password change or reset goes into
+the audit log of each tenant the account belongs to (their owners see their members' account
+activity), with the address it came from. A failure for a name no account has is logged only."""
+
+import logging
+from typing import Any
+
+from allauth.account.signals import password_changed, password_reset, password_set
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.db.models import Q
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from tenancy.models import AuditEvent, Membership
+
+log = logging.getLogger(__name__)
+
+
+def audit(request: HttpRequest | None, user: User, action: str, **details: Any) -> None:
+    ip = request.META.get("REMOTE_ADDR") if request is not None else None
+    agent = request.META.get("HTTP_USER_AGENT", "")[:200] if request is not None else ""
+    tenants = Membership.objects.filter(user=user).values_list("tenant_id", flat=True)
+    for tenant in tenants:  # (one by one: each event keeps its tenant's slug as it was)
+        AuditEvent.objects.create(
+            tenant_id=tenant, actor=user, actor_label=user.get_username(), action=action,
+            target=user.get_username(), details={**details, "browser": agent}, ip=ip or None,
+        )  # fmt: skip
+
+
+@receiver(user_logged_in)
+def signed_in(sender: object, request: HttpRequest, user: User, **kwargs: Any) -> None:
+    audit(request, user, "account.sign_in")
+
+
+@receiver(user_login_failed)
+def sign_in_failed(
+    sender: object, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    name = credentials.get("username") or credentials.get("email") or ""
+    user = (
+        get_user_model().objects.filter(Q(username__iexact=name) | Q(email__iexact=name)).first()
+        if name
+        else None
+    )
+    if user is None:
+        log.info(
+            "Failed sign-in for an unknown account from %s",
+            getattr(request, "META", {}).get("REMOTE_ADDR"),
+        )
+        return
+    audit(request, user, "account.sign_in_failed")
+
+
+@receiver(password_changed)
+def changed(sender: object, request: HttpRequest, user: User, **kwargs: Any) -> None:
+    audit(request, user, "account.password_change")
+
+
+@receiver(password_set)
+def set_(sender: object, request: HttpRequest, user: User, **kwargs: Any) -> None:
+    audit(request, user, "account.password_set")
+
+
+@receiver(password_reset)
+def reset(sender: object, request: HttpRequest, user: User, **kwargs: Any) -> None:
+    audit(request, user, "account.password_reset")
