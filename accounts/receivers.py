@@ -1,11 +1,15 @@
-"""The audit of accounts: every sign-in, failed sign-in and password change or reset goes into
-the audit log of each tenant the account belongs to (their owners see their members' account
-activity), with the address it came from. A failure for a name no account has is logged only."""
+"""The audit of accounts: every sign-in, failed sign-in, password change or reset, and second
+factor added, removed, renewed or failed goes into the audit log of each tenant the account
+belongs to (their owners see their members' account activity), with the address it came from.
+A failure for a name no account has is logged only."""
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from allauth.account.signals import password_changed, password_reset, password_set
+from allauth.mfa import signals as mfa
+from allauth.mfa.models import Authenticator
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_logged_in, user_login_failed
@@ -66,3 +70,25 @@ def set_(sender: object, request: HttpRequest, user: User, **kwargs: Any) -> Non
 @receiver(password_reset)
 def reset(sender: object, request: HttpRequest, user: User, **kwargs: Any) -> None:
     audit(request, user, "account.password_reset")
+
+
+# What is done to an account's second factors (kinds: totp, recovery_codes, webauthn).
+FACTOR_ACTIONS = {
+    mfa.authenticator_added: "account.second_factor_added",
+    mfa.authenticator_removed: "account.second_factor_removed",
+    mfa.authenticator_reset: "account.second_factor_renewed",  # new recovery codes
+    mfa.authentication_failed: "account.second_factor_failed",
+}
+
+
+def audit_factor(action: str) -> Callable[..., None]:
+    def receive(
+        sender: object, request: HttpRequest, user: User, authenticator: Authenticator, **kw: Any
+    ) -> None:
+        audit(request, user, action, kind=authenticator.type)
+
+    return receive
+
+
+for signal, action in FACTOR_ACTIONS.items():
+    signal.connect(audit_factor(action), weak=False, dispatch_uid=action)

@@ -9,6 +9,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser as NinjaParser
 from ninja.security import APIKeyCookie, HttpBearer
 
+from accounts.factors import asking, why_needed
+
 from . import (
     audit,
     cli,
@@ -51,6 +53,9 @@ class SessionAuth(APIKeyCookie):
         principal = request.principal
         if principal.user is None or principal.key is not None:
             return None
+        who = why_needed(principal.user)
+        if who:  # (the pages send such an account to set one up; the API says why not)
+            raise ApiError(403, "second_factor_required", f"{asking(who)} Or use an API key.")
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             rejected = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
             if rejected is not None:

@@ -1,5 +1,6 @@
 """Tenant pages for members: list, change roles, remove, invite by email, withdraw, accept."""
 
+from allauth.mfa.utils import is_mfa_enabled
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
@@ -12,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.factors import second_factors
 from tenancy import members as tenant_members
-from tenancy.access import Action
+from tenancy.access import Action, can
 from tenancy.audit import record
 from tenancy.mail import on_console
 from tenancy.middleware import SESSION_KEY
@@ -58,13 +60,49 @@ def members(request):
         else:
             messages.success(request, f"The invitation is on its way to {invitation.email}.")
         return redirect("members")
+    memberships = list(tenant.memberships.select_related("user").order_by("user__username"))
+    factors = second_factors([m.user for m in memberships])
+    for membership in memberships:
+        membership.factors = factors.get(membership.user.pk, [])
     context = {
         "form": form,
-        "memberships": tenant.memberships.select_related("user").order_by("user__username"),
+        "memberships": memberships,
         "invitations": tenant_members.open_invitations(tenant),
         "roles": Role.choices,
+        "may_own": can(request.principal, Action.OWN, tenant),
     }
     return render(request, "members.html", context)
+
+
+@login_required
+@require_POST
+def require_second_factor(request):
+    """An owner requires (or stops requiring) a second factor of every member; an owner
+    without one sets their own up first, so that turning it on never locks them out."""
+    if request.tenant is None:
+        raise Http404("No tenant.")
+    tenant = request.tenant
+    require(request, Action.OWN, tenant)
+    wanted = request.POST.get("required") == "on"
+    if wanted and not is_mfa_enabled(request.user):
+        messages.error(request, "Set up your own second factor first (Your account, Two-factor).")
+        return redirect("members")
+    if wanted != tenant.require_second_factor:
+        tenant.require_second_factor = wanted
+        tenant.save(update_fields=["require_second_factor"])
+        record(request, tenant, "tenant.require_second_factor", tenant.slug, required=wanted)
+        users = [m.user for m in tenant.memberships.select_related("user")]
+        factors = second_factors(users)
+        without = sorted(u.get_username() for u in users if u.pk not in factors)
+        if wanted:
+            messages.success(request, (
+                "Every member now needs a second factor. "
+                + (f"Asked to set one up at their next page: {', '.join(without)}." if without
+                   else "Everyone has one already.")
+            ))  # fmt: skip
+        else:
+            messages.success(request, "Members no longer need a second factor here.")
+    return redirect("members")
 
 
 def membership_for_admin(request, pk) -> Membership:

@@ -71,6 +71,11 @@ urlpatterns = [
     path("events/<uuid:code>/<str:act>/", events.subscription_act, name="subscription-act"),
     path("events/deliveries/<uuid:code>/redeliver/", events.redeliver_view, name="redeliver"),
     path("members/", members.members, name="members"),
+    path(
+        "members/second-factor/",
+        members.require_second_factor,
+        name="members-second-factor",
+    ),
     path("members/<int:pk>/role/", members.change_role, name="member-role"),
     path("members/<int:pk>/remove/", members.remove_member, name="member-remove"),
     path(

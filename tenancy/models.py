@@ -33,6 +33,9 @@ class Tenant(RuntimeLimits):
     slug = models.CharField(max_length=20, unique=True, validators=[label_validator])
     name = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    require_second_factor = models.BooleanField(
+        default=False, help_text="Its members sign in with a second factor (set by its owners)."
+    )
     log_retention_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Days console lines are kept; empty for the default."
     )

@@ -1,17 +1,20 @@
 """Fixtures: users in every role, and the real processes end-to-end tests run against."""
 
 import contextlib
+import email
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from email import policy
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
+from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
@@ -26,6 +29,34 @@ LOG_DIR = Path(os.environ.get("TEST_SERVICE_LOGS", "/tmp"))
 
 def make_user(username: str):
     return get_user_model().objects.create_user(username, f"{username}@example.com", "pw-123456")
+
+
+def make_operator(username: str = "op", **fields):
+    """An operator as the platform requires one: staff (a superuser unless told otherwise) with
+    an authenticator app set up; its secret is kept on the object for totp_code()."""
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    fields = {"is_staff": True, "is_superuser": True, **fields}
+    user = get_user_model().objects.create_user(
+        username, f"{username}@example.com", "pw-123456", **fields
+    )
+    user.totp_secret = generate_totp_secret()
+    TOTP.activate(user, user.totp_secret)
+    return user
+
+
+def totp_code(secret: str, at: float | None = None) -> str:
+    """The code an authenticator app shows for this secret now (RFC 6238: 30 s, 6 digits)."""
+    import base64
+    import hashlib
+    import hmac
+    import struct
+
+    counter = int((time.time() if at is None else at) // 30)
+    digest = hmac.new(base64.b32decode(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
 
 
 @pytest.fixture
@@ -110,6 +141,39 @@ def form_post(client: httpx.Client, url: str, data: dict, **kwargs) -> httpx.Res
     return client.post(
         url, data={**data, "csrfmiddlewaretoken": client.cookies["csrftoken"]}, **kwargs
     )
+
+
+# --- mail -----------------------------------------------------------------------------------
+# A real SMTP server (aiosmtpd) on a free port; the platform sends to it as to any other.
+
+
+class Inbox:
+    """What the SMTP server received, as parsed mail."""
+
+    def __init__(self):
+        self.mails: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.mails.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    def to(self, address: str) -> list:
+        return [m for m in self.mails if address in m["To"]]
+
+
+@pytest.fixture
+def inbox(settings):
+    box = Inbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    # Each test counts its own sign-in attempts.
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": uuid.uuid4().hex}}
+    yield box
+    controller.stop()
 
 
 # --- the fast lane ------------------------------------------------------------------------

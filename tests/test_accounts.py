@@ -3,51 +3,18 @@ branded HTML; a forgotten password reset by a single-use link, which ends the ac
 sessions; a password change that keeps this session and ends the others; sign-in failures
 throttled per account with a clear message while others sign in; every one audited."""
 
-import email
 import re
-import uuid
-from email import policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
 from tenancy.models import AuditEvent
 
-from .conftest import free_port, make_user
+from .conftest import make_user
 
 pytestmark = pytest.mark.django_db
-
-
-class Inbox:
-    """What the SMTP server received, as parsed mail."""
-
-    def __init__(self):
-        self.mails: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-        self.mails.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-    def to(self, address: str) -> list:
-        return [m for m in self.mails if address in m["To"]]
-
-
-@pytest.fixture
-def inbox(settings):
-    box = Inbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    # Each test counts its own sign-in attempts.
-    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": uuid.uuid4().hex}}
-    yield box
-    controller.stop()
 
 
 def bodies(mail) -> tuple[str, str]:

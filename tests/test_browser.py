@@ -11,7 +11,7 @@ import pytest
 
 from workers.models import Worker
 
-from .conftest import LOG_DIR
+from .conftest import LOG_DIR, make_operator, totp_code
 from .helpers import GREETER, build_now
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -33,6 +33,10 @@ def signed_in(live_server, user, lands="/", **context):
             page.fill("input[name=login]", user.username)
             page.fill("input[name=password]", "pw-123456")
             page.click("main button[type=submit]")
+            if getattr(user, "totp_secret", None):  # an operator: the authenticator app's code
+                page.wait_for_url("**/accounts/2fa/authenticate/")
+                page.fill("input[name=code]", totp_code(user.totp_secret))
+                page.click("main button[type=submit]")
             page.wait_for_url(f"{live_server.url}{lands}")
             yield page
         finally:
@@ -122,7 +126,6 @@ def test_time_zone_pending_secrets_suspension_and_the_operators_home(
     # The test changes records while the browser is open; Playwright's sync API runs an event
     # loop in this thread, which Django's guard takes for async code.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from django.contrib.auth import get_user_model
 
     from deployments.models import Deployment
     from workers.models import WorkerSecret
@@ -158,9 +161,7 @@ def test_time_zone_pending_secrets_suspension_and_the_operators_home(
         )  # fmt: skip
         assert answer.status == 403 and "suspended" in answer.text()
         assert Deployment.objects.filter(worker=worker).count() == 2
-    operator = get_user_model().objects.create_user(
-        "ops", "ops@example.com", "pw-123456", is_staff=True
-    )
+    operator = make_operator("ops", is_superuser=False)
     # An operator in no tenant lands on the operators' home, never a dead end.
     with signed_in(live_server, operator, lands="/operators/") as page:
         assert "Tenants" in page.locator("main").inner_text()

@@ -13,12 +13,12 @@ from django.urls import reverse
 from deployments.models import Deployment
 from tenancy.models import Tenant
 
-from .conftest import client_for, wait_for
+from .conftest import client_for, make_operator, wait_for
 from .helpers import GREETER, create_deployment
 
 
 def operator():
-    return get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
+    return make_operator("op")
 
 
 def test_an_operator_in_no_tenant_lands_on_the_platform_home(tenant, worker, other_tenant):

@@ -11,7 +11,7 @@ from releases.production import auto_promote
 from tenancy.models import Tenant
 from workers.models import Worker
 
-from .conftest import client_for
+from .conftest import client_for, make_operator
 from .helpers import GREETER, create_deployment
 
 
@@ -226,9 +226,8 @@ def test_delete_worker_asks_for_its_name(owner_client, viewer, worker, deploymen
 
 
 def test_operators_see_each_tenants_usage_in_the_admin(client, tenant, worker, deployment):
-    from django.contrib.auth import get_user_model
 
-    operator = get_user_model().objects.create_superuser("operator", "op@example.com", "pw-123456")
+    operator = make_operator("operator")
     client.force_login(operator)
     page = client.get("/admin/tenancy/tenant/").content.decode()
     assert "Acme" in page and "1 / 100" in page and "1 / 60" in page

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
@@ -18,7 +17,7 @@ from tenancy.quotas import QuotaExceeded
 from workers.api_keys import issue_key
 from workers.models import ApiKey, Worker, WorkerSecret
 
-from .conftest import client_for
+from .conftest import client_for, make_operator
 from .helpers import ready_in_production
 
 ready = ready_in_production
@@ -169,7 +168,7 @@ def test_a_schedule_at_the_waiting_quota_counts_a_missed_firing(tenant, worker):
 def test_operators_see_every_quota_in_use_in_the_admin(tenant, worker):
     ready(worker)
     Schedule.objects.create(tenant=tenant, worker=worker, function="hello", cron="* * * * *")
-    operator = get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
+    operator = make_operator("op")
     page = client_for(Client, operator).get(f"/admin/tenancy/tenant/{tenant.pk}/change/")
     text = page.content.decode()
     assert "Workers: 1 of 100" in text and "Schedules: 1 of 20" in text

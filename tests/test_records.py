@@ -9,7 +9,6 @@ from datetime import date
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.contrib.auth import get_user_model
 from django.db import DatabaseError, transaction
 from django.test import Client
 from django.urls import reverse
@@ -22,7 +21,7 @@ from telemetry.models import Invocation, LogEntry, UsageDay
 from tenancy.models import AuditEvent, Tenant
 from workers.models import Worker
 
-from .conftest import client_for
+from .conftest import client_for, make_operator
 from .helpers import GREETER, create_deployment
 
 RECORDS = [
@@ -40,7 +39,7 @@ RECORDS = [
 
 @pytest.fixture
 def operator_client(db):
-    user = get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
+    user = make_operator("op")
     return client_for(Client, user)
 
 

@@ -44,15 +44,14 @@ def test_an_unknown_zone_or_a_foreign_redirect_is_refused(owner_client):
 
 
 def test_the_admin_writes_times_as_the_portal_does(db, tenant):
-    from django.contrib.auth import get_user_model
     from django.test import Client
 
     from tenancy.models import AuditEvent
 
-    from .conftest import client_for
+    from .conftest import client_for, make_operator
 
     AuditEvent.objects.create(tenant=tenant, tenant_slug=tenant.slug, actor_label="x", action="a")
-    operator = get_user_model().objects.create_superuser("op", "op@example.com", "pw-123456")
+    operator = make_operator("op")
     page = client_for(Client, operator).get("/admin/tenancy/auditevent/").content.decode()
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", page), "ISO-like, zone named"
     assert " a.m." not in page and " p.m." not in page

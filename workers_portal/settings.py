@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
     "allauth.usersessions",
     "workers_portal",
     "tenancy",
@@ -72,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "workers.middleware.PrincipalMiddleware",
+    "accounts.middleware.SecondFactorRequired",
     "portal.time_zone.TimeZoneMiddleware",
 ]
 
@@ -164,6 +166,15 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password_from_key": "20/m/ip",
     "change_password": "5/m/user",
 }
+# Second factors: an authenticator app (TOTP) with recovery codes, and passkeys (WebAuthn),
+# which also sign in on their own. Operators need one (OPERATORS_NEED_SECOND_FACTOR=0 lifts
+# that, for a machine nobody else reaches); a tenant's owner can require one of its members.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = env.str("PLATFORM_NAME", default="Functions")
+# Passkeys need https, except on a developer's own machine (localhost, 127.0.0.1).
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env.bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", default=DEBUG)
+OPERATORS_NEED_SECOND_FACTOR = env.bool("OPERATORS_NEED_SECOND_FACTOR", default=True)
 USERSESSIONS_TRACK_ACTIVITY = True  # a session's last address and time seen, for its user
 
 

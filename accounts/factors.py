@@ -1,0 +1,50 @@
+"""Who must have a second factor: operators (unless the demo turned that off) and members of a
+tenant whose owner requires one. Until they have one, the portal and the admin take them to
+set it up; API keys and the runtime are not concerned (a key is its own credential)."""
+
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import is_mfa_enabled
+from django.conf import settings
+from django.contrib.auth.models import User
+
+from tenancy.models import Membership
+
+
+def why_needed(user: User) -> str:
+    """Who requires a second factor of this account (empty: nobody, or it has one)."""
+    who = []
+    if getattr(user, "is_staff", False) and settings.OPERATORS_NEED_SECOND_FACTOR:
+        who.append("this platform (for its operators)")
+    who += [
+        name
+        for name in Membership.objects.filter(user=user, tenant__require_second_factor=True)
+        .values_list("tenant__name", flat=True)
+        .order_by("tenant__name")
+    ]
+    if not who or is_mfa_enabled(user):
+        return ""
+    return " and ".join(who)
+
+
+def asking(who: str) -> str:
+    """What such an account is told, on a page or from the API."""
+    return (
+        f"{who[0].upper()}{who[1:]} requires a second factor for your account: set one up "
+        "(Your account, Two-factor: an authenticator app or a passkey) to go on."
+    )
+
+
+KINDS = {"totp": "authenticator app", "webauthn": "passkey"}
+
+
+def second_factors(users: list[User]) -> dict[int, list[str]]:
+    """Each account's second factors by kind (recovery codes alone are not one), for pages
+    that show who has one."""
+    found: dict[int, list[str]] = {}
+    rows = Authenticator.objects.filter(user__in=users, type__in=KINDS).values_list(
+        "user_id", "type"
+    )
+    for user_id, kind in rows.order_by("type"):
+        if KINDS[kind] not in found.setdefault(user_id, []):
+            found[user_id].append(KINDS[kind])
+    return found
