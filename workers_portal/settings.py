@@ -167,8 +167,8 @@ ACCOUNT_RATE_LIMITS = {
     "change_password": "5/m/user",
 }
 # Second factors: an authenticator app (TOTP) with recovery codes, and passkeys (WebAuthn),
-# which also sign in on their own. Operators need one (OPERATORS_NEED_SECOND_FACTOR=0 lifts
-# that, for a machine nobody else reaches); a tenant's owner can require one of its members.
+# which also sign in on their own. Operators need one (but in `make run`'s demo, which sets
+# OPERATORS_NEED_SECOND_FACTOR=0); a tenant's owner can require one of its members.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True
 MFA_TOTP_ISSUER = env.str("PLATFORM_NAME", default="Functions")
