@@ -3,10 +3,12 @@ factor added, removed, renewed or failed goes into the audit log of each tenant 
 belongs to (their owners see their members' account activity), with the address it came from.
 A failure for a name no account has is logged only."""
 
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from allauth.account.adapter import get_adapter
 from allauth.account.signals import password_changed, password_reset, password_set
 from allauth.mfa import signals as mfa
 from allauth.mfa.models import Authenticator
@@ -16,19 +18,26 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models import Q
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.urls import reverse
 
 from tenancy.models import AuditEvent, Membership
+
+from .models import MAX_BROWSERS, KnownBrowser
 
 log = logging.getLogger(__name__)
 
 
-def audit(request: HttpRequest | None, user: User, action: str, **details: Any) -> None:
+def audit(
+    request: HttpRequest | None, user: User, action: str, by: User | None = None, **details: Any
+) -> None:
+    """`by`: who did it, when not the account itself (an operator)."""
     ip = request.META.get("REMOTE_ADDR") if request is not None else None
     agent = request.META.get("HTTP_USER_AGENT", "")[:200] if request is not None else ""
+    actor = by or user
     tenants = Membership.objects.filter(user=user).values_list("tenant_id", flat=True)
     for tenant in tenants:  # (one by one: each event keeps its tenant's slug as it was)
         AuditEvent.objects.create(
-            tenant_id=tenant, actor=user, actor_label=user.get_username(), action=action,
+            tenant_id=tenant, actor=actor, actor_label=actor.get_username(), action=action,
             target=user.get_username(), details={**details, "browser": agent}, ip=ip or None,
         )  # fmt: skip
 
@@ -36,6 +45,31 @@ def audit(request: HttpRequest | None, user: User, action: str, **details: Any) 
 @receiver(user_logged_in)
 def signed_in(sender: object, request: HttpRequest, user: User, **kwargs: Any) -> None:
     audit(request, user, "account.sign_in")
+    if is_new_browser(request, user):
+        get_adapter(request).send_notification_mail(
+            "account/email/new_sign_in", user, {
+                "user": user,
+                "sessions_url": request.build_absolute_uri(reverse("usersessions_list")),
+                "password_url": request.build_absolute_uri(reverse("account_change_password")),
+            },
+        )  # fmt: skip
+
+
+def is_new_browser(request: HttpRequest, user: User) -> bool:
+    """Whether this sign-in comes from a browser the account was never signed in from (its
+    very first sign-in is not news)."""
+    agent = request.META.get("HTTP_USER_AGENT", "")[:200]
+    known = KnownBrowser.objects.filter(user=user)
+    had_any = known.exists()
+    browser, created = KnownBrowser.objects.get_or_create(
+        user=user, agent_hash=hashlib.sha256(agent.encode()).hexdigest(), defaults={"agent": agent}
+    )
+    if not created:
+        browser.save(update_fields=["last_seen"])
+        return False
+    stale = known.order_by("-last_seen").values_list("pk", flat=True)[MAX_BROWSERS:]
+    KnownBrowser.objects.filter(pk__in=list(stale)).delete()
+    return had_any
 
 
 @receiver(user_login_failed)

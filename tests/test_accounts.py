@@ -155,3 +155,60 @@ def test_a_user_sees_their_sessions_and_signs_out_the_others(inbox, owner, tenan
     assert "10.1.2.3" not in laptop.get(reverse("usersessions_list")).content.decode()
     # Not signed in: the page is behind the sign-in.
     assert Client().get(reverse("usersessions_list")).status_code == 302
+
+
+def test_a_user_ends_one_other_session_and_an_operator_ends_them_all(inbox, owner, tenant):
+    from allauth.usersessions.models import UserSession
+
+    from .conftest import make_operator
+
+    laptop = Client(HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")
+    phone = Client(HTTP_USER_AGENT="Mozilla/5.0 (iPhone) Safari/604.1", REMOTE_ADDR="10.1.2.3")
+    tablet = Client(HTTP_USER_AGENT="Mozilla/5.0 (iPad) Safari/604.1", REMOTE_ADDR="10.9.9.9")
+    for client in (laptop, phone, tablet):
+        assert sign_in(client, owner.username, "pw-123456").status_code == 302
+    phone_session = UserSession.objects.get(user=owner, ip="10.1.2.3")
+    this_one = UserSession.objects.get(user=owner, ip="127.0.0.1")
+
+    ended = laptop.post(reverse("end-session", args=[phone_session.pk]), follow=True)
+    assert "Signed out the session from 10.1.2.3" in ended.content.decode()
+    assert signed_in(laptop) and signed_in(tablet) and not signed_in(phone)
+    assert AuditEvent.objects.filter(
+        tenant=tenant, action="account.session_end", details__session__startswith="10.1.2.3"
+    ).exists()
+    # This session is ended by logging out; someone else's cannot be named at all.
+    kept = laptop.post(reverse("end-session", args=[this_one.pk]), follow=True)
+    assert "log out to end it" in kept.content.decode() and signed_in(laptop)
+    stranger = Client()
+    sign_in(stranger, make_user("sam").username, "pw-123456")
+    tablet_session = UserSession.objects.get(user=owner, ip="10.9.9.9")
+    assert stranger.post(reverse("end-session", args=[tablet_session.pk])).status_code == 404
+    assert signed_in(tablet)
+
+    # An operator signs the account out everywhere (a stolen laptop), from the admin.
+    operator = Client()
+    operator.force_login(make_operator("op"))
+    answer = operator.post(
+        "/admin/auth/user/",
+        {"action": "sign_out_everywhere", "_selected_action": [owner.pk]},
+        follow=True,
+    )
+    assert f"Ended 2 session(s) of {owner.username}." in answer.content.decode()
+    assert not signed_in(laptop) and not signed_in(tablet)
+    event = AuditEvent.objects.get(tenant=tenant, action="account.sessions_ended")
+    assert event.actor_label == "op" and event.target == owner.username
+
+
+def test_a_sign_in_from_a_browser_never_seen_is_told_by_mail(inbox, owner, tenant):
+    firefox = "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
+    sign_in(Client(HTTP_USER_AGENT=firefox), owner.username, "pw-123456")
+    sign_in(Client(HTTP_USER_AGENT=firefox), owner.username, "pw-123456")
+    assert inbox.to(owner.email) == [], "the first browser, and the same again, are not news"
+
+    stranger = Client(HTTP_USER_AGENT="curl/8.0 (evil)", REMOTE_ADDR="203.0.113.7")
+    assert sign_in(stranger, owner.username, "pw-123456").status_code == 302
+    [mail] = inbox.to(owner.email)
+    assert mail["Subject"] == "[Functions] New sign-in from a browser not seen before"
+    text, html = bodies(mail)
+    assert "203.0.113.7" in text and "curl/8.0 (evil)" in text
+    assert "http://testserver/accounts/sessions/" in text and "Functions" in html
