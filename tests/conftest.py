@@ -45,6 +45,12 @@ def make_operator(username: str = "op", **fields):
     return user
 
 
+@pytest.fixture
+def admin_user(db):
+    """pytest-django's admin (behind its admin_client), as the platform requires an operator."""
+    return make_operator("admin")
+
+
 def totp_code(secret: str, at: float | None = None) -> str:
     """The code an authenticator app shows for this secret now (RFC 6238: 30 s, 6 digits)."""
     import base64

@@ -91,6 +91,7 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
         "lib/http.ts",
         "lib/invoke.ts",
         "lib/step.ts",
+        "lib/steps.ts",
         "lib/worker.ts",
         "lib/worker/index.ts",
         "lib/workflow.ts",
