@@ -153,6 +153,8 @@ def test_a_user_sees_their_sessions_and_signs_out_the_others(inbox, owner, tenan
     assert ended.status_code == 302
     assert signed_in(laptop) and not signed_in(phone)
     assert "10.1.2.3" not in laptop.get(reverse("usersessions_list")).content.decode()
+    event = AuditEvent.objects.get(tenant=tenant, action="account.sessions_ended")
+    assert event.details["count"] == 1 and event.actor_label == owner.username
     # Not signed in: the page is behind the sign-in.
     assert Client().get(reverse("usersessions_list")).status_code == 302
 
