@@ -5,12 +5,16 @@ the brand of the address it was asked from (a tenant's own domain gives the tena
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.usersessions.adapter import DefaultUserSessionsAdapter
+from allauth.usersessions.models import UserSession
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.http import HttpRequest
 
 from tenancy.branding import brand_for
 from tenancy.mail import branded
 from tenancy.middleware import domain_tenant
+
+from .sessions import end_many
 
 
 def brand_of(request: HttpRequest | None) -> dict[str, Any]:
@@ -59,3 +63,15 @@ class AccountAdapter(DefaultAccountAdapter):
         ):
             return
         super().add_message(request, level, message_template, message_context, extra_tags, message)
+
+
+class SessionsAdapter(DefaultUserSessionsAdapter):
+    """allauth's "sign out other sessions" ends them as the platform does (accounts.sessions:
+    audited in the account's tenants)."""
+
+    def end_sessions(self, sessions: list[UserSession]) -> None:
+        user = self.request.user
+        if user.is_authenticated:
+            end_many(self.request, user, list(sessions))
+        else:
+            super().end_sessions(sessions)

@@ -7,20 +7,17 @@ from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from tenancy.models import Membership
+from tenancy.access import Principal
 
 
-def why_needed(user: User) -> str:
-    """Who requires a second factor of this account (empty: nobody, or it has one)."""
+def why_needed(principal: Principal) -> str:
+    """Who requires a second factor of this member (empty: nobody, or they have one). The
+    principal's grants already hold its tenants: nothing is read unless someone requires one."""
+    user = principal.user
     who = []
-    if getattr(user, "is_staff", False) and settings.OPERATORS_NEED_SECOND_FACTOR:
+    if user.is_staff and settings.OPERATORS_NEED_SECOND_FACTOR:
         who.append("this platform (for its operators)")
-    who += [
-        name
-        for name in Membership.objects.filter(user=user, tenant__require_second_factor=True)
-        .values_list("tenant__name", flat=True)
-        .order_by("tenant__name")
-    ]
+    who += [tenant.name for tenant in principal.tenants if tenant.require_second_factor]
     if not who or is_mfa_enabled(user):
         return ""
     return " and ".join(who)
@@ -41,10 +38,7 @@ def second_factors(users: list[User]) -> dict[int, list[str]]:
     """Each account's second factors by kind (recovery codes alone are not one), for pages
     that show who has one."""
     found: dict[int, list[str]] = {}
-    rows = Authenticator.objects.filter(user__in=users, type__in=KINDS).values_list(
-        "user_id", "type"
-    )
-    for user_id, kind in rows.order_by("type"):
-        if KINDS[kind] not in found.setdefault(user_id, []):
-            found[user_id].append(KINDS[kind])
+    rows = Authenticator.objects.filter(user__in=users, type__in=KINDS)
+    for user_id, kind in rows.values_list("user_id", "type").distinct().order_by("type"):
+        found.setdefault(user_id, []).append(KINDS[kind])
     return found

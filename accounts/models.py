@@ -10,14 +10,13 @@ MAX_BROWSERS = 20
 
 class KnownBrowser(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
-    agent_hash = models.CharField(max_length=64)  # sha256 of the User-Agent header
-    agent = models.CharField(max_length=200)
+    agent = models.CharField(max_length=200)  # the User-Agent header, cut to 200 characters
     first_seen = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "agent_hash"], name="one_row_per_browser")
+            models.UniqueConstraint(fields=["user", "agent"], name="one_row_per_browser")
         ]
 
     def __str__(self) -> str:

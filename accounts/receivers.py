@@ -3,7 +3,6 @@ factor added, removed, renewed or failed goes into the audit log of each tenant 
 belongs to (their owners see their members' account activity), with the address it came from.
 A failure for a name no account has is logged only."""
 
-import hashlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -61,9 +60,7 @@ def is_new_browser(request: HttpRequest, user: User) -> bool:
     agent = request.META.get("HTTP_USER_AGENT", "")[:200]
     known = KnownBrowser.objects.filter(user=user)
     had_any = known.exists()
-    browser, created = KnownBrowser.objects.get_or_create(
-        user=user, agent_hash=hashlib.sha256(agent.encode()).hexdigest(), defaults={"agent": agent}
-    )
+    browser, created = KnownBrowser.objects.get_or_create(user=user, agent=agent)
     if not created:
         browser.save(update_fields=["last_seen"])
         return False

@@ -53,7 +53,7 @@ class SessionAuth(APIKeyCookie):
         principal = request.principal
         if principal.user is None or principal.key is not None:
             return None
-        who = why_needed(principal.user)
+        who = why_needed(principal)
         if who:  # (the pages send such an account to set one up; the API says why not)
             raise ApiError(403, "second_factor_required", f"{asking(who)} Or use an API key.")
         if request.method not in ("GET", "HEAD", "OPTIONS"):

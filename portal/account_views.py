@@ -3,7 +3,6 @@ where mail goes when no mail server is set up; a user ends any one of their othe
 
 from allauth.account.views import LoginView, LogoutView
 from allauth.usersessions.models import UserSession
-from allauth.usersessions.views import ListUserSessionsView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -11,7 +10,6 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
 from accounts import sessions
-from accounts.receivers import audit
 from tenancy.mail import on_console
 
 
@@ -37,19 +35,3 @@ def end_session(request: HttpRequest, pk: int) -> HttpResponse:
         sessions.end(request, session)
         messages.success(request, f"Signed out the session from {sessions.describe(session)}.")
     return redirect("usersessions_list")
-
-
-class Sessions(ListUserSessionsView):
-    """allauth's list, whose "sign out all other sessions" is audited like ending one."""
-
-    def form_valid(self, form):
-        others = UserSession.objects.filter(user=self.request.user).exclude(
-            session_key=self.request.session.session_key
-        )
-        count = others.count()
-        answer = super().form_valid(form)
-        audit(self.request, self.request.user, "account.sessions_ended", count=count)
-        return answer
-
-
-session_list = Sessions.as_view()

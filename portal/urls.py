@@ -51,7 +51,6 @@ urlpatterns = [
     path("cli/<str:name>", cli.package_download, name="cli-package"),
     path("login/", account_views.login, name="login"),
     path("logout/", account_views.logout, name="logout"),
-    path("accounts/sessions/", account_views.session_list, name="usersessions_list"),
     path("accounts/sessions/<int:pk>/end/", account_views.end_session, name="end-session"),
     path("accounts/", include("allauth.urls")),
     path("tenant/", workers.switch_tenant, name="switch-tenant"),
