@@ -1,5 +1,6 @@
-"""Takes an account that must have a second factor and has none to set one up before anything
-else (accounts.factors says who must)."""
+"""Sends an account that must do something before anything else (set up a second factor;
+sso.middleware: sign in through its tenant's provider) to where it is done. accounts.factors
+says who must have a second factor."""
 
 from collections.abc import Callable
 
@@ -7,7 +8,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from tenancy.access import member_principal
+from tenancy.access import Principal, member_principal
 
 from .factors import asking, why_needed
 
@@ -17,9 +18,16 @@ from .factors import asking, why_needed
 OPEN = ("/accounts/", "/logout/", "/login/", "/invite/", "/api/", "/internal/", "/static/")
 
 
-class SecondFactorRequired:
+class Requirement:
+    """A page request of a signed-in account that has not met the requirement goes to
+    `pending`'s page (an htmx request is told to go there), with its message."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+
+    def pending(self, request: HttpRequest, principal: Principal) -> tuple[str, str] | None:
+        """Where to send this account, and why; None once it has met the requirement."""
+        raise NotImplementedError
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
@@ -29,11 +37,17 @@ class SecondFactorRequired:
             principal = request.principal  # type: ignore[attr-defined]
             if principal.key is not None or principal.user != user:
                 principal = member_principal(user)
-            who = why_needed(principal)
-            if who:
-                target = reverse("mfa_index")
-                messages.warning(request, asking(who))  # (shown where either answer leads)
+            found = self.pending(request, principal)
+            if found:
+                target, message = found
+                messages.warning(request, message)  # (shown where either answer leads)
                 if request.headers.get("HX-Request"):
                     return HttpResponse(status=204, headers={"HX-Redirect": target})
                 return HttpResponseRedirect(target)
         return self.get_response(request)
+
+
+class SecondFactorRequired(Requirement):
+    def pending(self, request: HttpRequest, principal: Principal) -> tuple[str, str] | None:
+        who = why_needed(principal)
+        return (reverse("mfa_index"), asking(who)) if who else None

@@ -10,6 +10,8 @@ from ninja.parser import Parser as NinjaParser
 from ninja.security import APIKeyCookie, HttpBearer
 
 from accounts.factors import asking, why_needed
+from sso.rules import asking as sso_asking
+from sso.rules import missing as sso_missing
 
 from . import (
     audit,
@@ -56,6 +58,10 @@ class SessionAuth(APIKeyCookie):
         who = why_needed(principal)
         if who:  # (the pages send such an account to set one up; the API says why not)
             raise ApiError(403, "second_factor_required", f"{asking(who)} Or use an API key.")
+        left = sso_missing(principal, request.session)
+        if left:
+            raise ApiError(403, "single_sign_on_required",
+                           f"{sso_asking(left[0])} Or use an API key.")  # fmt: skip
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             rejected = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
             if rejected is not None:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.factors import second_factors
+from sso.models import SingleSignOn
 from tenancy import members as tenant_members
 from tenancy.access import Action, can
 from tenancy.audit import record
@@ -70,6 +71,7 @@ def members(request):
         "invitations": tenant_members.open_invitations(tenant),
         "roles": Role.choices,
         "may_own": can(request.principal, Action.OWN, tenant),
+        "sso_set": SingleSignOn.objects.filter(tenant=tenant).exists(),
     }
     return render(request, "members.html", context)
 

@@ -21,13 +21,14 @@ class Refused(ValueError):
     """Why a URL cannot receive anything, for people."""
 
 
-def check_public(url: str, sends: str) -> None:
+def check_public(url: str, sends: str, allow_private: bool | None = None) -> None:
     """Refused unless `url` is http(s) and its name resolves only to public addresses;
-    `sends` says what goes there ("drains send lines"), for the message."""
+    `sends` says what goes there ("drains send lines"), for the message. `allow_private`:
+    the caller's own setting (else DRAIN_ALLOW_PRIVATE's)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Refused("Use an http:// or https:// URL.")
-    if settings.DRAIN_ALLOW_PRIVATE:
+    if settings.DRAIN_ALLOW_PRIVATE if allow_private is None else allow_private:
         return
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)

@@ -36,6 +36,10 @@ class Tenant(RuntimeLimits):
     require_second_factor = models.BooleanField(
         default=False, help_text="Its members sign in with a second factor (set by its owners)."
     )
+    require_single_sign_on = models.BooleanField(
+        default=False,
+        help_text="Its members act in it only when signed in through its own identity provider.",
+    )
     log_retention_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Days console lines are kept; empty for the default."
     )

@@ -397,3 +397,17 @@ def fake_vercel(settings, monkeypatch):
     yield fake
     fake.stop()
     assert fake.errors == [], "requests or answers that do not match Vercel's OpenAPI description"
+
+
+@pytest.fixture(scope="session")
+def identity_provider():
+    """A real OpenID Connect provider (tests/idp/), whose client may come back to the test
+    client's host and to the live server's, for the tenant `acme`."""
+    from .idp.provider import start
+
+    callback = "/accounts/oidc/acme/login/callback/"
+    hosts = ["http://testserver", f"http://{os.environ.get('LIVE_SERVER_ADDRESS', 'localhost:0')}"]
+    provider = start(free_port(), [f"{host}{callback}" for host in hosts])
+    yield provider
+    provider.process.kill()
+    provider.process.wait()

@@ -16,6 +16,7 @@ from django.utils import timezone
 from deployments.generator import invoke_secret
 from deployments.models import Deployment
 from releases.production import auto_promote
+from sso.models import SingleSignOn
 from tenancy.models import AuditEvent, Invitation, Membership, Tenant
 from workers.api_keys import issue_key
 from workers.models import ApiKey, Worker, WorkerSecret
@@ -53,6 +54,15 @@ def test_a_suspended_tenants_owner_cannot_create_or_deploy_from_the_portal(owner
         (reverse("worker-secrets", args=[worker.code]), {"name": "TOKEN", "value": "v"}),
         (reverse("api-keys"), {"name": "ci", "scopes": ["deploy"]}),
         (reverse("members"), {"email": "new@example.com", "role": "viewer"}),
+        (
+            reverse("single-sign-on"),
+            {
+                "issuer": "https://id.example.com",
+                "client_id": "c",
+                "client_secret": "s",
+                "role": "viewer",
+            },
+        ),  # fmt: skip
         (reverse("delete-worker", args=[worker.code]), {"confirm_name": worker.name}),
     ]
     for url, data in writes:
@@ -63,7 +73,7 @@ def test_a_suspended_tenants_owner_cannot_create_or_deploy_from_the_portal(owner
     assert Worker.objects.filter(tenant=tenant).count() == 1
     assert Deployment.objects.count() == 1
     assert not WorkerSecret.objects.exists() and not ApiKey.objects.exists()
-    assert not Invitation.objects.exists()
+    assert not Invitation.objects.exists() and not SingleSignOn.objects.exists()
     worker.refresh_from_db()
     assert not worker.public
     # Reading still works, and every page says why nothing can be changed.
@@ -320,7 +330,8 @@ def test_tenant_pages_and_api_writes_follow_the_role_in_the_tenant_they_act_on(
     Membership.objects.create(user=erin, tenant=tenant, role=Membership.Role.ADMIN)
     Membership.objects.create(user=erin, tenant=other_tenant, role=Membership.Role.VIEWER)
     client = client_for(Client, erin)
-    pages = [reverse("api-keys"), reverse("members"), reverse("audit-log")]
+    pages = [reverse("api-keys"), reverse("members"), reverse("audit-log"),
+             reverse("single-sign-on")]  # fmt: skip
     for current, expected in (("acme", 200), ("globex", 403)):
         client.post(reverse("switch-tenant"), {"tenant": current})
         for url in pages:

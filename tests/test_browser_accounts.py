@@ -113,3 +113,46 @@ def test_a_passkey_signs_in_alone_and_as_a_second_factor(live_server, tenant):
     audited = AuditEvent.objects.filter(tenant=tenant, target="pia")
     assert audited.filter(action="account.second_factor_added", details__kind="webauthn").exists()
     assert audited.filter(action="account.sign_in").count() == 3
+
+
+def test_single_sign_on_is_set_up_by_the_owner_and_signs_a_new_member_in(
+    live_server, tenant, identity_provider, settings
+):
+    """The whole redirect flow through a real provider: the owner sets it up on the page,
+    a newcomer gives their work address, signs in at the provider, and lands in the tenant."""
+    from workers.models import Domain
+
+    settings.SSO_ALLOW_PRIVATE_ISSUERS = settings.SSO_ALLOW_HTTP = True
+    Domain.objects.create(tenant=tenant, hostname="acme.test", token="t" * 32,
+                          status=Domain.Status.VERIFIED)  # fmt: skip
+    member(tenant, "olga", Membership.Role.OWNER)
+    base = live_server.url
+    with browser_page() as page:
+        log_in(page, base, "olga")
+        page.wait_for_url(f"{base}/")
+        page.goto(f"{base}/members/")
+        page.click("a[href='/single-sign-on/']")
+        assert f"{base}/accounts/oidc/acme/login/callback/" in page.locator("main").inner_text()
+        page.fill("input[name=issuer]", identity_provider.issuer)
+        page.fill("input[name=client_id]", identity_provider.client_id)
+        page.fill("input[name=client_secret]", identity_provider.client_secret)
+        page.check("text=acme.test")
+        page.select_option("select[name=role]", "developer")
+        page.click("main form button[type=submit]")
+        page.wait_for_url(f"{base}/single-sign-on/")
+        assert "can sign in with it now" in page.locator("main").inner_text()
+        log_out(page, base)
+
+        page.click("#sso_login")
+        page.fill("input[name=email]", "alice@acme.test")
+        page.click("main button[type=submit]")
+        page.wait_for_url(f"{identity_provider.issuer.removesuffix('/o')}/login/**")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "alice-pass-1")
+        page.click("text=Sign in to Acme")
+        page.wait_for_url(f"{base}/")
+        assert "alice" in page.locator("header").inner_text()
+        assert "Acme" in page.locator("header").inner_text()
+    membership = Membership.objects.get(user__email="alice@acme.test")
+    assert membership.tenant == tenant and membership.role == "developer"
+    assert AuditEvent.objects.filter(action="account.single_sign_on", tenant=tenant).exists()

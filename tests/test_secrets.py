@@ -11,9 +11,10 @@ from django.test import Client
 from django.urls import reverse
 
 from deployments.deploy import deploy, snapshot_secrets
+from sso.models import SingleSignOn
 from workers.api_keys import issue_key
 from workers.models import Worker, WorkerSecret
-from workers.secrets import decrypt, unseal
+from workers.secrets import decrypt, encrypt, unseal
 
 from .conftest import client_for, wait_for
 from .helpers import build_now, program
@@ -72,6 +73,8 @@ def test_each_deployment_keeps_the_secrets_it_was_deployed_with(owner_client, wo
 def test_rotation_re_encrypts_with_the_new_key(owner_client, worker, settings):
     add_secret(owner_client, worker, "API_TOKEN", VALUE)
     deployment = deploy(worker, READS_ENV)
+    sso = SingleSignOn.objects.create(tenant=worker.tenant, issuer="https://id.example.com",
+                                      client_id="c", client_secret=encrypt("sso-secret"))  # fmt: skip
     old_key = settings.SECRETS_ENCRYPTION_KEYS[0]
     new_key = Fernet.generate_key().decode()
     settings.SECRETS_ENCRYPTION_KEYS = [new_key, old_key]
@@ -80,6 +83,8 @@ def test_rotation_re_encrypts_with_the_new_key(owner_client, worker, settings):
     assert decrypt(WorkerSecret.objects.get().value_encrypted) == VALUE
     deployment.refresh_from_db()
     assert unseal(deployment.secrets_sealed) == {"API_TOKEN": VALUE}
+    sso.refresh_from_db()
+    assert decrypt(sso.client_secret) == "sso-secret"
 
 
 @pytest.mark.e2e

@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "allauth.usersessions",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "workers_portal",
     "tenancy",
     "accounts",
@@ -54,6 +56,7 @@ INSTALLED_APPS = [
     "runs",
     "telemetry",
     "releases",
+    "sso",
     "portal",
 ]
 
@@ -74,6 +77,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "workers.middleware.PrincipalMiddleware",
     "accounts.middleware.SecondFactorRequired",
+    "sso.middleware.SingleSignOnRequired",
     "portal.time_zone.TimeZoneMiddleware",
 ]
 
@@ -177,6 +181,19 @@ MFA_TOTP_ISSUER = env.str("PLATFORM_NAME", default="Functions")
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env.bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", default=DEBUG)
 OPERATORS_NEED_SECOND_FACTOR = env.bool("OPERATORS_NEED_SECOND_FACTOR", default=True)
 USERSESSIONS_TRACK_ACTIVITY = True  # a session's last address and time seen, for its user
+# Single sign-on: each tenant's own OpenID Connect provider (sso/), known to allauth by the
+# tenant's slug. A provider signs in addresses at its tenant's verified domains: the person
+# gets an account at once, or their account with that address is linked, and a membership.
+SOCIALACCOUNT_ADAPTER = "sso.adapter.Adapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # (the adapter links by address, on its own rules)
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # the provider vouched for the address
+SOCIALACCOUNT_STORE_TOKENS = False  # the platform signs people in, it calls nothing for them
+SOCIALACCOUNT_LOGIN_ON_GET = False
+# Providers are fetched only at public https addresses; a test set-up (or an air-gapped
+# site with its provider inside) allows private addresses and plain http.
+SSO_ALLOW_PRIVATE_ISSUERS = env.bool("SSO_ALLOW_PRIVATE_ISSUERS", default=False)
+SSO_ALLOW_HTTP = env.bool("SSO_ALLOW_HTTP", default=False)
+SSO_TIMEOUT_SECONDS = env.float("SSO_TIMEOUT_SECONDS", default=5.0)
 
 
 LANGUAGE_CODE = "en-us"
