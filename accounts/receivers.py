@@ -1,14 +1,23 @@
-"""The audit of accounts: every sign-in, failed sign-in, password change or reset, and second
-factor added, removed, renewed or failed goes into the audit log of each tenant the account
-belongs to (their owners see their members' account activity), with the address it came from.
-A failure for a name no account has is logged only."""
+"""The audit of accounts: every sign-in, failed sign-in, password change or reset, address
+confirmed or changed, and second factor added, removed, renewed or failed goes into the audit
+log of each tenant the account belongs to (their owners see their members' account activity),
+with the address it came from. A failure for a name no account has is logged only. And an
+account made anywhere (an invitation, the admin, a command) has its address kept as allauth
+keeps addresses, unproven until confirmed."""
 
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from allauth.account.adapter import get_adapter
-from allauth.account.signals import password_changed, password_reset, password_set
+from allauth.account.models import EmailAddress
+from allauth.account.signals import (
+    email_changed,
+    email_confirmed,
+    password_changed,
+    password_reset,
+    password_set,
+)
 from allauth.mfa import signals as mfa
 from allauth.mfa.models import Authenticator
 from django.contrib.auth import get_user_model
@@ -103,6 +112,22 @@ def reset(sender: object, request: HttpRequest, user: User, **kwargs: Any) -> No
     audit(request, user, "account.password_reset")
 
 
+@receiver(email_confirmed)
+def address_confirmed(
+    sender: object, request: HttpRequest, email_address: EmailAddress, **kwargs: Any
+) -> None:
+    audit(request, email_address.user, "account.email_confirmed", email=email_address.email)
+
+
+@receiver(email_changed)
+def address_changed(
+    sender: object, request: HttpRequest, user: User, from_email_address: EmailAddress | None,
+    to_email_address: EmailAddress, **kwargs: Any,
+) -> None:  # fmt: skip
+    was = from_email_address.email if from_email_address is not None else ""
+    audit(request, user, "account.email_changed", was=was, email=to_email_address.email)
+
+
 # What is done to an account's second factors (kinds: totp, recovery_codes, webauthn).
 FACTOR_ACTIONS = {
     mfa.authenticator_added: "account.second_factor_added",
@@ -123,3 +148,4 @@ def audit_factor(action: str) -> Callable[..., None]:
 
 for signal, action in FACTOR_ACTIONS.items():
     signal.connect(audit_factor(action), weak=False, dispatch_uid=action)
+

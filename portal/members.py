@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.addresses import prove
 from accounts.factors import second_factors
 from sso.models import SingleSignOn
 from tenancy import members as tenant_members
@@ -171,6 +172,7 @@ def accept_invitation(request, token):
             user = signup.save()
             user.email = invitation.email
             user.save(update_fields=["email"])
+            prove(user, invitation.email)  # (the invitation's link was mailed there)
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         # Taken once: two clicks at the same moment make one membership.
         if not Invitation.objects.filter(pk=invitation.pk, accepted_at=None).update(
@@ -180,6 +182,7 @@ def accept_invitation(request, token):
         Membership.objects.get_or_create(
             user=user, tenant=invitation.tenant, defaults={"role": invitation.role}
         )
+        prove(user, invitation.email)
         record(request, invitation.tenant, "member.join", user.get_username(), role=invitation.role)
         request.session[SESSION_KEY] = invitation.tenant_id
         return redirect("dashboard")

@@ -53,6 +53,8 @@ urlpatterns = [
     path("login/", account_views.login, name="login"),
     path("logout/", account_views.logout, name="logout"),
     path("accounts/sessions/<int:pk>/end/", account_views.end_session, name="end-session"),
+    path("accounts/notifications/", account_views.notifications, name="notifications"),
+    path("accounts/email/", account_views.email, name="account_email"),
     path("accounts/sso/", sso.sign_in, name="sso-sign-in"),
     path("accounts/sso/<slug:slug>/", sso.continue_to, name="sso-continue"),
     path("accounts/", include("allauth.urls")),

@@ -1,7 +1,8 @@
 """How allauth's social sign-in behaves here: the only providers are tenants' own (found by
 the tenant's slug, never listed together); a provider signs in only addresses at its tenant's
-verified domains that it vouches for; an account with that address is linked to it, a
-new person gets an account; either way the person becomes a member of the tenant
+verified domains that it vouches for; the account that proved that address is linked to it
+(an account that uses it unproven is refused: anyone may type an address), a new person
+gets an account; either way the person becomes a member of the tenant
 (just in time, with the role the owner chose) unless the tenant is suspended."""
 
 from typing import Any
@@ -13,6 +14,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django.shortcuts import render
 
+from accounts.addresses import proven_holder
 from tenancy.access import acts
 from tenancy.models import Membership
 
@@ -66,12 +68,13 @@ class Adapter(DefaultSocialAccountAdapter):
             refuse(request, f"{sso.tenant.name} signs in addresses at {domains} through its "
                             f"provider; {email} is not one of them.", sso)  # fmt: skip
         if not sociallogin.is_existing:
-            same = list(User.objects.filter(email__iexact=email)[:2])
-            if len(same) > 1:
-                refuse(request, f"Several accounts use {email}: ask an operator to tell them "
-                                "apart before signing in with single sign-on.", sso)  # fmt: skip
-            if same:
-                sociallogin.connect(request, same[0])  # the provider vouches for the address
+            holder = proven_holder(email)
+            if holder is not None:
+                sociallogin.connect(request, holder)  # the provider vouches for the address
+            elif User.objects.filter(email__iexact=email).exists():
+                refuse(request, f"An account here uses {email} but has not confirmed it: sign "
+                                "in to it another way, confirm the address (Your account, Email), "
+                                "then sign in with single sign-on.", sso)  # fmt: skip
         user = sociallogin.user
         if (
             user is not None

@@ -1,4 +1,5 @@
-"""Celery tasks of telemetry: retention, usage metering, metric roll-ups, log drains and\nevents."""
+"""Celery tasks of telemetry: retention, usage metering, metric roll-ups, log drains, events,
+and mail to members about events."""
 
 from datetime import timedelta
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 from runs.models import Run
 from tenancy.models import Tenant
 
-from . import drains, metrics, partitions, usage, webhooks
+from . import drains, metrics, notices, partitions, usage, webhooks
 from .models import Invocation, LogEntry
 
 PRUNE_BATCH = 5000
@@ -75,3 +76,8 @@ def deliver_log_drains() -> int:
 def deliver_events() -> int:
     """An attempt of each event delivery that is due (telemetry.webhooks)."""
     return webhooks.deliver_due()
+
+
+@shared_task
+def mail_notices(tenant_id: int, event_type: str, data: dict, user_ids: list[int]) -> int:
+    return notices.mail(tenant_id, event_type, data, user_ids)

@@ -117,6 +117,8 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.DEVELOPER)
+    # Event types (tenancy.events.TYPES) this member asked to be mailed about, in this tenant.
+    notify = models.JSONField(default=list, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     objects = TenantScopedQuerySet.as_manager()

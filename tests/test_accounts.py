@@ -214,3 +214,46 @@ def test_a_sign_in_from_a_browser_never_seen_is_told_by_mail(inbox, owner, tenan
     text, html = bodies(mail)
     assert "203.0.113.7" in text and "curl/8.0 (evil)" in text
     assert "http://testserver/accounts/sessions/" in text and "Functions" in html
+
+
+def test_a_changed_address_counts_once_confirmed_from_the_mail_and_the_old_one_is_told(
+    inbox, tenant
+):
+    from allauth.account.models import EmailAddress
+
+    from accounts.addresses import prove
+    from tenancy.models import Membership
+
+    user = make_user("cleo")
+    Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.DEVELOPER)
+    prove(user, user.email)  # (as accepting the invitation mailed there does)
+    browser = Client()
+    sign_in(browser, "cleo", "pw-123456")
+    page = browser.get(reverse("account_email")).content.decode()
+    assert "cleo@example.com" in page
+    asked = browser.post(reverse("account_email"), {"action_add": "", "email": "cleo@new.test"})
+    assert asked.status_code == 302, asked.content.decode()[:2000]
+    [mail] = inbox.to("cleo@new.test")
+    text, html = bodies(mail)
+    link = re.search(r"http://testserver(/accounts/confirm-email/\S+/)", text).group(1)
+    assert link in html
+    # Until it is confirmed, the account keeps its address (a typo locks nobody out).
+    user.refresh_from_db()
+    assert user.email == "cleo@example.com"
+    assert "cleo@new.test" in browser.get(reverse("account_email")).content.decode()
+    # Opening the link shows what would be confirmed; confirming takes a click (a POST).
+    shown = browser.get(link)
+    assert shown.status_code == 200 and "cleo@new.test" in shown.content.decode()
+    user.refresh_from_db()
+    assert user.email == "cleo@example.com"
+    assert browser.post(link).status_code == 302
+    user.refresh_from_db()
+    assert user.email == "cleo@new.test"
+    assert EmailAddress.objects.get(user=user, email="cleo@new.test").verified
+    assert not EmailAddress.objects.filter(user=user, email="cleo@example.com").exists()
+    # The old address is told, and the tenant's audit log has the change.
+    assert any("Email Changed" in m["Subject"] for m in inbox.to("cleo@example.com"))
+    event = AuditEvent.objects.get(tenant=tenant, action="account.email_changed")
+    assert event.details["was"] == "cleo@example.com" and event.details["email"] == "cleo@new.test"
+    # The address now signs in, and a used link confirms nothing again.
+    assert sign_in(Client(), "cleo@new.test", "pw-123456").status_code == 302

@@ -6,6 +6,7 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
+from accounts.addresses import proven_holder
 from tenancy.models import AuditEvent, Invitation, Membership
 
 from .conftest import client_for
@@ -29,6 +30,8 @@ def test_an_invitation_is_emailed_and_accepted_with_a_new_account(owner_client, 
     membership = Membership.objects.get(user__username="newbie")
     assert membership.tenant == tenant and membership.role == "developer"
     assert membership.user.email == "new@example.com"
+    # The link was mailed there: the address is proven (single sign-on may link it).
+    assert proven_holder("new@example.com") == membership.user
     assert newcomer.get(link).status_code == 404  # used once
     assert AuditEvent.objects.filter(action__in=["member.invite", "member.join"]).count() == 2
 
@@ -37,8 +40,10 @@ def test_an_existing_user_accepts_while_logged_in(owner_client, other_tenant, ou
     invite(owner_client, "oscar@example.com", "viewer")
     link = re.search(r"http://testserver(/invite/\S+/)", mail.outbox[0].body).group(1)
     client = client_for(Client, outsider)
+    assert proven_holder("oscar@example.com") is None  # (an address typed in, until now)
     client.post(link)
     assert Membership.objects.get(user=outsider, tenant__slug="acme").role == "viewer"
+    assert proven_holder("oscar@example.com") == outsider
 
 
 def test_roles_change_and_members_leave_but_a_tenant_keeps_an_owner(owner_client, owner, developer):

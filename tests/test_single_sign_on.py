@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client
 
+from accounts.addresses import prove
 from sso.models import SingleSignOn
 from tenancy.models import AuditEvent, Membership, Tenant
 from workers.api_keys import issue_key
@@ -87,11 +88,22 @@ def test_a_new_person_signs_in_and_becomes_a_member_just_in_time(
     assert SocialAccount.objects.get(user=alice).provider == "acme"
 
 
-def test_an_account_with_that_address_is_linked_and_told(
+def test_the_account_that_proved_the_address_is_linked_and_told(
     tenant, other_tenant, acme_sso, identity_provider
 ):
     dave = User.objects.create_user("dave", "Dave@acme.test", "pw-123456")
     Membership.objects.create(user=dave, tenant=other_tenant, role="owner")
+    # Anyone may type an address: an account that has not confirmed it is not linked.
+    refused = sign_in(Client(), identity_provider, "dave")
+    assert refused.status_code == 403
+    assert (
+        "An account here uses dave@acme.test but has not confirmed it" in refused.content.decode()
+    )
+    assert (
+        not SocialAccount.objects.exists()
+        and not User.objects.exclude(pk=dave.pk).filter(email__iexact="dave@acme.test").exists()
+    )
+    prove(dave, "Dave@acme.test")  # (as following the confirmation mail does)
     browser = Client()
     done = sign_in(browser, identity_provider, "dave")
     assert done.status_code == 302
@@ -166,6 +178,7 @@ def test_a_required_provider_is_the_only_way_in_and_keys_still_work(
 ):
     owner.email = "alice@acme.test"  # the owner is alice at the provider
     owner.save()
+    prove(owner, owner.email)
     by_password = client_for(Client, owner)
     # Not before the owner has signed in through it (so it cannot lock them out).
     refused = by_password.post("/single-sign-on/required/", {"required": "on"}, follow=True)

@@ -157,7 +157,12 @@ ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 USERSESSIONS_ADAPTER = "accounts.adapter.SessionsAdapter"
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*"]
-ACCOUNT_EMAIL_VERIFICATION = "none"
+# An address is proven by a link mailed to it: an account changes its address by confirming
+# the new one (the old stays until then, and is told of the change); an invitation accepted
+# proves the invited address. Signing in does not wait for it.
+ACCOUNT_EMAIL_VERIFICATION = "optional"
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # (a link opened by a mail scanner confirms nothing)
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_EMAIL_NOTIFICATIONS = True  # a mail when the password was changed or reset
@@ -176,6 +181,10 @@ ACCOUNT_RATE_LIMITS = {
 # OPERATORS_NEED_SECOND_FACTOR=0); a tenant's owner can require one of its members.
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True
+# allauth holds back factors from an account whose address is unproven (against a stranger who
+# signs up with someone's address and locks them out). Nobody signs up here, and a tenant may
+# require a factor of an account an operator made: it must be able to add one.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
 MFA_TOTP_ISSUER = env.str("PLATFORM_NAME", default="Functions")
 # Passkeys need https, except on a developer's own machine (localhost, 127.0.0.1).
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env.bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", default=DEBUG)
@@ -492,12 +501,16 @@ PLATFORM_LOGO_URL = env.str("PLATFORM_LOGO_URL", default="")
 PLATFORM_COLOR = env.str("PLATFORM_COLOR", default="#2563eb")
 PLATFORM_SUPPORT_EMAIL = env.str("PLATFORM_SUPPORT_EMAIL", default="")
 
-# --- Email (invitations); printed to the console unless configured ---------------------
+# --- Email (invitations, accounts, notices); printed to the console unless configured ---------------------
 INVITATION_DAYS = env.int("INVITATION_DAYS", default=7)  # then an invitation expires
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
+# Where mail sent outside a request links to (a tenant with its own portal domain: there).
+PORTAL_URL = env.str("PORTAL_URL", default=f"http://127.0.0.1:{env.str('WEB_PORT', '8000')}")
+# Mail about events members asked to hear about, at most this many per member per hour.
+NOTICE_MAILS_PER_HOUR = env.int("NOTICE_MAILS_PER_HOUR", default=20)
 
 # --- Durable runs ---------------------------------------------------------------------
 # The retry policy of workers that set none: attempts in all (1 = no retry), the delay
