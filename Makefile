@@ -15,7 +15,7 @@ test: setup-dev     ## lint, migration check and the whole suite against private
 	bin/with-test-services $(MAKE) --no-print-directory check
 
 # The tests that need no Deno, Celery, browser or server run first, on all cores; then the
-# slow ones two at a time, each pair of workers with services of its own (bin/test-slow).
+# slow ones three at a time, each worker with services of its own (bin/test-slow).
 check: lint
 	$(PY) manage.py makemigrations --check --dry-run
 	$(MAKE) --no-print-directory test-runtime

@@ -148,4 +148,3 @@ def audit_factor(action: str) -> Callable[..., None]:
 
 for signal, action in FACTOR_ACTIONS.items():
     signal.connect(audit_factor(action), weak=False, dispatch_uid=action)
-

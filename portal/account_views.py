@@ -34,7 +34,8 @@ allauth_email = EmailView.as_view()
 @login_required
 def email(request: HttpRequest) -> HttpResponse:
     """allauth's address page (change the address by confirming the new one)."""
-    ensure(request.user)
+    if isinstance(request.user, User):  # (login_required)
+        ensure(request.user)
     return allauth_email(request)
 
 
@@ -57,9 +58,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)  # noqa: S101 (login_required)
     memberships = list(
-        Membership.objects.filter(user=user)
-        .select_related("tenant")
-        .order_by("tenant__name")
+        Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
     )
     if request.method == "POST":
         chosen = 0
