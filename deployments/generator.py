@@ -12,6 +12,7 @@ byte-identical files, so their SHAs (and Vercel's upload cache) are stable.
 import hashlib
 import hmac
 import json
+import math
 import re
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from .build import CONTEXT_TYPES
-from .config import runtime_config
+from .config import runtime_config, worker_limits
 from .contract import PATH as CONTRACT_PATH
 
 TEMPLATE_DIR = Path(__file__).parent / "backends" / "vercel_template"
@@ -36,6 +37,10 @@ class NotForNext(ValueError):
 
 
 CONFIG_FILE = "lib/deployment.json"
+VERCEL_FILE = "vercel.json"
+ROUTES = ["app/api/invoke/[fn]/route.ts", "app/[[...path]]/route.ts"]
+AFTER_ANSWER_SECONDS = 5  # the call's lines and record go out after the answer
+MAX_DURATION = re.compile(r"^export const maxDuration = \d+;$", re.M)
 CONTRACT_FILE = "lib/contract.json"  # runtime/contract.json, which invoke.ts reads
 
 
@@ -69,26 +74,27 @@ def signed_run(deployment, run: str) -> str:
 
 
 def invoke_secret(deployment) -> str:
-    """The secret a caller sends as x-invoke-secret to a private worker's deployment."""
-    return "wis_" + derived("invoke", deployment)
+    """The platform's own secret for its calls to the deployment (the portal's, runs'),
+    sent as x-invoke-secret: never shown to anyone; with it, a call may name its trigger.
+    Callers of a private worker use an API key or one of the worker's own invocation
+    secrets (workers.invocation_secrets), which can be rotated and revoked."""
+    return "wps_" + derived("invoke", deployment)
 
 
 def deployment_config(deployment, functions: list[str]) -> dict:
     """The one runtime configuration (deployments.config), with what only a generated
-    project needs: where to push its lines, the invocation secret's digest, and where it
+    project needs: where to push its lines, and where it asks who may call it now (access),
     fetches its secrets and checks API keys with its own credential (the ingest token). No
     secret and no key that opens anything but this deployment is in its files or in the
     shared project's environment."""
     config = runtime_config(deployment)
     env = config.pop("env")
     del config["artifact"]  # the project itself is the artifact
-    private = not deployment.worker.public
+    del config["public"]  # asked at call time (accessUrl): it may change after the build
     base = settings.PUBLIC_CONTROL_PLANE_URL.rstrip("/")
     config.update(
         functions=list(functions),
-        invokeSecretSha256=(
-            hashlib.sha256(invoke_secret(deployment).encode()).hexdigest() if private else None
-        ),
+        accessUrl=base + reverse("deployment-access", args=[deployment.code]),
         ingest={
             "url": base + reverse("deployment-ingest", args=[deployment.code]),
             "token": ingest_token(deployment),
@@ -124,10 +130,42 @@ def generate(deployment, functions: list[str], http: bool = False) -> dict[str, 
         package["dependencies"] = dict(sorted({**package["dependencies"], **packages}.items()))
         files["package.json"] = json.dumps(package, indent=2) + "\n"
     files[CONTRACT_FILE] = CONTRACT_PATH.read_text()
+    seconds, memory = function_limits(deployment)
+    for route in ROUTES:
+        files[route] = MAX_DURATION.sub(f"export const maxDuration = {seconds};", files[route])
+    files[VERCEL_FILE] = json.dumps({
+        # Packages are installed as pinned, and never run their install scripts.
+        "installCommand": "npm install --ignore-scripts --no-audit --no-fund",
+        "functions": {route: {"memory": memory} for route in ROUTES},
+    }, indent=2, sort_keys=True) + "\n"  # fmt: skip
     config = deployment_config(deployment, functions)
     config["http"] = http
     files[CONFIG_FILE] = json.dumps(config, indent=2, sort_keys=True) + "\n"
     return dict(sorted(files.items()))
+
+
+def function_limits(deployment) -> tuple[int, int]:
+    """The function's maxDuration (s) and memory (MB) for the worker's timeout and memory;
+    NotForNext when the Vercel plan allows less (VERCEL_MAX_*)."""
+    limits = worker_limits(deployment.worker)
+    seconds = math.ceil(limits["timeoutMs"] / 1000) + AFTER_ANSWER_SECONDS
+    if seconds > settings.VERCEL_MAX_DURATION_SECONDS:
+        most = settings.VERCEL_MAX_DURATION_SECONDS - AFTER_ANSWER_SECONDS
+        raise NotForNext(
+            f"The worker's timeout ({limits['timeoutMs'] / 1000:g} s) is longer than a function "
+            f"may run on this Vercel plan ({most} s at most): lower it, or run the worker on "
+            "the platform's own runtime."
+        )
+    memory = limits["memoryMb"] + settings.VERCEL_SERVER_MEMORY_MB
+    memory = max(128, math.ceil(memory / 64) * 64)  # (Vercel's steps)
+    if memory > settings.VERCEL_MAX_MEMORY_MB:
+        raise NotForNext(
+            f"The worker's memory ({limits['memoryMb']} MB) and the function's server "
+            f"({settings.VERCEL_SERVER_MEMORY_MB} MB) need more than this Vercel plan allows "
+            f"({settings.VERCEL_MAX_MEMORY_MB} MB): lower it, or run the worker on the "
+            "platform's own runtime."
+        )
+    return seconds, memory
 
 
 def pinned_versions(lockfile: str) -> dict[str, str]:

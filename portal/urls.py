@@ -116,6 +116,11 @@ urlpatterns = [
     ),
     path("workers/<uuid:code>/delete/", workers.delete_worker, name="delete-worker"),
     path("workers/<uuid:code>/visibility/", workers.visibility, name="worker-visibility"),
+    path(
+        "workers/<uuid:code>/invocation-secrets/<str:act>/",
+        workers.invocation_secret,
+        name="worker-invocation-secret",
+    ),
     path("deployments/<uuid:code>/", deployments.deployment_detail, name="deployment"),
     path("deployments/<uuid:code>/panel/", deployments.deployment_panel, name="deployment-panel"),
     path("deployments/<uuid:code>/badge/", deployments.deployment_badge, name="deployment-badge"),

@@ -1,10 +1,11 @@
 """Tenant pages for workers: dashboard, new worker, worker page, redeploy, visibility, delete."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -19,6 +20,7 @@ from tenancy.access import Action
 from tenancy.audit import record
 from tenancy.middleware import SESSION_KEY
 from tenancy.quotas import QuotaExceeded, check_new_worker, usage
+from workers import invocation_secrets
 from workers.models import Worker
 
 from .access import require, visible
@@ -171,8 +173,39 @@ def worker_settings(request, code):
         "worker": worker,
         "secret_count": worker.secrets.count(),
         "plain_settings": list(worker.plain_settings.all()),
+        "invocation_secrets": list(worker.invocation_secrets.all()[:20]),
     }
     return render(request, "workers/settings.html", context)
+
+
+@login_required
+@require_POST
+def invocation_secret(request, code, act):
+    """Make a new invocation secret (shown once) or revoke one; admins, as for API keys."""
+    worker = worker_for(request, code)
+    require(request, Action.MANAGE, worker)
+    if act == "issue":
+        try:
+            made, value = invocation_secrets.issue(worker, request.principal.label)
+        except invocation_secrets.TooMany as exc:
+            messages.error(request, str(exc))
+        else:
+            record(
+                request, worker.tenant, "worker.invocation_secret", worker.name, prefix=made.prefix
+            )
+            messages.success(request, f"New invocation secret (shown once, keep it now): {value}")
+    elif act == "revoke":
+        secret = worker.invocation_secrets.filter(code=request.POST.get("secret", "")).first()
+        if secret is None:
+            raise Http404("No such invocation secret.")
+        if invocation_secrets.revoke(secret):
+            record(request, worker.tenant, "worker.invocation_secret_revoked", worker.name,
+                   prefix=secret.prefix)  # fmt: skip
+            messages.success(request, f"{secret.prefix}… is revoked: callers that send it are "
+                             "refused within seconds.")  # fmt: skip
+    else:
+        raise Http404("No such action.")
+    return redirect("worker-settings", code=worker.code)
 
 
 def program_base(worker: Worker):

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from deployments.announce import announcements
 from deployments.config import runtime_config
-from deployments.generator import ingest_token
+from deployments.generator import ingest_token, invoke_secret
 from deployments.models import Artifact, Deployment
 from releases.addresses import SUSPENDED, NotServed, resolve
 from runs.lifecycle import accept
@@ -23,6 +23,7 @@ from tenancy.access import acts
 from tenancy.models import Tenant
 from tenancy.quotas import QuotaExceeded, told_calls_refused
 from workers.domains import may_have_certificate, serves
+from workers.invocation_secrets import active, digest
 from workers.models import ApiKey
 
 from . import bindings
@@ -208,6 +209,25 @@ def deployment_secrets(request, code):
     if not acts(deployment.tenant):
         return not_found("tenant_suspended", SUSPENDED)
     return JsonResponse({"env": deployment.environment()})
+
+
+@require_GET
+def deployment_access(request, code):
+    """Who may call a generated deployment now, asked by it at most every 2 s: whether its
+    tenant is served (not suspended), whether its worker is public, and the digests of the
+    invocation secrets that open it (the worker's valid ones, and the platform's own for its
+    calls, which alone may name a trigger)."""
+    deployment = own_deployment(request, code)
+    if deployment is None:
+        return not_found("not_found", "Not found.")
+    worker = deployment.worker
+    return JsonResponse({
+        "serving": acts(deployment.tenant),
+        "message": "" if acts(deployment.tenant) else SUSPENDED,
+        "public": worker.public,
+        "secrets": sorted(active(worker).values_list("digest", flat=True)),
+        "platform": digest(invoke_secret(deployment)),
+    })  # fmt: skip
 
 
 @require_GET

@@ -4,6 +4,7 @@ belong to their address, expire and can be withdrawn; one credential per directi
 
 import hashlib
 import json
+import re
 from datetime import timedelta
 
 import httpx
@@ -197,33 +198,50 @@ def test_the_tenant_switcher_changes_the_dashboard_and_tenant_pages(two_tenants,
     assert "Initech</option>" not in client.get(reverse("dashboard")).content.decode()
 
 
-def test_a_viewer_in_the_deployments_tenant_never_sees_its_invocation_secret(
-    two_tenants, tenant, other_tenant
+def test_invocation_secrets_are_made_and_revoked_by_admins_and_the_platforms_never_shown(
+    two_tenants, tenant, other_tenant, owner
 ):
-    """A private Vercel deployment's secret is for those who may invoke it: Dana (developer
-    in Acme, viewer in Globex) sees Acme's, not Globex's, whatever tenant is current."""
+    """A private Vercel deployment opens to its worker's own invocation secrets, made by the
+    tenant's admins (shown once) and revoked by them; the platform's own secret for its calls
+    is on no page. Dana (developer in Acme, viewer in Globex) makes none, and Globex's worker
+    is not there for her to act on at all."""
     dana, _ = two_tenants
     client = client_for(Client, dana)
-    secrets = {}
+    deployments = {}
     for t in (tenant, other_tenant):
         worker = Worker.objects.create(tenant=t, name="edge")
-        deployment = ready(
+        deployments[t.slug] = ready(
             Deployment.objects.create(worker=worker, source=GREETER, backend="vercel"),
             backend_url="https://edge-abc.vercel.app",
-            invoke_secret_required=True,
         )
-        secrets[t.slug] = (deployment, invoke_secret(deployment))
+    acme = deployments["acme"].worker
     for current in ("acme", "globex"):
         client.post(reverse("switch-tenant"), {"tenant": current})
-        for slug, (deployment, secret) in secrets.items():
+        for deployment in deployments.values():
             for url in (
                 reverse("deployment", args=[deployment.code]),
                 reverse("deployment-panel", args=[deployment.code]),
             ):
                 page = client.get(url).content.decode()
-                assert (secret in page) == (slug == "acme"), (current, slug, url)
-                if slug == "globex":
-                    assert "x-invoke-secret: &lt;invocation secret&gt;" in page
+                assert invoke_secret(deployment) not in page, (current, url)
+    issue = reverse("worker-invocation-secret", args=[acme.code, "issue"])
+    assert client.post(issue).status_code == 403  # a developer
+    admin = client_for(Client, owner)
+    shown = admin.post(issue, follow=True).content.decode()
+    value = re.search(r"keep it now\): (wis_[\w-]+)", shown).group(1)
+    made = acme.invocation_secrets.get()
+    assert made.digest == hashlib.sha256(value.encode()).hexdigest()
+    assert value not in admin.get(reverse("worker-settings", args=[acme.code])).content.decode()
+    revoke = reverse("worker-invocation-secret", args=[acme.code, "revoke"])
+    theirs = deployments["globex"].worker
+    assert (
+        admin.post(reverse("worker-invocation-secret", args=[theirs.code, "issue"])).status_code
+        == 404
+    )
+    assert admin.post(revoke, {"secret": made.code}).status_code == 302
+    made.refresh_from_db()
+    assert made.revoked_at is not None
+    assert AuditEvent.objects.filter(action="worker.invocation_secret_revoked").exists()
 
 
 # --- invitations ----------------------------------------------------------------------------

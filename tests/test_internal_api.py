@@ -32,6 +32,46 @@ def test_without_the_token_everything_is_404(client, worker):
     assert client.post(ingest, "{}", content_type="application/json", **auth()).status_code == 200
 
 
+def test_a_generated_deployment_asks_who_may_call_it_now(client, worker, other_tenant):
+    """Its tenant served or not, its worker public or not, and the digests of the secrets that
+    open it now: the worker's valid invocation secrets and the platform's own; nothing for
+    another deployment's credential."""
+    from deployments.generator import ingest_token, invoke_secret
+    from tenancy.models import Tenant
+    from workers import invocation_secrets
+    from workers.models import Worker
+
+    mine = create_deployment(worker, GREETER)
+    theirs = create_deployment(Worker.objects.create(tenant=other_tenant, name="t"), GREETER)
+    url = f"/internal/deployments/{mine.code}/access"
+
+    def ask():
+        return client.get(url, HTTP_AUTHORIZATION=f"Bearer {ingest_token(mine)}").json()
+
+    first, value = invocation_secrets.issue(worker, "test")
+    second, _ = invocation_secrets.issue(worker, "test")
+    answer = ask()
+    assert answer["serving"] and not answer["public"] and answer["message"] == ""
+    assert answer["secrets"] == sorted([first.digest, second.digest])
+    assert first.digest == invocation_secrets.digest(value)
+    assert answer["platform"] == invocation_secrets.digest(invoke_secret(mine))
+    invocation_secrets.revoke(first)
+    assert ask()["secrets"] == [second.digest]
+    Worker.objects.filter(pk=worker.pk).update(public=True)
+    assert ask()["public"]
+    Tenant.objects.filter(pk=worker.tenant_id).update(status=Tenant.Status.SUSPENDED)
+    stopped = ask()
+    assert not stopped["serving"] and "suspended" in stopped["message"]
+    # Another deployment's credential, or none: nothing.
+    other = client.get(url, HTTP_AUTHORIZATION=f"Bearer {ingest_token(theirs)}")
+    assert other.status_code == 404 and client.get(url).status_code == 404
+    # At most three valid at once: a rotation revokes the old one.
+    invocation_secrets.issue(worker, "test")
+    invocation_secrets.issue(worker, "test")
+    with pytest.raises(invocation_secrets.TooMany):
+        invocation_secrets.issue(worker, "test")
+
+
 @pytest.mark.slow  # builds with Deno
 def test_resolves_deployment_and_production_hosts(client, worker):
     deployment = build_now(worker, GREETER)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings as django_settings
+from django.utils import timezone
 
 from deployments.build import analyse_program
 from deployments.deploy import snapshot_bindings, snapshot_secrets
@@ -25,8 +26,10 @@ from runs import lifecycle, steps
 from runs.lifecycle import accept
 from runs.models import Run
 from telemetry.models import Invocation, LogEntry
+from tenancy.models import Tenant
+from workers import invocation_secrets
 from workers.api_keys import issue_key
-from workers.models import Worker, WorkerSecret
+from workers.models import ApiKey, Worker, WorkerSecret
 from workers.secrets import encrypt
 
 from .conftest import Process, answers, free_port, wait_for
@@ -79,6 +82,12 @@ def test_next_build_and_the_invocation_contract(
     generated = generate(deployment, functions, http)
     assert json.loads(generated["package.json"])["dependencies"]["ms"] == "2.1.3"
     assert 'import ms from "ms";' in generated["lib/worker/index.ts"]
+    # The worker's timeout (2 s here) and memory become the function's, packages install
+    # without their scripts.
+    assert "export const maxDuration = 7;" in generated["app/api/invoke/[fn]/route.ts"]
+    vercel = json.loads(generated["vercel.json"])
+    assert "--ignore-scripts" in vercel["installCommand"]
+    assert vercel["functions"]["app/api/invoke/[fn]/route.ts"]["memory"] == 384
     for path, content in generated.items():
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_text(content)
@@ -221,11 +230,52 @@ def test_next_build_and_the_invocation_contract(
         assert forged.status_code == 500, forged.text
         assert "durable run" in forged.json()["error"]["message"]
 
-        # Without the deployment's invocation secret: refused.
-        Deployment.objects.filter(pk=deployment.pk).update(invoke_secret_required=False)
-        deployment.refresh_from_db()
-        refused = deployment.runs_on.invoke(deployment, "add", '{"a": 1, "b": 1}')
-        assert refused.status == 401 and refused.body["error"]["code"] == "unauthorized"
+        # Who may call it is asked at call time (an answer at most 2 s old), not built in:
+        # the worker's own invocation secrets, made and revoked by its admins...
+        def call(**headers) -> int:
+            return httpx.post(f"{url}/api/invoke/add", json={"a": 1, "b": 1}, headers=headers,
+                              timeout=30).status_code  # fmt: skip
+
+        made, value = invocation_secrets.issue(worker, "test")
+        wait_for(lambda: call(**{"x-invoke-secret": value}) == 200, 5, "the new secret to open")
+        assert call(**{"x-invoke-secret": "wis_" + "x" * 43}) == 401
+        assert call() == 401
+        invocation_secrets.revoke(made)
+        wait_for(lambda: call(**{"x-invoke-secret": value}) == 401, 5, "the revoked secret refused")
+        # ...an API key, revoked: refused within seconds too...
+        ApiKey.objects.filter(name="caller").update(revoked_at=timezone.now())
+        wait_for(lambda: call(authorization=f"Bearer {key}") == 401, 5, "the revoked key refused")
+        # ...its visibility, changed after the build...
+        Worker.objects.filter(pk=worker.pk).update(public=True)
+        wait_for(lambda: call() == 200, 5, "the worker made public to answer anyone")
+        Worker.objects.filter(pk=worker.pk).update(public=False)
+        wait_for(lambda: call() == 401, 5, "the worker made private to refuse strangers")
+        # ...and a suspended tenant's deployment answers nobody, the platform included.
+        Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
+        wait_for(
+            lambda: deployment.runs_on.invoke(deployment, "add", "{}").status == 403, 5,
+            "the suspended tenant's deployment to refuse",
+        )  # fmt: skip
+        stopped = deployment.runs_on.invoke(deployment, "add", "{}")
+        assert stopped.body["error"]["code"] == "tenant_suspended"
+        assert "suspended" in stopped.body["error"]["message"]
+        Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.ACTIVE)
+        wait_for(lambda: deployment.runs_on.invoke(deployment, "add", "{}").status == 200, 5,
+                 "the resumed tenant's deployment to answer")  # fmt: skip
+        # Only the platform's own calls name their trigger; a caller naming one is recorded
+        # as plain http.
+        named = deployment.runs_on.invoke(deployment, "add", "{}", trigger="cron")
+        made, value = invocation_secrets.issue(worker, "test")
+        wait_for(lambda: call(**{"x-invoke-secret": value}) == 200, 5, "the new secret to open")
+        posing = httpx.post(
+            f"{url}/api/invoke/add", json={}, timeout=30,
+            headers={"x-invoke-secret": value, "x-invocation-trigger": "cron"},
+        )  # fmt: skip
+        for request_id in (named.body["requestId"], posing.headers["x-request-id"]):
+            wait_for(lambda rid=request_id: Invocation.objects.filter(request_id=rid).exists(),
+                     30, "the pushed invocation")  # fmt: skip
+        assert Invocation.objects.get(request_id=named.body["requestId"]).trigger == "cron"
+        assert Invocation.objects.get(request_id=posing.headers["x-request-id"]).trigger == "http"
 
         # The lines and invocations reached the platform by themselves (pushed, not polled).
         wait_for(
@@ -242,5 +292,9 @@ def test_next_build_and_the_invocation_contract(
             "the pushed invocation",
         )
         assert Invocation.objects.get(request_id=failed.body["requestId"]).status == "error"
+        # The instance's first call is its cold start, and only that one.
+        first = Invocation.objects.get(request_id=ok.body["requestId"])
+        assert first.cold and first.trigger == "portal"
+        assert not Invocation.objects.get(request_id=failed.body["requestId"]).cold
     finally:
         server.stop()

@@ -70,6 +70,25 @@ def test_a_program_is_carried_with_its_packages_pinned(tenant):
         generate(deployment, ["f"])
 
 
+def test_the_workers_limits_become_the_functions_or_the_build_says_why_not(tenant, settings):
+    worker = vercel_worker(tenant)
+    worker.timeout_seconds, worker.memory_mb = 30, 512
+    worker.save()
+    deployment = Deployment.objects.create(worker=worker, source=GREETER, backend="vercel")
+    generated = generate(deployment, ["hello"])
+    for route in ("app/api/invoke/[fn]/route.ts", "app/[[...path]]/route.ts"):
+        assert "export const maxDuration = 35;" in generated[route]
+    functions = json.loads(generated["vercel.json"])["functions"]
+    assert functions["app/api/invoke/[fn]/route.ts"] == {"memory": 768}
+    settings.VERCEL_MAX_DURATION_SECONDS = 20
+    with pytest.raises(NotForNext, match=r"timeout \(30 s\) is longer than a function may run "
+                                         r"on this Vercel plan \(15 s at most\)"):  # fmt: skip
+        generate(deployment, ["hello"])
+    settings.VERCEL_MAX_DURATION_SECONDS, settings.VERCEL_MAX_MEMORY_MB = 300, 512
+    with pytest.raises(NotForNext, match=r"memory \(512 MB\) and the function's server"):
+        generate(deployment, ["hello"])
+
+
 def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
     worker = vercel_worker(tenant)
     WorkerSecret.objects.create(
@@ -99,6 +118,7 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
         "next.config.ts",
         "package.json",
         "tsconfig.json",
+        "vercel.json",
     ]
     assert files == generate(Deployment.objects.get(pk=deployment.pk), ["hello"])  # byte-identical
     assert files["lib/worker/index.ts"] == GREETER
@@ -113,9 +133,12 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
     config = json.loads(files["lib/deployment.json"])
     assert config["functions"] == ["hello"]
     assert config["ingest"]["token"] == ingest_token(deployment)
-    # A private worker's deployment needs its secret; only the secret's digest is in the files,
-    # and the worker's secrets travel encrypted.
-    assert config["invokeSecretSha256"] and invoke_secret(deployment) not in json.dumps(files)
+    # Who may call it is asked at call time, with its own credential: no invocation secret, nor
+    # its digest, nor the worker's visibility is in the files, and the worker's secrets are
+    # fetched, never carried.
+    assert config["accessUrl"].endswith(f"/internal/deployments/{deployment.code}/access")
+    assert "public" not in config and "invokeSecretSha256" not in config
+    assert invoke_secret(deployment) not in json.dumps(files)
     # They are fetched by the deployment itself, with its own credential, at its cold start.
     assert "s3cr3t-value" not in json.dumps(files)
     assert config["secretsUrl"].endswith(f"/internal/deployments/{deployment.code}/secrets")
@@ -246,7 +269,9 @@ def test_portal_deploy_runs_on_vercel_end_to_end(fake_vercel, start_worker, tena
     alias = f"{worker.name}--{deployment.short_id}--{tenant.slug}.fn.example.net"
     assert f"https://{alias}" in text and "vercel.app" not in text
     assert fake_vercel.alias_target(alias) == deployment.backend_id
-    assert invoke_secret(deployment) in text  # the owner gets the curl line with the secret
+    # The curl line names a secret of the worker's own (Settings); the platform's is never shown.
+    assert "x-invoke-secret: &lt;an invocation secret of this worker&gt;" in text
+    assert invoke_secret(deployment) not in text
     # Production moved to it by itself: its alias points there once the move is confirmed.
     production = f"{worker.name}--{tenant.slug}.fn.example.net"
     wait_for(

@@ -285,3 +285,25 @@ class DomainRoute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.domain}{self.prefix} -> {self.worker}"
+
+
+class InvocationSecret(models.Model):
+    """A secret a caller of a private worker may send as `x-invoke-secret` to its deployments
+    on the Vercel back end (besides an API key with the invoke scope). Made in the worker's
+    settings and shown once; only its SHA-256 is kept. Several may be valid at once, so that
+    callers move to a new one before the old is revoked; a revoked one stops opening the
+    worker within seconds (the deployment asks the platform at most 2 s apart)."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    worker = models.ForeignKey(Worker, models.CASCADE, related_name="invocation_secrets")
+    prefix = models.CharField(max_length=16, editable=False)  # shown, to tell them apart
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… of {self.worker}"

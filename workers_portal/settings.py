@@ -441,6 +441,13 @@ VERCEL_ALIAS_DOMAIN = env.str("VERCEL_ALIAS_DOMAIN", default="")
 VERCEL_INLINE_FILE_BYTES = env.int("VERCEL_INLINE_FILE_BYTES", default=64 * 1024)
 VERCEL_BUILD_DEADLINE_SECONDS = env.int("VERCEL_BUILD_DEADLINE_SECONDS", default=45 * 60 + 300)
 VERCEL_POLL_MAX_FAILURES = env.int("VERCEL_POLL_MAX_FAILURES", default=10)
+# What the Vercel plan lets a function have (Pro: 800 s with Fluid compute, 3009 MB; Hobby:
+# 300 s, 2048 MB). A worker's timeout becomes its function's maxDuration (plus the seconds its
+# lines and record take to send after the answer) and its memory the function's memory (plus
+# the Next.js server's own); a worker that needs more is refused before anything is sent.
+VERCEL_MAX_DURATION_SECONDS = env.int("VERCEL_MAX_DURATION_SECONDS", default=300)
+VERCEL_MAX_MEMORY_MB = env.int("VERCEL_MAX_MEMORY_MB", default=2048)
+VERCEL_SERVER_MEMORY_MB = env.int("VERCEL_SERVER_MEMORY_MB", default=256)
 # Where generated deployments push their log lines (must be reachable from Vercel).
 PUBLIC_CONTROL_PLANE_URL = env.str("PUBLIC_CONTROL_PLANE_URL", default=CONTROL_PLANE_URL)
 VERCEL_LOG_DRAIN_SECRET = env.str("VERCEL_LOG_DRAIN_SECRET", default="")

@@ -104,10 +104,6 @@ class Backend:
     def release_domain(self, hostname: str) -> None:
         """The name no longer serves here."""
 
-    def secret_for_callers(self, deployment) -> str | None:
-        """A secret callers of this deployment must send, if the back end needs one."""
-        return None
-
 
 @dataclass
 class RemoteDomain:

@@ -147,14 +147,12 @@ class VercelBackend(Backend):
         state = f": {deployment.backend_state.lower()}" if deployment.backend_state else ""
         return f"Building on Vercel{state}… this page updates by itself."
 
-    def secret_for_callers(self, deployment) -> str | None:
-        return invoke_secret(deployment) if deployment.invoke_secret_required else None
-
     def curl(self, deployment, function: str, show_secret: bool) -> str:
-        secret = self.secret_for_callers(deployment)
+        # A private worker's callers use one of its invocation secrets (Settings), shown once
+        # when made: the line names it, it never holds one.
         headers = []
-        if secret is not None:
-            headers.append(f"x-invoke-secret: {secret if show_secret else '<invocation secret>'}")
+        if not deployment.worker.public:
+            headers.append("x-invoke-secret: <an invocation secret of this worker>")
         return curl_line(self.url(deployment), function, *headers)
 
     def invoke(
@@ -163,8 +161,10 @@ class VercelBackend(Backend):
         headers = {}
         if run:  # a run's call: its code keeps durable steps in the run's journal
             headers[HEADERS["run"]] = signed_run(deployment, run)
-        if secret := self.secret_for_callers(deployment):
-            headers["x-invoke-secret"] = secret
+        # The platform's own secret: it opens the deployment whatever its visibility, and
+        # lets the call name its trigger (recorded as on the local runtime).
+        headers["x-invoke-secret"] = invoke_secret(deployment)
+        headers[HEADERS["trigger"]] = trigger
         if settings.VERCEL_PROTECTION_BYPASS:
             headers["x-vercel-protection-bypass"] = settings.VERCEL_PROTECTION_BYPASS
         return post_invoke(deployment, deployment.backend_url, headers, function, payload_json)

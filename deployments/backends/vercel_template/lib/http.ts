@@ -1,18 +1,18 @@
 // Raw HTTP: every path but /api/invoke/* goes to the tenant's fetch handler (the default
-// export's fetch), with the same door as functions (the invocation secret of a private
-// worker), limits, console capture and invocation records; the body streams out as written.
+// export's fetch), with the same door as functions (invoke.ts: admit), limits, console capture and invocation records; the body streams out as written.
 import { randomUUID } from "node:crypto";
 import { after } from "next/server";
 import config from "./deployment.json";
 import {
-  authorized, type Call, calls, contextFor, describe, failure, finish, HEADERS, secretsReady, Timeout, UNAUTHORIZED,
+  admit, type Call, calls, coldStart, contextFor, describe, failure, finish, HEADERS, secretsReady, Timeout, triggerOf,
 } from "./invoke";
 import * as worker from "./worker";
 
 type Handler = { fetch: (request: Request, ctx: unknown) => Response | Promise<Response> };
 
 export async function handleHttp(request: Request): Promise<Response> {
-  if (!(await authorized(request))) return failure("unauthorized", UNAUTHORIZED);
+  const { refused, platform } = await admit(request);
+  if (refused) return refused;
   if (!(await secretsReady())) {
     return failure("isolate_unavailable", "This deployment's secrets could not be fetched from the platform; retry.");
   }
@@ -31,11 +31,12 @@ export async function handleHttp(request: Request): Promise<Response> {
     return failure("payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
   }
   const headers = new Headers(request.headers);
-  headers.delete(HEADERS.invokeSecret); // the platform's, not the handler's
+  for (const name of [HEADERS.invokeSecret, HEADERS.trigger, HEADERS.run]) headers.delete(name); // the platform's
   if (/^Bearer wk_/.test(headers.get("authorization") ?? "")) headers.delete("authorization");
   const inner = new Request(request.url, { method: request.method, headers, body });
 
   const requestId = `req_${randomUUID().replaceAll("-", "")}`;
+  const cold = coldStart();
   const call: Call = { requestId, fn: "fetch", seq: 0, lines: [], dropped: 0, pending: [] };
   const startedAt = new Date();
   const t0 = performance.now();
@@ -60,7 +61,7 @@ export async function handleHttp(request: Request): Promise<Response> {
   }
   const status = response ? response.status : timedOut ? 504 : 500;
   const invocation = {
-    requestId, deploymentId: config.id, function: "fetch", trigger: "http",
+    requestId, deploymentId: config.id, function: "fetch", trigger: triggerOf(request, platform), cold,
     status: response ? "ok" : status === 504 ? "timeout" : "error",
     statusCode: status, durationMs: Math.round((performance.now() - t0) * 100) / 100,
     startedAt: startedAt.toISOString(), errorMessage: error?.message ?? "",

@@ -132,7 +132,9 @@ export async function push(call: Call, invocations: object[]): Promise<void> {
 // Fetched from the platform at cold start with this deployment's own credential: nothing in
 // the shared project's environment or files opens another deployment's secrets. They are in
 // process.env before the first call runs (not yet while the module's top level runs).
-type Settings = typeof config & { secretsUrl?: string | null; keysUrl?: string; runsUrl?: string };
+type Settings = typeof config & {
+  secretsUrl?: string | null; keysUrl?: string; runsUrl?: string; accessUrl?: string;
+};
 const own = config as Settings;
 let secrets: Promise<boolean> | null = null;
 // The deployment's plain settings and secrets alone (process.env also holds Vercel's own),
@@ -207,10 +209,29 @@ function failed(code: ErrorCode, message: string, stack = "") {
   return { status: contract.errors[code], body: { error: { code, message, stack } } };
 }
 
-// --- who may call a private deployment --------------------------------------------------------
-// Its invocation secret, or one of the platform's API keys with the invoke scope (checked with
-// the platform, with this deployment's own credential, and remembered for a few seconds so a
-// revoked key stops within seconds).
+// --- who may call this deployment, now --------------------------------------------------
+// The platform says, with this deployment's own credential, at most every 2 s (as the local
+// runtime's hosts learn it): whether its tenant is served (not suspended), whether its worker
+// is public, and the digests of the invocation secrets that open it. A private worker is
+// called with one of those secrets or with a platform API key that has the invoke scope
+// (also checked with the platform, remembered 2 s). Only the platform's own secret may name
+// the call's trigger (a run's attempt, a schedule). Without an answer from the platform for
+// longer than that, nothing is served (fail closed).
+type Access = { serving: boolean; message: string; public: boolean; secrets: string[]; platform: string };
+let access: { value: Access; expires: number } | null = null;
+
+async function accessNow(): Promise<Access> {
+  if (access && access.expires > Date.now()) return access.value;
+  const res = await fetch(own.accessUrl ?? "", {
+    headers: { authorization: `Bearer ${config.ingest.token}` },
+    signal: AbortSignal.timeout(5000),
+  });
+  if (!res.ok) throw new Error(`the platform answered ${res.status}`);
+  const value = (await res.json()) as Access;
+  access = { value, expires: Date.now() + 2000 };
+  return value;
+}
+
 const keys = new Map<string, { value: { secretHash: string; scopes: string[] } | null; expires: number }>();
 
 async function keyInfo(prefix: string) {
@@ -227,14 +248,9 @@ async function keyInfo(prefix: string) {
 }
 
 const sameDigest = (a: Buffer, b: Buffer) => a.length === b.length && timingSafeEqual(a, b);
+const sha256 = (text: string) => createHash("sha256").update(text).digest();
 
-export async function authorized(request: Request): Promise<boolean> {
-  if (!config.invokeSecretSha256) return true;
-  const given = request.headers.get(HEADERS.invokeSecret);
-  if (given !== null) {
-    const digest = createHash("sha256").update(given).digest();
-    return sameDigest(digest, Buffer.from(config.invokeSecretSha256, "hex"));
-  }
+async function keyOpens(request: Request): Promise<boolean> {
   const token = (request.headers.get("authorization") ?? "").replace(/^Bearer /, "").trim();
   const prefix = token.match(/^wk_([0-9a-f]+)_/)?.[1];
   if (!prefix || !own.keysUrl) return false;
@@ -245,9 +261,43 @@ export async function authorized(request: Request): Promise<boolean> {
     return false;
   }
   if (!key || !key.scopes.includes("invoke")) return false;
-  const digest = createHash("sha256").update(token).digest();
-  return sameDigest(digest, Buffer.from(key.secretHash, "hex"));
+  return sameDigest(sha256(token), Buffer.from(key.secretHash, "hex"));
 }
+
+/** Whether this call may go on: null, or the answer that refuses it; and whether the platform
+ * itself made it (then its trigger header is believed). */
+export async function admit(request: Request): Promise<{ refused: Response | null; platform: boolean }> {
+  let now: Access;
+  try {
+    now = await accessNow();
+  } catch (err) {
+    return {
+      refused: failure("control_plane_unavailable",
+        `The platform could not say who may call this deployment (${(err as Error).message}); retry.`),
+      platform: false,
+    };
+  }
+  if (!now.serving) return { refused: failure("tenant_suspended", now.message), platform: false };
+  const given = request.headers.get(HEADERS.invokeSecret);
+  const digest = given === null ? null : sha256(given);
+  const platform = digest !== null && sameDigest(digest, Buffer.from(now.platform, "hex"));
+  if (now.public || platform) return { refused: null, platform };
+  if (digest !== null) {
+    const opens = now.secrets.some((s) => sameDigest(digest, Buffer.from(s, "hex")));
+    return { refused: opens ? null : failure("unauthorized", UNAUTHORIZED), platform: false };
+  }
+  return { refused: (await keyOpens(request)) ? null : failure("unauthorized", UNAUTHORIZED), platform: false };
+}
+
+/** How the call is recorded: what the platform named (a run's attempt, a schedule), else http. */
+export function triggerOf(request: Request, platform: boolean): string {
+  const named = request.headers.get(HEADERS.trigger) ?? "";
+  return platform && (contract.triggers as string[]).includes(named) ? named : "http";
+}
+
+// The first call this instance serves is its cold start (recorded as the local runtime does).
+let served = 0;
+export const coldStart = () => served++ === 0;
 
 export class Timeout extends Error {}
 
@@ -256,7 +306,7 @@ export function describe(err: unknown) {
   return { message: String(err), stack: "" };
 }
 
-export const UNAUTHORIZED = `This deployment is private: send \`Authorization: Bearer <API key>\` with a key that has the invoke scope, or its invocation secret in the ${HEADERS.invokeSecret} header.`;
+export const UNAUTHORIZED = `This deployment is private: send \`Authorization: Bearer <API key>\` with a key that has the invoke scope, or one of its worker's invocation secrets in the ${HEADERS.invokeSecret} header.`;
 
 // An async call: the platform stores it as a run (retried by its policy, readable at the
 // status URL) before the caller hears 202; the same contract as the local runtime.
@@ -281,7 +331,8 @@ async function handOver(request: Request, fn: string, payload: string): Promise<
 }
 
 export async function handleInvoke(request: Request, fn: string): Promise<Response> {
-  if (!(await authorized(request))) return failure("unauthorized", UNAUTHORIZED);
+  const { refused, platform } = await admit(request);
+  if (refused) return refused;
   if (!(await secretsReady())) {
     return failure("isolate_unavailable", "This deployment's secrets could not be fetched from the platform; retry.");
   }
@@ -309,6 +360,7 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
   }
 
   const requestId = `req_${randomUUID().replaceAll("-", "")}`;
+  const cold = coldStart();
   const call: Call = { requestId, fn, seq: 0, lines: [], dropped: 0, pending: [] };
   const run = signedRun(request.headers.get(HEADERS.run));
   if (run) call.steps = { run };
@@ -359,7 +411,7 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
   const durationMs = Math.round((performance.now() - t0) * 100) / 100;
   const error = (body as any).error;
   const invocation = {
-    requestId, deploymentId: config.id, function: fn, trigger: "http",
+    requestId, deploymentId: config.id, function: fn, trigger: triggerOf(request, platform), cold,
     status: status === 200 ? "ok" : status === 504 ? "timeout" : "error",
     statusCode: status, durationMs, startedAt: startedAt.toISOString(), errorMessage: error?.message ?? "",
   };
