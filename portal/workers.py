@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from deployments.backends import backend_for_worker
 from deployments.deploy import delete_worker as delete_with_deployments
 from deployments.deploy import deploy, secrets_changed_since, set_visibility
 from deployments.models import Deployment
@@ -174,6 +175,7 @@ def worker_settings(request, code):
         "secret_count": worker.secrets.count(),
         "plain_settings": list(worker.plain_settings.all()),
         "invocation_secrets": list(worker.invocation_secrets.all()[:20]),
+        "on_vercel": backend_for_worker(worker).name == "vercel",
     }
     return render(request, "workers/settings.html", context)
 

@@ -89,6 +89,22 @@ def test_the_workers_limits_become_the_functions_or_the_build_says_why_not(tenan
         generate(deployment, ["hello"])
 
 
+def test_the_workers_settings_say_what_differs_on_vercel(tenant, owner, settings):
+    from django.test import Client
+
+    from .conftest import client_for
+
+    worker = vercel_worker(tenant)
+    page = client_for(Client, owner).get(f"/workers/{worker.code}/settings/").content.decode()
+    assert "Runs on Vercel" in page and "Outbound requests are not filtered" in page
+    assert "Canaries are not available" in page
+    tenant.backend = ""
+    tenant.save()
+    settings.DEFAULT_BACKEND = "local"
+    page = client_for(Client, owner).get(f"/workers/{worker.code}/settings/").content.decode()
+    assert "Runs on Vercel" not in page
+
+
 def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
     worker = vercel_worker(tenant)
     WorkerSecret.objects.create(
@@ -113,7 +129,6 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
         "lib/steps.ts",
         "lib/worker.ts",
         "lib/worker/index.ts",
-        "lib/workflow.ts",
         "next-env.d.ts",
         "next.config.ts",
         "package.json",
@@ -124,11 +139,8 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
     assert files["lib/worker/index.ts"] == GREETER
     assert files["lib/worker.ts"] == 'export * from "./worker/index.ts";\n'
     package = json.loads(files["package.json"])
-    assert package["dependencies"] == {
-        "next": "16.4.6", "react": "19.3.1", "react-dom": "19.3.1", "workflow": "4.8.9"
-    }  # fmt: skip
-    assert "withWorkflow(" in files["next.config.ts"]
-    assert '"use step"' in files["lib/step.ts"]
+    # Only what it uses: retries and async calls are the platform's durable runs.
+    assert package["dependencies"] == {"next": "16.4.6", "react": "19.3.1", "react-dom": "19.3.1"}
     assert "(worker as any)[fn]" in files["lib/step.ts"]
     config = json.loads(files["lib/deployment.json"])
     assert config["functions"] == ["hello"]
@@ -312,6 +324,18 @@ def test_a_failed_vercel_build_shows_its_message(fake_vercel, start_worker, tena
     client.force_login(owner)
     page = client.get(f"/deployments/{deployment.code}/").content.decode()
     assert "The build failed" in page and "next build&quot; exited with 1 (BUILD_FAILED)" in page
+
+
+def test_a_module_that_cannot_start_is_refused_before_anything_is_sent(
+    fake_vercel, start_worker, tenant
+):
+    worker = vercel_worker(tenant)
+    start_worker()
+    broken = 'throw new Error("config missing");\nexport async function f() { return 1; }\n'
+    deployment = settled(deploy(worker, broken))
+    assert deployment.status == S.ERROR
+    assert "The module failed to load: Error: config missing" in deployment.error_message
+    assert fake_vercel.builds == {}  # the startup check ran here, as on the local back end
 
 
 def test_an_undocumented_status_answer_ends_the_build_with_a_clear_error(

@@ -176,10 +176,19 @@ class VercelBackend(Backend):
             raise BuildFailed(exc.message) from exc
 
     def submit(self, deployment) -> Submitted:
-        from deployments.build import analyse_program
+        from deployments.build import build_program
+        from deployments.config import limits
 
+        # The same checks as the local back end, the startup check included (the module is
+        # loaded once under the worker's memory limit, with its secrets): a module that
+        # cannot start is refused before anything is sent. (The bundle itself is not sent:
+        # Vercel builds the project; the build cache makes a retry cheap.)
         lock = "" if deployment.update_lock else deployment.lockfile
-        functions, http, lock, log = analyse_program(deployment.program, lock)
+        built = build_program(
+            deployment.program, lock, env=deployment.environment(),
+            memory_mb=limits(deployment)["memoryMb"],
+        )  # fmt: skip
+        functions, http, lock, log = built.functions, built.http, built.lockfile, list(built.log)
         deployment.lockfile = lock
         try:
             files = generate(deployment, functions, http)

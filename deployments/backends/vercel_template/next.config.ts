@@ -1,5 +1,4 @@
 import type { NextConfig } from "next";
-import { withWorkflow } from "workflow/next";
 
 const nextConfig: NextConfig = {
   poweredByHeader: false,
@@ -12,5 +11,4 @@ const nextConfig: NextConfig = {
   experimental: { serverSourceMaps: true },
 };
 
-// withWorkflow compiles "use step" / "use workflow" functions (lib/step.ts, lib/workflow.ts).
-export default withWorkflow(nextConfig);
+export default nextConfig;

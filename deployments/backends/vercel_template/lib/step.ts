@@ -1,9 +1,9 @@
-// One invocation of the tenant's function. As a "use step" it is retried when it fails
-// inside a workflow run (lib/workflow.ts); called directly it runs once, like a plain call.
+// One invocation of the tenant's function. Retries and async calls are the platform's durable
+// runs (the control plane calls again, with the run named: lib/steps.ts), as on the local
+// runtime, so the call itself runs once.
 import * as worker from "./worker";
 
 export async function runFunction(fn: string, payload: unknown, ctx?: unknown): Promise<unknown> {
-  "use step";
   // Through `any`: the tenant's signatures are theirs; this file never type-checks them.
   const exported: any = (worker as any)[fn];
   return await exported(payload, ctx);
