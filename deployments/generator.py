@@ -128,6 +128,9 @@ def generate(deployment, functions: list[str], http: bool = False) -> dict[str, 
         if clash:
             raise NotForNext(f"The platform's project uses {', '.join(clash)} itself.")
         package["dependencies"] = dict(sorted({**package["dependencies"], **packages}.items()))
+        overrides = pinned_below(deployment.lockfile, packages)
+        if overrides:
+            package["overrides"] = overrides
         files["package.json"] = json.dumps(package, indent=2) + "\n"
     files[CONTRACT_FILE] = CONTRACT_PATH.read_text()
     seconds, memory = function_limits(deployment)
@@ -174,6 +177,48 @@ def pinned_versions(lockfile: str) -> dict[str, str]:
     return {
         k: v.split("_")[0] for k, v in lock.get("specifiers", {}).items() if k.startswith("npm:")
     }
+
+
+def pinned_below(lockfile: str, packages: dict[str, str]) -> dict[str, dict[str, str]]:
+    """npm `overrides` that hold every package below each of the program's packages at the
+    version its lockfile resolved (npm would otherwise take the newest its ranges allow, so
+    two builds of one program could install two trees). Scoped under each package, so the
+    project's own packages (Next.js's) keep theirs."""
+    lock = json.loads(lockfile) if lockfile else {}
+    entries = lock.get("npm", {})
+    by_name: dict[str, list[str]] = {}
+    for key in entries:
+        name, _, version = key.rpartition("@")
+        by_name.setdefault(name, []).append(version.split("_")[0])
+
+    def resolve(dependency: str) -> str | None:
+        """A lockfile dependency (`ms`, or `ms@2.1.3` when names repeat) -> its key."""
+        name, at, version = dependency.rpartition("@") if "@" in dependency[1:] else ("", "", "")
+        if not at:
+            name, version = dependency, ""
+        versions = by_name.get(name, [])
+        chosen = version or (versions[0] if len(versions) == 1 else "")
+        key = f"{name}@{chosen}"
+        return key if chosen and key in entries else None
+
+    overrides = {}
+    for name, version in sorted(packages.items()):
+        top = f"{name}@{version}"
+        below: dict[str, str] = {}
+        todo, seen = [top], {top}
+        while todo:
+            for dependency in entries.get(todo.pop(), {}).get("dependencies", []):
+                key = resolve(dependency)
+                if key is None or key in seen:
+                    continue
+                seen.add(key)
+                todo.append(key)
+                dep_name, _, dep_version = key.rpartition("@")
+                if below.setdefault(dep_name, dep_version) != dep_version:
+                    below.pop(dep_name)  # two versions below one package: npm places both
+        if below:
+            overrides[name] = dict(sorted(below.items()))
+    return overrides
 
 
 def rewrite_imports(text: str, imports: dict, versions: dict, packages: dict) -> str:

@@ -68,7 +68,7 @@ def test_next_build_and_the_invocation_contract(
     program = program_from_files({"index.ts": SOURCE, "lib/page.ts": PAGE})
     functions, http, lock, _ = analyse_program(program)  # the checks the back end runs
     assert functions == [
-        "wait", "add", "boom", "big", "environment", "secret", "tally", "journey", "slow"
+        "wait", "odd", "add", "boom", "big", "environment", "secret", "tally", "journey", "slow"
     ]  # fmt: skip
     assert http
     counts = Namespace.objects.create(tenant=tenant, name="counts")
@@ -80,7 +80,11 @@ def test_next_build_and_the_invocation_contract(
     )  # fmt: skip
     project = tmp_path / "project"
     generated = generate(deployment, functions, http)
-    assert json.loads(generated["package.json"])["dependencies"]["ms"] == "2.1.3"
+    package = json.loads(generated["package.json"])
+    assert package["dependencies"]["ms"] == "2.1.3"
+    # The package below a package is held at the version the lockfile resolved.
+    below = json.loads(lock)["npm"]["is-odd@3.0.1"]["dependencies"]
+    assert below == ["is-number"] and package["overrides"] == {"is-odd": {"is-number": "6.0.0"}}
     assert 'import ms from "ms";' in generated["lib/worker/index.ts"]
     # The worker's timeout (2 s here) and memory become the function's, packages install
     # without their scripts.
@@ -137,6 +141,13 @@ def test_next_build_and_the_invocation_contract(
 
         assert deployment.runs_on.invoke(deployment, "secret", "{}").body["result"] == {
             "value": "opens-sesame"
+        }
+        assert (
+            json.loads((project / "node_modules/is-number/package.json").read_text())["version"]
+            == "6.0.0"
+        )
+        assert deployment.runs_on.invoke(deployment, "odd", '{"n": 3}').body["result"] == {
+            "odd": True
         }
         waited = deployment.runs_on.invoke(deployment, "wait", '{"text": "2 days"}')
         assert waited.body["result"] == {"ms": 172_800_000}  # the npm package, installed

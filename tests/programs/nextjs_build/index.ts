@@ -1,11 +1,17 @@
 import type { Context } from "@functions/context";
 import ms from "npm:ms@2.1.3";
+import isOdd from "npm:is-odd@3.0.1";
 import { page, refuse } from "./lib/page.ts";
 
 type Pair = { a: number; b: number };
 
 export async function wait(payload: { text: string }) {
   return { ms: ms(payload.text) };
+}
+
+// A package with one of its own below it (is-number): installed as the lockfile pinned it.
+export async function odd(payload: { n: number }) {
+  return { odd: isOdd(payload.n) };
 }
 
 export async function add(payload: Pair): Promise<{ sum: number }> {
