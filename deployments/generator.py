@@ -95,6 +95,7 @@ def deployment_config(deployment, functions: list[str]) -> dict:
     config.update(
         functions=list(functions),
         accessUrl=base + reverse("deployment-access", args=[deployment.code]),
+        callsUrl=base + reverse("deployment-calls", args=[deployment.code]),
         ingest={
             "url": base + reverse("deployment-ingest", args=[deployment.code]),
             "token": ingest_token(deployment),

@@ -4,7 +4,9 @@ holding RUNTIME_TOKEN (or a deployment's own ingest token) get in; others see a 
 
 import hmac
 import json
+import logging
 
+import redis
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
@@ -12,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments.announce import announcements
-from deployments.config import runtime_config
+from deployments.config import runtime_config, worker_limits
 from deployments.generator import ingest_token, invoke_secret
 from deployments.models import Artifact, Deployment
 from releases.addresses import SUSPENDED, NotServed, resolve
@@ -26,7 +28,9 @@ from workers.domains import may_have_certificate, serves
 from workers.invocation_secrets import active, digest
 from workers.models import ApiKey
 
-from . import bindings
+from . import bindings, leases
+
+log = logging.getLogger(__name__)
 
 
 def bearer_matches(request, secret: str) -> bool:
@@ -228,6 +232,42 @@ def deployment_access(request, code):
         "secrets": sorted(active(worker).values_list("digest", flat=True)),
         "platform": digest(invoke_secret(deployment)),
     })  # fmt: skip
+
+
+@csrf_exempt
+def deployment_calls(request, code, lease: str = ""):
+    """A generated deployment's call takes its lease before it runs (POST: the tenant's
+    invocations per minute and the deployment's calls at once, counted with the runtime's
+    hosts) and gives it back when it ends (DELETE .../calls/<lease>)."""
+    deployment = own_deployment(request, code)
+    if deployment is None:
+        return not_found("not_found", "Not found.")
+    if request.method == "DELETE" and lease:
+        leases.give_back(str(deployment.code), lease)
+        return HttpResponse(status=204)
+    if request.method != "POST" or lease:
+        return JsonResponse({"error": {"code": "method_not_allowed", "message": "POST."}},
+                            status=405, headers={"Allow": "POST"})  # fmt: skip
+    if not acts(deployment.tenant):
+        return JsonResponse({"error": {"code": "tenant_suspended", "message": SUSPENDED}},
+                            status=403)  # fmt: skip
+    limits = worker_limits(deployment.worker)
+    try:
+        taken = leases.take(
+            deployment.tenant_id, limits["invocationsPerMinute"], str(deployment.code),
+            limits["maxConcurrency"], limits["timeoutMs"] + 10_000,
+        )  # fmt: skip
+    except redis.RedisError as exc:
+        log.warning("Calls of %s go uncounted: Redis is unreachable (%s)", deployment.code, exc)
+        return JsonResponse({"lease": ""})
+    if isinstance(taken, leases.Refused):
+        if taken.code == "rate_limited":
+            told_calls_refused(deployment.tenant)
+        return JsonResponse(
+            {"error": {"code": taken.code, "message": taken.message}}, status=429,
+            headers={"Retry-After": str(taken.retry_after)},
+        )  # fmt: skip
+    return JsonResponse({"lease": taken})
 
 
 @require_GET

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -303,6 +304,23 @@ def test_next_build_and_the_invocation_contract(
             "the pushed invocation",
         )
         assert Invocation.objects.get(request_id=failed.body["requestId"]).status == "error"
+        # The deployment's calls at once and the tenant's invocations per minute are counted
+        # with the platform's own runtime (one limit, one quota on both back ends).
+        Worker.objects.filter(pk=worker.pk).update(max_concurrency=1)
+        answers_at_once: list = []
+        both = [threading.Thread(target=lambda: answers_at_once.append(
+            deployment.runs_on.invoke(deployment, "slow", "{}"))) for _ in range(2)]  # fmt: skip
+        for thread in both:
+            thread.start()
+        for thread in both:
+            thread.join()
+        codes = sorted(a.body["error"]["code"] for a in answers_at_once)
+        assert codes == ["timeout", "too_many_concurrent_invocations"], codes
+        Tenant.objects.filter(pk=tenant.pk).update(max_invocations_per_minute=1)
+        refused = [deployment.runs_on.invoke(deployment, "add", "{}") for _ in range(2)]
+        over = [a for a in refused if a.status == 429]
+        assert over and over[0].body["error"]["code"] == "rate_limited", refused
+        Tenant.objects.filter(pk=tenant.pk).update(max_invocations_per_minute=None)
         # The instance's first call is its cold start, and only that one.
         first = Invocation.objects.get(request_id=ok.body["requestId"])
         assert first.cold and first.trigger == "portal"

@@ -44,10 +44,11 @@ def test_a_run_in_steps_charges_once_sleeps_waits_and_is_retried(
     start_worker()
     worker, ns, deployment = deployed(tenant)
     run, _ = accept(deployment, "checkout", json.dumps({"order": "o1"}))
-    wait_for(lambda: status(run) == "sleeping", 30, "the run to sleep")
+    # (bounds for a machine running the whole suite: the run sleeps 2 s)
+    wait_for(lambda: status(run) == "sleeping", 60, "the run to sleep")
     parked = Run.objects.get(pk=run.pk)
     assert parked.steps.get(name="charge").status == "done"
-    wait_for(lambda: status(run) == "waiting", 30, "the run to wake and wait")
+    wait_for(lambda: status(run) == "waiting", 60, "the run to wake and wait")
     api = Client(HTTP_AUTHORIZATION=f"Bearer {issue_key(tenant, 'ops', ['invoke', 'read'])[1]}")
     seen = api.get(f"/api/runs/{run.code}").json()
     assert [(s["name"], s["kind"], s["status"]) for s in seen["steps"]] == [

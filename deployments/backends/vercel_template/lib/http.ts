@@ -4,7 +4,8 @@ import { randomUUID } from "node:crypto";
 import { after } from "next/server";
 import config from "./deployment.json";
 import {
-  admit, type Call, calls, coldStart, contextFor, describe, failure, finish, HEADERS, secretsReady, Timeout, triggerOf,
+  admit, type Call, calls, coldStart, contextFor, describe, failure, finish, HEADERS, secretsReady, takeLease, Timeout,
+  triggerOf,
 } from "./invoke";
 import * as worker from "./worker";
 
@@ -36,8 +37,10 @@ export async function handleHttp(request: Request): Promise<Response> {
   const inner = new Request(request.url, { method: request.method, headers, body });
 
   const requestId = `req_${randomUUID().replaceAll("-", "")}`;
-  const cold = coldStart();
   const call: Call = { requestId, fn: "fetch", seq: 0, lines: [], dropped: 0, pending: [] };
+  const over = await takeLease(call);
+  if (over) return over;
+  const cold = coldStart();
   const startedAt = new Date();
   const t0 = performance.now();
   let response: Response | null = null;

@@ -23,6 +23,7 @@ export type Call = {
   pending: Line[];
   waits?: Promise<unknown>[]; // work after the answer (ctx.waitUntil)
   steps?: Steps; // a run's call: its durable steps
+  lease?: string; // its share of the quota and of the calls at once (given back at the end)
 };
 
 export const calls = new AsyncLocalStorage<Call>();
@@ -164,6 +165,7 @@ export function contextFor(call: Call) {
 export async function finish(call: Call, invocations: object[]): Promise<void> {
   const waits = call.waits ?? [];
   for (let i = 0; i < waits.length; i++) await waits[i]; // more may be added meanwhile
+  await giveBack(call); // (its work after the answer counted as part of the call)
   await push(call, invocations);
 }
 
@@ -201,8 +203,8 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
 type ErrorCode = keyof typeof contract.errors;
 export const HEADERS = contract.headers;
 
-export function failure(code: ErrorCode, message: string): Response {
-  return json(contract.errors[code], { error: { code, message } });
+export function failure(code: ErrorCode, message: string, headers: Record<string, string> = {}): Response {
+  return json(contract.errors[code], { error: { code, message } }, headers);
 }
 
 function failed(code: ErrorCode, message: string, stack = "") {
@@ -289,6 +291,49 @@ export async function admit(request: Request): Promise<{ refused: Response | nul
   return { refused: (await keyOpens(request)) ? null : failure("unauthorized", UNAUTHORIZED), platform: false };
 }
 
+// --- the tenant's quota and the deployment's calls at once ------------------------------------
+// Counted by the control plane with the platform's runtime hosts (one quota, one limit on
+// both back ends): a call takes a lease before it runs and gives it back after its answer.
+type Settings2 = { callsUrl?: string };
+export async function takeLease(call: Call): Promise<Response | null> {
+  const url = (config as Settings2).callsUrl;
+  if (!url) return null;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${config.ingest.token}` },
+      signal: AbortSignal.timeout(5000),
+    });
+  } catch (err) {
+    return failure("control_plane_unavailable",
+      `The platform could not count this call against its limits (${(err as Error).message}); retry.`);
+  }
+  const body = await res.json().catch(() => ({}));
+  if (res.ok) {
+    call.lease = body.lease || undefined;
+    return null;
+  }
+  const code = (body?.error?.code ?? "control_plane_unavailable") as ErrorCode;
+  const retry = res.headers.get("retry-after");
+  return failure(code in contract.errors ? code : "control_plane_unavailable",
+    body?.error?.message ?? `The platform answered ${res.status}.`, retry ? { "retry-after": retry } : {});
+}
+
+async function giveBack(call: Call): Promise<void> {
+  const url = (config as Settings2).callsUrl;
+  if (!url || !call.lease) return;
+  try {
+    await fetch(`${url}/${encodeURIComponent(call.lease)}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${config.ingest.token}` },
+      signal: AbortSignal.timeout(5000),
+    });
+  } catch {
+    // forgotten by the platform after the call's longest run
+  }
+}
+
 /** How the call is recorded: what the platform named (a run's attempt, a schedule), else http. */
 export function triggerOf(request: Request, platform: boolean): string {
   const named = request.headers.get(HEADERS.trigger) ?? "";
@@ -360,8 +405,10 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
   }
 
   const requestId = `req_${randomUUID().replaceAll("-", "")}`;
-  const cold = coldStart();
   const call: Call = { requestId, fn, seq: 0, lines: [], dropped: 0, pending: [] };
+  const over = await takeLease(call);
+  if (over) return over;
+  const cold = coldStart();
   const run = signedRun(request.headers.get(HEADERS.run));
   if (run) call.steps = { run };
   const startedAt = new Date();
