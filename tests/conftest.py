@@ -190,23 +190,10 @@ FAST = os.environ.get("TEST_FAST") == "1"
 SLOW_FIXTURES = {"live_server", "runtime", "start_worker", "asgi_server", "small_runtime"}
 
 
-# The slow lane gives whole files to its workers in collection order: the longest go first,
-# so that none is left running alone at the end (seconds per file, measured on 2 cores).
-LONGEST_FIRST = [
-    "test_nextjs_build.py",  # 60-100 s: a real `next build`
-    "test_vercel.py", "test_cli.py", "test_runs.py", "test_steps.py", "test_programs.py",
-    "test_end_to_end.py", "test_runtime_lifecycle.py", "test_browser.py", "test_live_logs.py",
-    "test_canary_runtime.py", "test_global_limits.py", "test_browser_accounts.py",
-    "test_hostile_code.py", "test_phone.py", "test_kv_runtime.py", "test_topology.py",
-]  # fmt: skip
-
-
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.slow)
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # (stable: files stay whole)
 
 
 def not_in_the_fast_lane(node, what: str):
