@@ -194,9 +194,35 @@ def test_next_build_and_the_invocation_contract(
             deployment, "add", '"' + "x" * django_settings.RUNTIME_MAX_BODY_BYTES + '"'
         )
         assert huge.status == 413 and huge.body["error"]["code"] == "payload_too_large"
-        late = deployment.runs_on.invoke(deployment, "slow", "{}")
+        # A line printed reaches the platform while its call still runs (the live tail).
+        answered: list = []
+        running = threading.Thread(
+            target=lambda: answered.append(deployment.runs_on.invoke(deployment, "slow", "{}"))
+        )
+        running.start()
+        wait_for(
+            lambda: LogEntry.objects.filter(
+                deployment=deployment, message="before the wait"
+            ).exists(), 10, "the line of the call that still runs",
+        )  # fmt: skip
+        assert running.is_alive() and not answered  # (it runs until its 2 s timeout)
+        running.join()
+        late = answered[0]
         assert late.status == 504 and late.body["error"]["code"] == "timeout"
         assert late.body["logs"][0]["message"] == "before the wait"
+
+        # An async call is handed to the platform, stored as a run before the caller hears
+        # 202, and run by it against this deployment, as on the local runtime.
+        handed = httpx.post(
+            f"{url}/api/invoke/add", json={"a": 20, "b": 22}, timeout=30,
+            headers={**secret, "prefer": "respond-async"},
+        )  # fmt: skip
+        assert handed.status_code == 202, handed.text
+        queued_run = Run.objects.get(code=handed.json()["runId"])
+        assert handed.headers["location"] == handed.json()["statusUrl"]
+        assert lifecycle.execute(queued_run.pk) == "succeeded"
+        queued_run.refresh_from_db()
+        assert json.loads(queued_run.result) == {"sum": 42}
 
         # ctx.kv and ctx.enqueue through the platform, with the deployment's own credential.
         tallied = deployment.runs_on.invoke(deployment, "tally", '{"times": 3}')
