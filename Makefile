@@ -22,8 +22,11 @@ check: lint
 	TEST_FAST=1 .venv/bin/pytest -m "not slow" -q -n auto
 	bin/test-slow
 
+# (test-fast does not even collect the fuzzer: collecting it builds a test per API operation,
+# about 3 s of each worker's start, for tests the lane deselects anyway)
 test-fast: setup-dev    ## the edit loop: every test not marked slow or fuzz (no Deno, Celery, browser or servers), on all cores
-	TEST_FAST=1 bin/with-test-services .venv/bin/pytest -m "not slow and not fuzz" -q -p no:cacheprovider -n auto
+	TEST_FAST=1 bin/with-test-services .venv/bin/pytest -m "not slow and not fuzz" -q -p no:cacheprovider -n auto \
+	  --ignore=tests/test_api_fuzz.py
 
 test-runtime:   ## the data plane's unit tests (runtime/*_test.ts): no services, a second or two
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno test --quiet --allow-read --allow-write --allow-env

@@ -194,13 +194,12 @@ def pinned_below(lockfile: str, packages: dict[str, str]) -> dict[str, dict[str,
 
     def resolve(dependency: str) -> str | None:
         """A lockfile dependency (`ms`, or `ms@2.1.3` when names repeat) -> its key."""
-        name, at, version = dependency.rpartition("@") if "@" in dependency[1:] else ("", "", "")
-        if not at:
+        name, at, version = dependency.rpartition("@")
+        if not name:  # no version named (a leading @ is a scope)
             name, version = dependency, ""
         versions = by_name.get(name, [])
         chosen = version or (versions[0] if len(versions) == 1 else "")
-        key = f"{name}@{chosen}"
-        return key if chosen and key in entries else None
+        return f"{name}@{chosen}" if f"{name}@{chosen}" in entries else None
 
     overrides = {}
     for name, version in sorted(packages.items()):

@@ -192,7 +192,18 @@ def deployment_ingest(request, code):
     deployment = Deployment.objects.filter(code=code).first()
     if deployment is None or not bearer_matches(request, ingest_token(deployment)):
         return not_found("not_found", "Not found.")
-    return store_batch(request, only=deployment)
+    answer = store_batch(request, only=deployment)
+    lease = request.headers.get("x-call-lease", "")
+    if lease and answer.status_code == 200:  # the call's record: its lease goes back
+        give_back_quietly(deployment, lease)
+    return answer
+
+
+def give_back_quietly(deployment: Deployment, lease: str) -> None:
+    try:
+        leases.give_back(str(deployment.code), lease)
+    except redis.RedisError as exc:  # (forgotten after the call's longest run)
+        log.warning("The lease %s of %s was not given back: %s", lease, deployment.code, exc)
 
 
 def own_deployment(request, code) -> Deployment | None:
@@ -235,19 +246,14 @@ def deployment_access(request, code):
 
 
 @csrf_exempt
-def deployment_calls(request, code, lease: str = ""):
-    """A generated deployment's call takes its lease before it runs (POST: the tenant's
-    invocations per minute and the deployment's calls at once, counted with the runtime's
-    hosts) and gives it back when it ends (DELETE .../calls/<lease>)."""
+@require_POST
+def deployment_calls(request, code):
+    """A generated deployment's call takes its lease before it runs: the tenant's invocations
+    per minute and the deployment's calls at once, counted with the runtime's hosts. The
+    lease goes back with the call's record (deployment_ingest)."""
     deployment = own_deployment(request, code)
     if deployment is None:
         return not_found("not_found", "Not found.")
-    if request.method == "DELETE" and lease:
-        leases.give_back(str(deployment.code), lease)
-        return HttpResponse(status=204)
-    if request.method != "POST" or lease:
-        return JsonResponse({"error": {"code": "method_not_allowed", "message": "POST."}},
-                            status=405, headers={"Allow": "POST"})  # fmt: skip
     if not acts(deployment.tenant):
         return JsonResponse({"error": {"code": "tenant_suspended", "message": SUSPENDED}},
                             status=403)  # fmt: skip

@@ -62,10 +62,11 @@ def compose(tenant: Tenant, event_type: str, data: dict[str, Any]) -> tuple[str,
     brand = brand_for(tenant)
     base = portal_url(tenant)
     headline = HEADLINES[event_type].format(worker=data.get("worker") or "A worker")
+    facts = details(data)
     text = "\n\n".join([
         f"{headline} in {tenant.name}.",
         TYPES[event_type],
-        *(["\n".join(details(data))] if details(data) else []),
+        *(["\n".join(facts)] if facts else []),
         f"See it: {link(base, data)}",
         f"You get this because you asked to hear about {event_type} in {tenant.name}. Choose "
         f"what you hear about: {base}{reverse('notifications')}",

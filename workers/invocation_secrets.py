@@ -2,11 +2,11 @@
 made and revoked by the worker's owners, at most MAX_ACTIVE valid at once (a rotation: make
 the new one, move the callers, revoke the old)."""
 
-import hashlib
 import secrets
 
 from django.utils import timezone
 
+from .api_keys import hash_secret as digest
 from .models import InvocationSecret, Worker
 
 PREFIX = "wis_"
@@ -15,10 +15,6 @@ MAX_ACTIVE = 3
 
 class TooMany(ValueError):
     pass
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def issue(worker: Worker, by: str) -> tuple[InvocationSecret, str]:

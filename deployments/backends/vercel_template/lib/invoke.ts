@@ -109,6 +109,8 @@ function schedulePush(call: Call) {
 export async function push(call: Call, invocations: object[]): Promise<void> {
   const lines = call.pending.splice(0);
   if (!config.ingest.url || (lines.length === 0 && invocations.length === 0)) return;
+  // The call's record goes with its lease: the platform gives the lease back as it stores it.
+  const lease: Record<string, string> = invocations.length && call.lease ? { "x-call-lease": call.lease } : {};
   const body = JSON.stringify({
     invocations,
     logs: lines.map((l) => ({ ...l, requestId: call.requestId, function: call.fn, deploymentId: config.id })),
@@ -117,7 +119,7 @@ export async function push(call: Call, invocations: object[]): Promise<void> {
     try {
       const res = await fetch(config.ingest.url, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${config.ingest.token}` },
+        headers: { "content-type": "application/json", authorization: `Bearer ${config.ingest.token}`, ...lease },
         body,
         signal: AbortSignal.timeout(5000),
       });
@@ -165,8 +167,7 @@ export function contextFor(call: Call) {
 export async function finish(call: Call, invocations: object[]): Promise<void> {
   const waits = call.waits ?? [];
   for (let i = 0; i < waits.length; i++) await waits[i]; // more may be added meanwhile
-  await giveBack(call); // (its work after the answer counted as part of the call)
-  await push(call, invocations);
+  await push(call, invocations); // with the lease (its work after the answer counted in the call)
 }
 
 async function fetchSecrets(): Promise<boolean> {
@@ -293,7 +294,7 @@ export async function admit(request: Request): Promise<{ refused: Response | nul
 
 // --- the tenant's quota and the deployment's calls at once ------------------------------------
 // Counted by the control plane with the platform's runtime hosts (one quota, one limit on
-// both back ends): a call takes a lease before it runs and gives it back after its answer.
+// both back ends): a call takes a lease before it runs; the lease goes back with its record.
 type Settings2 = { callsUrl?: string };
 export async function takeLease(call: Call): Promise<Response | null> {
   const url = (config as Settings2).callsUrl;
@@ -318,20 +319,6 @@ export async function takeLease(call: Call): Promise<Response | null> {
   const retry = res.headers.get("retry-after");
   return failure(code in contract.errors ? code : "control_plane_unavailable",
     body?.error?.message ?? `The platform answered ${res.status}.`, retry ? { "retry-after": retry } : {});
-}
-
-async function giveBack(call: Call): Promise<void> {
-  const url = (config as Settings2).callsUrl;
-  if (!url || !call.lease) return;
-  try {
-    await fetch(`${url}/${encodeURIComponent(call.lease)}`, {
-      method: "DELETE",
-      headers: { authorization: `Bearer ${config.ingest.token}` },
-      signal: AbortSignal.timeout(5000),
-    });
-  } catch {
-    // forgotten by the platform after the call's longest run
-  }
 }
 
 /** How the call is recorded: what the platform named (a run's attempt, a schedule), else http. */
