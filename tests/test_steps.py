@@ -111,7 +111,7 @@ def test_a_wait_answers_null_at_its_timeout_and_steps_need_a_run(runtime, start_
     Worker.objects.filter(pk=deployment.worker_id).update(retry_attempts=2)
     deployment.worker.refresh_from_db()
     dead, _ = accept(deployment, "flaky", "null")
-    wait_for(lambda: status(dead) == "dead", 30, "the run to be a dead letter")
+    wait_for(lambda: status(dead) == "dead", 60, "the run to be a dead letter")
     letter = Run.objects.get(pk=dead.pk)
     assert letter.error_message.startswith('Step "flaky" failed: the bank said no'), (
         letter.error_message
