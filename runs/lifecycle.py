@@ -163,6 +163,23 @@ def claim(run_pk: int) -> tuple[Run, RunAttempt] | None:
     return run, attempt
 
 
+def resend_if_early(run_pk: int) -> None:
+    """A message that came before its run was due (a timer that fired a hair early, a clock
+    step) is sent again for the time left, so that the run does not wait for the sweep. A run
+    another process holds, or one that is finished, is left alone."""
+    run = Run.objects.filter(pk=run_pk).values("status", "next_attempt_at").first()
+    if run is None or run["status"] not in (S.QUEUED, S.RETRYING, *Run.PARKED):
+        return
+    left = (run["next_attempt_at"] - timezone.now()).total_seconds()
+    # A parked run waiting for an event was sent a message for its timeout only; any other
+    # message for it is not early, and a long park is the sweep's (LONGEST_COUNTDOWN).
+    if 0 < left <= EARLY_SECONDS:
+        send(run_pk, left)
+
+
+EARLY_SECONDS = 5.0
+
+
 def outcome_of(status: int, body: dict) -> tuple[str, str, str]:
     """(outcome, error code, message) of one call's answer."""
     if status == 200:
@@ -185,6 +202,7 @@ def execute(run_pk: int) -> str | None:
         return "waiting"
     claimed = claim(run_pk)
     if claimed is None:
+        resend_if_early(run_pk)
         return None
     run, attempt = claimed
     deployment = run.deployment

@@ -65,6 +65,14 @@ def totp_code(secret: str, at: float | None = None) -> str:
     return f"{value % 1_000_000:06d}"
 
 
+def totp_code_to_type(secret: str, typing_seconds: float = 10) -> str:
+    """A code for a browser to type: one whose 30-s window will not close while a loaded
+    machine types and sends it (the server allows no drift), waiting for the next if need be."""
+    if (left := 30 - time.time() % 30) < typing_seconds:
+        time.sleep(left + 0.1)
+    return totp_code(secret)
+
+
 @pytest.fixture
 def tenant(db):
     return Tenant.objects.create(slug="acme", name="Acme")
@@ -245,14 +253,17 @@ def within_one_minute(needed: float = 5) -> None:
         time.sleep(left + 0.1)
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+def wait_for(predicate, timeout: float, what, interval: float = 0.05):
+    """`what` names what is awaited; a callable is asked at the timeout (to say what it saw)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what() if callable(what) else what}"
+    )
 
 
 class Process:

@@ -11,7 +11,7 @@ import pytest
 
 from workers.models import Worker
 
-from .conftest import LOG_DIR, make_operator, totp_code
+from .conftest import LOG_DIR, make_operator, totp_code_to_type
 from .helpers import GREETER, build_now
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -35,7 +35,7 @@ def signed_in(live_server, user, lands="/", **context):
             page.click("main button[type=submit]")
             if getattr(user, "totp_secret", None):  # an operator: the authenticator app's code
                 page.wait_for_url("**/accounts/2fa/authenticate/")
-                page.fill("input[name=code]", totp_code(user.totp_secret))
+                page.fill("input[name=code]", totp_code_to_type(user.totp_secret))
                 page.click("main button[type=submit]")
             page.wait_for_url(f"{live_server.url}{lands}")
             yield page

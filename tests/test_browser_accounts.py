@@ -9,7 +9,7 @@ import pytest
 
 from tenancy.models import AuditEvent, Membership
 
-from .conftest import member, totp_code
+from .conftest import member, totp_code_to_type
 from .test_browser import ARGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -60,7 +60,7 @@ def test_an_authenticator_app_is_set_up_from_the_page_and_asked_for_at_sign_in(l
         page.wait_for_url("**/accounts/2fa/totp/activate/")
         assert page.locator("main img[src^='data:image/svg+xml']").is_visible()  # the QR code
         secret = page.input_value("#authenticator_secret")
-        page.fill("input[name=code]", totp_code(secret))
+        page.fill("input[name=code]", totp_code_to_type(secret))
         page.click("main button[type=submit]")
         # Recovery codes are shown at once, to be kept somewhere else.
         page.wait_for_url("**/accounts/2fa/recovery-codes/**")
@@ -69,7 +69,7 @@ def test_an_authenticator_app_is_set_up_from_the_page_and_asked_for_at_sign_in(l
         log_out(page, base)
         log_in(page, base, "tia")
         page.wait_for_url("**/accounts/2fa/authenticate/")
-        page.fill("input[name=code]", totp_code(secret))
+        page.fill("input[name=code]", totp_code_to_type(secret))
         page.click("main button[type=submit]")
         page.wait_for_url(f"{base}/")
         assert "tia" in page.locator("header").inner_text()

@@ -3,12 +3,15 @@ Idempotency-Key, retries by policy, dead letters, and what survives a SIGKILL of
 worker, of a runtime host, and a Redis that lost its queue."""
 
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
 import redis
 from django.conf import settings
+from django.utils import timezone
 
+from deployments.models import Deployment
 from runs import lifecycle
 from runs.models import Run
 from telemetry.models import Invocation
@@ -212,6 +215,23 @@ def test_runs_survive_a_redis_that_lost_its_queue(
     assert lifecycle.sweep()["enqueued"] == 1
     run = settled(run_id)
     assert run.status == "succeeded" and run.attempts == 1
+
+
+def test_a_message_that_comes_before_its_run_is_due_is_sent_again_for_then(
+    runtime, start_worker, worker
+):
+    """A timer that fires a hair early, or a clock stepped back: the run is not taken up
+    before its time, and it does not wait for the sweep (or its next message) either."""
+    start_worker()
+    run, _ = lifecycle.accept(
+        Deployment.objects.get(worker=worker), "hello", '{"name": "Cy"}', delay=600
+    )
+    due = timezone.now() + timedelta(seconds=2)
+    Run.objects.filter(pk=run.pk).update(next_attempt_at=due)
+    lifecycle.send(run.pk)  # its message, early
+    done = settled(str(run.code))
+    assert done.status == "succeeded" and done.attempts == 1
+    assert done.started_at >= due
 
 
 def test_a_suspended_tenants_runs_wait_and_go_on_when_it_resumes(

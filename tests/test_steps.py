@@ -12,6 +12,7 @@ import redis
 from django.conf import settings
 from django.http import HttpResponse
 from django.test import Client
+from django.utils import timezone
 
 from kv import store
 from runs import lifecycle
@@ -38,6 +39,18 @@ def status(run) -> str:
     return Run.objects.get(pk=run.pk).status
 
 
+def told(run, what: str):
+    """What a timed-out wait names: the run's row and its attempts, as found then."""
+
+    def explain() -> str:
+        row = Run.objects.get(pk=run.pk)
+        attempts = list(row.attempt_set.values_list("outcome", "error_code", "started_at"))
+        return (f"{what}; it is {row.status}, due {row.next_attempt_at} (now "
+                f"{timezone.now()}), attempts {attempts}")  # fmt: skip
+
+    return explain
+
+
 def test_a_run_in_steps_charges_once_sleeps_waits_and_is_retried(
     runtime, start_worker, tenant, owner, client
 ):
@@ -45,10 +58,10 @@ def test_a_run_in_steps_charges_once_sleeps_waits_and_is_retried(
     worker, ns, deployment = deployed(tenant)
     run, _ = accept(deployment, "checkout", json.dumps({"order": "o1"}))
     # (bounds for a machine running the whole suite: the run sleeps 2 s)
-    wait_for(lambda: status(run) == "sleeping", 60, "the run to sleep")
+    wait_for(lambda: status(run) == "sleeping", 60, told(run, "the run to sleep"))
     parked = Run.objects.get(pk=run.pk)
     assert parked.steps.get(name="charge").status == "done"
-    wait_for(lambda: status(run) == "waiting", 60, "the run to wake and wait")
+    wait_for(lambda: status(run) == "waiting", 60, told(run, "the run to wake and wait"))
     api = Client(HTTP_AUTHORIZATION=f"Bearer {issue_key(tenant, 'ops', ['invoke', 'read'])[1]}")
     seen = api.get(f"/api/runs/{run.code}").json()
     assert [(s["name"], s["kind"], s["status"]) for s in seen["steps"]] == [
@@ -111,7 +124,7 @@ def test_a_wait_answers_null_at_its_timeout_and_steps_need_a_run(runtime, start_
     Worker.objects.filter(pk=deployment.worker_id).update(retry_attempts=2)
     deployment.worker.refresh_from_db()
     dead, _ = accept(deployment, "flaky", "null")
-    wait_for(lambda: status(dead) == "dead", 60, "the run to be a dead letter")
+    wait_for(lambda: status(dead) == "dead", 60, told(dead, "the run to be a dead letter"))
     letter = Run.objects.get(pk=dead.pk)
     assert letter.error_message.startswith('Step "flaky" failed: the bank said no'), (
         letter.error_message
@@ -151,7 +164,7 @@ def test_a_parked_run_whose_message_redis_lost_is_resumed_by_the_sweep(
     first = start_worker()
     _, _, deployment = deployed(tenant)
     run, _ = accept(deployment, "nap", json.dumps({"for": "2s"}))
-    wait_for(lambda: status(run) == "sleeping", 30, "the run to sleep")
+    wait_for(lambda: status(run) == "sleeping", 30, told(run, "the run to sleep"))
     first.stop()  # its message for the wake-up goes back to Redis, which then loses it
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.flushall()
