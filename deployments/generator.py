@@ -2,7 +2,8 @@
 
 The project is the same for every deployment except the tenant's program and two files:
 the program's files go under `lib/worker/` (npm: specifiers rewritten to package names, the
-packages declared in package.json at the exact versions its lockfile pinned), `lib/worker.ts`
+packages declared in package.json at the exact versions its lockfile pinned, and every
+package below them pinned with its hash in package-lock.json, deployments.npm_lock), `lib/worker.ts`
 re-exports its entry, and `lib/deployment.json` holds its functions, limits, invocation-secret
 digest, log ingest address and sealed secrets. `app/[[...path]]/route.ts` sends every path but
 /api/invoke/* to the fetch handler. Output is deterministic: the same deployment gives
@@ -19,6 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.urls import reverse
 
+from . import npm_lock
 from .build import CONTEXT_TYPES
 from .config import runtime_config, worker_limits
 from .contract import PATH as CONTRACT_PATH
@@ -42,6 +44,7 @@ ROUTES = ["app/api/invoke/[fn]/route.ts", "app/[[...path]]/route.ts"]
 AFTER_ANSWER_SECONDS = 5  # the call's lines and record go out after the answer
 MAX_DURATION = re.compile(r"^export const maxDuration = \d+;$", re.M)
 CONTRACT_FILE = "lib/contract.json"  # runtime/contract.json, which invoke.ts reads
+NPM_LOCK_FILE = "package-lock.json"  # the template's, with the program's packages added
 
 
 def template_files() -> dict[str, str]:
@@ -96,6 +99,10 @@ def deployment_config(deployment, functions: list[str]) -> dict:
         functions=list(functions),
         accessUrl=base + reverse("deployment-access", args=[deployment.code]),
         callsUrl=base + reverse("deployment-calls", args=[deployment.code]),
+        # Calls between the tenant's workers stay within one release (lib/peers.ts).
+        peerUrl=base + reverse("deployment-peer", args=[deployment.code]),
+        aliasDomain=settings.VERCEL_ALIAS_DOMAIN,
+        productionHost=f"{deployment.worker.host}.{settings.VERCEL_ALIAS_DOMAIN}",
         ingest={
             "url": base + reverse("deployment-ingest", args=[deployment.code]),
             "token": ingest_token(deployment),
@@ -129,17 +136,20 @@ def generate(deployment, functions: list[str], http: bool = False) -> dict[str, 
         if clash:
             raise NotForNext(f"The platform's project uses {', '.join(clash)} itself.")
         package["dependencies"] = dict(sorted({**package["dependencies"], **packages}.items()))
-        overrides = pinned_below(deployment.lockfile, packages)
-        if overrides:
-            package["overrides"] = overrides
         files["package.json"] = json.dumps(package, indent=2) + "\n"
+    try:
+        lock = npm_lock.lockfile(json.loads(files[NPM_LOCK_FILE]), deployment.lockfile, packages)
+    except npm_lock.LockError as exc:
+        raise NotForNext(str(exc)) from exc
+    files[NPM_LOCK_FILE] = json.dumps(lock, indent=2) + "\n"
     files[CONTRACT_FILE] = CONTRACT_PATH.read_text()
     seconds, memory = function_limits(deployment)
     for route in ROUTES:
         files[route] = MAX_DURATION.sub(f"export const maxDuration = {seconds};", files[route])
     files[VERCEL_FILE] = json.dumps({
-        # Packages are installed as pinned, and never run their install scripts.
-        "installCommand": "npm install --ignore-scripts --no-audit --no-fund",
+        # Exactly the lockfile's tree (each package checked against its hash), and no
+        # package runs its install scripts.
+        "installCommand": "npm ci --ignore-scripts --no-audit --no-fund",
         "functions": {route: {"memory": memory} for route in ROUTES},
     }, indent=2, sort_keys=True) + "\n"  # fmt: skip
     config = deployment_config(deployment, functions)
@@ -178,47 +188,6 @@ def pinned_versions(lockfile: str) -> dict[str, str]:
     return {
         k: v.split("_")[0] for k, v in lock.get("specifiers", {}).items() if k.startswith("npm:")
     }
-
-
-def pinned_below(lockfile: str, packages: dict[str, str]) -> dict[str, dict[str, str]]:
-    """npm `overrides` that hold every package below each of the program's packages at the
-    version its lockfile resolved (npm would otherwise take the newest its ranges allow, so
-    two builds of one program could install two trees). Scoped under each package, so the
-    project's own packages (Next.js's) keep theirs."""
-    lock = json.loads(lockfile) if lockfile else {}
-    entries = lock.get("npm", {})
-    by_name: dict[str, list[str]] = {}
-    for key in entries:
-        name, _, version = key.rpartition("@")
-        by_name.setdefault(name, []).append(version.split("_")[0])
-
-    def resolve(dependency: str) -> str | None:
-        """A lockfile dependency (`ms`, or `ms@2.1.3` when names repeat) -> its key."""
-        name, at, version = dependency.rpartition("@")
-        if not name:  # no version named (a leading @ is a scope)
-            name, version = dependency, ""
-        versions = by_name.get(name, [])
-        chosen = version or (versions[0] if len(versions) == 1 else "")
-        return f"{name}@{chosen}" if f"{name}@{chosen}" in entries else None
-
-    overrides = {}
-    for name, version in sorted(packages.items()):
-        top = f"{name}@{version}"
-        below: dict[str, str] = {}
-        todo, seen = [top], {top}
-        while todo:
-            for dependency in entries.get(todo.pop(), {}).get("dependencies", []):
-                key = resolve(dependency)
-                if key is None or key in seen:
-                    continue
-                seen.add(key)
-                todo.append(key)
-                dep_name, _, dep_version = key.rpartition("@")
-                if below.setdefault(dep_name, dep_version) != dep_version:
-                    below.pop(dep_name)  # two versions below one package: npm places both
-        if below:
-            overrides[name] = dict(sorted(below.items()))
-    return overrides
 
 
 def rewrite_imports(text: str, imports: dict, versions: dict, packages: dict) -> str:

@@ -78,3 +78,19 @@ def resolve(host: str, pinned: int | None = None, pinned_tenant: str = "") -> Se
         canary if canary is not None and canary.status == Deployment.Status.READY else None
     )
     return Served(production, True, generation, ready_canary, percent if ready_canary else 0)
+
+
+def served_through(deployment: Deployment) -> int | None:
+    """The generation of its tenant that a call reaching `deployment` through its worker's
+    production address belongs to: the current one while it is production, else the last in
+    which it was (a back end that moves aliases itself may still send it calls a moment after
+    the switch); None when it never served production."""
+    worker = Worker.objects.select_related("tenant").get(pk=deployment.worker_id)  # one read
+    if worker.production_id == deployment.pk:
+        return worker.tenant.generation
+    changes = worker.production_changes.order_by("-generation")
+    last = changes.filter(production=deployment).first()
+    if last is None:
+        return None
+    after = changes.filter(generation__gt=last.generation).last()
+    return after.generation - 1 if after is not None else last.generation

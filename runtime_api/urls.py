@@ -21,6 +21,7 @@ urlpatterns = [
     path("deployments/<uuid:code>/keys/<str:prefix>", views.deployment_key, name="deployment-key"),
     path("deployments/<uuid:code>/access", views.deployment_access, name="deployment-access"),
     path("deployments/<uuid:code>/calls", views.deployment_calls, name="deployment-calls"),
+    path("deployments/<uuid:code>/peer", views.deployment_peer, name="deployment-peer"),
     path("deployments/<uuid:code>/runs", views.deployment_runs, name="deployment-runs"),
     path(
         "deployments/<uuid:code>/kv", views.deployment_binding, {"what": "kv"}, name="deployment-kv"

@@ -17,7 +17,7 @@ from deployments.announce import announcements
 from deployments.config import runtime_config, worker_limits
 from deployments.generator import ingest_token, invoke_secret
 from deployments.models import Artifact, Deployment
-from releases.addresses import SUSPENDED, NotServed, resolve
+from releases.addresses import SUSPENDED, NotServed, resolve, served_through
 from runs.lifecycle import accept
 from telemetry.ingest import store_runtime_batch
 from telemetry.usage import charge_cpu
@@ -243,6 +243,38 @@ def deployment_access(request, code):
         "secrets": sorted(active(worker).values_list("digest", flat=True)),
         "platform": digest(invoke_secret(deployment)),
     })  # fmt: skip
+
+
+@require_GET
+def deployment_peer(request, code):
+    """Where a generated deployment's call sends its fetch of another production address of
+    its tenant (`host`), so that a chain of calls sees one release whole, as on the local
+    runtime: the deployment that address served in the call's generation (`generation`, or,
+    for the chain's first call, the generation in which this deployment served its own
+    production address), at its own immutable URL. {"url": null}: fetch it as it is."""
+    deployment = own_deployment(request, code)
+    if deployment is None:
+        return not_found("not_found", "Not found.")
+    hostname = request.GET.get("host", "").lower()
+    given = request.GET.get("generation", "")
+    suffix = "." + settings.VERCEL_ALIAS_DOMAIN
+    nothing = JsonResponse({"url": None, "generation": None})
+    if (
+        not settings.VERCEL_ALIAS_DOMAIN
+        or not hostname.endswith(suffix)
+        or not (given == "" or given.isdigit())
+    ):
+        return nothing
+    generation = int(given) if given else served_through(deployment)
+    if generation is None:
+        return nothing
+    answer = resolve(hostname.removesuffix(suffix), generation, str(deployment.tenant_id))
+    if isinstance(answer, NotServed) or not answer.alias:
+        return nothing
+    target = answer.deployment
+    if target.tenant_id != deployment.tenant_id or not target.backend_url:
+        return nothing
+    return JsonResponse({"url": target.backend_url, "generation": answer.generation})
 
 
 @csrf_exempt

@@ -246,6 +246,20 @@ def e2e_database_url() -> str:
     return f"postgres://{s['USER']}{password}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
+def lose_redis(url: str, connections: bool = False) -> None:
+    """What a Redis restarted without persistence does to this test's database (and, with
+    `connections`, to the clients using it): the slow tests share one Redis server, each
+    with a database of its own (tests/slots.py), so nothing here touches another's."""
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    if connections:
+        mine = client.connection_pool.connection_kwargs.get("db", 0)
+        me = client.client_id()
+        for other in client.client_list():
+            if int(other["db"]) == mine and int(other["id"]) != me:
+                client.client_kill_filter(_id=other["id"])
+
+
 def within_one_minute(needed: float = 5) -> None:
     """Quotas per minute are counted per minute of the clock: a test whose calls must fall in
     one waits for the next minute when fewer than `needed` seconds of this one are left."""

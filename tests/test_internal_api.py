@@ -5,8 +5,9 @@ import json
 import pytest
 from django.conf import settings
 
-from deployments.models import Artifact
+from deployments.models import Artifact, Deployment
 from telemetry.models import Invocation, LogEntry
+from tenancy.models import Tenant
 
 from .helpers import GREETER, build_now, create_deployment, ready_in_production
 
@@ -305,3 +306,58 @@ def test_a_generated_deployment_hands_over_async_calls_as_runs_with_its_own_cred
     generated = generate(mine, ["hello"])
     assert json.loads(generated["lib/deployment.json"])["runsUrl"].endswith(url)
     assert "handOver(request, fn" in generated["lib/invoke.ts"]
+
+
+def test_a_generated_deployments_calls_to_its_peers_stay_in_one_release(
+    client, worker, other_tenant, settings
+):
+    """A release moves Vercel's aliases one by one: a call that reached the old deployment
+    through its production alias is told the old peers, one that reached the new one the new
+    peers, each at its own immutable URL; a chain carries its generation on."""
+    from deployments.generator import ingest_token
+    from releases.models import Release, ReleaseItem
+    from releases.production import promote_release
+    from workers.models import Worker
+
+    settings.VERCEL_ALIAS_DOMAIN = "fn.example.net"
+    other = Worker.objects.create(tenant=worker.tenant, name="billing")
+    a1, b1 = ready_in_production(worker), ready_in_production(other)
+    Worker.objects.filter(pk__in=[worker.pk, other.pk]).update(auto_promote=False)
+    a2, b2 = create_deployment(worker, GREETER), create_deployment(other, GREETER)
+    never = create_deployment(worker, GREETER)
+    for deployment in (a2, b2, never):
+        deployment.transition("queued", "building")
+        deployment.transition("building", "ready", functions=["hello"])
+    for deployment in (a1, b1, a2, b2, never):
+        Deployment.objects.filter(pk=deployment.pk).update(
+            backend_url=f"https://{deployment.short_id}.vercel.test"
+        )
+    before = Tenant.objects.get(pk=worker.tenant_id).generation
+    release = Release.objects.create(tenant=worker.tenant, name="both")
+    ReleaseItem.objects.create(release=release, worker=worker, deployment=a2)
+    ReleaseItem.objects.create(release=release, worker=other, deployment=b2)
+    after = promote_release(release, "ann")
+    billing = f"{other.host}.fn.example.net"
+
+    def peer(deployment, host=billing, generation=""):
+        url = f"/internal/deployments/{deployment.code}/peer"
+        return client.get(url, {"host": host, "generation": generation},
+                          HTTP_AUTHORIZATION=f"Bearer {ingest_token(deployment)}")  # fmt: skip
+
+    assert peer(a1).json() == {"url": f"https://{b1.short_id}.vercel.test", "generation": before}
+    assert peer(a2).json() == {"url": f"https://{b2.short_id}.vercel.test", "generation": after}
+    # Further along a chain: the generation it was sent.
+    assert peer(a1, generation=str(after)).json()["url"] == f"https://{b2.short_id}.vercel.test"
+    assert peer(a2, generation=str(before)).json()["url"] == f"https://{b1.short_id}.vercel.test"
+    # Fetched as they are: a deployment that never served production (no release to keep),
+    # a deployment's own address, another tenant's worker, an address elsewhere.
+    theirs = Worker.objects.create(tenant=other_tenant, name="billing")
+    ready_in_production(theirs)
+    nothing = {"url": None, "generation": None}
+    assert peer(never).json() == nothing
+    assert peer(a2, host=f"{b2.host}.fn.example.net").json() == nothing
+    assert peer(a2, host=f"{theirs.host}.fn.example.net").json() == nothing
+    assert peer(a2, host="billing.example.org").json() == nothing
+    assert peer(a2, generation="soon").json() == nothing
+    # Only with the deployment's own credential.
+    assert client.get(f"/internal/deployments/{a2.code}/peer", {"host": billing}).status_code == 404

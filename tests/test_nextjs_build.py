@@ -23,6 +23,7 @@ from deployments.models import Deployment
 from deployments.program import program_from_files
 from kv import store as kv_store
 from kv.models import Binding, Namespace
+from releases import production
 from runs import lifecycle, steps
 from runs.lifecycle import accept
 from runs.models import Run
@@ -62,6 +63,7 @@ def test_next_build_and_the_invocation_contract(
 ):
     assert shutil.which("npm"), "npm is needed (bin/with-test-services installs it)"
     settings.PUBLIC_CONTROL_PLANE_URL = live_server.url
+    settings.VERCEL_ALIAS_DOMAIN = "fn.example.test"
     worker = Worker.objects.create(tenant=tenant, name="adder", max_result_bytes=10_000)
     WorkerSecret.objects.create(
         worker=worker, name="API_SECRET", value_encrypted=encrypt("opens-sesame")
@@ -69,7 +71,8 @@ def test_next_build_and_the_invocation_contract(
     program = program_from_files({"index.ts": SOURCE, "lib/page.ts": PAGE})
     functions, http, lock, _ = analyse_program(program)  # the checks the back end runs
     assert functions == [
-        "wait", "odd", "add", "boom", "big", "environment", "secret", "tally", "journey", "slow"
+        "wait", "odd", "add", "boom", "big", "environment", "secret", "tally", "journey", "slow",
+        "peer",
     ]  # fmt: skip
     assert http
     counts = Namespace.objects.create(tenant=tenant, name="counts")
@@ -83,23 +86,50 @@ def test_next_build_and_the_invocation_contract(
     generated = generate(deployment, functions, http)
     package = json.loads(generated["package.json"])
     assert package["dependencies"]["ms"] == "2.1.3"
-    # The package below a package is held at the version the lockfile resolved.
+    # Every package below the program's is pinned with its hash in npm's lockfile, as the
+    # platform's build resolved it.
     below = json.loads(lock)["npm"]["is-odd@3.0.1"]["dependencies"]
-    assert below == ["is-number"] and package["overrides"] == {"is-odd": {"is-number": "6.0.0"}}
+    npm_lock = json.loads(generated["package-lock.json"])["packages"]
+    assert below == ["is-number"] and npm_lock["node_modules/is-number"]["version"] == "6.0.0"
+    assert (
+        npm_lock["node_modules/is-number"]["integrity"]
+        == (json.loads(lock)["npm"]["is-number@6.0.0"]["integrity"])
+    )
     assert 'import ms from "ms";' in generated["lib/worker/index.ts"]
     # The worker's timeout (2 s here) and memory become the function's, packages install
     # without their scripts.
     assert "export const maxDuration = 7;" in generated["app/api/invoke/[fn]/route.ts"]
     vercel = json.loads(generated["vercel.json"])
-    assert "--ignore-scripts" in vercel["installCommand"]
+    install_command = vercel["installCommand"].split()
+    assert install_command[:2] == ["npm", "ci"] and "--ignore-scripts" in install_command
     assert vercel["functions"]["app/api/invoke/[fn]/route.ts"]["memory"] == 384
     for path, content in generated.items():
         (project / path).parent.mkdir(parents=True, exist_ok=True)
         (project / path).write_text(content)
 
-    install = run(["npm", "install", "--no-audit", "--no-fund", "--prefer-offline"], project, 600)
+    # Installed as Vercel installs it (vercel.json), from the download cache when it can.
+    install = run([*install_command, "--prefer-offline"], project, 600)
     build = run(["npx", "next", "build"], project, 600)
-    print(f"npm install: {install:.1f} s, next build: {build:.1f} s")
+    print(f"npm ci: {install:.1f} s, next build: {build:.1f} s")
+    # A second build of the same program (a redeploy carries the lockfile on) installs the
+    # same tree: the same lockfile, and npm installs exactly it.
+    again = Deployment.objects.create(
+        worker=worker, files=program.files, entry=program.entry, source=SOURCE,
+        lockfile=deployment.lockfile, backend="vercel", secrets_sealed=deployment.secrets_sealed,
+        kv_bindings=deployment.kv_bindings,
+    )  # fmt: skip
+    second = generate(again, functions, http)
+    assert second["package-lock.json"] == generated["package-lock.json"]
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        (twin / name).write_text(second[name])
+    run([*install_command, "--prefer-offline"], twin, 600)
+    installed = [
+        json.loads((root / "node_modules/.package-lock.json").read_text())["packages"]
+        for root in (project, twin)
+    ]
+    assert installed[0] == installed[1] and installed[0]["node_modules/is-number"]["integrity"]
     port = free_port()
     server = Process(
         "next",
@@ -330,6 +360,32 @@ def test_next_build_and_the_invocation_contract(
             "the pushed invocation",
         )
         assert Invocation.objects.get(request_id=failed.body["requestId"]).status == "error"
+        # Calls between the tenant's workers see one release whole. A call through the
+        # worker's production alias sends its fetch of a production alias to the deployment
+        # that alias served in the call's release generation, at its own URL...
+        Worker.objects.filter(pk=worker.pk).update(production=deployment)
+        alias = f"{worker.host}.fn.example.test"
+        chained = {"url": f"https://{alias}/api/invoke/add", "secret": value}
+
+        def through_alias(**headers):
+            return httpx.post(f"{url}/api/invoke/peer", json=chained, timeout=30,
+                              headers={"host": alias, **secret, **headers})  # fmt: skip
+
+        assert through_alias().json()["result"] == {"status": 200, "result": {"sum": 3}}
+        # ...and keeps doing so after a newer deployment is promoted, while the alias still
+        # points at this one (Vercel moves aliases one by one); a call further along the
+        # chain, sent with the newer generation, reaches the newer deployment.
+        newer = Deployment.objects.create(
+            worker=worker, source=SOURCE, backend="vercel", status="ready", functions=functions,
+            backend_url="http://127.0.0.1:9",  # nothing answers there
+        )  # fmt: skip
+        assert production.set_production(worker, newer, "test") == "promote"
+        generation = Tenant.objects.get(pk=tenant.pk).generation
+        assert through_alias().json()["result"] == {"status": 200, "result": {"sum": 3}}
+        onward = through_alias(**{"x-release-generation": str(generation)}).json()
+        assert onward["error"]["code"] == "function_error", onward
+        Worker.objects.filter(pk=worker.pk).update(production=deployment)
+
         # The deployment's calls at once and the tenant's invocations per minute are counted
         # with the platform's own runtime (one limit, one quota on both back ends).
         Worker.objects.filter(pk=worker.pk).update(max_concurrency=1)

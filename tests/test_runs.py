@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import redis
 from django.conf import settings
 from django.utils import timezone
 
@@ -19,7 +18,7 @@ from tenancy.models import AuditEvent, Tenant
 from workers.api_keys import issue_key
 from workers.models import Worker
 
-from .conftest import start_runtime, wait_for, within_one_minute
+from .conftest import lose_redis, start_runtime, wait_for, within_one_minute
 from .helpers import build_now, program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -206,9 +205,7 @@ def test_runs_survive_a_redis_that_lost_its_queue(
     # No Celery worker yet: the run waits in Redis, which then loses everything (a restart
     # without persistence), connections included.
     run_id = post(worker, "hello", {"name": "Bo"}, {"Prefer": "respond-async"}).json()["runId"]
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.flushall()
-    client.client_kill_filter(_type="normal", skipme=True)
+    lose_redis(settings.REDIS_URL, connections=True)
     start_worker()
     time.sleep(1.5)
     assert Run.objects.get(code=run_id).status == "queued"  # stored, never lost

@@ -8,7 +8,6 @@ import time
 
 import httpx
 import pytest
-import redis
 from django.conf import settings
 from django.http import HttpResponse
 from django.test import Client
@@ -23,7 +22,7 @@ from tenancy.models import AuditEvent
 from workers.api_keys import issue_key
 from workers.models import Worker
 
-from .conftest import start_runtime, wait_for
+from .conftest import lose_redis, start_runtime, wait_for
 from .helpers import built_with_namespace, program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -166,8 +165,7 @@ def test_a_parked_run_whose_message_redis_lost_is_resumed_by_the_sweep(
     run, _ = accept(deployment, "nap", json.dumps({"for": "2s"}))
     wait_for(lambda: status(run) == "sleeping", 30, told(run, "the run to sleep"))
     first.stop()  # its message for the wake-up goes back to Redis, which then loses it
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.flushall()
+    lose_redis(settings.REDIS_URL)
     start_worker()
     time.sleep(3.5)
     assert status(run) == "sleeping"  # kept in Postgres, nobody woke it

@@ -70,27 +70,6 @@ def test_a_program_is_carried_with_its_packages_pinned(tenant):
         generate(deployment, ["f"])
 
 
-def test_every_package_below_the_programs_is_held_at_its_locked_version():
-    from deployments.generator import pinned_below
-
-    lock = {"version": "5", "npm": {
-        "jsonwebtoken@9.0.2": {"integrity": "sha512-a", "dependencies": ["jws", "semver"]},
-        "jws@3.2.3": {"integrity": "sha512-b", "dependencies": ["jwa", "safe-buffer"]},
-        "jwa@1.4.2": {"integrity": "sha512-c", "dependencies": ["safe-buffer"]},
-        "safe-buffer@5.2.1": {"integrity": "sha512-d"},
-        "semver@7.8.6": {"integrity": "sha512-e"},
-        "semver@6.3.1": {"integrity": "sha512-f"},
-        "@scope/left@1.0.0": {"integrity": "sha512-g", "dependencies": ["semver@6.3.1"]},
-        "zod@3.23.8": {"integrity": "sha512-h"},
-    }}  # fmt: skip
-    packages = {"jsonwebtoken": "9.0.2", "@scope/left": "1.0.0", "zod": "3.23.8"}
-    assert pinned_below(json.dumps(lock), packages) == {
-        # Two versions of semver in the lockfile: named with its version where it is used.
-        "@scope/left": {"semver": "6.3.1"},
-        "jsonwebtoken": {"jwa": "1.4.2", "jws": "3.2.3", "safe-buffer": "5.2.1"},
-    }  # (zod has nothing below it)
-
-
 def test_the_workers_limits_become_the_functions_or_the_build_says_why_not(tenant, settings):
     worker = vercel_worker(tenant)
     worker.timeout_seconds, worker.memory_mb = 30, 512

@@ -87,6 +87,17 @@ export async function slow() {
   return "late";
 }
 
+// A call to another production address of the tenant (its own worker's here), as a chain of
+// workers makes it: the platform sends it to that release's deployment.
+export async function peer(p: { url: string; secret: string }) {
+  const res = await fetch(p.url, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-invoke-secret": p.secret },
+    body: JSON.stringify({ a: 1, b: 2 }),
+  });
+  return { status: res.status, result: (await res.json()).result ?? null };
+}
+
 export default {
   async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);

@@ -7,6 +7,7 @@ import {
   admit, type Call, calls, coldStart, contextFor, describe, failure, finish, HEADERS, secretsReady, takeLease, Timeout,
   triggerOf,
 } from "./invoke";
+import { pinOf } from "./peers";
 import * as worker from "./worker";
 
 type Handler = { fetch: (request: Request, ctx: unknown) => Response | Promise<Response> };
@@ -32,12 +33,12 @@ export async function handleHttp(request: Request): Promise<Response> {
     return failure("payload_too_large", `The request body is larger than ${config.maxBodyBytes} bytes.`);
   }
   const headers = new Headers(request.headers);
-  for (const name of [HEADERS.invokeSecret, HEADERS.trigger, HEADERS.run]) headers.delete(name); // the platform's
+  for (const name of [HEADERS.invokeSecret, HEADERS.trigger, HEADERS.run, HEADERS.generation]) headers.delete(name); // the platform's
   if (/^Bearer wk_/.test(headers.get("authorization") ?? "")) headers.delete("authorization");
   const inner = new Request(request.url, { method: request.method, headers, body });
 
   const requestId = `req_${randomUUID().replaceAll("-", "")}`;
-  const call: Call = { requestId, fn: "fetch", seq: 0, lines: [], dropped: 0, pending: [] };
+  const call: Call = { requestId, fn: "fetch", seq: 0, lines: [], dropped: 0, pending: [], pin: pinOf(request) };
   const over = await takeLease(call);
   if (over) return over;
   const cold = coldStart();

@@ -10,6 +10,7 @@ import { after } from "next/server";
 import { enqueue, kvBindings, sendEvent } from "./bindings";
 import contract from "./contract.json";
 import config from "./deployment.json";
+import { pinnedFetch, pinOf } from "./peers";
 import { runFunction } from "./step";
 import { inStep, noSteps, signedRun, StepParked, type Steps, stepsFor } from "./steps";
 
@@ -24,9 +25,11 @@ export type Call = {
   waits?: Promise<unknown>[]; // work after the answer (ctx.waitUntil)
   steps?: Steps; // a run's call: its durable steps
   lease?: string; // its share of the quota and of the calls at once (given back at the end)
+  pin?: { generation: number | null }; // the release its fetches of peers see (peers.ts)
 };
 
 export const calls = new AsyncLocalStorage<Call>();
+globalThis.fetch = pinnedFetch(globalThis.fetch, () => calls.getStore()?.pin, config.ingest.token);
 const original = { ...console };
 const LEVELS: Record<string, string> = {
   log: "log", info: "info", debug: "debug", trace: "debug", warn: "warn", error: "error",
@@ -392,7 +395,7 @@ export async function handleInvoke(request: Request, fn: string): Promise<Respon
   }
 
   const requestId = `req_${randomUUID().replaceAll("-", "")}`;
-  const call: Call = { requestId, fn, seq: 0, lines: [], dropped: 0, pending: [] };
+  const call: Call = { requestId, fn, seq: 0, lines: [], dropped: 0, pending: [], pin: pinOf(request) };
   const over = await takeLease(call);
   if (over) return over;
   const cold = coldStart();
