@@ -26,6 +26,7 @@ import json
 import re
 import secrets
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,10 @@ class Workspace:
 
     def step(self, title: str, args: list[str]):
         self.begin(title)
+        return self.run(title, args)
+
+    def run(self, title: str, args: list[str]):
+        """A Deno step without telling it (one begun already, run beside another)."""
         imports = ",".join(f"{h}:443" for h in settings.BUILD_IMPORT_HOSTS) or "none.invalid:1"
         if args[0] in ("info", "check", "bundle"):
             args = [args[0], "--config", CONFIG, f"--allow-import={imports}", *args[1:]]
@@ -191,12 +196,31 @@ def build_program(
 
 
 def _build(program: Program, lockfile: str, env: dict | None, memory_mb: int, on_step) -> Built:
+    """The graph first (it fetches the packages every later step reads); then the type check,
+    the longest step, beside the rest (exports, bundle, startup probe), which reads nothing
+    the check writes. The tenant hears the same first problem as if they ran one by one: no
+    exports, then type errors, then the bundle's or the probe's."""
     log: list[str] = []
     with tempfile.TemporaryDirectory(prefix="build-") as tmp:
         ws = Workspace(Path(tmp), program, lockfile, log, on_step)
-        functions, has_default = checked(ws)
-        artifact = bundle(ws)
-        http = probe(ws, env or {}, memory_mb, has_default)
+        check_graph(ws)
+        with ThreadPoolExecutor(max_workers=1) as beside:
+            typed = beside.submit(ws.run, TYPE_CHECK, ["check", ws.entry])
+            ws.begin(TYPE_CHECK)
+            functions, has_default = find_exports(ws)
+            if not functions and not has_default:
+                raise ws.failed(NO_EXPORTS)
+            later: BuildFailed | None = None
+            try:
+                artifact = bundle(ws)
+                http = probe(ws, env or {}, memory_mb, has_default)
+            except BuildFailed as exc:
+                later = exc
+            if not typed.done() and on_step is not None:
+                on_step(TYPE_CHECK)  # what the build still waits for
+            judge_types(ws, typed.result())
+        if later is not None:
+            raise later
         lock = ws.lock
     log.append(f"Bundle: {len(artifact.encode())} bytes")
     return Built(functions=functions, http=http, artifact=artifact, lockfile=lock, log=log)
@@ -329,8 +353,14 @@ def find_exports(ws: Workspace) -> tuple[list[str], bool]:
     return functions, has_default
 
 
+TYPE_CHECK = f"Type-checking ({CHECK_RULES})"
+
+
 def type_check(ws: Workspace) -> None:
-    check = ws.step(f"Type-checking ({CHECK_RULES})", ["check", ws.entry])
+    judge_types(ws, ws.step(TYPE_CHECK, ["check", ws.entry]))
+
+
+def judge_types(ws: Workspace, check) -> None:
     if check.returncode != 0:
         output = ws.clean(check.stdout + check.stderr)
         raise ws.failed(type_error_message(output), type_diagnostics(output))

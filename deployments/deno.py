@@ -45,8 +45,9 @@ def run_deno(args: list[str], cwd: Path, timeout: float) -> subprocess.Completed
     """A build step (it reads tenant input), confined: memory, processes, a share of the CPU,
     its time."""
     limits = confine.Limits(
-        memory_bytes=settings.BUILD_STEP_MEMORY_MB * 1024 * 1024, pids=256, cpus=1.0
-    )
+        memory_bytes=settings.BUILD_STEP_MEMORY_MB * 1024 * 1024, pids=256,
+        cpus=settings.BUILD_STEP_CPUS,
+    )  # fmt: skip
     done = confine.run([deno_bin(), *args], limits, timeout, cwd=cwd, env=deno_env())
     if done.limit:
         raise StepLimit(done.limit)

@@ -41,7 +41,10 @@ def settled(deployment: Deployment, timeout: float = 60) -> Deployment:
 
 def test_a_program_is_carried_with_its_packages_pinned(tenant):
     worker = vercel_worker(tenant)
-    lock = {"version": "5", "specifiers": {"npm:zod@^3": "3.23.8", "npm:ms@2.1.3": "2.1.3"}}
+    lock = {
+        "version": "5", "specifiers": {"npm:zod@^3": "3.23.8", "npm:ms@2.1.3": "2.1.3"},
+        "npm": {"zod@3.23.8": {"integrity": "sha512-z"}, "ms@2.1.3": {"integrity": "sha512-m"}},
+    }  # fmt: skip
     files = {
         "index.ts": 'import { z } from "npm:zod@^3";\nimport { x } from "./lib/x.ts";\n'
         'import ms from "npm:ms@2.1.3";\nimport { Buffer } from "node:buffer";\n'
@@ -63,6 +66,9 @@ def test_a_program_is_carried_with_its_packages_pinned(tenant):
     )
     dependencies = json.loads(generated["package.json"])["dependencies"]
     assert dependencies["zod"] == "3.23.8" and dependencies["ms"] == "2.1.3"
+    installed = json.loads(generated["package-lock.json"])["packages"]
+    assert installed["node_modules/zod"]["integrity"] == "sha512-z"
+    assert installed[""]["dependencies"] == dependencies  # what npm ci checks
     assert json.loads(generated["lib/deployment.json"])["http"] is True
     jsr = {"index.ts": 'import { join } from "jsr:@std/path@1";\nexport async function f() {}\n'}
     deployment.files = jsr
@@ -125,12 +131,14 @@ def test_the_generated_project_is_complete_and_deterministic(tenant, settings):
         "lib/deployment.json",
         "lib/http.ts",
         "lib/invoke.ts",
+        "lib/peers.ts",
         "lib/step.ts",
         "lib/steps.ts",
         "lib/worker.ts",
         "lib/worker/index.ts",
         "next-env.d.ts",
         "next.config.ts",
+        "package-lock.json",
         "package.json",
         "tsconfig.json",
         "vercel.json",
