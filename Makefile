@@ -31,8 +31,8 @@ test-fast: setup-dev    ## the edit loop: every test not marked slow or fuzz (no
 test-runtime:   ## the data plane's unit tests (runtime/*_test.ts): no services, a second or two
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno test --quiet --allow-read --allow-write --allow-env
 
-# isolate.js and sandbox.js run as plain JavaScript (from a data: URL, no transpiling at a cold
-# start): they are checked for types with implicit any allowed (runtime/isolate.check.json).
+# isolate.js runs as plain JavaScript (from a data: URL, no transpiling at a cold
+# start): it is checked for types with implicit any allowed (runtime/isolate.check.json).
 # The tenant programs the tests deploy are type-checked as the platform checks tenants' code.
 lint:
 	.venv/bin/ruff check .
@@ -40,8 +40,8 @@ lint:
 	.venv/bin/lint-imports --no-cache
 	.venv/bin/mypy
 	NO_COLOR=1 .venv/bin/deno check --quiet bench/baseline.ts
-	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet host.ts cell.ts *_test.ts
-	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet --config isolate.check.json isolate.js sandbox.js
+	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet host.ts cell.ts network.ts *_test.ts
+	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet --config isolate.check.json isolate.js
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno lint --quiet && ../.venv/bin/deno fmt --check --quiet
 	cd tests/programs && NO_COLOR=1 ../../.venv/bin/deno check --quiet $$(find . -name '*.ts' -not -path './broken/*')
 

@@ -26,6 +26,7 @@ from tenancy.models import Tenant
 
 DEPLOYS = int(os.environ.get("BENCH_DEPLOYS", "10"))
 CALLS = int(os.environ.get("BENCH_CALLS", "500"))
+BURST = int(os.environ.get("BENCH_BURST", "20"))
 
 
 def row(name, values, base=None):
@@ -67,9 +68,9 @@ def main():
                     ready_ms.append((time.perf_counter() - t0) * 1000 - first[0])
                     cold_ms += first
                 deployments.append(d)
-            # A burst: 10 more deployments (the same code, stored once), never called, then
+            # A burst: BURST more deployments (the same code, stored once), never called, then
             # their first calls back to back: more cold starts at once than isolates kept ready.
-            burst = [ready_copy(worker, deployments[-1].artifact) for _ in range(10)]
+            burst = [ready_copy(worker, deployments[-1].artifact) for _ in range(BURST)]
             time.sleep(2)
             for d in burst:
                 burst_ms += timed_calls(client, f"{d.path_url}/api/invoke/hello", 1)
@@ -102,7 +103,7 @@ def main():
             b,
         )
         row(
-            "platform, cold calls in a burst (10 never-called deployments, back to back)",
+            f"platform, cold calls in a burst ({BURST} never-called deployments, back to back)",
             burst_ms,
             b,
         )

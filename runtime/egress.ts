@@ -1,5 +1,6 @@
 // Outbound requests of tenant code. Isolates have no network permission at all; their
-// `fetch` asks the host, which applies the operator's policy and then fetches:
+// `fetch` asks their sandbox's network thread (network.ts), which applies the operator's
+// policy and then fetches:
 //   * http and https only; at most MAX_REDIRECTS redirects, each hop checked again;
 //   * RUNTIME_EGRESS_DENY (host names, ".suffix" for a domain and its subdomains, or IPs):
 //     always refused;

@@ -1,5 +1,6 @@
-// Runs inside one deployment's isolate: a worker thread started by the sandbox root (no
-// file, env, net, run or FFI permission), talking to the host over its own MessagePort.
+// Runs inside one deployment's isolate: a worker thread started by its sandbox process after
+// that process gave up every permission (no file, env, net, run or FFI; pool.ts, Sandbox),
+// talking to the host over its own MessagePort.
 // Loads the deployment's bundle, runs calls, and attributes console lines to the call
 // that printed them, also after an await (AsyncLocalStorage), so concurrent calls in one
 // isolate never mix their lines.

@@ -34,7 +34,8 @@ CELL_ENV = (
 
 def cell_command() -> list[str]:
     """How a host starts a tenant's sandbox: confined, then Deno with no more than it needs
-    (the network for the tenant's outbound requests, its own files, its settings)."""
+    (the network for the tenant's outbound requests, its own files, its settings); it keeps
+    only the network, in one thread, once it has started (runtime/pool.ts, Sandbox)."""
     return [
         sys.executable, "-I", "-S", str(Path(confine.__file__)),
         "--create", "{name}",
@@ -43,8 +44,8 @@ def cell_command() -> list[str]:
         "--cpus", str(settings.RUNTIME_CELL_CPUS),
         "--",
         deno_bin(), "run", "--quiet",
-        "--unstable-worker-options",  # per-isolate permissions for each deployment's Worker
-        "--allow-net",
+        "--unstable-worker-options",  # the network thread's own permissions (pool.ts)
+        "--allow-net",  # that thread's; the rest of the process gives it up at its start
         f"--allow-env={CELL_ENV}",
         f"--allow-read={RUNTIME_DIR}",
         "--no-prompt", "--no-config", "--no-lock",
