@@ -118,6 +118,15 @@ def test_no_main_page_scrolls_sideways(live_server, owner, busy_tenant, width):
         name = "phone" if width == 390 else "laptop"
         page.goto(f"{live_server.url}/workers/{busy_tenant[0].code}/")
         page.screenshot(path=str(LOG_DIR / f"worker-{name}.png"), full_page=True)
+        # Every tab of the worker in sight, none scrolled away past the edge.
+        tabs = page.locator("nav.tabs a")
+        boxes = [tabs.nth(i).bounding_box() for i in range(tabs.count())]
+        assert len(boxes) == 6 and all(b and b["x"] >= 0 and b["x"] + b["width"] <= width
+                                       for b in boxes), boxes  # fmt: skip
+        if width == 1280:  # the top bar's links on one line
+            links = page.locator("header nav.links a")
+            rows = {round(links.nth(i).bounding_box()["y"]) for i in range(links.count())}
+            assert len(rows) == 1, rows
         runs_link = page.locator("header nav.links >> text=Runs")
         if width == 390:
             # The top bar's links are behind its menu; one tap shows them.
