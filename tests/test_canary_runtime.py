@@ -122,9 +122,10 @@ def test_calls_between_workers_never_meet_half_of_a_release(runtime, tenant):
             else:
                 revert_release(releases["v2"], "test")
         # Production URLs are cached for up to a second, so the short switches above may all
-        # be seen as v1; the last one lasts longer than that cache.
+        # be seen as v1; the last one stays until calls are served by it (on a loaded
+        # machine the hosts may take longer than the cache's second to hear of it).
         promote_release(releases["v2"], "test")
-        time.sleep(1.5)
+        wait_for(lambda: pairs[("v2", "v2")] > 0, 30, "calls served by the last release")
     finally:
         stop.set()
         for caller in callers:

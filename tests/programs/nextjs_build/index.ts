@@ -89,13 +89,17 @@ export async function slow() {
 
 // A call to another production address of the tenant (its own worker's here), as a chain of
 // workers makes it: the platform sends it to that release's deployment.
+// (Twice: the second fetch goes where the first went, within the call's release.)
 export async function peer(p: { url: string; secret: string }) {
-  const res = await fetch(p.url, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-invoke-secret": p.secret },
-    body: JSON.stringify({ a: 1, b: 2 }),
-  });
-  return { status: res.status, result: (await res.json()).result ?? null };
+  const call = () =>
+    fetch(p.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-invoke-secret": p.secret },
+      body: JSON.stringify({ a: 1, b: 2 }),
+    });
+  const res = await call();
+  const again = await call();
+  return { status: res.status, result: (await res.json()).result ?? null, again: again.status };
 }
 
 export default {

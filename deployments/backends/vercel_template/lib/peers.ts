@@ -8,7 +8,9 @@ import contract from "./contract.json";
 import config from "./deployment.json";
 
 type Peers = { peerUrl?: string; aliasDomain?: string; productionHost?: string };
-type Pin = { generation: number | null };
+// `peers`: what each production address resolved to within this call (its generation is
+// fixed once known, so the answer does not change during the call).
+type Pin = { generation: number | null; peers?: Map<string, string | null> };
 const own = config as typeof config & Peers;
 const GENERATION = contract.headers.generation;
 
@@ -32,21 +34,27 @@ export function pinnedFetch(plain: Fetch, pin: () => Pin | undefined, token: str
     const request = new Request(input, init);
     const url = new URL(request.url);
     if (!url.hostname.toLowerCase().endsWith(`.${own.aliasDomain}`)) return plain(input, init);
-    const query = new URLSearchParams({ host: url.hostname });
-    if (current.generation !== null) query.set("generation", String(current.generation));
-    const asked = await plain(`${own.peerUrl}?${query}`, {
-      headers: { authorization: `Bearer ${token}` },
-      signal: AbortSignal.timeout(5000),
-    });
-    if (!asked.ok) {
-      throw new TypeError(`fetch ${url.host}: the platform could not say which release it serves (it answered ${asked.status}).`);
+    const peers = (current.peers ??= new Map());
+    let target = peers.get(url.hostname);
+    if (target === undefined) {
+      const query = new URLSearchParams({ host: url.hostname });
+      if (current.generation !== null) query.set("generation", String(current.generation));
+      const asked = await plain(`${own.peerUrl}?${query}`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      if (!asked.ok) {
+        throw new TypeError(`fetch ${url.host}: the platform could not say which release it serves (it answered ${asked.status}).`);
+      }
+      const peer = (await asked.json()) as { url: string | null; generation: number | null };
+      target = peer.url;
+      current.generation ??= peer.generation; // every later fetch of the call: the same release
+      peers.set(url.hostname, target);
     }
-    const peer = (await asked.json()) as { url: string | null; generation: number | null };
-    if (!peer.url) return plain(request);
-    current.generation ??= peer.generation; // every later fetch of the call: the same release
+    if (!target) return plain(request);
     const headers = new Headers(request.headers);
     headers.set(GENERATION, String(current.generation));
-    return plain(new URL(url.pathname + url.search, peer.url), {
+    return plain(new URL(url.pathname + url.search, target), {
       method: request.method,
       headers,
       body: request.body,
