@@ -3,6 +3,7 @@
 import contextlib
 import email
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -196,6 +197,17 @@ def inbox(settings):
 # Celery or a server anyway fails at once, saying what to mark, instead of slowing the lane.
 FAST = os.environ.get("TEST_FAST") == "1"
 SLOW_FIXTURES = {"live_server", "runtime", "start_worker", "asgi_server", "small_runtime"}
+
+
+# A module whose every test is slow (its `pytestmark` says so) is not even imported in the
+# fast lane: each worker would import it (and what it imports) only to deselect it all.
+WHOLLY_SLOW = re.compile(r"^pytestmark\s*=[^\n]*\bmark\.(slow|e2e)\b", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path, config):
+    if FAST and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return bool(WHOLLY_SLOW.search(collection_path.read_text())) or None
+    return None
 
 
 def pytest_collection_modifyitems(config, items):

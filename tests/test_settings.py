@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,14 +36,17 @@ def test_production_start_without_secret_key_refuses_and_names_the_variable(tmp_
         # No broker at port 1: the refusal must come before any connection attempt.
         "worker": [sys.executable, "-m", "celery", "-A", "workers_portal", "worker"],
     }
-    for name, args in starts.items():
-        result = run(args, DEBUG="0", DATABASE_URL=db, REDIS_URL="redis://127.0.0.1:1/0")
-        assert result.returncode != 0, name
-        assert "SECRET_KEY" in result.stderr and "environment variable" in result.stderr, name
-    deploy_check = run(
-        [sys.executable, "manage.py", "check", "--deploy"], DEBUG="0", DATABASE_URL=db
-    )
-    assert "workers_portal.E001" in deploy_check.stderr
+    env = {"DEBUG": "0", "DATABASE_URL": db, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    check = [sys.executable, "manage.py", "check", "--deploy"]
+    # Five Python starts of Django: side by side (each mostly waits on its imports).
+    with ThreadPoolExecutor(max_workers=len(starts) + 1) as pool:
+        results = {name: pool.submit(run, args, **env) for name, args in starts.items()}
+        deploy_check = pool.submit(run, check, DEBUG="0", DATABASE_URL=db)
+        for name, result in results.items():
+            assert result.result().returncode != 0, name
+            assert "SECRET_KEY" in result.result().stderr, name
+            assert "environment variable" in result.result().stderr, name
+        assert "workers_portal.E001" in deploy_check.result().stderr
 
 
 def test_commands_that_serve_nothing_need_no_key(tmp_path):
