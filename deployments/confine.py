@@ -264,26 +264,11 @@ def run(
 
 
 def entering(procs: list[str], cpu_seconds: int, parent: int):
-    """What a confined process does between fork and exec, as the script below does for
-    processes the runtime starts (here without a Python start per build step, ~45 ms): its
-    own session, killed with its caller (a build step outlives no killed build worker), in
-    its cgroups, under its rlimits. System calls only: the caller may have other threads."""
+    """What a build step does between fork and exec (`enter`, as the script below does for
+    the processes the runtime starts), without a Python start per step (~45 ms). libc is
+    loaded here, before the fork: the caller may have other threads."""
     libc = ctypes.CDLL(None, use_errno=True)
-    paths = [path.encode() for path in procs]
-
-    def enter() -> None:
-        os.setsid()
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # it died before the line above
-            os._exit(137)
-        pid = str(os.getpid()).encode()
-        for path in paths:
-            fd = os.open(path, os.O_WRONLY)
-            os.write(fd, pid)
-            os.close(fd)
-        set_rlimits(cpu_seconds)
-
-    return enter
+    return lambda: enter(procs, cpu_seconds, parent, libc)
 
 
 def _kill(proc: subprocess.Popen, groups) -> None:
@@ -322,15 +307,25 @@ class _RssWatcher:
 PR_SET_PDEATHSIG = 1
 
 
-def die_with(parent: int) -> None:
-    """The kernel sends SIGKILL when the caller dies (a build worker killed mid-step): in its
-    own session, a step would otherwise run on, orphaned, its cgroup never removed. Kept
-    across exec; the thread that started it waits for it, so only the process's death fires
-    it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # it died before the line above
-        os._exit(137)
+def enter(procs: list[str], cpu_seconds: int, parent: int | None, libc) -> None:
+    """Becoming confined, in the process about to exec the command: its own session (killed
+    as one group, with whatever it starts), killed with its caller, in its cgroups, under its
+    rlimits. System calls only."""
+    os.setsid()
+    if parent:
+        # The kernel sends SIGKILL when the caller dies (a build worker killed mid-step): in
+        # its own session, a step would otherwise run on, orphaned, its cgroup never removed.
+        # Kept across exec; the thread that started it waits for it, so only the process's
+        # death fires it.
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # it died before the line above
+            os._exit(137)
+    pid = str(os.getpid()).encode()
+    for path in procs:
+        fd = os.open(path, os.O_WRONLY)
+        os.write(fd, pid)
+        os.close(fd)
+    set_rlimits(cpu_seconds)
 
 
 def main(argv: list[str]) -> None:
@@ -355,16 +350,11 @@ def main(argv: list[str]) -> None:
         _remove(groups)
         return
     command = options.command[1:] if options.command[:1] == ["--"] else options.command
-    os.setsid()  # its own process group: killed as one, with whatever it starts
-    if options.parent:
-        die_with(options.parent)
-    procs = [Path(p) for p in options.join]
+    procs = list(options.join)
     if options.create:
         groups = create(options.create, Limits(options.memory_bytes, options.pids, options.cpus))
-        procs += [path / "cgroup.procs" for path in (groups or {}).values()]
-    for path in procs:
-        _write(path, os.getpid())
-    set_rlimits(options.cpu_seconds)
+        procs += [str(path / "cgroup.procs") for path in (groups or {}).values()]
+    enter(procs, options.cpu_seconds, options.parent, ctypes.CDLL(None, use_errno=True))
     os.execvp(command[0], command)  # noqa: S606 (becoming the command is the point)
 
 

@@ -31,9 +31,10 @@ export function pinnedFetch(plain: Fetch, pin: () => Pin | undefined, token: str
   return async function fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     const current = pin();
     if (!current || !own.peerUrl || !own.aliasDomain) return plain(input, init);
-    const request = new Request(input, init);
-    const url = new URL(request.url);
+    // (The URL alone first: a Request made of a streamed body would take it from the fetch.)
+    const url = new URL(input instanceof Request ? input.url : String(input));
     if (!url.hostname.toLowerCase().endsWith(`.${own.aliasDomain}`)) return plain(input, init);
+    const request = new Request(input, init);
     const peers = (current.peers ??= new Map());
     let target = peers.get(url.hostname);
     if (target === undefined) {
