@@ -362,7 +362,7 @@ def start_runtime(**env: str) -> tuple[Process, str]:
     port = env.pop("RUNTIME_PORT", "") or str(free_port())
     proc = Process(
         "runtime",
-        [sys.executable, "manage.py", "runtime"],
+        [sys.executable, "manage.py", "runtime", "--skip-checks"],
         {**os.environ, "RUNTIME_PORT": port, **env},
     )
     url = f"http://127.0.0.1:{port}"
@@ -374,7 +374,9 @@ def start_runtime(**env: str) -> tuple[Process, str]:
 def runtime(live_server):
     """The real data plane (`manage.py runtime`), learning deployments from the live server."""
     require_services()
-    proc = Process("runtime", [sys.executable, "manage.py", "runtime"], dict(os.environ))
+    proc = Process(
+        "runtime", [sys.executable, "manage.py", "runtime", "--skip-checks"], dict(os.environ)
+    )
 
     def healthy():
         try:

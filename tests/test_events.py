@@ -266,3 +266,73 @@ def test_real_builds_tell_their_end_through_celery(
         lambda: set(Delivery.objects.values_list("status", flat=True)) == {"delivered"},
         10, "both deliveries marked",
     )  # fmt: skip
+
+
+@pytest.fixture
+def cli_through_django(monkeypatch, tmp_path):
+    """The `functions` command, its requests answered by this process's Django (no server)."""
+    import functions_cli.api
+    import httpx
+    from functions_cli.main import app
+    from typer.testing import CliRunner
+
+    def django(request: httpx.Request) -> httpx.Response:
+        kept = {k: v for k, v in request.headers.items() if k not in ("host", "content-length")}
+        answer = Client().generic(
+            request.method, request.url.raw_path.decode(), request.content,
+            request.headers.get("content-type", ""), headers=kept,
+        )  # fmt: skip
+        return httpx.Response(
+            answer.status_code, headers=dict(answer.items()), content=answer.content
+        )
+
+    through = httpx.Client(transport=httpx.MockTransport(django))
+    monkeypatch.setattr(functions_cli.api.httpx, "request", through.request)
+
+    def run(key: str, *args: str):
+        env = {"FUNCTIONS_URL": "http://testserver", "FUNCTIONS_TOKEN": key,
+               "FUNCTIONS_CONFIG": str(tmp_path / "none.json"), "COLUMNS": "200"}  # fmt: skip
+        return CliRunner(env=env).invoke(app, list(args))
+
+    return run
+
+
+def test_the_cli_subscribes_pings_lists_redelivers_and_removes(
+    cli_through_django, tenant, other_tenant, receiver, settings
+):
+    settings.DRAIN_ALLOW_PRIVATE = True
+    key = issue_key(tenant, "ci", ["manage", "read"])[1]
+    added = cli_through_django(key, "events", "add", receiver.url, "--type", "deployment.ready")
+    assert added.exit_code == 0, added.output
+    subscription = EventSubscription.objects.get(tenant=tenant)
+    assert f"Signing secret (shown only now): {subscription.secret}" in added.output
+    listed = json.loads(cli_through_django(key, "events", "list", "--json").output)
+    assert [s["types"] for s in listed["subscriptions"]] == [["deployment.ready"]]
+    assert "secret" not in listed["subscriptions"][0]
+
+    pinged = cli_through_django(key, "events", "ping", receiver.url)
+    assert pinged.exit_code == 0 and "ping  pending after 0 attempt(s)" in pinged.output
+    assert deliver_due() == 1
+    assert [e["type"] for e in verified(receiver, subscription.secret)] == ["ping"]
+    shown = cli_through_django(key, "events", "deliveries", receiver.url, "--json")
+    (delivery,) = json.loads(shown.output)["deliveries"]
+    assert delivery["status"] == "delivered" and delivery["statusCode"] == 200
+
+    again = cli_through_django(key, "events", "redeliver", delivery["id"])
+    assert again.exit_code == 0, again.output
+    assert deliver_due() == 1
+    got = verified(receiver, subscription.secret)
+    assert got[0]["id"] == got[1]["id"]  # the same webhook-id to the receiver
+
+    # Another tenant's key finds nothing of it, by URL or by id.
+    outsider = issue_key(other_tenant, "ci", ["manage", "read"])[1]
+    for target in (receiver.url, str(subscription.code)):
+        refused = cli_through_django(outsider, "events", "remove", target)
+        assert refused.exit_code == 4 and "No subscription" in refused.output
+    stolen = cli_through_django(outsider, "events", "redeliver", delivery["id"])
+    assert stolen.exit_code == 4 and "No such delivery" in stolen.output
+    assert EventSubscription.objects.filter(tenant=tenant).exists()
+
+    removed = cli_through_django(key, "events", "remove", receiver.url)
+    assert removed.exit_code == 0 and f"Removed {receiver.url}." in removed.output
+    assert not EventSubscription.objects.exists()

@@ -9,6 +9,7 @@ from . import (
     deploying,
     dev,
     domains,
+    events,
     kv,
     plain_settings,
     reading,
@@ -42,6 +43,7 @@ app.add_typer(secrets.app, name="secrets")
 app.add_typer(plain_settings.app, name="settings")
 app.add_typer(domains.app, name="domains")
 app.add_typer(kv.app, name="kv")
+app.add_typer(events.app, name="events")
 
 
 def version(shown: bool) -> None:
