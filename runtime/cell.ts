@@ -230,11 +230,12 @@ async function call(msg: Message) {
     });
     return;
   }
-  let cold = true;
+  let cold = true; // the call waited for its deployment to be loaded
   let outcome;
   try {
-    const isolate = pool.running(config) ?? await pool.get(config);
-    cold = isolate.served === 0;
+    const running = pool.running(config);
+    const isolate = running ?? await pool.get(config);
+    cold = running === undefined;
     const http = msg.http as
       | { method: string; url: string; headers: [string, string][]; body: string | null }
       | undefined;
@@ -313,6 +314,11 @@ function receive(msg: Message) {
       streams.get(msg.id as string)?.cancel().catch(() => {});
       streams.delete(msg.id as string);
       break;
+    case "preload": {
+      const config = configs.get(msg.d as string);
+      if (config && !pool.running(config)) pool.get(config).catch(() => {}); // a call retries it
+      break;
+    }
     case "stats?":
       out.send({ t: "stats", n: msg.n, isolates: pool.size, spares: pool.readySpares });
       break;

@@ -129,10 +129,7 @@ export class Cell {
   ): Promise<Answer> {
     this.lastUsed = Date.now();
     if (this.dead) return Promise.resolve(this.failure(this.why));
-    if (this.sent.get(config.id) !== config) {
-      this.sent.set(config.id, config);
-      this.out.send({ t: "config", config });
-    }
+    this.tell(config);
     this.calls.set(config.id, this.inFlight(config.id) + 1);
     return new Promise((resolve) => {
       this.pending.set(requestId, {
@@ -153,6 +150,21 @@ export class Cell {
         pin,
       });
     });
+  }
+
+  /** The deployment's configuration, once per version of it. */
+  private tell(config: DeploymentConfig) {
+    if (this.sent.get(config.id) !== config) {
+      this.sent.set(config.id, config);
+      this.out.send({ t: "config", config });
+    }
+  }
+
+  /** Loads the deployment into an isolate ahead of its first call (announced as new). */
+  preload(config: DeploymentConfig) {
+    if (this.dead || this.stopping) return;
+    this.tell(config);
+    this.out.send({ t: "preload", d: config.id });
   }
 
   /** How many isolates it runs and has ready, as it says itself. */
@@ -415,6 +427,12 @@ export class Cells {
     if (cell && !cell.dead && !cell.stopping) return cell;
     if (cell) this.strike(cell); // before its process has ended: its replacement may wait
     return undefined;
+  }
+
+  /** A deployment announced as new or newly production: loaded ahead in its tenant's
+   * sandbox if that runs here (no sandbox is started for it). */
+  preload(config: DeploymentConfig) {
+    this.byTenant.get(config.tenant)?.preload(config);
   }
 
   /** Counts a sandbox stopped by what its tenant did (not to make room or for idleness). */

@@ -137,12 +137,13 @@ export class ControlPlane {
   }
 
   /** The control plane announced that these hosts changed: refresh them now, so a new
-   * deployment's first call finds its code here. */
-  learn(hosts: string[]) {
+   * deployment's first call finds its code here; `learned` is told what each is now. */
+  learn(hosts: string[], learned: (resolved: Resolved) => void = () => {}) {
     for (const host of hosts) {
       const hit = this.hosts.get(host);
       if (hit) hit.expires = 0; // stale, but kept to serve from if the control plane is down
-      Promise.resolve(this.resolve(host)).catch(() => {}); // a failure is retried by the first call
+      // A failure is retried by the first call.
+      Promise.resolve(this.resolve(host)).then(learned).catch(() => {});
     }
   }
 

@@ -59,7 +59,9 @@ const control = new ControlPlane({ url: CONTROL, token: TOKEN });
 // --- announcements: learning deployments before their first call --------------------------
 // The control plane announces hosts whose configuration changed (a new ready deployment, a
 // promotion, a visibility change, a deletion). Their cache entries are refreshed at once, so
-// a new deployment's first call finds its code here and only starts an isolate.
+// a new deployment's first call finds its code here; and when its tenant's sandbox runs here
+// already, the sandbox loads it into an isolate, so that call does not wait for a load
+// either (a tenant with nothing running here gets no process for it).
 
 async function followAnnouncements() {
   for (;;) {
@@ -79,7 +81,10 @@ async function followAnnouncements() {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           for (const line of block.split("\n")) {
-            if (line.startsWith("data: ")) control.learn(JSON.parse(line.slice(6)).hosts ?? []);
+            if (!line.startsWith("data: ")) continue;
+            control.learn(JSON.parse(line.slice(6)).hosts ?? [], (known) => {
+              if (known.config) cells.preload(known.config);
+            });
           }
         }
       }

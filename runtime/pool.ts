@@ -234,7 +234,6 @@ export class Isolate {
   private heard = false; // it said something: its thread runs
   retiring = false; // a call timed out in it: it takes no new calls, and ends when idle
   lastUsed = Date.now();
-  served = 0; // calls handed to it so far: the first one waited for its start (cold)
 
   constructor(
     readonly config: DeploymentConfig,
@@ -287,7 +286,6 @@ export class Isolate {
     pin?: Pin,
   ): Promise<Outcome> {
     this.lastUsed = Date.now();
-    this.served++;
     return new Promise((resolve) => {
       // No timer per call (one costs more than the call's messages): the pool's tick
       // looks at the deadlines.
@@ -716,12 +714,23 @@ export class Pool {
     return existing && !existing.dead && !existing.retiring ? existing : undefined;
   }
 
-  async get(config: DeploymentConfig): Promise<Isolate> {
+  // Loads under way: a call that comes while its deployment is being loaded (by another
+  // call, or ahead of any) waits for that load rather than starting a second isolate.
+  private loading = new Map<string, Promise<Isolate>>();
+
+  get(config: DeploymentConfig): Promise<Isolate> {
     const existing = this.isolates.get(config.id);
-    if (existing && !existing.dead) return existing;
+    if (existing && !existing.dead) return Promise.resolve(existing);
+    let pending = this.loading.get(config.id);
+    if (!pending) {
+      pending = this.load(config).finally(() => this.loading.delete(config.id));
+      this.loading.set(config.id, pending);
+    }
+    return pending;
+  }
+
+  private async load(config: DeploymentConfig): Promise<Isolate> {
     const code = await this.loadCode(config);
-    const again = this.isolates.get(config.id); // another request may have won the race
-    if (again && !again.dead) return again;
     this.makeRoom();
     const channel = await this.takeSpare(config.memoryMb);
     const iso = new Isolate(config, code, channel, this.sandbox, this.lateLog, {

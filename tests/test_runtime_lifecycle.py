@@ -6,6 +6,7 @@ import time
 import httpx
 import pytest
 
+from telemetry.models import Invocation
 from workers.models import Worker
 
 from .conftest import start_runtime, wait_for
@@ -108,16 +109,28 @@ def test_host_processes_share_the_port_and_a_dead_one_is_restarted(two_deploymen
 
 def test_a_new_deployment_is_announced_and_fetched_before_its_first_call(asgi_server, tenant):
     """Hosts follow the control plane's announcements (a stream, under ASGI): a deployment
-    that becomes ready has its code on the host before anyone calls it."""
+    that becomes ready has its code on the host before anyone calls it, and, when its
+    tenant's sandbox runs there already, an isolate loaded with it: its first call waits for
+    no load (it is not recorded as a cold start)."""
     host, url = start_runtime(RUNTIME_PROCESSES="1", CONTROL_PLANE_URL=asgi_server)
     try:
         wait_for(lambda: health(url)["cachedCode"] == 0, 10, "the runtime")
         time.sleep(1)  # its announcement stream is open
-        deployment = build_now(
-            Worker.objects.create(tenant=tenant, name="new", public=True), GREETER
-        )
+        worker = Worker.objects.create(tenant=tenant, name="new", public=True)
+        deployment = build_now(worker, GREETER)
         wait_for(lambda: health(url)["cachedCode"] == 1, 10, "the code fetched ahead")
-        assert health(url)["isolates"] == 0  # nothing started yet: only the code is there
-        assert invoke(url, deployment).json()["result"] == {"greeting": "Hello, x!"}
+        # The tenant has no sandbox here yet: none is started for a deployment nobody called.
+        assert health(url)["isolates"] == 0 and health(url)["sandboxes"] == 0
+        first = invoke(url, deployment).json()
+        assert first["result"] == {"greeting": "Hello, x!"}
+
+        newer = build_now(worker, GREETER.replace("Hello", "Hi"))
+        wait_for(lambda: health(url)["isolates"] == 2, 10, "the new deployment loaded ahead")
+        second = invoke(url, newer).json()
+        assert second["result"] == {"greeting": "Hi, x!"}
+        wait_for(lambda: Invocation.objects.filter(
+            request_id__in=[first["requestId"], second["requestId"]]).count() == 2, 10, "both")  # fmt: skip
+        cold = dict(Invocation.objects.values_list("request_id", "cold"))
+        assert cold == {first["requestId"]: True, second["requestId"]: False}
     finally:
         host.stop()
