@@ -20,6 +20,8 @@ from pathlib import Path
 from django.conf import settings
 from django.urls import reverse
 
+from workers.addresses import vercel_alias
+
 from . import npm_lock
 from .build import CONTEXT_TYPES
 from .config import runtime_config, worker_limits
@@ -102,7 +104,7 @@ def deployment_config(deployment, functions: list[str]) -> dict:
         # Calls between the tenant's workers stay within one release (lib/peers.ts).
         peerUrl=base + reverse("deployment-peer", args=[deployment.code]),
         aliasDomain=settings.VERCEL_ALIAS_DOMAIN,
-        productionHost=f"{deployment.worker.host}.{settings.VERCEL_ALIAS_DOMAIN}",
+        productionHost=vercel_alias(deployment.worker.host),
         ingest={
             "url": base + reverse("deployment-ingest", args=[deployment.code]),
             "token": ingest_token(deployment),

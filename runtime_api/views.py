@@ -24,6 +24,7 @@ from telemetry.usage import charge_cpu
 from tenancy.access import acts
 from tenancy.models import Tenant
 from tenancy.quotas import QuotaExceeded, told_calls_refused
+from workers.addresses import from_vercel_alias
 from workers.domains import may_have_certificate, serves
 from workers.invocation_secrets import active, digest
 from workers.models import ApiKey
@@ -257,18 +258,14 @@ def deployment_peer(request, code):
         return not_found("not_found", "Not found.")
     hostname = request.GET.get("host", "").lower()
     given = request.GET.get("generation", "")
-    suffix = "." + settings.VERCEL_ALIAS_DOMAIN
+    host = from_vercel_alias(hostname)
     nothing = JsonResponse({"url": None, "generation": None})
-    if (
-        not settings.VERCEL_ALIAS_DOMAIN
-        or not hostname.endswith(suffix)
-        or not (given == "" or given.isdigit())
-    ):
+    if host is None or not (given == "" or given.isdigit()):
         return nothing
     generation = int(given) if given else served_through(deployment)
     if generation is None:
         return nothing
-    answer = resolve(hostname.removesuffix(suffix), generation, str(deployment.tenant_id))
+    answer = resolve(host, generation, str(deployment.tenant_id))
     if isinstance(answer, NotServed) or not answer.alias:
         return nothing
     target = answer.deployment

@@ -14,18 +14,15 @@ from django.conf import settings
 from deployments import vercel_client as api
 from deployments.contract import HEADERS
 from deployments.generator import NotForNext, generate, invoke_secret, signed_run
+from workers.addresses import vercel_alias
 
 from .base import Backend, BuildFailed, RemoteDomain, TransientBackendError
 from .invoke import post_invoke
 from .local import curl_line
 
 
-def alias_host(host: str) -> str:
-    return f"{host}.{settings.VERCEL_ALIAS_DOMAIN}"
-
-
 def alias_url(host: str) -> str:
-    return f"https://{alias_host(host)}"
+    return f"https://{vercel_alias(host)}"
 
 
 @dataclass
@@ -96,14 +93,14 @@ class VercelBackend(Backend):
         """The deployment's own alias, assigned once its build is ready."""
         try:
             with self.client() as client:
-                client.assign_alias(deployment.backend_id, alias_host(deployment.host))
+                client.assign_alias(deployment.backend_id, vercel_alias(deployment.host))
         except api.VercelError as exc:
             raise translate(exc) from exc
 
     def point_production(self, worker, deployment) -> None:
         try:
             with self.client() as client:
-                client.assign_alias(deployment.backend_id, alias_host(worker.host))
+                client.assign_alias(deployment.backend_id, vercel_alias(worker.host))
         except api.VercelError as exc:
             raise translate(exc) from exc
 
