@@ -94,7 +94,6 @@ async function followAnnouncements() {
     await new Promise((r) => setTimeout(r, 1_000));
   }
 }
-followAnnouncements();
 
 // --- API keys (private workers) ------------------------------------------------------------
 
@@ -193,6 +192,7 @@ const cells = new Cells({
   },
 });
 cells.warm();
+followAnnouncements(); // (after the sandboxes exist: an announcement may preload into one)
 
 // --- HTTP -------------------------------------------------------------------------------
 
