@@ -155,3 +155,33 @@ api.add_router("", events.router)
 api.add_router("", domains.router)
 api.add_router("", kv.router)
 api.add_router("", members.router)
+
+
+def refuse_unknown_query(operation) -> None:
+    """In an operation that takes query parameters, one it does not describe is refused (400,
+    naming it), not ignored: `?fucntion=x` would otherwise answer as if no filter had been
+    asked for."""
+    queries = [m for m in operation.models if getattr(m, "__ninja_param_source__", None) == "query"]
+    if not queries:
+        return  # (nothing to misspell; its description has no 400 to answer with)
+    known: set[str] = set()
+    for model in queries:
+        known |= set(getattr(model, "__ninja_flatten_map__", None) or model.model_fields)
+    values = operation._get_values
+
+    def checked(request, path_params, temporal_response):
+        unknown = next((name for name in request.GET if name not in known), None)
+        if unknown is not None:
+            raise ApiError(
+                400, "invalid_request",
+                f"Invalid request: `{unknown[:64]}` is not a parameter of this operation.",
+            )  # fmt: skip
+        return values(request, path_params, temporal_response)
+
+    operation._get_values = checked
+
+
+for _bound in api._get_bound_routers():  # the operations ninja serves (its routers' copies)
+    for _path_view in _bound.path_operations.values():
+        for _operation in _path_view.operations:
+            refuse_unknown_query(_operation)

@@ -82,6 +82,17 @@ def test_a_parameter_given_twice_is_refused_not_half_read(client, key, tenant):
     assert len(client.get("/api/workers?limit=2", **bearer(key)).json()["workers"]) == 2
 
 
+def test_a_misspelt_query_parameter_is_refused_not_ignored(client, key, tenant):
+    for path, name in (("/api/runs?fucntion=hello", "fucntion"), ("/api/workers?limt=1", "limt"),
+                       ("/api/runs?%F0%BC%9C%BA=x", "\U0003c73a")):  # fmt: skip
+        refused = client.get(path, **bearer(key))
+        assert refused.status_code == 400, path
+        error = refused.json()["error"]
+        assert error == {"code": "invalid_request",
+                         "message": f"Invalid request: `{name}` is not a parameter of this operation."}  # fmt: skip
+    assert client.get("/api/runs?function=hello", **bearer(key)).status_code == 200
+
+
 def test_read_endpoints(client, key, worker, settings):
     first = ready(create_deployment(worker, GREETER))
     auto_promote(first)
