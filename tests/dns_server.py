@@ -2,6 +2,8 @@
 changes while it runs: TXT and A records, NXDOMAIN for names it does not hold, and silence
 (a timeout for the asker) while `silent` is set."""
 
+import threading
+
 from dnslib import QTYPE, RCODE, RR, TXT, A
 from dnslib.dns import DNSError
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
@@ -43,7 +45,8 @@ class DnsServer:
         self.server = DNSServer(self.zone, port=self.port, address="127.0.0.1", logger=quiet)
 
     def __enter__(self):
-        self.server.start_thread()
+        # (dnslib's own start_thread polls for shutdown every 0.5 s: each test waited that long)
+        threading.Thread(target=self.server.server.serve_forever, args=(0.02,), daemon=True).start()
         return self
 
     def __exit__(self, *exc):

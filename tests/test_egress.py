@@ -49,7 +49,7 @@ def outside():
     """A local HTTP service standing in for the outside world (loopback, so refused unless
     the operator allows it)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     yield server.server_address[1]
     server.shutdown()
 
