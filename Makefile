@@ -69,6 +69,7 @@ bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), mem
 	bin/with-test-services $(PY) bench/steps.py
 	bin/with-test-services $(PY) bench/parked.py
 	bin/with-test-services $(PY) bench/scale.py
+	bin/with-test-services $(PY) bench/ingest.py
 	bin/with-test-services $(PY) bench/programs.py
 	bin/with-test-services $(PY) bench/idle.py
 	RUNTIME_SPARES=24 bin/with-test-services $(PY) bench/idle.py

@@ -29,12 +29,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from rollups import seed_rollups
 from stack import pct, settings  # noqa: F401 - sets up Django
 
 from deployments.models import Artifact, Deployment
 from telemetry import partitions
 from telemetry.ingest import store_runtime_batch
-from telemetry.metrics import BUCKET_SQL
 from tenancy.models import Membership, Tenant
 from workers.models import Worker
 
@@ -104,34 +104,7 @@ def seed():
                 CASE WHEN i.id % 100000 = 0 THEN ' needle' ELSE ' hay' END
             FROM deployments_invocation i, generate_series(0, 4) s
         """)
-        c.execute("""
-            INSERT INTO deployments_metric (deployment_id, tenant_id, function, period, start,
-              calls, errors, timeouts, cold_starts, duration_ms_sum, log_lines, log_bytes)
-            SELECT deployment_id, tenant_id, function, 'm', date_trunc('minute', started_at),
-              count(*), count(*) FILTER (WHERE status <> 'ok'), 0,
-              count(*) FILTER (WHERE cold), sum(duration_ms), count(*) * 5, count(*) * 5 * 30
-            FROM deployments_invocation GROUP BY 1, 2, 3, 5
-        """)
-        c.execute(f"""
-            INSERT INTO deployments_metricbucket (deployment_id, function, period, start, bucket,
-              count)
-            SELECT deployment_id, function, 'm', date_trunc('minute', started_at), {BUCKET_SQL},
-              count(*)
-            FROM deployments_invocation GROUP BY 1, 2, 4, 5
-        """)  # noqa: S608 - constants only
-        c.execute("""
-            INSERT INTO deployments_tenantmetric (tenant_id, period, start, calls, errors,
-              timeouts, cold_starts, duration_ms_sum)
-            SELECT tenant_id, 'm', date_trunc('minute', started_at), count(*),
-              count(*) FILTER (WHERE status <> 'ok'), 0, count(*) FILTER (WHERE cold),
-              sum(duration_ms)
-            FROM deployments_invocation GROUP BY 1, 3
-        """)
-        c.execute(f"""
-            INSERT INTO deployments_tenantmetricbucket (tenant_id, period, start, bucket, count)
-            SELECT tenant_id, 'm', date_trunc('minute', started_at), {BUCKET_SQL}, count(*)
-            FROM deployments_invocation GROUP BY 1, 3, 4
-        """)  # noqa: S608 - constants only
+        seed_rollups(c)
         c.execute(
             f"CREATE INDEX {TRIGRAMS} ON deployments_logentry USING gin (upper(message) gin_trgm_ops)"
         )

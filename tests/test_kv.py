@@ -79,6 +79,18 @@ def test_compare_and_set_refuses_a_stale_version_and_says_which_is_there(tenant)
     late = api.put(url, {"value": "1", "ifVersion": 1}, content_type=J)
     assert late.status_code == 409 and "at version 2" in late.json()["error"]["message"]
     assert api.put(url, {"value": "2", "ifVersion": 2}, content_type=J).json()["value"] == "2"
+    # A version asked of a key never stored: refused, and nothing is made.
+    missing = f"/api/kv/namespaces/{ns.code}/value?key=never"
+    absent = api.put(missing, {"value": "x", "ifVersion": 3}, content_type=J)
+    assert absent.status_code == 409 and "at version 0" in absent.json()["error"]["message"]
+    assert api.get(missing).status_code == 404
+    # An expired key is no key: version 0 takes it, and its old version is refused.
+    Entry.objects.filter(key="hits").update(expires_at=timezone.now() - timedelta(seconds=1))
+    stale = api.put(url, {"value": "9", "ifVersion": 3}, content_type=J)
+    assert stale.status_code == 409 and "at version 0" in stale.json()["error"]["message"]
+    retaken = api.put(url, {"value": "new", "ifVersion": 0}, content_type=J)
+    assert retaken.status_code == 200 and retaken.json()["expiresAt"] is None
+    assert api.get(url).json()["value"] == "new"
 
 
 def test_values_keys_metadata_and_quotas_are_bounded(tenant, settings):
