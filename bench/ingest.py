@@ -23,7 +23,7 @@ import uuid
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
-from rollups import seed_rollups
+from seeding import request_id, request_id_sql, seed_rollups
 from stack import settings  # noqa: F401 - sets up Django
 
 from deployments.models import Artifact, Deployment
@@ -56,16 +56,16 @@ def seed() -> list[Deployment]:
             INSERT INTO deployments_invocation (request_id, deployment_id, tenant_id, function,
               trigger, status, status_code, error_message, duration_ms, attempt, started_at,
               created, cold, lines)
-            SELECT 'req_' || g, {first} + g % 10, {tenant.pk}, 'hello', 'http', 'ok', 200, '',
-              (g % 97) + 1, 1, date_trunc('day', now()) + (g % 600) * interval '1 second',
-              now(), false, 5
-            FROM generate_series(1, {LINES // 5}) g
+            SELECT {request_id_sql("g", "started")}, {first} + g % 10, {tenant.pk}, 'hello',
+              'http', 'ok', 200, '', (g % 97) + 1, 1, started, now(), false, 5
+            FROM generate_series(1, {LINES // 5}) g,
+              LATERAL (SELECT date_trunc('day', now()) + g * interval '1 ms' AS started) s
         """)  # noqa: S608 - constants only
         c.execute("""
             INSERT INTO deployments_logentry (tenant_id, deployment_id, request_id, seq,
               function, timestamp, level, message)
             SELECT i.tenant_id, i.deployment_id, i.request_id, s, 'hello', i.started_at, 'log',
-              'line ' || s || ' of ' || i.request_id
+              'line ' || s || ' of call ' || i.id || ', user ' || md5(i.id::text)::uuid
             FROM deployments_invocation i, generate_series(0, 4) s
         """)
         seed_rollups(c)
@@ -81,13 +81,13 @@ def bodies(deployments: list[Deployment], count: int) -> list[bytes]:
     out = []
     for _ in range(count):
         now = timezone.now().isoformat()
-        ids = [(f"rec_{uuid.uuid4().hex}", str(deployments[n % 3].code)) for n in range(PER_BATCH)]
+        ids = [(request_id(), str(deployments[n % 3].code)) for n in range(PER_BATCH)]
         out.append(json.dumps({
             "invocations": [{"requestId": i, "deploymentId": d, "function": "hello",
                              "status": "ok", "statusCode": 200, "durationMs": 3.2,
                              "startedAt": now, "cold": False, "lines": 1} for i, d in ids],
             "logs": [{"requestId": i, "deploymentId": d, "seq": 0, "function": "hello",
-                      "timestamp": now, "level": "log", "message": f"hello called by {i}"}
+                      "timestamp": now, "level": "log", "message": f"hello called, user {uuid.uuid4()}"}
                      for i, d in ids],
         }).encode())  # fmt: skip
     return out

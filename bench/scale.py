@@ -20,17 +20,18 @@ BENCH_LINES. BENCH_REUSE=1 measures again what an earlier run seeded in the same
 
 import json
 import os
+import sys
 import time
-import uuid
 from datetime import timedelta
 
+import httpx
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
-from rollups import seed_rollups
-from stack import pct, settings  # noqa: F401 - sets up Django
+from seeding import request_id, request_id_sql, seed_rollups
+from stack import pct, settings, start, wait_http
 
 from deployments.models import Artifact, Deployment
 from telemetry import partitions
@@ -87,7 +88,8 @@ def seed():
             INSERT INTO deployments_invocation (request_id, deployment_id, tenant_id, function,
               trigger, status, status_code, error_message, duration_ms, attempt, started_at,
               created, cold, lines)
-            SELECT 'req_' || g, d.id, d.tenant_id, 'hello', 'http',
+            SELECT {request_id_sql("g", "now() - (g % 1440) * interval '1 minute'")}, d.id,
+              d.tenant_id, 'hello', 'http',
               CASE WHEN g % 20 = 0 THEN 'error' ELSE 'ok' END,
               CASE WHEN g % 20 = 0 THEN 500 ELSE 200 END, '', (g % 97) + 1, 1,
               now() - (g % 1440) * interval '1 minute', now(), g % 50 = 0, 5
@@ -127,6 +129,37 @@ def measure(client: Client, label: str, url: str, **headers) -> tuple[str, float
     return label, pct(took, 50), pct(took, 95)
 
 
+def measure_http(pages, session: str) -> list[tuple[float, float]]:
+    """The same requests through the web process as production runs it (uvicorn, pooled
+    connections), with the member's session cookie or the API key."""
+    port = settings.CONTROL_PLANE_URL.rsplit(":", 1)[1]
+    web = start([sys.executable, "-m", "uvicorn", "workers_portal.asgi:application", "--port",
+                 port], {"CONN_MAX_AGE": "60"})  # fmt: skip
+    found = []
+    try:
+        wait_http(settings.CONTROL_PLANE_URL + "/login/")
+        with httpx.Client(base_url=settings.CONTROL_PLANE_URL, timeout=60) as http:
+            for _, label, url, headers in pages:
+                sent = {"Host": "127.0.0.1"}
+                if "HTTP_AUTHORIZATION" in headers:
+                    sent["Authorization"] = headers["HTTP_AUTHORIZATION"]
+                else:
+                    sent["Cookie"] = f"sessionid={session}"
+                if "HTTP_HX_REQUEST" in headers:
+                    sent["HX-Request"] = "true"
+                took = []
+                for n in range(REPEAT + 1):
+                    started = time.perf_counter()
+                    response = http.get(url, headers=sent)
+                    if n:  # the first is not timed, as in process
+                        took.append((time.perf_counter() - started) * 1000)
+                    assert response.status_code in (200, 286), (label, response.status_code)
+                found.append((pct(took, 50), pct(took, 95)))
+    finally:
+        os.killpg(web.pid, 15)
+    return found
+
+
 def backend_cpu() -> float:
     with connection.cursor() as c:
         c.execute("SELECT pg_backend_pid()")
@@ -143,7 +176,7 @@ def recording_cost(deployment: Deployment) -> tuple[float, float]:
     bodies = []
     for _ in range(batches):
         now = timezone.now().isoformat()
-        ids = [f"rec_{uuid.uuid4().hex}" for _ in range(per_batch)]
+        ids = [request_id() for _ in range(per_batch)]
         bodies.append(json.dumps({
             "invocations": [{"requestId": i, "deploymentId": str(deployment.code),
                              "function": "hello", "status": "ok", "statusCode": 200,
@@ -180,27 +213,44 @@ def main():
 
     key = issue_key(big, "bench", ["read"])[1]
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-    rows = [
-        measure(client, "dashboard (first 50 of 2,000 workers, tenant chart)", "/"),
-        measure(client, "worker page (Overview, health, chart)", f"/workers/{hot.code}/"),
-        measure(client, "deployment page (two charts)", f"/deployments/{deployment.code}/"),
-        measure(client, "live logs page", f"/workers/{hot.code}/logs/"),
-        measure(client, "live tail partial (nothing new)",
-                f"/workers/{hot.code}/logs/tail/?cursor=999999999999", HTTP_HX_REQUEST="true"),
-        measure(client, "log search (text, 1M lines of the worker)", f"/workers/{hot.code}/logs/?q=needle"),
-        measure(client, "invocation history", f"/workers/{hot.code}/invocations/"),
-        measure(client, "invocation history, errors only", f"/workers/{hot.code}/invocations/?status=error"),
-        measure(client, "chart partial, 30 days", f"/workers/{hot.code}/chart/?range=30d"),
-        measure(key_client, "API: GET /api/workers (first 50 of 2,000)", "/api/workers", **auth),
-        measure(key_client, "API: a worker's invocations", f"/api/workers/{hot.code}/invocations", **auth),
-        measure(key_client, "API: logs poll", f"/api/workers/{hot.code}/logs/poll", **auth),
+    with connection.cursor() as c:
+        ids = list(hot.deployments.values_list("pk", flat=True))
+        c.execute("SELECT max(id), (array_agg(request_id ORDER BY id DESC))[1] "
+                  "FROM deployments_logentry WHERE deployment_id = ANY(%s)", [ids])  # fmt: skip
+        newest, one_request = c.fetchone()
+    # What the pages are asked, as a member's browser and a CI system ask them.
+    pages = [
+        (client, "dashboard (first 50 of 2,000 workers, tenant chart)", "/", {}),
+        (client, "worker page (Overview, health, chart)", f"/workers/{hot.code}/", {}),
+        (client, "deployment page (two charts)", f"/deployments/{deployment.code}/", {}),
+        (client, "live logs page", f"/workers/{hot.code}/logs/", {}),
+        (client, "live tail partial (nothing new)",
+         f"/workers/{hot.code}/logs/tail/?cursor=999999999999", {"HTTP_HX_REQUEST": "true"}),
+        (client, "live tail partial (500 new lines)",
+         f"/workers/{hot.code}/logs/tail/?cursor={newest - 5000}", {"HTTP_HX_REQUEST": "true"}),
+        (client, "log search, a rare word (1M lines of the worker)",
+         f"/workers/{hot.code}/logs/?q=needle", {}),
+        (client, "log search, a word in every line", f"/workers/{hot.code}/logs/?q=hay", {}),
+        (client, "logs of one request (filter)",
+         f"/workers/{hot.code}/logs/?request={one_request}", {}),
+        (client, "one invocation's page", f"/invocations/{one_request}/", {}),
+        (client, "invocation history", f"/workers/{hot.code}/invocations/", {}),
+        (client, "invocation history, errors only",
+         f"/workers/{hot.code}/invocations/?status=error", {}),
+        (client, "chart partial, 30 days", f"/workers/{hot.code}/chart/?range=30d", {}),
+        (key_client, "API: GET /api/workers (first 50 of 2,000)", "/api/workers", auth),
+        (key_client, "API: a worker's invocations", f"/api/workers/{hot.code}/invocations", auth),
+        (key_client, "API: logs poll", f"/api/workers/{hot.code}/logs/poll", auth),
     ]  # fmt: skip
+    rows = [measure(c, label, url, **headers) for c, label, url, headers in pages]
+    through_http = measure_http(pages, client.cookies["sessionid"].value)
     python_us, postgres_us = recording_cost(deployment)
     print(f"\nScale: {WORKERS} workers, {LINES} log lines, {INVOCATIONS} invocations "
           f"(seeded in {seeded:.0f} s); {REPEAT} requests each, in process")  # fmt: skip
-    print("| page or answer | p50 ms | p95 ms |\n|---|---|---|")
-    for label, p50, p95 in rows:
-        print(f"| {label} | {p50:.0f} | {p95:.0f} |")
+    print("| page or answer | in process p50 / p95 ms | through uvicorn p50 / p95 ms |")
+    print("|---|---|---|")
+    for (label, p50, p95), (h50, h95) in zip(rows, through_http, strict=True):
+        print(f"| {label} | {p50:.0f} / {p95:.0f} | {h50:.0f} / {h95:.0f} |")
     print("\nRecording one invocation with one line (batches of 500, as the runtime sends them)")
     print("| Python CPU us | Postgres CPU us |\n|---|---|")
     print(f"| {python_us:.1f} | {postgres_us:.1f} |")

@@ -41,8 +41,10 @@ class Scope:
 
 
 def scope_for(request, kind: str, code) -> Scope:
-    """The log lines a member may read in this scope; 404 for everyone else."""
-    base = LogEntry.objects.select_related("deployment")
+    """The log lines a member may read in this scope; 404 for everyone else. Lines alone: the
+    pages show nothing of a line's deployment, and joining it brought a deployment's program
+    text along with each of up to 500 lines."""
+    base = LogEntry.objects.all()
     if kind == "worker":
         worker = worker_for(request, code)
         return Scope(kind, worker, of_worker(base, worker), worker.name)
@@ -114,10 +116,11 @@ def log_tail(request, kind, code):
         batch = lines_after(scope.lines, cursor, TAIL_BATCH)
         if batch:
             cursor = batch[-1].id
-            matching = {
-                line.id for line in filters.apply(scope.lines.filter(id__in=[b.id for b in batch]))
-            }
-            new_lines = [line for line in reversed(batch) if line.id in matching]
+            if filters.query():
+                chosen = filters.apply(scope.lines.filter(id__in=[b.id for b in batch]))
+                matching = set(chosen.values_list("id", flat=True))
+                batch = [line for line in batch if line.id in matching]
+            new_lines = batch[::-1]
     context = tail_context(scope, filters, cursor, paused)
     context["new_lines"] = new_lines
     return render(request, "deployments/partials/log_tail.html", context)

@@ -66,18 +66,15 @@ def store(invocations: list[Invocation], lines: list[LogEntry], worker_ids: set[
     with transaction.atomic():
         lock_ingest({i.tenant_id for i in invocations} | {line.tenant_id for line in lines})
         # What is stored already is neither stored nor counted again.
-        # Asked by time too: the keys lead with it.
         known = set(
             Invocation.objects.filter(
-                started_at__in={i.started_at for i in invocations},
-                request_id__in=[i.request_id for i in invocations],
+                request_id__in=[i.request_id for i in invocations]
             ).values_list("request_id", flat=True)
         )
         known_lines = set(
-            LogEntry.objects.filter(
-                timestamp__in={line.timestamp for line in lines},
-                request_id__in={line.request_id for line in lines},
-            ).values_list("request_id", "seq")
+            LogEntry.objects.filter(request_id__in={line.request_id for line in lines}).values_list(
+                "request_id", "seq"
+            )
         )
         Invocation.objects.bulk_create(invocations, ignore_conflicts=True)
         LogEntry.objects.bulk_create(lines, ignore_conflicts=True)

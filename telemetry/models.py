@@ -56,11 +56,9 @@ class Invocation(models.Model):
         db_table = "deployments_invocation"
         ordering = ["-started_at"]
         # With the start in the key: on Postgres the table is split by day of start
-        # (telemetry.partitions), and a re-sent call keeps its start. The start leads: new
-        # keys then land at the index's newest end, where random request ids spread every
-        # insert over the whole index (bench/ingest.py: the ingest's largest btree cost).
+        # (telemetry.partitions), and a re-sent call keeps its start.
         constraints = [
-            models.UniqueConstraint(fields=["started_at", "request_id"], name="unique_invocation")
+            models.UniqueConstraint(fields=["request_id", "started_at"], name="unique_invocation")
         ]
         indexes = [
             models.Index(fields=["deployment", "-started_at"]),
@@ -104,10 +102,10 @@ class LogEntry(models.Model):
         # Lines are identified by (request id, sequence), never by text: two identical lines
         # in one millisecond are both real, and a re-sent one is not new. The timestamp is
         # in the key because the table is split by day on Postgres (telemetry.partitions);
-        # a re-sent line keeps its timestamp. The timestamp leads, as in Invocation's key.
+        # a re-sent line keeps its timestamp.
         constraints = [
             models.UniqueConstraint(
-                fields=["timestamp", "request_id", "seq"], name="unique_log_line"
+                fields=["request_id", "seq", "timestamp"], name="unique_log_line"
             )
         ]
         indexes = [

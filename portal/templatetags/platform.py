@@ -1,9 +1,12 @@
 """Template tags that ask the one access path and a deployment's back end, so templates
 neither copy the role table nor ask which back end they show."""
 
+import functools
 import shlex
+from urllib.parse import quote
 
 from django import template
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
@@ -86,6 +89,32 @@ def when(moment):
         local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or ""),
         relative,
     )
+
+
+@functools.cache
+def invocation_prefix() -> str:
+    return reverse("invocation", args=["-"]).removesuffix("-/")
+
+
+LOG_LINE = """<div class="log-line level-{}" id="line-{}">
+  {}
+  <span class="lvl">{}</span>
+  <span class="fn">{}</span>
+  <a class="req" href="{}" title="{}">{}</a>
+  <pre>{}</pre>
+</div>"""
+
+
+@register.simple_tag
+def log_line(line):
+    """One console line as the log pages show it, made here and not by an included template:
+    a tail brings up to 500 lines at once, and the include with its URL and filters was most
+    of the partial's time (bench/scale.py)."""
+    return format_html(
+        LOG_LINE, line.level, line.id, line_time(line.timestamp), line.level,
+        line.function or "—", f"{invocation_prefix()}{quote(line.request_id, safe='')}/",
+        line.request_id, line.request_id[:12], line.message,
+    )  # fmt: skip
 
 
 @register.simple_tag
