@@ -53,7 +53,7 @@ format: setup-dev
 clean:
 	rm -rf var .pytest_cache .ruff_cache
 
-bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs, releases, runs, key-value, scale, programs
+bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs, releases, runs, key-value, scale, ingest, growth, programs
 	bin/ensure-package wrk wrk
 	bin/ensure-package npm npm
 	cd bench && npm install --no-audit --no-fund --loglevel=error
@@ -70,6 +70,7 @@ bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), mem
 	bin/with-test-services $(PY) bench/parked.py
 	bin/with-test-services $(PY) bench/scale.py
 	bin/with-test-services $(PY) bench/ingest.py
+	bin/with-test-services $(PY) bench/growth.py
 	bin/with-test-services $(PY) bench/programs.py
 	bin/with-test-services $(PY) bench/idle.py
 	RUNTIME_SPARES=24 bin/with-test-services $(PY) bench/idle.py

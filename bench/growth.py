@@ -85,7 +85,7 @@ def timed_calls(client: httpx.Client, deployments) -> list[float]:
 
 
 def shape(tenant_count: int, count: int, artifact) -> dict:
-    run = f"g{tenant_count}x{count}-{int(time.time())}"
+    run = f"g{tenant_count}x{count}"
     tenants = [
         Tenant.objects.create(
             slug=f"{run}-{n}", name=f"{run} {n}", max_invocations_per_minute=10**9
@@ -93,7 +93,7 @@ def shape(tenant_count: int, count: int, artifact) -> dict:
         for n in range(tenant_count)
     ]
     deployments = [
-        ready_copy(public_worker(tenants[n % tenant_count], f"w{n}"), artifact)
+        ready_copy(public_worker(tenants[n % tenant_count], f"{run}-w{n}"), artifact)
         for n in range(count)
     ]
     key = issue_key(tenants[0], "bench", ["read"])[1]
@@ -142,7 +142,9 @@ def main():
         started = time.monotonic()
         found = shape(tenant_count, count, artifact)
         rows.append((tenant_count, count, found))
-        print(f"  {tenant_count} x {count}: {time.monotonic() - started:.0f} s", flush=True)
+        print(
+            f"  {tenant_count} x {count} ({time.monotonic() - started:.0f} s): {found}", flush=True
+        )
     print("\nGrowth: one runtime host process, default limits; ms per call through HTTP")
     print(
         "| tenants | deployments | first call p50 / p95 | warm call p50 / p95 | loaded isolates "

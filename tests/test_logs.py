@@ -121,6 +121,17 @@ def test_filters_by_level_function_request_and_text(owner_client, worker, deploy
         "oops 0",
     ]
     assert messages(owner_client.get(url, {"q": "OOPS 1"}).content.decode(), "oops") == ["oops 1"]
+    # A whole id (looked up by its index) finds its call's lines; a prefix finds all it starts.
+    whole, sibling = "req_01a24e96228a" + "6" * 20, "req_01a24e96228a" + "7" * 20
+    add_lines(deployment, 1, request_id=whole, text="first")
+    add_lines(deployment, 1, request_id=sibling, text="second")
+    assert messages(owner_client.get(url, {"request": whole}).content.decode(), "first") == [
+        "first 0"
+    ]
+    assert messages(owner_client.get(url, {"request": whole}).content.decode(), "second") == []
+    by_prefix = owner_client.get(url, {"request": whole[:16]}).content.decode()
+    assert messages(by_prefix, "first") == ["first 0"]
+    assert messages(by_prefix, "second") == ["second 0"]
 
 
 def test_tail_moves_the_cursor_over_lines_the_filter_hides(owner_client, worker, deployment):
