@@ -11,7 +11,8 @@ a Celery worker, one runtime host process with the default limits), then:
 * loaded: the isolates and tenant sandboxes the host holds after the warm calls (/healthz);
 * memory: the proportional set size (PSS, shared pages split between the processes that share
   them) of the host and its sandbox processes, in all and per loaded deployment;
-* idle CPU: the same processes over 10 s with nothing called, in % of a core;
+* idle CPU: the same processes over 10 s with nothing called, 30 s after the last call
+  (BENCH_SETTLE_SECONDS), in % of a core;
 * control plane: `GET /api/workers` (first page) for one tenant, 20 times, p50 ms.
 """
 
@@ -27,6 +28,7 @@ from workers.api_keys import issue_key
 
 SHAPES = [(1, 10), (1, 100), (1, 1000), (10, 10), (10, 100), (10, 1000), (100, 100), (100, 1000)]
 IDLE_SECONDS = 10
+SETTLE_SECONDS = int(os.environ.get("BENCH_SETTLE_SECONDS", "30"))
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -106,7 +108,7 @@ def shape(tenant_count: int, count: int, artifact) -> dict:
         health = client.get(f"{settings.RUNTIME_URL}/healthz").json()
         pids = tree(host)
         memory = pss_mb(pids)
-        time.sleep(2)
+        time.sleep(SETTLE_SECONDS)  # the calls' reports sent, the isolates' collections done
         before = cpu(tree(host))
         time.sleep(IDLE_SECONDS)
         idle = 100 * (cpu(tree(host)) - before) / IDLE_SECONDS

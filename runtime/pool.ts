@@ -613,6 +613,7 @@ export class Isolate {
 // How often the host reads the isolates' console lines (the live tail's delay) and looks
 // for calls past their deadline (how late a timeout may answer).
 const TICK_MS = 10;
+const IDLE_TICK_MS = 1000;
 // While calls are in flight, how long an isolate may be silent before it is pinged, and how
 // long an unanswered ping means its thread is held (then a call at its deadline stops it).
 const PING_EVERY_MS = 100;
@@ -654,13 +655,13 @@ export class Pool {
   private ticker: ReturnType<typeof setInterval> | null = null;
   private tickerMs = 0;
 
-  // Isolates with calls in flight (or retired and finishing) are ticked every TICK_MS; idle
-  // ones (lines a stray timer prints, a retired one to stop) every tenth: 200 idle
-  // deployments then cost the host ~1% of a core. A sandbox with nothing loaded does not
-  // tick at all: a tenant's idle sandbox woke 100 times a second for nothing (~1% of a core
-  // each, for as long as it lived).
+  // Isolates with calls in flight (or retired and finishing) are ticked every TICK_MS. When
+  // every loaded isolate is idle, the sandbox looks once a second (lines a stray timer
+  // prints outside any call, a retired isolate to stop): a timer waking a Deno process ten
+  // times a second costs 0.3% of a core by itself, and a host with 64 idle sandboxes spent a
+  // quarter of a core on it (bench/growth.py). A sandbox with nothing loaded does not tick.
   private pace() {
-    const ms = this.active.size || this.draining.size ? TICK_MS : this.isolates.size ? TICK_MS * 10 : 0;
+    const ms = this.active.size || this.draining.size ? TICK_MS : this.isolates.size ? IDLE_TICK_MS : 0;
     if (ms === this.tickerMs) return;
     if (this.ticker !== null) clearInterval(this.ticker);
     this.ticker = ms ? setInterval(() => this.tick(), ms) : null;
