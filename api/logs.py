@@ -18,7 +18,15 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from telemetry.ingest import channel
-from telemetry.logs import LogFilter, as_json, latest_lines, lines_after, of_worker
+from telemetry.logs import (
+    LogFilter,
+    as_json,
+    for_json,
+    kept,
+    latest_lines,
+    lines_after,
+    of_worker,
+)
 from telemetry.models import LogEntry
 from tenancy.access import Action
 from workers.models import Worker
@@ -52,7 +60,7 @@ class Filters(Schema):
 
 
 def worker_lines(worker: Worker):
-    return of_worker(LogEntry.objects.select_related("deployment"), worker)
+    return of_worker(for_json(LogEntry.objects.all()), worker)
 
 
 def readable_worker(request, code: UUID) -> Worker:
@@ -61,12 +69,6 @@ def readable_worker(request, code: UUID) -> Worker:
         raise not_found("worker")
     require(request, Action.READ, worker)
     return worker
-
-
-def matching(filters: LogFilter, lines, batch) -> set[int]:
-    return set(
-        filters.apply(lines.filter(id__in=[b.id for b in batch])).values_list("id", flat=True)
-    )
 
 
 @router.get(
@@ -89,8 +91,7 @@ def logs_poll(
         cursor = lines.order_by("-id").values_list("id", flat=True).first() or 0
     else:
         batch = lines_after(lines, cursor, BATCH)
-        kept = matching(wanted, lines, batch)
-        found = [line for line in batch if line.id in kept]
+        found = kept(wanted, lines, batch)
         cursor = batch[-1].id if batch else cursor
     return {"lines": [as_json(line) for line in found], "cursor": cursor}
 
@@ -155,13 +156,12 @@ async def stream(worker: Worker, filters: LogFilter, cursor: int | None):
             lines = await sync_to_async(worker_lines)(worker)
             batch = await sync_to_async(lines_after)(lines, cursor, BATCH)
             if batch:
-                kept = await sync_to_async(matching)(filters, lines, batch)
-                for line in batch:
-                    if line.id in kept:
-                        yield event(line)
+                shown = await sync_to_async(kept)(filters, lines, batch)
+                for line in shown:
+                    yield event(line)
                 cursor = batch[-1].id
-                if cursor not in kept:  # move the client's Last-Event-ID past skipped lines
-                    yield f"id: {cursor}\n\n"
+                if not shown or shown[-1].id != cursor:  # the client's Last-Event-ID moves
+                    yield f"id: {cursor}\n\n"  # past skipped lines too
                 idle = 0.0
                 if len(batch) == BATCH:
                     continue

@@ -8,9 +8,11 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
+from deployments.models import Deployment
 from telemetry.logs import (
     LogFilter,
     cursor_from,
+    kept,
     latest_lines,
     lines_after,
     lines_before,
@@ -116,11 +118,7 @@ def log_tail(request, kind, code):
         batch = lines_after(scope.lines, cursor, TAIL_BATCH)
         if batch:
             cursor = batch[-1].id
-            if filters.query():
-                chosen = filters.apply(scope.lines.filter(id__in=[b.id for b in batch]))
-                matching = set(chosen.values_list("id", flat=True))
-                batch = [line for line in batch if line.id in matching]
-            new_lines = batch[::-1]
+            new_lines = kept(filters, scope.lines, batch)[::-1]
     context = tail_context(scope, filters, cursor, paused)
     context["new_lines"] = new_lines
     return render(request, "deployments/partials/log_tail.html", context)
@@ -149,15 +147,19 @@ def invocation_detail(request, request_id):
         .filter(request_id=request_id)
         .first()
     )
+    # The lines alone (a call may print thousands); their deployment is read once below.
     lines = list(
         LogEntry.objects.visible_to(request.principal)
-        .select_related("deployment__worker")
         .filter(request_id=request_id)
         .order_by("seq", "id")
     )
     if invocation is None and not lines:
         raise Http404("No such invocation.")
-    deployment = invocation.deployment if invocation else lines[0].deployment
+    deployment = (
+        invocation.deployment
+        if invocation
+        else Deployment.objects.select_related("worker").get(pk=lines[0].deployment_id)
+    )
     context = {
         "invocation": invocation,
         "lines": lines,

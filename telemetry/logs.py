@@ -45,6 +45,9 @@ class LogFilter:
             lines = lines.filter(message__icontains=self.q)
         return lines
 
+    def __bool__(self) -> bool:
+        return bool(self.level or self.function or self.request or self.q)
+
     def query(self, **extra) -> str:
         params = {k: v for k, v in vars(self).items() if v}
         params.update({k: v for k, v in extra.items() if v is not None})
@@ -67,6 +70,23 @@ def cursor_from(value) -> int | None:
 
 def lines_after(lines: QuerySet, cursor: int, limit: int) -> list[LogEntry]:
     return list(lines.filter(id__gt=cursor).order_by("id")[:limit])
+
+
+def kept(filters: LogFilter, lines: QuerySet, batch: list[LogEntry]) -> list[LogEntry]:
+    """Those of a batch read past a cursor (unfiltered, so the cursor moves over every line)
+    that the filters keep; read again only when a filter is set."""
+    if not filters or not batch:
+        return batch
+    chosen = filters.apply(lines.filter(id__in=[line.id for line in batch]))
+    ids = set(chosen.values_list("id", flat=True))
+    return [line for line in batch if line.id in ids]
+
+
+def for_json(lines: QuerySet) -> QuerySet:
+    """Lines with what `as_json` reads: of their deployment only its code (a deployment's row
+    holds its program text, which came along with each of up to 500 lines)."""
+    fields = ("id", "request_id", "seq", "function", "level", "message", "timestamp")
+    return lines.select_related("deployment").only(*fields, "deployment__code")
 
 
 def latest_lines(lines: QuerySet, limit: int) -> list[LogEntry]:
