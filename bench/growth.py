@@ -21,6 +21,7 @@ import random
 import time
 
 import httpx
+from procs import cpu_seconds, pss_mb, tree
 from stack import SOURCE, deploy_and_wait, pct, public_worker, ready_copy, running_stack, settings
 
 from tenancy.models import Tenant
@@ -29,51 +30,6 @@ from workers.api_keys import issue_key
 SHAPES = [(1, 10), (1, 100), (1, 1000), (10, 10), (10, 100), (10, 1000), (100, 100), (100, 1000)]
 IDLE_SECONDS = 10
 SETTLE_SECONDS = int(os.environ.get("BENCH_SETTLE_SECONDS", "30"))
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-def tree(pid: int) -> list[int]:
-    """The process and its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(children.get(p, []))
-    return found
-
-
-def pss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as rollup:
-                for line in rollup:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
-def cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLK
-        except OSError:
-            continue
-    return total
 
 
 def timed_calls(client: httpx.Client, deployments) -> list[float]:
@@ -109,9 +65,9 @@ def shape(tenant_count: int, count: int, artifact) -> dict:
         pids = tree(host)
         memory = pss_mb(pids)
         time.sleep(SETTLE_SECONDS)  # the calls' reports sent, the isolates' collections done
-        before = cpu(tree(host))
+        before = cpu_seconds(*tree(host))
         time.sleep(IDLE_SECONDS)
-        idle = 100 * (cpu(tree(host)) - before) / IDLE_SECONDS
+        idle = 100 * (cpu_seconds(*tree(host)) - before) / IDLE_SECONDS
         api = []
         for _ in range(21):
             t0 = time.perf_counter()

@@ -9,6 +9,7 @@ import os
 import time
 
 import httpx
+from procs import cpu_seconds
 from stack import SOURCE, deploy_and_wait, pct, public_worker, ready_copy, running_stack, settings
 
 from tenancy.models import Tenant
@@ -17,12 +18,6 @@ LOADED = int(os.environ.get("BENCH_LOADED", "200"))
 BURST = int(os.environ.get("BENCH_BURST", "20"))
 QUIET_SECONDS = 30
 SETTLE_SECONDS = int(os.environ.get("BENCH_SETTLE_SECONDS", "60"))
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu(pid: int) -> dict[str, tuple[str, float]]:

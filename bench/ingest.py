@@ -23,6 +23,7 @@ import uuid
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
+from procs import cpu_seconds, named
 from seeding import request_id, request_id_sql, seed_rollups
 from stack import settings  # noqa: F401 - sets up Django
 
@@ -93,35 +94,6 @@ def bodies(deployments: list[Deployment], count: int) -> list[bytes]:
     return out
 
 
-def cpu_of(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_pids() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm") as comm:
-                    if comm.read().strip() == "postgres":
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
-
-
-def all_postgres_cpu() -> float:
-    total = 0.0
-    for pid in postgres_pids():
-        try:
-            total += cpu_of(pid)
-        except OSError:
-            continue
-    return total
-
-
 def backend_pid() -> int:
     with connection.cursor() as c:
         c.execute("SELECT pg_backend_pid()")
@@ -133,15 +105,15 @@ def measure(deployments, store=ingest.store_runtime_batch) -> tuple[float, float
     batch = bodies(deployments, BATCHES + 1)
     store(batch.pop())  # warm: connection, plan cache
     pid = backend_pid()
-    py0, pg0, all0 = time.process_time(), cpu_of(pid), all_postgres_cpu()
+    py0, pg0, all0 = time.process_time(), cpu_seconds(pid), cpu_seconds(*named("postgres"))
     for body in batch:
         store(body)
     flush_text_index()
     calls = BATCHES * PER_BATCH
     return (
         (time.process_time() - py0) / calls * 1e6,
-        (cpu_of(pid) - pg0) / calls * 1e6,
-        (all_postgres_cpu() - all0) / calls * 1e6,
+        (cpu_seconds(pid) - pg0) / calls * 1e6,
+        (cpu_seconds(*named("postgres")) - all0) / calls * 1e6,
     )
 
 

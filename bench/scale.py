@@ -30,6 +30,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from procs import cpu_seconds
 from seeding import request_id, request_id_sql, seed_rollups
 from stack import pct, settings, start, wait_http
 
@@ -163,10 +164,7 @@ def measure_http(pages, session: str) -> list[tuple[float, float]]:
 def backend_cpu() -> float:
     with connection.cursor() as c:
         c.execute("SELECT pg_backend_pid()")
-        pid = c.fetchone()[0]
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(c.fetchone()[0])
 
 
 def recording_cost(deployment: Deployment) -> tuple[float, float]:
