@@ -119,23 +119,14 @@ def invalid(request, exc: ValidationError):
 
 
 class Parser(NinjaParser):
-    """ninja's JSON parser; bodies far over any limit are refused before parsing."""
+    """ninja's JSON parser; bodies far over any limit are refused before parsing. (Query
+    strings: `strict_query` below.)"""
 
     def parse_body(self, request):
         limit = settings.MAX_SOURCE_BYTES + 64 * 1024
         if len(request.body) > limit:
             raise ApiError(413, "payload_too_large", f"The body is larger than {limit} bytes.")
         return super().parse_body(request)
-
-    def parse_querydict(self, data, list_fields, request):
-        """A parameter the description gives one value may not come twice (ninja would keep
-        the last and answer as if the first had not been sent)."""
-        for key in data:
-            if key not in list_fields and len(data.getlist(key)) > 1:
-                raise ApiError(
-                    400, "invalid_request", f"Invalid request: `{key}` may be given only once."
-                )
-        return super().parse_querydict(data, list_fields, request)
 
 
 api.parser = Parser()
@@ -157,25 +148,33 @@ api.add_router("", kv.router)
 api.add_router("", members.router)
 
 
-def refuse_unknown_query(operation) -> None:
-    """In an operation that takes query parameters, one it does not describe is refused (400,
-    naming it), not ignored: `?fucntion=x` would otherwise answer as if no filter had been
-    asked for."""
+def strict_query(operation) -> None:
+    """An operation that takes query parameters refuses (400, naming it) a parameter it does
+    not describe, and one given twice that the description gives one value: ninja would
+    ignore the first (`?fucntion=x` answering as if no filter had been asked for) and keep
+    the last of the second. One check over all of the operation's query models, before ninja
+    reads them."""
     queries = [m for m in operation.models if getattr(m, "__ninja_param_source__", None) == "query"]
     if not queries:
         return  # (nothing to misspell; its description has no 400 to answer with)
     known: set[str] = set()
+    listed: set[str] = set()
     for model in queries:
         known |= set(getattr(model, "__ninja_flatten_map__", None) or model.model_fields)
+        listed |= set(getattr(model, "__ninja_collection_fields__", None) or ())
     values = operation._get_values
 
     def checked(request, path_params, temporal_response):
-        unknown = next((name for name in request.GET if name not in known), None)
-        if unknown is not None:
-            raise ApiError(
-                400, "invalid_request",
-                f"Invalid request: `{unknown[:64]}` is not a parameter of this operation.",
-            )  # fmt: skip
+        for name in request.GET:
+            if name not in known:
+                raise ApiError(
+                    400, "invalid_request",
+                    f"Invalid request: `{name[:64]}` is not a parameter of this operation.",
+                )  # fmt: skip
+            if name not in listed and len(request.GET.getlist(name)) > 1:
+                raise ApiError(
+                    400, "invalid_request", f"Invalid request: `{name}` may be given only once."
+                )
         return values(request, path_params, temporal_response)
 
     operation._get_values = checked
@@ -184,4 +183,4 @@ def refuse_unknown_query(operation) -> None:
 for _bound in api._get_bound_routers():  # the operations ninja serves (its routers' copies)
     for _path_view in _bound.path_operations.values():
         for _operation in _path_view.operations:
-            refuse_unknown_query(_operation)
+            strict_query(_operation)
