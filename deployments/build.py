@@ -23,9 +23,12 @@ for an update. The npm cache (DENO_DIR) is shared by all builds.
 
 import base64
 import json
+import logging
 import re
 import secrets
-import tempfile
+import subprocess
+import threading
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +36,17 @@ from typing import Any
 
 from django.conf import settings
 
-from . import build_cache, confine
+from . import build_cache, checker, confine
 from .deno import StepLimit, deno_bin, deno_env, run_deno
 from .errors import BuildFailed
 from .program import Program
 
+log = logging.getLogger(__name__)
+
 APP = "app"
 OUTSIDE = "__outside_the_upload__"
-CONFIG = "build.json"
+# Named as Deno looks for it: the warm type checker finds each build's configuration so.
+CONFIG = "deno.json"
 LOCK = "deno.lock"
 BUNDLE = "bundle.js"
 CONTEXT_SPECIFIER = "@functions/context"
@@ -82,6 +88,7 @@ class Workspace:
         self.root, self.program, self.log = root, program, log
         self.on_step = on_step
         self.app = root / APP
+        self.modules: list[Path] = []  # the upload's files in the module graph (check_graph)
         for path, text in program.code_files.items():
             target = self.app / path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -149,17 +156,17 @@ class Workspace:
             args = ["doc", "--no-config", "--no-lock", "--import-map", CONFIG,
                     f"--allow-import={imports}", *args[1:]]  # fmt: skip
         try:
-            result = run_deno(args, self.root, settings.BUILD_TIMEOUT_SECONDS)
+            return run_deno(args, self.root, settings.BUILD_TIMEOUT_SECONDS)
         except StepLimit as exc:
-            if exc.limit == "memory":
-                raise self.failed(
-                    f"{title} needed more than the build's {settings.BUILD_STEP_MEMORY_MB} MB "
-                    "of memory and was stopped (a very large program or package graph)."
-                ) from exc
-            raise self.failed(
-                f"{title} did not finish within {settings.BUILD_TIMEOUT_SECONDS} s."
-            ) from exc
-        return result
+            raise self.stopped(title, exc) from exc
+
+    def stopped(self, title: str, limit: StepLimit) -> BuildFailed:
+        if limit.limit == "memory":
+            return self.failed(
+                f"{title} needed more than the build's {settings.BUILD_STEP_MEMORY_MB} MB "
+                "of memory and was stopped (a very large program or package graph)."
+            )
+        return self.failed(f"{title} did not finish within {settings.BUILD_TIMEOUT_SECONDS} s.")
 
     @property
     def lock(self) -> str:
@@ -201,11 +208,11 @@ def _build(program: Program, lockfile: str, env: dict | None, memory_mb: int, on
     the check writes. The tenant hears the same first problem as if they ran one by one: no
     exports, then type errors, then the bundle's or the probe's."""
     log: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="build-") as tmp:
+    with checker.workspace() as tmp:
         ws = Workspace(Path(tmp), program, lockfile, log, on_step)
         check_graph(ws)
         with ThreadPoolExecutor(max_workers=1) as beside:
-            typed = beside.submit(ws.run, TYPE_CHECK, ["check", ws.entry])
+            typed = beside.submit(check_types, ws)
             ws.begin(TYPE_CHECK)
             functions, has_default = find_exports(ws)
             if not functions and not has_default:
@@ -230,7 +237,7 @@ def analyse_program(program: Program, lockfile: str = "") -> tuple[list[str], bo
     """The checks without bundling (the Vercel back end builds remotely): the functions,
     whether there is a default export, the lockfile the packages resolved to, the log."""
     log: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="build-") as tmp:
+    with checker.workspace() as tmp:
         ws = Workspace(Path(tmp), program, lockfile, log)
         functions, has_default = checked(ws)
         return functions, has_default, ws.lock, log
@@ -267,6 +274,11 @@ def check_graph(ws: Workspace) -> None:
                 if resolved:
                     written.setdefault(resolved, (module["specifier"], dep["specifier"]))
     problems, diagnostics = [], []
+    ws.modules = [
+        Path(urllib.parse.unquote(url.removeprefix("file://")))
+        for module in graph.get("modules", [])
+        if (url := module.get("specifier", "")).startswith(ws.app.as_uri() + "/")
+    ]
     for module in graph.get("modules", []):
         specifier, error = module.get("specifier", ""), module.get("error")
         by, as_written = written.get(specifier, ("", specifier))
@@ -357,7 +369,48 @@ TYPE_CHECK = f"Type-checking ({CHECK_RULES})"
 
 
 def type_check(ws: Workspace) -> None:
-    judge_types(ws, ws.step(TYPE_CHECK, ["check", ws.entry]))
+    ws.begin(TYPE_CHECK)
+    judge_types(ws, check_types(ws))
+
+
+WARM_UP = Program(files={"main.ts": "export async function hello() {\n  return 1;\n}\n"},
+                  entry="main.ts")  # fmt: skip
+
+
+def warm_checker() -> None:
+    """This process's next type checker started, and its compiler loaded by checking a
+    small module, in the background: the build after a replacement does not wait for it."""
+
+    def warm_up() -> None:
+        try:
+            analyse_program(WARM_UP)
+        except Exception:  # a warm-up that fails leaves the next build to start one
+            log.exception("Warming the type checker failed")
+
+    threading.Thread(target=warm_up, daemon=True, name="warm-type-checker").start()
+
+
+# Files that configure Deno wherever they are: the warm checker would read one in the upload
+# as the configuration of its directory, where `deno check --config` reads only ours.
+CONFIGURING = {"deno.json", "deno.jsonc", "package.json", "tsconfig.json", "jsconfig.json",
+               "deno.lock", ".npmrc", "node_modules"}  # fmt: skip
+
+
+def check_types(ws: Workspace) -> subprocess.CompletedProcess:
+    """The type check's report, as `deno check` gives it: from the warm checker when it can
+    answer (checker.py), from `deno check` itself when not."""
+    uploaded = {part for path in ws.program.code_files for part in Path(path).parts}
+    if settings.BUILD_WARM_CHECKER and not uploaded & CONFIGURING:
+        try:
+            found = checker.check(ws.root / CONFIG, ws.modules, settings.BUILD_TIMEOUT_SECONDS)
+        except StepLimit as exc:
+            raise ws.stopped(TYPE_CHECK, exc) from exc
+        if checker.replaced():
+            warm_checker()
+        if found is not None:
+            report = checker.as_deno_check(found) if found else ""
+            return subprocess.CompletedProcess(["check"], 1 if found else 0, report, "")
+    return ws.run(TYPE_CHECK, ["check", ws.entry])
 
 
 def judge_types(ws: Workspace, check) -> None:

@@ -55,7 +55,7 @@ def available() -> bool:
     probe = _make(f"probe-{os.getpid()}")
     if probe is None:
         return False
-    _remove(probe)
+    remove(probe)
     return True
 
 
@@ -64,13 +64,13 @@ def _make(name: str) -> dict[str, Path] | None:
     for controller in CONTROLLERS:
         own = own_path(controller)
         if own is None:
-            _remove(made)
+            remove(made)
             return None
         path = own / PARENT / name
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError:
-            _remove(made)
+            remove(made)
             return None
         made[controller] = path
     return made
@@ -86,8 +86,8 @@ def existing(name: str) -> dict[str, Path]:
     return found
 
 
-def _remove(groups: dict[str, Path]) -> None:
-    for path in groups.values():
+def remove(groups: dict[str, Path] | None) -> None:
+    for path in (groups or {}).values():
         with contextlib.suppress(OSError):  # still has a process, or gone: swept later
             path.rmdir()
 
@@ -117,7 +117,7 @@ def create(name: str, limits: Limits) -> dict[str, Path] | None:
         _write(groups["cpu"] / "cpu.cfs_period_us", CPU_PERIOD_US)
         _write(groups["cpu"] / "cpu.cfs_quota_us", int(CPU_PERIOD_US * limits.cpus))
     except OSError:
-        _remove(groups)
+        remove(groups)
         return None
     return groups
 
@@ -259,11 +259,11 @@ def run(
             limit = "cpu"
     peak = memory_peak(groups) or (watcher.peak if watcher else 0)
     kill_all(groups)
-    _remove(groups or {})
+    remove(groups or {})
     return Outcome(proc.returncode, stdout, stderr, limit, peak)
 
 
-def entering(procs: list[str], cpu_seconds: int, parent: int):
+def entering(procs: list[str], cpu_seconds: int, parent: int | None):
     """What a build step does between fork and exec (`enter`, as the script below does for
     the processes the runtime starts), without a Python start per step (~45 ms). libc is
     loaded here, before the fork: the caller may have other threads."""
@@ -347,7 +347,7 @@ def main(argv: list[str]) -> None:
         groups = existing(options.ended)
         print(json.dumps({"memory": hit_memory_limit(groups)}))
         kill_all(groups)
-        _remove(groups)
+        remove(groups)
         return
     command = options.command[1:] if options.command[:1] == ["--"] else options.command
     procs = list(options.join)

@@ -328,6 +328,10 @@ CELERY_BEAT_SCHEDULE = {
 # --- Builds -----------------------------------------------------------------------------
 DENO_DIR = Path(env.str("DENO_DIR", default=str(VAR_DIR / "deno")))
 BUILD_TIMEOUT_SECONDS = env.int("BUILD_TIMEOUT_SECONDS", default=120)
+# Each build process's builds are made here (a directory per process), where its warm type
+# checker (deployments/checker.py) sees them. Off: every build runs `deno check` afresh.
+BUILDS_DIR = Path(env.str("BUILDS_DIR", default=str(VAR_DIR / "builds")))
+BUILD_WARM_CHECKER = env.bool("BUILD_WARM_CHECKER", default=True)
 # A deployment still building (or queued) this long after its last step is re-enqueued
 # by the sweep; after BUILD_MAX_ATTEMPTS it ends in error instead of waiting forever.
 BUILD_DEADLINE_SECONDS = env.int("BUILD_DEADLINE_SECONDS", default=300)
