@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -76,17 +77,22 @@ class Server:
         self.root, self.limits, self.checks, self.owner = root, limits, 0, os.getpid()
         self.groups = confine.create(f"check-{os.getpid()}-{time.monotonic_ns()}", limits)
         procs = [str(path / "cgroup.procs") for path in (self.groups or {}).values()]
-        # No parent-death signal: the server outlives the build thread that started it. It
-        # ends with this process anyway: it watches the process id given at `initialize`,
-        # and its standard input closes.
-        self.proc = subprocess.Popen(  # noqa: PLW1509 - only system calls between fork and exec
-            [deno_bin(), "lsp"],
-            preexec_fn=confine.entering(procs, 0, None),
-            cwd=root,
-            env=deno_env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+        # Killed by the kernel the moment this process dies (a build worker killed mid-check),
+        # like any build step: started from a thread that lives as long as the process, since
+        # the signal follows the thread that started it, and build threads come and go.
+        self.proc = (
+            _spawner()
+            .submit(
+                subprocess.Popen,  # noqa: PLW1509 - only system calls between fork and exec
+                [deno_bin(), "lsp"],
+                preexec_fn=confine.entering(procs, 0, os.getpid()),
+                cwd=root,
+                env=deno_env(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            .result()
         )
         self.writing = threading.Lock()
         self.answers: dict[int, queue.Queue[dict[str, Any]]] = {}
@@ -224,6 +230,14 @@ class Server:
                 with contextlib.suppress(OSError):  # what was left unsent goes nowhere
                     stream.close()
         confine.remove(self.groups)
+
+
+_spawners: dict[int, ThreadPoolExecutor] = {}
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """This process's one thread that starts servers (kept, idle, for the process's life)."""
+    return _spawners.setdefault(os.getpid(), ThreadPoolExecutor(1, "type-checker-spawner"))
 
 
 def _diagnostic(uri: str, item: dict[str, Any]) -> Diagnostic:

@@ -131,11 +131,13 @@ def processes() -> dict[int, tuple[int, int, str, str]]:
 
 
 def type_checks_of(worker) -> list[int]:
-    """The type-checking steps (`deno check`) the Celery worker's pool processes started."""
+    """The type-checking steps the Celery worker's pool processes started: `deno check`, or
+    the type checker they keep warm between builds (`deno lsp`, deployments/checker.py)."""
     now = processes()
     pool = {pid for pid, (_, group, _, _) in now.items() if group == worker.proc.pid}
     return [pid for pid, (parent, _, state, cmd) in now.items()
-            if parent in pool and cmd.startswith(deno_bin() + " check") and state != "Z"]  # fmt: skip
+            if parent in pool and cmd.startswith((deno_bin() + " check", deno_bin() + " lsp"))
+            and state != "Z"]  # fmt: skip
 
 
 def test_build_survives_its_worker_being_killed(start_worker, tenant, settings):
