@@ -3,6 +3,7 @@
 their HTTP status, header names and limit names."""
 
 import json
+import re
 from pathlib import Path
 
 PATH = Path(__file__).resolve().parents[1] / "runtime" / "contract.json"
@@ -13,3 +14,5 @@ LOG_LEVELS: list[str] = CONTRACT["logLevels"]
 HEADERS: dict[str, str] = CONTRACT["headers"]
 ERRORS: dict[str, int] = CONTRACT["errors"]
 LIMITS: list[str] = CONTRACT["limits"]
+# The runtime's ids: a call's (req_) or an isolate's lines outside calls (iso_).
+REQUEST_ID = re.compile(CONTRACT["requestIdPattern"])

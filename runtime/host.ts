@@ -7,6 +7,7 @@ import type { FetchAnswer, FetchRequest } from "./egress.ts";
 import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
 import { connectLimits, enterSlot, heartbeat, HEARTBEAT_MS, leaveSlot, minuteClock, takeCall } from "./limits.ts";
 import { Cells, Cooling } from "./cells.ts";
+import { newRequestId } from "./ids.ts";
 import { Journal } from "./journal.ts";
 import { CpuCharges, Reporter, type Send } from "./reports.ts";
 import { ControlPlane, type DomainRoutes, type KeyInfo, type Resolved } from "./control.ts";
@@ -208,19 +209,6 @@ async function readBody(req: Request, limit: number): Promise<string> {
   const all = await readLimited(req.body, limit); // chunked: counted as it arrives
   if (all === null) throw new TooLarge();
   return new TextDecoder().decode(all);
-}
-
-const HEX = Array.from({ length: 256 }, (_, n) => n.toString(16).padStart(2, "0"));
-
-function newRequestId() {
-  // 80 random bits, never a counter: a tenant who sees its own ids must not predict anyone
-  // else's. Led by the time in milliseconds: ids stored one after another then sit side by
-  // side in the database's indexes on them, where random ones put every new key on a random
-  // page of an index as large as the day's calls (bench/ingest.py).
-  const random = crypto.getRandomValues(new Uint8Array(10));
-  let id = `req_${Date.now().toString(16).padStart(12, "0")}`;
-  for (const byte of random) id += HEX[byte];
-  return id;
 }
 
 function answer(outcome: Outcome, requestId: string, durationMs: number): Response {

@@ -6,6 +6,7 @@
 // is marked shipped in the journal. A host started in a killed one's place sends the rest.
 // Bounded: while the control plane is down (or slower than the calls), newer reports are
 // dropped and counted; never an O(n) shift on the request path.
+import { newIsolateLinesId } from "./ids.ts";
 import type { Entry, Journal } from "./journal.ts";
 import type { LogLine } from "./pool.ts";
 
@@ -76,7 +77,7 @@ export class Reporter {
       return;
     }
     if (!requestId) {
-      requestId = this.isolateLogIds.get(deploymentId) ?? `iso_${crypto.randomUUID().replaceAll("-", "")}`;
+      requestId = this.isolateLogIds.get(deploymentId) ?? newIsolateLinesId();
       this.isolateLogIds.set(deploymentId, requestId);
     }
     this.queued.push(this.o.journal.append("L", JSON.stringify({ ...line, requestId, deploymentId, function: fn })));

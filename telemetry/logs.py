@@ -1,15 +1,13 @@
 """Reading log lines: one scope (a worker or a deployment), filters, and an id cursor."""
 
-import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.db.models import QuerySet
 
-from .models import LogEntry
+from deployments.contract import REQUEST_ID
 
-# The runtime's ids: a call's (req_) or an isolate's lines outside calls (iso_).
-WHOLE_REQUEST_ID = re.compile(r"(req|iso)_[0-9a-f]{32}")
+from .models import LogEntry
 
 
 @dataclass
@@ -37,7 +35,7 @@ class LogFilter:
         if self.request:
             # A whole id is looked up through the index on it (a line's key leads with it);
             # a prefix has no index and reads the scope's lines (0.6 s for a million).
-            if WHOLE_REQUEST_ID.fullmatch(self.request):
+            if REQUEST_ID.fullmatch(self.request):
                 lines = lines.filter(request_id=self.request)
             else:
                 lines = lines.filter(request_id__startswith=self.request)
