@@ -94,6 +94,10 @@ class Server:
             )
             .result()
         )
+        # Without a memory cgroup, its resident memory is watched instead (as a build step's).
+        self.watcher = (
+            confine.RssWatcher(self.proc, limits.memory_bytes) if not self.groups else None
+        )
         self.writing = threading.Lock()
         self.answers: dict[int, queue.Queue[dict[str, Any]]] = {}
         self.next_id = 0
@@ -218,9 +222,11 @@ class Server:
             return confine.rss_of_group(self.proc.pid)
 
     def hit_memory_limit(self) -> bool:
-        return confine.hit_memory_limit(self.groups)
+        return confine.hit_memory_limit(self.groups) or bool(self.watcher and self.watcher.tripped)
 
     def stop(self) -> None:
+        if self.watcher:
+            self.watcher.stop()
         confine.kill_all(self.groups)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)

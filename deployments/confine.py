@@ -242,7 +242,7 @@ def run(
     limit = None
     watcher = None
     if groups is None:  # no memory cgroup: watch the resident memory instead
-        watcher = _RssWatcher(proc, limits.memory_bytes)
+        watcher = RssWatcher(proc, limits.memory_bytes)
     try:
         stdout, stderr = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -277,7 +277,7 @@ def _kill(proc: subprocess.Popen, groups) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-class _RssWatcher:
+class RssWatcher:
     """Kills the process group once its resident memory passes the limit (checked every
     50 ms): the fallback where no memory cgroup can be made."""
 

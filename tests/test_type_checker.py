@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from deployments import checker
+from deployments import checker, confine
 from deployments.build import analyse_program
 from deployments.errors import BuildFailed
 from deployments.program import program_from_files
@@ -108,6 +108,27 @@ def test_a_type_check_that_never_ends_is_stopped_and_the_next_builds_are_checked
                             "message": "TS18048 'x' is possibly 'undefined'."}]  # fmt: skip
     assert judged(NO_ERRORS) == ("passed", None)
     assert answered == {"warm": 2, "handed over": 0}
+
+
+@pytest.mark.parametrize("held_by", ["cgroup", "watcher"])
+def test_a_type_check_that_takes_all_memory_is_stopped_and_the_next_builds_are_checked(
+    held_by, settings, answered, monkeypatch
+):
+    settings.BUILD_STEP_MEMORY_MB = 500
+    if held_by == "watcher":  # a machine where no cgroup can be made
+        monkeypatch.setattr(confine, "create", lambda name, limits: None)
+    # A million string literal types, made and kept: the compiler wants gigabytes.
+    hungry = {
+        "main.ts": "type D = '0'|'1'|'2'|'3'|'4'|'5'|'6'|'7'|'8'|'9';\n"
+        "type N = `${D}${D}${D}${D}`;\n"
+        "type M = { [K in N]: { [J in D]: { [L in D]: `${K}${J}${L}` } } };\n"
+        "export async function h(v: M[N][D][D]) {\n  return v;\n}\n"
+    }
+    message, _ = judged(hungry)
+    assert "Type-checking (TypeScript strict mode, except that untyped parameters are allowed) " \
+        "needed more than the build's 500 MB of memory and was stopped" in message  # fmt: skip
+    assert "TS18048" in judged(STRICT_NULL)[0]
+    assert answered == {"warm": 1, "handed over": 0}
 
 
 def test_a_checker_killed_between_builds_costs_no_build_its_answer(answered):
