@@ -23,11 +23,9 @@ for an update. The npm cache (DENO_DIR) is shared by all builds.
 
 import base64
 import json
-import logging
 import re
 import secrets
 import subprocess
-import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,8 +38,6 @@ from . import build_cache, checker, confine
 from .deno import StepLimit, deno_bin, deno_env, run_deno
 from .errors import BuildFailed
 from .program import Program
-
-log = logging.getLogger(__name__)
 
 APP = "app"
 OUTSIDE = "__outside_the_upload__"
@@ -373,23 +369,6 @@ def type_check(ws: Workspace) -> None:
     judge_types(ws, check_types(ws))
 
 
-WARM_UP = Program(files={"main.ts": "export async function hello() {\n  return 1;\n}\n"},
-                  entry="main.ts")  # fmt: skip
-
-
-def warm_checker() -> None:
-    """This process's next type checker started, and its compiler loaded by checking a
-    small module, in the background: the build after a replacement does not wait for it."""
-
-    def warm_up() -> None:
-        try:
-            analyse_program(WARM_UP)
-        except Exception:  # a warm-up that fails leaves the next build to start one
-            log.exception("Warming the type checker failed")
-
-    threading.Thread(target=warm_up, daemon=True, name="warm-type-checker").start()
-
-
 # Files that configure Deno wherever they are: the warm checker would read one in the upload
 # as the configuration of its directory, where `deno check --config` reads only ours.
 CONFIGURING = {"deno.json", "deno.jsonc", "package.json", "tsconfig.json", "jsconfig.json",
@@ -405,8 +384,6 @@ def check_types(ws: Workspace) -> subprocess.CompletedProcess:
             found = checker.check(ws.root / CONFIG, ws.modules, settings.BUILD_TIMEOUT_SECONDS)
         except StepLimit as exc:
             raise ws.stopped(TYPE_CHECK, exc) from exc
-        if checker.replaced():
-            warm_checker()
         if found is not None:
             report = checker.as_deno_check(found) if found else ""
             return subprocess.CompletedProcess(["check"], 1 if found else 0, report, "")
