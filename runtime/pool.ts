@@ -222,10 +222,13 @@ export class Sandbox {
 export class Isolate {
   private pending = new Map<string, Pending>();
   private outbox: { id: string; n: number; fn: string; payload: unknown; http?: HttpRequest; run?: string }[] = [];
-  // CPU time: the isolate writes the number of the call whose code it runs into `running`;
+  // CPU time: the isolate writes the number of the call whose code it runs into `running[0]`;
   // while calls are in flight the host pings it, and an isolate that does not answer within
-  // the deployment's cpuMs has held its thread that long without a pause.
-  private running = new Int32Array(new SharedArrayBuffer(4));
+  // the deployment's cpuMs has held its thread that long without a pause. It counts the
+  // pings it answered in `running[1]`, read before judging: its pong message may still be
+  // queued behind a host thread that was busy (a loaded machine), which is no held isolate.
+  private running = new Int32Array(new SharedArrayBuffer(8));
+  private pings = 0;
   private nextNumber = 1;
   private pingSentAt: number | null = null;
   private lastPong = performance.now();
@@ -319,9 +322,11 @@ export class Isolate {
       if (this.retiring) this.kill("evicted", "The isolate was stopped after a call in it timed out.");
       return;
     }
+    if (this.pingSentAt !== null) this.ponged();
     if (this.pingSentAt === null) {
       if (now - this.lastPong > Math.min(PING_EVERY_MS, this.config.cpuMs / 4)) {
         this.pingSentAt = now;
+        this.pings++;
         this.channel.port.postMessage({ t: "ping" });
       }
     } else if (now - this.pingSentAt > this.config.cpuMs && !this.heard) {
@@ -404,8 +409,10 @@ export class Isolate {
     }
   }
 
-  /** The isolate answered a ping: its thread is free. */
+  /** Notes that the isolate answered the last ping, if it has: its thread is free. */
   private ponged() {
+    if (Atomics.load(this.running, 1) !== this.pings) return; // a pong for an earlier ping
+    this.heard = true;
     this.pingSentAt = null;
     this.lastPong = performance.now();
   }

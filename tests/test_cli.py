@@ -361,7 +361,10 @@ def test_functions_dev_keeps_key_value_bindings_on_this_machine(cli, tmp_path):
     url = f"http://127.0.0.1:{port}/d/counter--dev/api/invoke"
     dev, said = start_dev(cli, tmp_path, folder, port, "--kv", "COUNTS")
     try:
-        assert any("ctx.kv.COUNTS" in line for line in said), said
+        # Said once its bindings are read, a moment after it serves.
+        wait_for(
+            lambda: any("ctx.kv.COUNTS" in line for line in said), 15, f"the binding in {said}"
+        )
         assert [
             httpx.post(f"{url}/count", json={}, timeout=30).json()["result"] for _ in range(2)
         ] == [1, 2]
