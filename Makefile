@@ -1,4 +1,4 @@
-.PHONY: run test test-fast test-runtime check lint format setup setup-dev clean bench
+.PHONY: run test test-fast test-runtime check lint format setup setup-dev clean bench bench-floors
 
 PY := .venv/bin/python
 
@@ -39,7 +39,7 @@ lint:
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports --no-cache
 	.venv/bin/mypy
-	NO_COLOR=1 .venv/bin/deno check --quiet bench/baseline.ts
+	DENO_NO_PACKAGE_JSON=1 NO_COLOR=1 .venv/bin/deno check --quiet bench/baseline.ts bench/floors/*.ts
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet host.ts cell.ts network.ts *_test.ts
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet --config isolate.check.json isolate.js
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno lint --quiet && ../.venv/bin/deno fmt --check --quiet
@@ -53,7 +53,7 @@ format: setup-dev
 clean:
 	rm -rf var .pytest_cache .ruff_cache
 
-bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs, releases, runs, key-value, scale, ingest, growth, programs
+bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs, releases, runs, key-value, scale, ingest, growth, programs, floors
 	bin/ensure-package wrk wrk
 	bin/ensure-package npm npm
 	cd bench && npm install --no-audit --no-fund --loglevel=error
@@ -75,3 +75,8 @@ bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), mem
 	bin/with-test-services $(PY) bench/idle.py
 	RUNTIME_SPARES=24 bin/with-test-services $(PY) bench/idle.py
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/neighbours.py
+	$(MAKE) --no-print-directory bench-floors
+
+bench-floors: setup-dev    ## the least a process boundary costs on the warm path, and memory per deployment held each way
+	bin/ensure-package wrk wrk
+	$(PY) bench/floors.py

@@ -7,11 +7,11 @@ on the same 2-core machine as the servers: every target shares the CPU with it a
 
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
+from load import CONNECTIONS, DURATION, wrk
 from stack import (
     ROOT,
     SOURCE,
@@ -28,25 +28,8 @@ from deployments.models import Deployment
 from tenancy.models import Tenant
 
 WORKERD = ROOT / "bench" / "node_modules" / ".bin" / "workerd"
-DURATION = os.environ.get("BENCH_SECONDS", "10")
-CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
 IDLE_DEPLOYMENTS = int(os.environ.get("BENCH_IDLE_DEPLOYMENTS", "40"))
 TENANTS = int(os.environ.get("BENCH_TENANTS", "10"))
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def wrk(url: str, seconds: str = DURATION) -> dict:
-    args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
-            "-s", str(ROOT / "bench" / "post.lua"), url]  # fmt: skip
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    assert "Non-2xx" not in out, out
-
-    def latency(p: str) -> float:
-        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-        return float(value) * UNITS[unit]
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return {"rps": rps, "p50": latency("50"), "p99": latency("99")}
 
 
 def rss_kb(pid: int) -> int:
