@@ -53,7 +53,7 @@ format: setup-dev
 clean:
 	rm -rf var .pytest_cache .ruff_cache
 
-bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs, releases, runs, key-value, scale, ingest, growth, programs, floors
+bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs, releases, runs, key-value, host lookups, scale, ingest, growth, programs, floors
 	bin/ensure-package wrk wrk
 	bin/ensure-package npm npm
 	cd bench && npm install --no-audit --no-fund --loglevel=error
@@ -68,6 +68,7 @@ bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), mem
 	bin/with-test-services $(PY) bench/kv.py
 	bin/with-test-services $(PY) bench/steps.py
 	bin/with-test-services $(PY) bench/parked.py
+	bin/with-test-services $(PY) bench/lookup.py
 	bin/with-test-services $(PY) bench/scale.py
 	bin/with-test-services $(PY) bench/ingest.py
 	bin/with-test-services $(PY) bench/growth.py

@@ -13,6 +13,18 @@ from .production import serving_at
 
 SUSPENDED = "This worker's tenant is suspended: it answers no calls until an operator resumes it."
 
+# What serving a deployment leaves in the database: its program (the uploaded files, its
+# source and lock), its build log and diagnostics, megabytes for a large upload, read for
+# every host a runtime looks up otherwise.
+UNSERVED = ("files", "source", "lockfile", "build_log", "diagnostics", "error_message")
+
+
+def only_row(queryset):
+    """The one row a unique filter names, or None, unordered: with an ORDER BY (`.first()`'s,
+    or a model's own) Django compares every selected column with the ordering, which takes
+    milliseconds for these wide joins."""
+    return next(iter(queryset.order_by()[:1]), None)
+
 
 @dataclass
 class Served:
@@ -36,13 +48,15 @@ def resolve(host: str, pinned: int | None = None, pinned_tenant: str = "") -> Se
     if address is None:
         return NotServed("deployment_not_found", f"No deployment {host}.")
     if address.deployment is not None:
-        deployment = (
+        deployment = only_row(
             Deployment.objects.select_related("worker", "tenant", "artifact")
+            .defer(*UNSERVED)
             .filter(short_id=address.deployment, worker__name=address.worker, tenant__slug=address.tenant)
-            .first()
         )  # fmt: skip
         if deployment is None:
             return NotServed("deployment_not_found", f"No deployment {host}.")
+        if deployment.worker.tenant_id == deployment.tenant_id:
+            deployment.worker.tenant = deployment.tenant  # read already (its limits use it)
         if not acts(deployment.tenant):
             return NotServed("tenant_suspended", SUSPENDED)
         if deployment.status != Deployment.Status.READY:
@@ -51,16 +65,18 @@ def resolve(host: str, pinned: int | None = None, pinned_tenant: str = "") -> Se
                 f"Deployment {host} is {deployment.status}, not ready; nothing is served for it.",
             )
         return Served(deployment, alias=False)
-    worker = (
-        Worker.objects.select_related(
-            "tenant", "production__worker", "production__tenant", "production__artifact",
-            "canary__worker", "canary__tenant",
-        )
+    worker = only_row(
+        Worker.objects.select_related("tenant", "production__artifact", "canary")
+        .defer(*(f"{which}__{field}" for which in ("production", "canary") for field in UNSERVED))
         .filter(name=address.worker, tenant__slug=address.tenant)
-        .first()
     )  # fmt: skip
     if worker is None:
         return NotServed("deployment_not_found", f"No worker {host}.")
+    for own in (worker.production, worker.canary):
+        # Its worker and tenant are the rows just read: not joined a second time (each join
+        # here costs Postgres's planner more than the rows cost to read).
+        if own is not None and own.worker_id == worker.pk and own.tenant_id == worker.tenant_id:
+            own.worker, own.tenant = worker, worker.tenant
     if not acts(worker.tenant):
         return NotServed("tenant_suspended", SUSPENDED)
     # One read gives the worker's pointers and its tenant's generation together: the

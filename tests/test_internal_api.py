@@ -92,6 +92,31 @@ def test_resolves_deployment_and_production_hosts(client, worker):
     assert alias["id"] == str(deployment.code) and alias["alias"] is True
 
 
+def test_a_lookup_is_one_query_that_leaves_the_program_unread(
+    client, worker, django_assert_num_queries
+):
+    """A runtime host looks a host up for a first call, an announcement and every expired
+    cache entry: one query, canary included, and the uploaded program, build log and
+    diagnostics (megabytes for a large upload) are not read for it."""
+    stable = ready_in_production(worker)
+    canary = create_deployment(worker, GREETER)
+    canary.transition("queued", "building")
+    canary.transition("building", "ready", functions=["hello"])
+    artifact = Artifact.store("export async function hello() { return 1; }")
+    Deployment.objects.filter(pk__in=[stable.pk, canary.pk]).update(
+        artifact=artifact, files={"index.ts": GREETER}, build_log="built"
+    )
+    type(worker).objects.filter(pk=worker.pk).update(canary=canary, canary_percent=10)
+    for host in (stable.host, worker.host):
+        with django_assert_num_queries(1) as read:
+            answer = client.get(f"/internal/runtime/hosts/{host}?have={artifact.sha256}", **auth())
+        assert answer.status_code == 200 and answer.json()["id"] == str(stable.code)
+        sql = read.captured_queries[0]["sql"]
+        for column in ("files", "source", "build_log", "diagnostics"):
+            assert f'"deployments_deployment"."{column}"' not in sql, column
+    assert answer.json()["canary"] == {"host": canary.host, "percent": 10}
+
+
 def test_a_deployment_that_is_not_ready_is_not_served(client, worker):
     deployment = create_deployment(worker, GREETER)
     response = client.get(f"/internal/runtime/hosts/{deployment.host}", **auth())
