@@ -23,7 +23,7 @@ LARGE = "x" * 700_000  # three of these: the 2 MB upload
 
 
 def timed(client: httpx.Client, url: str) -> list[float]:
-    for _ in range(30):  # warm-up: connections, the server's first requests
+    for _ in range(300):  # warm-up: connections, the server's first requests
         client.get(url).raise_for_status()
     out = []
     for _ in range(CALLS):
