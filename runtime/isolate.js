@@ -960,10 +960,10 @@ port.onmessage = (event) => {
       (err) => post({ t: "load_error", error: describe(err) }),
     );
   } else if (msg.t === "ping") {
-    // This thread is free: no call holds it. Counted where the host reads it at once (a
-    // message would wait behind whatever keeps the host's thread busy, and be judged late).
+    // This thread is free: no call holds it. Counted where the host reads it at once (an
+    // answering message would wait behind whatever keeps the host's thread busy, and be
+    // judged late).
     if (running) atomicAdd(running, 1, 1);
-    postMessage({ t: "pong" });
   } else if (msg.t === "cancel") {
     // The caller went away, or the body passed its limit: stop reading the handler's body.
     const reader = readers.get(msg.id);

@@ -224,9 +224,9 @@ export class Isolate {
   private outbox: { id: string; n: number; fn: string; payload: unknown; http?: HttpRequest; run?: string }[] = [];
   // CPU time: the isolate writes the number of the call whose code it runs into `running[0]`;
   // while calls are in flight the host pings it, and an isolate that does not answer within
-  // the deployment's cpuMs has held its thread that long without a pause. It counts the
-  // pings it answered in `running[1]`, read before judging: its pong message may still be
-  // queued behind a host thread that was busy (a loaded machine), which is no held isolate.
+  // the deployment's cpuMs has held its thread that long without a pause. It answers by
+  // counting the pings it saw in `running[1]`, which the host reads on its tick: a message
+  // would queue behind a host thread that was busy (a loaded machine) and look late.
   private running = new Int32Array(new SharedArrayBuffer(8));
   private pings = 0;
   private nextNumber = 1;
@@ -411,7 +411,7 @@ export class Isolate {
 
   /** Notes that the isolate answered the last ping, if it has: its thread is free. */
   private ponged() {
-    if (Atomics.load(this.running, 1) !== this.pings) return; // a pong for an earlier ping
+    if (Atomics.load(this.running, 1) !== this.pings) return;
     this.heard = true;
     this.pingSentAt = null;
     this.lastPong = performance.now();
@@ -460,7 +460,6 @@ export class Isolate {
   // deno-lint-ignore no-explicit-any
   private receive(msg: any) {
     this.heard = true;
-    if (msg.t === "pong") return this.ponged();
     if (msg.t === "batch") {
       this.readLines(); // an answer's lines were written before it was sent
       for (const item of msg.list) this.receive(item);
