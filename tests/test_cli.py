@@ -118,8 +118,9 @@ def sign_in(cli, home: Path, url: str, username: str) -> None:
     assert "Signed in" in stdout and "acme" in stdout
 
 
-def start_dev(cli, home: Path, folder: Path, port: int, *args: str):
-    """`functions dev FOLDER` started and serving; the process and what it said so far."""
+def start_dev(cli, home: Path, folder: Path, port: int, *args: str, saying: str = ""):
+    """`functions dev FOLDER` started and serving, and having said `saying` (a line it
+    prints a moment after it serves); the process and what it said so far."""
     env = {
         "PATH": os.environ["PATH"], "HOME": str(home), "COLUMNS": "200",
         "FUNCTIONS_CONFIG": str(home / "config.json"),
@@ -137,9 +138,12 @@ def start_dev(cli, home: Path, folder: Path, port: int, *args: str):
     try:
         wait_for(lambda: any("Serving " in line and " at " in line for line in said), 60,
                  "functions dev to serve")  # fmt: skip
-    except AssertionError:
+        wait_for(
+            lambda: any(saying in line for line in said), 15, f"functions dev to say {saying!r}"
+        )
+    except AssertionError as waited:
         dev.kill()
-        raise AssertionError("".join(said)) from None
+        raise AssertionError(f"{waited}; it said:\n{''.join(said)}") from None
     return dev, said
 
 
@@ -359,12 +363,8 @@ def test_functions_dev_keeps_key_value_bindings_on_this_machine(cli, tmp_path):
     (folder / "index.ts").write_text(COUNTING)
     port = free_port()
     url = f"http://127.0.0.1:{port}/d/counter--dev/api/invoke"
-    dev, said = start_dev(cli, tmp_path, folder, port, "--kv", "COUNTS")
+    dev, said = start_dev(cli, tmp_path, folder, port, "--kv", "COUNTS", saying="ctx.kv.COUNTS")
     try:
-        # Said once its bindings are read, a moment after it serves.
-        wait_for(
-            lambda: any("ctx.kv.COUNTS" in line for line in said), 15, f"the binding in {said}"
-        )
         assert [
             httpx.post(f"{url}/count", json={}, timeout=30).json()["result"] for _ in range(2)
         ] == [1, 2]
