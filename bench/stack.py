@@ -44,25 +44,20 @@ def wait_http(url, timeout=60):
 def running_stack(extra=()):
     call_command("migrate", verbosity=0)
     web_port = settings.CONTROL_PLANE_URL.rsplit(":", 1)[1]
-    procs = [
+    commands = [
         # Persistent database connections, as in production (the test harness turns them
         # off for the test server's sake).
-        start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "workers_portal.asgi:application",
-                "--port",
-                web_port,
-            ],
-            {"CONN_MAX_AGE": "60"},
-        ),
-        start([sys.executable, "-m", "celery", "-A", "workers_portal", "worker", "-c", "2"]),
-        start([sys.executable, "manage.py", "runtime"]),
-        *[start(args, env) for args, env in extra],
-    ]
+        ([sys.executable, "-m", "uvicorn", "workers_portal.asgi:application", "--port", web_port],
+         {"CONN_MAX_AGE": "60"}),
+        ([sys.executable, "-m", "celery", "-A", "workers_portal", "worker", "-c", "2"], None),
+        ([sys.executable, "manage.py", "runtime"], None),
+        *extra,
+    ]  # fmt: skip
+    procs = []
     try:
+        # Started inside the try: one that cannot start (a missing binary) stops the others.
+        for args, env in commands:
+            procs.append(start(args, env))
         wait_http(settings.CONTROL_PLANE_URL + "/login/")
         wait_http(settings.RUNTIME_URL + "/healthz")
         yield
