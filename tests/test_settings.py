@@ -6,6 +6,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
+# Each test starts the platform's own processes (web, runtime, worker, manage.py) with other
+# settings: 7 s of Python starts, kept out of the one-minute edit loop.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
