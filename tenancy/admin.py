@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin
-from django.db import transaction
+from django.db import models, transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -56,6 +56,8 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ["status", "backend"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+    # A logo's address typed without a scheme is read as https (Django 6's default).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     # What people fill first comes first; limits and quotas default to the platform's.
     fieldsets = [
         (None, {"fields": ["slug", "name", "status", "backend"]}),

@@ -242,6 +242,20 @@ def fast_lane(request, monkeypatch):
     deno_bin.cache_clear()
 
 
+# --- the database -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """pytest-django's (each xdist worker's database named after it), plus: on Postgres, the
+    database is copied from a template holding the migrated schema (tests/schema.py)."""
+    db_settings = settings.DATABASES["default"]
+    if db_settings["ENGINE"] == "django.db.backends.postgresql":
+        from tests import schema
+
+        schema.use_template(db_settings)
+
+
 # --- real processes -----------------------------------------------------------------------
 
 
