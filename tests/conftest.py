@@ -256,6 +256,23 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         schema.use_template(db_settings)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's, and at the end: sessions still open on the test database (a live
+    server's request threads, a process a test started) are ended before it is dropped,
+    which Postgres refuses while anyone is connected."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 # --- real processes -----------------------------------------------------------------------
 
 
