@@ -1,7 +1,8 @@
 """Telling runtime hosts about deployments that changed, so they learn them before the first
 call: a new ready deployment (its code is fetched ahead: the first call only starts its
 isolate), a promotion or rollback (the production host points elsewhere), a visibility change
-or a deletion (what they cached is stale).
+or a deletion (what they cached is stale); and, before a deployment is marked ready, a
+request to load it (`preload`).
 
 Published on Redis; every host process holds one Server-Sent Events stream of them
 (runtime_api.views.events, served under ASGI). A lost announcement only means the host learns at the first call,
@@ -11,6 +12,8 @@ as it would without them.
 import asyncio
 import json
 import logging
+import time
+import uuid
 from functools import cache
 
 import redis
@@ -19,7 +22,12 @@ from django.conf import settings
 from django.db import transaction
 
 log = logging.getLogger(__name__)
-CHANNEL = "runtime:hosts"
+
+
+def channel() -> str:
+    """Named after the Redis database: publishing reaches every database of a server, and two
+    platforms sharing one server (each its own database) must not hear each other."""
+    return f"runtime:hosts:{redis_client().connection_pool.connection_kwargs.get('db', 0)}"
 
 
 @cache
@@ -35,12 +43,36 @@ def announce(*hosts: str) -> None:
 
     def publish():
         try:
-            redis_client().publish(CHANNEL, json.dumps({"hosts": names}))
+            redis_client().publish(channel(), json.dumps({"hosts": names}))
         except redis.RedisError as exc:
             log.warning("Could not announce %s to the runtime: %s", names, exc)
 
     if names:
         transaction.on_commit(publish)
+
+
+def preload(deployment) -> int:
+    """Before a deployment is ready: asks every runtime host process to load it where its
+    tenant's sandbox runs, and waits until each has said it did (or has no sandbox of that
+    tenant), for at most RUNTIME_PRELOAD_WAIT_SECONDS. Then its first call, however soon it
+    comes after the ready commit, finds an isolate loaded. Each host follows the
+    announcements on one subscription, so Redis's count of receivers is the count of answers
+    to wait for. Returns how many answered."""
+    client = redis_client()
+    answers = f"runtime:preloaded:{uuid.uuid4().hex}"
+    asked = {"host": deployment.host, "tenant": deployment.tenant_id, "answer": answers}
+    answered = 0
+    try:
+        hosts = client.publish(channel(), json.dumps({"preload": asked}))
+        deadline = time.monotonic() + settings.RUNTIME_PRELOAD_WAIT_SECONDS
+        while answered < hosts and (left := deadline - time.monotonic()) > 0.001:
+            if client.blpop([answers], timeout=left) is None:
+                break
+            answered += 1
+        client.delete(answers)
+    except redis.RedisError as exc:
+        log.warning("Could not preload %s on the runtime: %s", deployment.host, exc)
+    return answered
 
 
 def announce_worker(worker) -> None:
@@ -54,7 +86,7 @@ async def announcements():
     client = aioredis.Redis.from_url(settings.REDIS_URL)
     pubsub = client.pubsub()
     try:
-        await pubsub.subscribe(CHANNEL)
+        await pubsub.subscribe(channel())
         yield ": announcements follow\n\n"
         idle = 0.0
         while True:

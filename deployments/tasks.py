@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .announce import announce
+from .announce import announce, preload
 from .backends import BuildFailed, TransientBackendError, get_backend
 from .models import Artifact, Deployment
 from .signals import deployment_ready
@@ -62,6 +62,13 @@ def build_deployment(self, deployment_pk: int) -> str | None:
     except BuildFailed as exc:
         return failed(deployment, exc)
     artifact = Artifact.store(result.artifact)
+    # What the hosts need to load it goes on the row first (still building: nothing serves
+    # it), and the hosts load it before anyone hears it is ready.
+    loadable = Deployment.objects.filter(pk=deployment.pk, status=Status.BUILDING).update(
+        artifact=artifact, functions=result.functions, http=result.http
+    )
+    if loadable:
+        preload(deployment)
     # Ready and, if the worker auto-promotes, production in one commit: no one sees it ready
     # and not yet live.
     with transaction.atomic():

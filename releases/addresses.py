@@ -41,9 +41,14 @@ class NotServed:
     message: str
 
 
-def resolve(host: str, pinned: int | None = None, pinned_tenant: str = "") -> Served | NotServed:
+def resolve(
+    host: str, pinned: int | None = None, pinned_tenant: str = "", preloading: bool = False
+) -> Served | NotServed:
     """`pinned`: the release generation a call between workers resolves at, honoured only
-    for a production host of the caller's own tenant (`pinned_tenant`, its id)."""
+    for a production host of the caller's own tenant (`pinned_tenant`, its id).
+    `preloading`: a deployment host still building is answered too once its code is stored,
+    for a host to load it before it is ready (deployments.announce.preload); never to
+    serve it."""
     address = parse(host)
     if address is None:
         return NotServed("deployment_not_found", f"No deployment {host}.")
@@ -59,6 +64,9 @@ def resolve(host: str, pinned: int | None = None, pinned_tenant: str = "") -> Se
             deployment.worker.tenant = deployment.tenant  # read already (its limits use it)
         if not acts(deployment.tenant):
             return NotServed("tenant_suspended", SUSPENDED)
+        building = deployment.status == Deployment.Status.BUILDING
+        if preloading and building and deployment.artifact_id:
+            return Served(deployment, alias=False)
         if deployment.status != Deployment.Status.READY:
             return NotServed(
                 "deployment_not_ready",

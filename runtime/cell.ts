@@ -315,8 +315,11 @@ function receive(msg: Message) {
       streams.delete(msg.id as string);
       break;
     case "preload": {
+      // Said when it is loaded (or could not be: a call tries again and says why).
       const config = configs.get(msg.d as string);
-      if (config && !pool.running(config)) pool.get(config).catch(() => {}); // a call retries it
+      const loaded = () => out.send({ t: "preloaded", d: msg.d });
+      if (config) pool.get(config).then((isolate) => isolate.loaded).then(loaded, loaded);
+      else loaded();
       break;
     }
     case "stats?":

@@ -56,6 +56,7 @@ type Pending = {
 
 const WATCH_MS = 500;
 const LATE_MS = 5_000; // past a call's deadline, a sandbox that has not answered is stopped
+const PRELOAD_WAIT_MS = 5_000; // the control plane stops waiting long before
 const BURN_SECONDS = 3; // seconds of busy CPU with no call in flight before it is stopped
 const FREE_RESTARTS = 3; // stops in a row started again at once; then 1 s, 2 s, 4 s ... 30 s
 const MAX_PAUSE_MS = 30_000;
@@ -85,6 +86,7 @@ export class Cell {
   private sent = new Map<string, DeploymentConfig>(); // the config it has of each deployment
   private calls = new Map<string, number>(); // calls in flight per deployment
   private stats = new Map<number, (s: { isolates: number; spares: number }) => void>();
+  private preloads = new Map<string, (() => void)[]>(); // waiting for a deployment to load
   private nextStats = 1;
   why: { code: ErrorCode; message: string } | null = null;
   private cpuMs = 0; // as it last said: all its threads' CPU time
@@ -160,11 +162,22 @@ export class Cell {
     }
   }
 
-  /** Loads the deployment into an isolate ahead of its first call (announced as new). */
-  preload(config: DeploymentConfig) {
-    if (this.dead || this.stopping) return;
+  /** Loads the deployment into an isolate ahead of its first call (announced as new);
+   * resolves once it is loaded, or could not be (its first call will say why), or after
+   * PRELOAD_WAIT_MS. */
+  preload(config: DeploymentConfig): Promise<void> {
+    if (this.dead || this.stopping) return Promise.resolve();
     this.tell(config);
     this.out.send({ t: "preload", d: config.id });
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, PRELOAD_WAIT_MS);
+      const waiting = this.preloads.get(config.id) ?? [];
+      this.preloads.set(config.id, [...waiting, done]);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
   }
 
   /** How many isolates it runs and has ready, as it says itself. */
@@ -280,6 +293,10 @@ export class Cell {
         answer.then(({ status, body }) => this.out.send({ t: "bound", n: msg.n, status, body }));
         return;
       }
+      case "preloaded":
+        for (const done of this.preloads.get(msg.d as string) ?? []) done();
+        this.preloads.delete(msg.d as string);
+        return;
       case "stats":
         this.stats.get(msg.n as number)?.({ isolates: msg.isolates as number, spares: msg.spares as number });
         this.stats.delete(msg.n as number);
@@ -356,6 +373,8 @@ export class Cell {
   private async ended(status: Deno.CommandStatus) {
     this.dead = true;
     this.out.closed = true;
+    for (const waiting of this.preloads.values()) waiting.forEach((done) => done());
+    this.preloads.clear();
     const report = await this.report();
     if (!this.why && report.memory) this.why = { code: "memory_limit_exceeded", message: this.overMemory() };
     if (!this.why) {
@@ -429,10 +448,17 @@ export class Cells {
     return undefined;
   }
 
-  /** A deployment announced as new or newly production: loaded ahead in its tenant's
-   * sandbox if that runs here (no sandbox is started for it). */
-  preload(config: DeploymentConfig) {
-    this.byTenant.get(config.tenant)?.preload(config);
+  /** A deployment about to be ready, announced as new or newly production: loaded ahead in
+   * its tenant's sandbox if that runs here (no sandbox is started for it); resolves once it
+   * is loaded. */
+  preload(config: DeploymentConfig): Promise<void> {
+    return this.byTenant.get(config.tenant)?.preload(config) ?? Promise.resolve();
+  }
+
+  /** Whether the tenant's sandbox runs here. */
+  runs(tenant: number): boolean {
+    const cell = this.byTenant.get(tenant);
+    return cell !== undefined && !cell.dead && !cell.stopping;
   }
 
   /** Counts a sandbox stopped by what its tenant did (not to make room or for idleness). */

@@ -147,6 +147,18 @@ export class ControlPlane {
     }
   }
 
+  /** A deployment about to be ready, to load ahead of its first call: never kept among the
+   * hosts this host serves (it is not served until the control plane says it is ready);
+   * null when the control plane does not answer it. */
+  async preloading(host: string): Promise<DeploymentConfig | null> {
+    const res = await this.request(`/internal/runtime/hosts/${encodeURIComponent(host)}?preload=1`);
+    const body = await res.json().catch(() => null);
+    if (!res.ok || !body || typeof body.code !== "string") return null;
+    this.rememberCode(body.artifact, body.code);
+    delete body.code;
+    return body as DeploymentConfig;
+  }
+
   /** An API key by its prefix: its tenant, secret's digest and scopes; null if unknown. */
   async key(prefix: string): Promise<KeyInfo> {
     const hit = this.keys.get(prefix);

@@ -5,7 +5,16 @@
 import { readLimited } from "./body.ts";
 import type { FetchAnswer, FetchRequest } from "./egress.ts";
 import { type ErrorCode, HEADERS, statusOf, TRIGGERS } from "./contract.ts";
-import { connectLimits, enterSlot, heartbeat, HEARTBEAT_MS, leaveSlot, minuteClock, takeCall } from "./limits.ts";
+import {
+  connectLimits,
+  enterSlot,
+  heartbeat,
+  HEARTBEAT_MS,
+  leaveSlot,
+  minuteClock,
+  reply,
+  takeCall,
+} from "./limits.ts";
 import { Cells, Cooling } from "./cells.ts";
 import { newRequestId } from "./ids.ts";
 import { Journal } from "./journal.ts";
@@ -83,7 +92,9 @@ async function followAnnouncements() {
           buffer = buffer.slice(end + 2);
           for (const line of block.split("\n")) {
             if (!line.startsWith("data: ")) continue;
-            control.learn(JSON.parse(line.slice(6)).hosts ?? [], (known) => {
+            const said = JSON.parse(line.slice(6));
+            if (said.preload) preloadBeforeReady(said.preload);
+            control.learn(said.hosts ?? [], (known) => {
               if (known.config) cells.preload(known.config);
             });
           }
@@ -93,6 +104,21 @@ async function followAnnouncements() {
       // the control plane restarted or is unreachable: reconnect below
     }
     await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
+/** A deployment about to be marked ready: loaded here if its tenant's sandbox runs here, and
+ * the control plane told when that is done (or that there is nothing to do), since it waits
+ * for every host before it says the deployment is ready. */
+async function preloadBeforeReady(asked: { host: string; tenant: number; answer: string }) {
+  try {
+    if (!cells.runs(asked.tenant)) return;
+    const config = await control.preloading(asked.host);
+    if (config) await cells.preload(config);
+  } catch {
+    // the control plane stops waiting soon; the first call loads it
+  } finally {
+    reply(asked.answer);
   }
 }
 

@@ -213,6 +213,15 @@ export function leaveSlot(deployment: string) {
   }, RELEASE_AFTER_MS);
 }
 
+// --- answering the control plane ------------------------------------------------------------
+
+/** Adds this host to the list `key` names (the control plane waits on it, deployments.announce
+ * .preload); nothing when Redis cannot be reached (the control plane stops waiting soon). */
+export function reply(key: string) {
+  if (!redisLimits()) return;
+  client!.multi().rPush(key, HOST).pExpire(key, 60_000).exec().catch(() => {});
+}
+
 // --- being seen by operators -----------------------------------------------------------------
 // Every few seconds a host writes how it is doing under `runtime:host:<id>` (expiring, so a
 // host that stops disappears from the operators' console by itself).

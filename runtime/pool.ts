@@ -237,6 +237,10 @@ export class Isolate {
   private heard = false; // it said something: its thread runs
   retiring = false; // a call timed out in it: it takes no new calls, and ends when idle
   lastUsed = Date.now();
+  /** Settles once its module is evaluated, or could not be, or the isolate ended (calls wait
+   * for it inside the isolate; a preload waits for it here). */
+  readonly loaded: Promise<void>;
+  private settleLoad!: () => void;
 
   constructor(
     readonly config: DeploymentConfig,
@@ -251,6 +255,7 @@ export class Isolate {
       held: (message: string) => void;
     },
   ) {
+    this.loaded = new Promise((resolve) => (this.settleLoad = resolve));
     channel.port.onmessage = (e) => this.receive(e.data);
     sandbox.rebind(channel, (why) => this.ended(why));
     if (channel.gone) queueMicrotask(() => this.ended(channel.gone!));
@@ -528,6 +533,10 @@ export class Isolate {
       call.body.enqueue(msg.bytes);
       return;
     }
+    if (msg.t === "loaded" || msg.t === "load_error") {
+      this.settleLoad(); // a load error is the first call's to tell
+      return;
+    }
     if (msg.t === "memory") {
       const usedMb = Math.ceil(msg.used / 1048576); // over the limit: never shown equal to it
       this.kill(
@@ -597,6 +606,7 @@ export class Isolate {
     if (this.dead) return;
     const status = statusOf(code);
     this.dead = true;
+    this.settleLoad();
     this.readLines(); // what it printed before it was stopped (a loop, its memory limit)
     this.channel.stop();
     this.channel.port.close();

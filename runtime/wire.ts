@@ -24,6 +24,8 @@
 //                                                        writes]}  4 times a second
 //                                                     {t:"stuck", message}  a thread that
 //                                                        could not be stopped: it exits next
+//   {t:"preload", d}  load deployment d now           {t:"preloaded", d}  it is loaded (or
+//                                                        could not be)
 
 export type Message = { t: string; [key: string]: unknown };
 

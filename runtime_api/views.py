@@ -69,12 +69,14 @@ def deployment_config(deployment: Deployment, alias: bool, have: str = "") -> di
 @runtime_only
 @require_GET
 def resolve_host(request, host: str):
-    """A deployment host (name--id--tenant) or a worker's production host (name--tenant)."""
+    """A deployment host (name--id--tenant) or a worker's production host (name--tenant).
+    With ?preload=1, also a deployment about to be ready, for a host to load, not serve."""
     generation = request.GET.get("generation", "")
     answer = resolve(
         host,
         int(generation) if generation.isdigit() else None,
         request.GET.get("tenant", ""),
+        preloading=request.GET.get("preload") == "1",
     )
     if isinstance(answer, NotServed):
         return not_found(answer.code, answer.message)

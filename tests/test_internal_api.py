@@ -73,6 +73,30 @@ def test_a_generated_deployment_asks_who_may_call_it_now(client, worker, other_t
         invocation_secrets.issue(worker, "test")
 
 
+def test_a_deployment_about_to_be_ready_is_answered_only_for_preloading(client, worker):
+    """A build stores the code, then asks the hosts to load it before it marks the deployment
+    ready: a lookup for preloading answers it (with its code), one for serving does not; nor
+    is a deployment whose code is not stored yet, or a suspended tenant's, answered at all."""
+    deployment = create_deployment(worker, GREETER)
+    Deployment.objects.filter(pk=deployment.pk).update(status=Deployment.Status.BUILDING)
+    url = f"/internal/runtime/hosts/{deployment.host}"
+    assert client.get(f"{url}?preload=1", **auth()).json()["error"]["code"] == (
+        "deployment_not_ready"
+    )
+    artifact = Artifact.store("export async function hello() { return 1; }")
+    Deployment.objects.filter(pk=deployment.pk).update(artifact=artifact, functions=["hello"])
+    served = client.get(url, **auth())
+    assert served.status_code == 404
+    assert served.json()["error"]["code"] == "deployment_not_ready"
+    preloading = client.get(f"{url}?preload=1", **auth()).json()
+    assert preloading["id"] == str(deployment.code) and preloading["functions"] == ["hello"]
+    assert preloading["code"] == "export async function hello() { return 1; }"
+    assert client.get(f"{url}?preload=1").status_code == 404  # the runtime's token only
+    Tenant.objects.filter(pk=worker.tenant_id).update(status=Tenant.Status.SUSPENDED)
+    stopped = client.get(f"{url}?preload=1", **auth()).json()
+    assert stopped["error"]["code"] == "tenant_suspended"
+
+
 @pytest.mark.slow  # builds with Deno
 def test_resolves_deployment_and_production_hosts(client, worker):
     deployment = build_now(worker, GREETER)

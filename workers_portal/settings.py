@@ -379,6 +379,9 @@ RUNTIME_CPU_MS = env.int("RUNTIME_CPU_MS", default=10_000)
 RUNTIME_MAX_BODY_BYTES = env.int("RUNTIME_MAX_BODY_BYTES", default=1024 * 1024)
 RUNTIME_PROCESSES = env.int("RUNTIME_PROCESSES", default=os.cpu_count() or 1)
 RUNTIME_IDLE_SECONDS = env.int("RUNTIME_IDLE_SECONDS", default=300)  # then an isolate is stopped
+# A new deployment is loaded on the runtime hosts where its tenant's sandbox runs before it
+# is marked ready, so its first call waits for no load; a build waits at most this long.
+RUNTIME_PRELOAD_WAIT_SECONDS = env.float("RUNTIME_PRELOAD_WAIT_SECONDS", default=0.5)
 # Resident memory a tenant's sandbox process aims to stay under (at most 3/4 of its memory
 # limit): past it, its least recently used idle isolates are stopped (checked on every cold
 # start and every 10 s).
