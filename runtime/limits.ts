@@ -21,7 +21,7 @@ type Client = ReturnType<typeof createClient>;
 
 const HOST = crypto.randomUUID(); // this host process, as Redis knows it
 const HOST_TTL_MS = 10_000;
-const RELEASE_AFTER_MS = 250; // slots unused this long go back to the other hosts
+const RELEASE_AFTER_MS = 250; // slots unused this long (50 ms more at most) go back to the other hosts
 
 const TAKE_CALLS = `
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -83,6 +83,7 @@ export function connectLimits(url: string, offsetMs = 0) {
     connected = false;
   });
   client.connect().catch(() => {}); // told by the error event; reconnects by itself
+  setInterval(releaseResting, RELEASE_AFTER_MS / 5);
   // Holding slots says this host is alive; a host that stops holding them is forgotten.
   setInterval(() => {
     for (const [deployment, slots] of concurrency) {
@@ -149,7 +150,7 @@ type Slots = {
   held: number;
   used: number;
   asking: Promise<number> | null;
-  release: ReturnType<typeof setTimeout> | null;
+  lastLeft: number; // when a call last gave one back (performance.now())
 };
 const concurrency = new Map<string, Slots>();
 
@@ -169,7 +170,7 @@ export function enterSlot(deployment: string, max: number): boolean | null | Pro
   if (!redisLimits()) return null;
   let slots = concurrency.get(deployment);
   if (!slots) {
-    slots = { held: 0, used: 0, asking: null, release: null };
+    slots = { held: 0, used: 0, asking: null, lastLeft: 0 };
     concurrency.set(deployment, slots);
   }
   if (slots.used < slots.held) {
@@ -203,14 +204,19 @@ export function leaveSlot(deployment: string) {
   const slots = concurrency.get(deployment);
   if (!slots) return;
   slots.used--;
-  if (slots.release !== null) clearTimeout(slots.release);
-  slots.release = setTimeout(() => {
-    slots.release = null;
+  slots.lastLeft = performance.now(); // no timer per call: one sweep gives back what rests
+}
+
+/** Gives back the slots no call took for RELEASE_AFTER_MS, for the other hosts. */
+function releaseResting() {
+  if (!redisLimits()) return;
+  const cutoff = performance.now() - RELEASE_AFTER_MS;
+  for (const [deployment, slots] of concurrency) {
     const spare = slots.held - slots.used;
-    if (spare <= 0 || !redisLimits()) return;
+    if (spare <= 0 || slots.lastLeft > cutoff || slots.asking) continue;
     slots.held -= spare;
     take(deployment, -spare, 0).catch(() => (slots.held += spare));
-  }, RELEASE_AFTER_MS);
+  }
 }
 
 // --- answering the control plane ------------------------------------------------------------
