@@ -1,8 +1,10 @@
 """wrk, as every throughput benchmark runs it: one thread, 32 connections, the POST of
-`post.lua`; requests per second and p50/p99 in ms."""
+`post.lua`; requests per second and p50/p99 in ms. And where the machine's CPU went while it
+ran, by kind of process."""
 
 import os
 import re
+import resource
 import subprocess
 from pathlib import Path
 
@@ -23,3 +25,50 @@ def wrk(url: str, seconds: str = DURATION) -> dict:
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     return {"rps": rps, "p50": latency("50"), "p99": latency("99")}
+
+
+# What each process is, by its command line (the first pattern that matches).
+KINDS = [
+    ("bare Deno.serve", "baseline.ts"),
+    ("runtime host", "host.ts"),
+    ("tenant sandbox (its isolates' threads included)", "cell.ts"),
+    ("control plane (uvicorn: ingest, lookups)", "uvicorn"),
+    ("Postgres", "postgres"),
+    ("Redis", "redis-server"),
+    ("Celery", "celery"),
+]
+LOAD = "wrk (the load)"  # counted apart: it has ended when its CPU is read
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_kind() -> dict[str, float]:
+    """CPU seconds so far of every process of each kind that runs now."""
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        kind = next((name for name, pattern in KINDS if pattern in cmdline), None)
+        if kind is not None:
+            totals[kind] = totals.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return totals
+
+
+def wrk_with_cpu(url: str, seconds: str = DURATION) -> tuple[dict, dict[str, float]]:
+    """wrk's figures, and the cores each kind of process (KINDS, and LOAD) used on average
+    while it ran."""
+    before, waited = cpu_by_kind(), children_cpu()
+    result = wrk(url, seconds)
+    after = cpu_by_kind()
+    cores = {k: (after[k] - before.get(k, 0.0)) / float(seconds) for k in after}
+    cores[LOAD] = (children_cpu() - waited) / float(seconds)  # wrk: this process's child
+    return result, cores
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
-from load import CONNECTIONS, DURATION, wrk
+from load import CONNECTIONS, DURATION, KINDS, LOAD, wrk, wrk_with_cpu
 from stack import (
     ROOT,
     SOURCE,
@@ -82,12 +82,15 @@ def main():
             "workerd": "http://127.0.0.1:8791/",
         }
         only = os.environ.get("BENCH_ONLY")  # e.g. "platform": measure one target alone
-        results = {}
+        results, cpu = {}, {}
         for name, url in targets.items():
             if only and only not in name and "baseline" not in name:
                 continue
             wrk(url, "3")  # warm-up: JIT, connections, the isolate
-            results[name] = wrk(url)
+            if "workerd" in name:
+                results[name] = wrk(url)
+            else:
+                results[name], cpu[name] = wrk_with_cpu(url)
         base = results["bare Deno.serve (baseline)"]
         processes = os.environ.get("RUNTIME_PROCESSES", "?")
         print(f"wrk -t1 -c{CONNECTIONS} -d{DURATION}s, runtime host processes: {processes}\n")
@@ -98,6 +101,22 @@ def main():
                 f"| {name} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} "
                 f"| {r['rps'] / base['rps']:.0%} | {r['p50'] / base['p50']:.2f}x |"
             )
+
+        if "platform deployment URL" in results:
+            # Where the two cores went: the platform's own processes per call against the bare
+            # server's, and what storing every call's record costs on this machine.
+            print(
+                f"\nCPU while wrk ran, cores used (of {os.cpu_count()}) and us of CPU per call:\n"
+            )
+            print("| run | process | cores | us per call |")
+            print("|---|---|---|---|")
+            for target, used in cpu.items():
+                rps = results[target]["rps"]
+                for kind in [*(name for name, _ in KINDS), LOAD]:
+                    if used.get(kind, 0.0) >= 0.01:
+                        print(
+                            f"| {target} | {kind} | {used[kind]:.2f} | {used[kind] / rps * 1e6:.0f} |"
+                        )
 
         # Memory per idle loaded deployment: load N more deployments (the same code, stored
         # once) into the one host process, then compare its resident memory. With several
