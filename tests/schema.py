@@ -2,15 +2,15 @@
 
 Migrating a new database takes ~7 s of CPU, nearly all of it Django rendering the models'
 state migration by migration, and every pytest worker of every run did it again. The schema
-migrations make depends only on the migration files, Django and Postgres, so it is kept as a
-dump named by a hash of those, beside Deno's download cache (the same directory
-bin/with-test-services keeps between clones). A run restores the dump once into a template
+migrations make depends only on the migration files, Django, Postgres and the day (the log
+tables' day partitions), so it is kept as a dump named by a hash of those, beside Deno's
+download cache (the same directory bin/with-test-services keeps between clones). A run restores the dump once into a template
 database (0.3 s), and each worker's database is a copy of the template made by Postgres
 (Django's TEST["TEMPLATE"] setting). Django still runs `migrate` on the copy, which finds
 nothing to apply: the schema the tests see is always the migrations' own.
 
-A dump is made by migrating, so a changed migration (or Django or Postgres upgraded) is
-migrated the slow way once, then kept."""
+A dump is made by migrating, so a changed migration (or Django or Postgres upgraded, or a new
+day) is migrated the slow way once, then kept."""
 
 import fcntl
 import hashlib
@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import django
@@ -34,7 +35,13 @@ KEPT = 4  # dumps of other migration sets kept (branches switched back and forth
 
 
 def migrations_key(server_version: int) -> str:
-    digest = hashlib.sha256(f"django {django.__version__} postgres {server_version}".encode())
+    # Today's date too: a migration makes the log tables' day partitions around the day it
+    # runs (deployments 0014), so a schema migrated yesterday is not the one migrating today
+    # gives.
+    today = datetime.now(UTC).date()
+    digest = hashlib.sha256(
+        f"django {django.__version__} postgres {server_version} {today}".encode()
+    )
     for config in sorted(apps.get_app_configs(), key=lambda c: c.label):
         folder = Path(config.path) / "migrations"
         for path in sorted(folder.glob("*.py")):
