@@ -66,9 +66,10 @@ def preload(deployment) -> int:
         hosts = client.publish(channel(), json.dumps({"preload": asked}))
         deadline = time.monotonic() + settings.RUNTIME_PRELOAD_WAIT_SECONDS
         while answered < hosts and (left := deadline - time.monotonic()) > 0.001:
-            if client.blpop([answers], timeout=left) is None:
-                break
-            answered += 1
+            # A second at most per wait: the client's socket timeout (2 s) would end a longer
+            # one as an error.
+            if client.blpop([answers], timeout=min(left, 1.0)) is not None:
+                answered += 1
         client.delete(answers)
     except redis.RedisError as exc:
         log.warning("Could not preload %s on the runtime: %s", deployment.host, exc)

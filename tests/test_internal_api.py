@@ -97,6 +97,53 @@ def test_a_deployment_about_to_be_ready_is_answered_only_for_preloading(client, 
     assert stopped["error"]["code"] == "tenant_suspended"
 
 
+def test_a_build_waits_for_every_host_that_hears_its_preload(worker, settings):
+    """Every host process that hears the request answers on the list it names; the build
+    waits for as many answers as Redis counted receivers, however long the operator allows
+    (longer than the Redis client's own 2 s read timeout), and no longer."""
+    import json
+    import threading
+    import time
+
+    import redis
+
+    from deployments import announce
+
+    deployment = create_deployment(worker, GREETER)
+    listener = redis.Redis.from_url(settings.REDIS_URL)
+    hosts = [listener.pubsub(), listener.pubsub()]
+    for host in hosts:
+        host.subscribe(announce.channel())
+        host.get_message(timeout=1)  # the subscription's confirmation
+
+    def answer(host, after: float):
+        asked = None
+        while asked is None:  # (other tests' announcements may come first)
+            message = host.get_message(ignore_subscribe_messages=True, timeout=5)
+            asked = json.loads(message["data"]).get("preload")
+        assert asked == {
+            "host": deployment.host, "tenant": worker.tenant_id, "answer": asked["answer"]
+        }  # fmt: skip
+        time.sleep(after)
+        listener.rpush(asked["answer"], "host")
+
+    settings.RUNTIME_PRELOAD_WAIT_SECONDS = 4
+    slow = [threading.Thread(target=answer, args=(h, 2.2)) for h in hosts]
+    for thread in slow:
+        thread.start()
+    assert announce.preload(deployment) == 2
+    for thread in slow:
+        thread.join()
+    # One host that never answers: the build goes on without it when the wait is over.
+    settings.RUNTIME_PRELOAD_WAIT_SECONDS = 0.3
+    quick = threading.Thread(target=answer, args=(hosts[0], 0))
+    quick.start()
+    assert announce.preload(deployment) == 1
+    quick.join()
+    for host in hosts:
+        host.close()
+
+
 @pytest.mark.slow  # builds with Deno
 def test_resolves_deployment_and_production_hosts(client, worker):
     deployment = build_now(worker, GREETER)
