@@ -207,11 +207,16 @@ export function leaveSlot(deployment: string) {
   slots.lastLeft = performance.now(); // no timer per call: one sweep gives back what rests
 }
 
-/** Gives back the slots no call took for RELEASE_AFTER_MS, for the other hosts. */
+/** Gives back the slots no call took for RELEASE_AFTER_MS, for the other hosts, and forgets
+ * the deployments that hold none. */
 function releaseResting() {
   if (!redisLimits()) return;
   const cutoff = performance.now() - RELEASE_AFTER_MS;
   for (const [deployment, slots] of concurrency) {
+    if (slots.held === 0 && slots.used === 0 && !slots.asking) {
+      concurrency.delete(deployment); // nothing held: a deployment called once is not kept
+      continue;
+    }
     const spare = slots.held - slots.used;
     if (spare <= 0 || slots.lastLeft > cutoff || slots.asking) continue;
     slots.held -= spare;
