@@ -284,9 +284,9 @@ def require_services():
 def e2e_database_url() -> str:
     from django.db import connection
 
-    s = connection.settings_dict
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgres://{s['USER']}{password}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+    from tests.schema import database_url
+
+    return database_url(connection.settings_dict, connection.settings_dict["NAME"])
 
 
 def lose_redis(url: str, connections: bool = False) -> None:
@@ -342,9 +342,9 @@ class Process:
             os.killpg(self.proc.pid, sig)
         self.proc.wait(timeout=20)
 
-    def stop(self):
+    def stop(self, sig=signal.SIGTERM):
         if self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
+            self.kill(sig)
         self.log.close()
 
 
@@ -373,8 +373,7 @@ def start_worker(transactional_db):
     # a minute of the slow lane's wall time over its tests. Nothing a test checks happens in
     # it, and what a killed worker left in Redis goes with the next test's flush above.
     for worker in started:
-        worker.kill()
-        worker.log.close()
+        worker.stop(signal.SIGKILL)
 
 
 def free_port() -> int:
