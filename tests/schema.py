@@ -88,12 +88,10 @@ def fill(template: str, key: str, db_settings: dict) -> None:
             stdout=subprocess.DEVNULL,
         )
         return
-    password = f":{db_settings['PASSWORD']}" if db_settings.get("PASSWORD") else ""
-    url = f"postgres://{db_settings['USER']}{password}@{db_settings['HOST']}:{db_settings['PORT']}/{template}"
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v0"],
         cwd=ROOT,
-        env={**env, "DATABASE_URL": url},
+        env={**env, "DATABASE_URL": database_url(db_settings, template)},
         check=True,
     )
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -108,6 +106,13 @@ def fill(template: str, key: str, db_settings: dict) -> None:
     partial.rename(dump)  # whole or absent: a run stopped mid-dump leaves no half schema
     for old in sorted(CACHE.glob("*.sql"), key=lambda p: p.stat().st_mtime)[:-KEPT]:
         old.unlink(missing_ok=True)
+
+
+def database_url(db_settings: dict, name: str) -> str:
+    """The URL of database `name` on the server `db_settings` names (DATABASE_URL's form)."""
+    password = f":{db_settings['PASSWORD']}" if db_settings.get("PASSWORD") else ""
+    host = f"{db_settings['HOST']}:{db_settings['PORT']}"
+    return f"postgres://{db_settings['USER']}{password}@{host}/{name}"
 
 
 def pg_tool(name: str) -> str:
