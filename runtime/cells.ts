@@ -171,8 +171,9 @@ export class Cell {
     this.out.send({ t: "preload", d: config.id });
     return new Promise((resolve) => {
       const timer = setTimeout(done, PRELOAD_WAIT_MS);
-      const waiting = this.preloads.get(config.id) ?? [];
-      this.preloads.set(config.id, [...waiting, done]);
+      const waiting = this.preloads.get(config.id);
+      if (waiting) waiting.push(done);
+      else this.preloads.set(config.id, [done]);
       function done() {
         clearTimeout(timer);
         resolve();
@@ -455,10 +456,9 @@ export class Cells {
     return this.byTenant.get(config.tenant)?.preload(config) ?? Promise.resolve();
   }
 
-  /** Whether the tenant's sandbox runs here. */
+  /** Whether the tenant's sandbox runs here and takes calls. */
   runs(tenant: number): boolean {
-    const cell = this.byTenant.get(tenant);
-    return cell !== undefined && !cell.dead && !cell.stopping;
+    return this.running(tenant) !== undefined;
   }
 
   /** Counts a sandbox stopped by what its tenant did (not to make room or for idleness). */
