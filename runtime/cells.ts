@@ -104,7 +104,7 @@ export class Cell {
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
-    this.out = new Writer(this.proc.stdin.getWriter());
+    this.out = new Writer(this.proc.stdin.getWriter(), () => this.pending.size > 1);
     readMessages(this.proc.stdout, (m) => this.receive(m)).catch(() => {});
     this.proc.status.then((status) => this.ended(status));
   }
