@@ -237,8 +237,14 @@ async function readBody(req: Request, limit: number): Promise<string> {
   return new TextDecoder().decode(all);
 }
 
-function answer(outcome: Outcome, requestId: string, durationMs: number): Response {
-  const headers = { "content-type": "application/json", [HEADERS.requestId]: requestId };
+/** A call's answer, with which deployment gave it (the headers made in one go: a header set on
+ * a Response afterwards costs more than the rest of them). */
+function answer(outcome: Outcome, requestId: string, durationMs: number, config: DeploymentConfig): Response {
+  const headers = {
+    "content-type": "application/json",
+    [HEADERS.requestId]: requestId,
+    [HEADERS.deployment]: deploymentPart(config.host),
+  };
   const logs = JSON.stringify(outcome.logs);
   const meta = `"durationMs":${durationMs.toFixed(2)},"requestId":"${requestId}"`;
   if (outcome.status === 200) {
@@ -501,7 +507,7 @@ async function invoke(req: Request, host: string, fn: string, pin?: Pin): Promis
   }
   const ran = await run(admitted, fn, triggerOf(req, admitted), payload);
   if (ran instanceof Response) return ran;
-  return served(answer(ran.outcome, requestId, ran.durationMs), config);
+  return answer(ran.outcome, requestId, ran.durationMs, config);
 }
 
 // Headers the platform reads and the handler never sees: the caller's platform API key and
@@ -541,7 +547,7 @@ async function serveHttp(req: Request, host: string, path: string, pin?: Pin): P
   const ran = await run(admitted, "fetch", triggerOf(req, admitted), null, { method: req.method, url, headers, body });
   if (ran instanceof Response) return ran;
   const { outcome } = ran;
-  if (!outcome.response) return served(answer(outcome, requestId, ran.durationMs), config);
+  if (!outcome.response) return answer(outcome, requestId, ran.durationMs, config);
   const out = new Headers(outcome.response.headers);
   out.set(HEADERS.requestId, requestId);
   out.set(HEADERS.deployment, deploymentPart(config.host));
