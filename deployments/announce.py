@@ -30,6 +30,13 @@ def channel() -> str:
     return f"runtime:hosts:{redis_client().connection_pool.connection_kwargs.get('db', 0)}"
 
 
+def preload_channel() -> str:
+    """Where preload requests go: heard only by the host processes that answer them (they
+    follow the announcements with `?preloads=1`). A host of an earlier version, still running
+    during a rolling upgrade, follows the announcements alone and is not waited for."""
+    return f"{channel()}:preload"
+
+
 @cache
 def redis_client() -> redis.Redis:
     """The control plane's one Redis client (announcements here, live-tail wake-ups in
@@ -51,19 +58,19 @@ def announce(*hosts: str) -> None:
         transaction.on_commit(publish)
 
 
-def preload(deployment) -> int:
+def preload(deployment) -> tuple[int, int]:
     """Before a deployment is ready: asks every runtime host process to load it where its
     tenant's sandbox runs, and waits until each has said it did (or has no sandbox of that
     tenant), for at most RUNTIME_PRELOAD_WAIT_SECONDS. Then its first call, however soon it
-    comes after the ready commit, finds an isolate loaded. Each host follows the
-    announcements on one subscription, so Redis's count of receivers is the count of answers
-    to wait for. Returns how many answered."""
+    comes after the ready commit, finds an isolate loaded. Each host that answers follows the
+    preload requests on one subscription, so Redis's count of receivers is the count of
+    answers to wait for. Returns how many were asked and how many answered."""
     client = redis_client()
     answers = f"runtime:preloaded:{uuid.uuid4().hex}"
     asked = {"host": deployment.host, "tenant": deployment.tenant_id, "answer": answers}
-    answered = 0
+    hosts = answered = 0
     try:
-        hosts = client.publish(channel(), json.dumps({"preload": asked}))
+        hosts = client.publish(preload_channel(), json.dumps({"preload": asked}))
         deadline = time.monotonic() + settings.RUNTIME_PRELOAD_WAIT_SECONDS
         while answered < hosts and (left := deadline - time.monotonic()) > 0.001:
             # A second at most per wait: the client's socket timeout (2 s) would end a longer
@@ -73,7 +80,7 @@ def preload(deployment) -> int:
         client.delete(answers)
     except redis.RedisError as exc:
         log.warning("Could not preload %s on the runtime: %s", deployment.host, exc)
-    return answered
+    return hosts, answered
 
 
 def announce_worker(worker) -> None:
@@ -82,12 +89,13 @@ def announce_worker(worker) -> None:
     announce(worker.host, *hosts)
 
 
-async def announcements():
-    """The announcements, as Server-Sent Events, until the listener goes away."""
+async def announcements(preloads: bool = False):
+    """The announcements, as Server-Sent Events, until the listener goes away; with
+    `preloads`, the preload requests too (for a host that answers them)."""
     client = aioredis.Redis.from_url(settings.REDIS_URL)
     pubsub = client.pubsub()
     try:
-        await pubsub.subscribe(channel())
+        await pubsub.subscribe(*([channel(), preload_channel()] if preloads else [channel()]))
         yield ": announcements follow\n\n"
         idle = 0.0
         while True:

@@ -76,7 +76,7 @@ const control = new ControlPlane({ url: CONTROL, token: TOKEN });
 async function followAnnouncements() {
   for (;;) {
     try {
-      const res = await fetch(`${CONTROL}/internal/runtime/events`, { headers: auth });
+      const res = await fetch(`${CONTROL}/internal/runtime/events?preloads=1`, { headers: auth });
       if (res.status !== 200 || !res.body) {
         await res.body?.cancel();
         // 204: the control plane runs without streaming (WSGI); look again later.

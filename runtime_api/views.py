@@ -331,7 +331,9 @@ async def events(request):
     if not hasattr(request, "scope"):
         # Under WSGI a stream would hold a thread for good: hosts learn at first call.
         return HttpResponse(status=204)
-    response = StreamingHttpResponse(announcements(), content_type="text/event-stream")
+    # ?preloads=1: a host that answers preload requests (deployments.announce.preload).
+    preloads = request.GET.get("preloads") == "1"
+    response = StreamingHttpResponse(announcements(preloads), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     return response
 

@@ -98,9 +98,11 @@ def test_a_deployment_about_to_be_ready_is_answered_only_for_preloading(client, 
 
 
 def test_a_build_waits_for_every_host_that_hears_its_preload(worker, settings):
-    """Every host process that hears the request answers on the list it names; the build
-    waits for as many answers as Redis counted receivers, however long the operator allows
-    (longer than the Redis client's own 2 s read timeout), and no longer."""
+    """Every host process that follows the preload requests answers on the list it names; the
+    build waits for as many answers as Redis counted receivers, however long the operator
+    allows (longer than the Redis client's own 2 s read timeout), and no longer. A host of an
+    earlier version, which follows the announcements but answers no preload (a rolling
+    upgrade), is not counted: each build would otherwise wait the whole time for it."""
     import json
     import threading
     import time
@@ -113,8 +115,12 @@ def test_a_build_waits_for_every_host_that_hears_its_preload(worker, settings):
     listener = redis.Redis.from_url(settings.REDIS_URL)
     hosts = [listener.pubsub(), listener.pubsub()]
     for host in hosts:
-        host.subscribe(announce.channel())
-        host.get_message(timeout=1)  # the subscription's confirmation
+        host.subscribe(announce.channel(), announce.preload_channel())
+    older = listener.pubsub()
+    older.subscribe(announce.channel())
+    for host in [*hosts, older]:
+        while host.get_message(timeout=1) is not None:  # the subscriptions' confirmations
+            pass
 
     def answer(host, after: float):
         asked = None
@@ -131,16 +137,18 @@ def test_a_build_waits_for_every_host_that_hears_its_preload(worker, settings):
     slow = [threading.Thread(target=answer, args=(h, 2.2)) for h in hosts]
     for thread in slow:
         thread.start()
-    assert announce.preload(deployment) == 2
+    assert announce.preload(deployment) == (2, 2)
     for thread in slow:
         thread.join()
+    # The older host heard no preload request at all.
+    assert older.get_message(ignore_subscribe_messages=True, timeout=0.2) is None
     # One host that never answers: the build goes on without it when the wait is over.
     settings.RUNTIME_PRELOAD_WAIT_SECONDS = 0.3
     quick = threading.Thread(target=answer, args=(hosts[0], 0))
     quick.start()
-    assert announce.preload(deployment) == 1
+    assert announce.preload(deployment) == (2, 1)
     quick.join()
-    for host in hosts:
+    for host in [*hosts, older]:
         host.close()
 
 
