@@ -294,6 +294,7 @@ class Generation:
     def __init__(self, path: Path):
         self.path, self.users, self.retired = path, 0, False
         self.server: Server | None = None
+        self.starting: threading.Event | None = None  # set once a background start ends
         self.owner = os.getpid()
 
 
@@ -367,17 +368,65 @@ def _limits() -> confine.Limits:
     )  # fmt: skip
 
 
+def prepare() -> None:
+    """Starts this process's server in the background if it has none, so that no build waits
+    about a second for the compiler to load: at a build worker's start, and when a server is
+    replaced (every MAX_CHECKS checks, or after one it had to stop)."""
+    if not settings.BUILD_WARM_CHECKER:
+        return
+    with _lock:
+        generation = _current()
+        if generation.server or generation.starting or time.monotonic() < _retry_at:
+            return
+        generation.starting = threading.Event()
+    threading.Thread(
+        target=_start, args=(generation,), daemon=True, name="warm-type-checker"
+    ).start()
+
+
+def _start(generation: Generation) -> None:
+    global _retry_at
+    server = None
+    try:
+        server = Server(generation.path, _limits())
+    except (OSError, ServerStopped, StepLimit) as exc:
+        if not generation.retired:  # (retired meanwhile, its directory gone: no fault of it)
+            log.warning("The warm type checker did not start (%s); using deno check", exc)
+    with _lock:
+        if server is None:
+            if not generation.retired:
+                _retry_at = time.monotonic() + RETRY_SECONDS
+        elif generation.retired:
+            server.stop()
+        else:
+            generation.server = server
+        started, generation.starting = generation.starting, None
+    if started is not None:
+        started.set()
+
+
 def check(config: Path, modules: list[Path], timeout: float) -> list[Diagnostic] | None:
     """The type errors of a build's modules (config: its deno.json, in a `workspace()`),
     from the warm server; None when `deno check` must answer instead. Raises StepLimit when
     the check met the build's time or memory limit."""
+    with _lock:
+        starting = _current().starting
+    if starting is not None:  # a server starting in the background: sooner than another
+        starting.wait(START_SECONDS)
+    try:
+        return _check(config, modules, timeout)
+    finally:
+        prepare()  # the next one, if this one was retired
+
+
+def _check(config: Path, modules: list[Path], timeout: float) -> list[Diagnostic] | None:
     global _retry_at
     with _lock:
         generation = _current()
         if config.parent.parent != generation.path:
             return None  # made before the server was replaced
         if generation.server is None:
-            if time.monotonic() < _retry_at:
+            if time.monotonic() < _retry_at or generation.starting:
                 return None
             try:
                 generation.server = Server(generation.path, _limits())

@@ -355,8 +355,14 @@ def start_worker(transactional_db):
     redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no stale builds from earlier tests
     started: list[Process] = []
 
-    def start(concurrency: int = 2) -> Process:
-        env = {**os.environ, "DATABASE_URL": e2e_database_url()}
+    def start(concurrency: int = 2, checker_at_start: bool = False) -> Process:
+        # Each pool process would start a type checker (~1 s of a core) as it starts; most of
+        # the tests' workers build once or never, so theirs start at a first build.
+        env = {
+            **os.environ,
+            "DATABASE_URL": e2e_database_url(),
+            "BUILD_CHECKER_AT_START": "1" if checker_at_start else "0",
+        }
         worker = Process(
             "celery",
             [sys.executable, "-m", "celery", "-A", "workers_portal", "worker",

@@ -174,6 +174,20 @@ def test_build_survives_its_worker_being_killed(start_worker, tenant, settings):
     assert len(deployment.functions) == 6000
 
 
+def test_a_build_process_starts_its_type_checker_before_its_first_build(start_worker, tenant):
+    """The first deploy after a worker starts does not wait the second the checker's compiler
+    takes to load: each build process starts its checker as it starts, and builds use it."""
+    from deployments.deploy import deploy
+
+    celery = start_worker(concurrency=1, checker_at_start=True)
+    checkers = wait_for(lambda: type_checks_of(celery), 30, "the type checker to start", 0.1)
+    worker = Worker.objects.create(tenant=tenant, name="first")
+    deployment = deploy(worker, GREETER)
+    wait_for(lambda: Deployment.objects.get(pk=deployment.pk).is_terminal, 60, "the build", 0.1)
+    assert Deployment.objects.get(pk=deployment.pk).status == "ready"
+    assert type_checks_of(celery) == checkers  # the same server, still there: no other started
+
+
 def run_deploy_command(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": e2e_database_url()}
     return subprocess.run(

@@ -13,6 +13,8 @@ from deployments.build import analyse_program
 from deployments.errors import BuildFailed
 from deployments.program import program_from_files
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.slow  # real Deno
 
 # One program with an error of each kind in a file of its own (one build each way, not one
@@ -141,6 +143,16 @@ def test_a_checker_killed_between_builds_costs_no_build_its_answer(answered):
     assert "TS18048" in judged(STRICT_NULL)[0]
     assert "TS18048" in judged(STRICT_NULL)[0]
     assert answered == {"warm": 2, "handed over": 1}
+
+
+def test_a_replaced_checker_is_started_again_before_the_next_build(answered, monkeypatch):
+    monkeypatch.setattr(checker, "MAX_CHECKS", 1)  # each server is replaced after one check
+    assert judged(NO_ERRORS) == ("passed", None)
+    # Its successor starts in the background at once, not when the next build asks.
+    successor = wait_for(lambda: checker._current().server, 30, "the next server to start")
+    assert "TS18048" in judged(STRICT_NULL)[0]
+    assert successor.checks == 1  # it answered that build (and was replaced in turn)
+    assert answered == {"warm": 2, "handed over": 0}
 
 
 def test_a_deno_json_among_the_uploaded_folders_does_not_loosen_the_rules(answered):

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import beat_init, worker_init
+from celery.signals import beat_init, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_portal.settings")
 
@@ -23,3 +23,15 @@ def refuse_insecure_start(**kwargs):
         require_secure_settings()
     except ImproperlyConfigured as exc:
         raise SystemExit(f"Refusing to start: {exc}") from exc  # Celery swallows Exceptions
+
+
+@worker_process_init.connect
+def warm_the_type_checker(**kwargs):
+    """Each build process starts its type checker at once, in the background: the first
+    deploy after a start does not wait about a second for the compiler to load."""
+    from django.conf import settings
+
+    if settings.BUILD_CHECKER_AT_START:
+        from deployments import checker
+
+        checker.prepare()

@@ -332,6 +332,9 @@ BUILD_TIMEOUT_SECONDS = env.int("BUILD_TIMEOUT_SECONDS", default=120)
 # checker (deployments/checker.py) sees them. Off: every build runs `deno check` afresh.
 BUILDS_DIR = Path(env.str("BUILDS_DIR", default=str(VAR_DIR / "builds")))
 BUILD_WARM_CHECKER = env.bool("BUILD_WARM_CHECKER", default=True)
+# Each Celery process starts its warm checker when it starts (~280 MB each, held from then on
+# as after a first build), instead of at its first build.
+BUILD_CHECKER_AT_START = env.bool("BUILD_CHECKER_AT_START", default=True)
 # A deployment still building (or queued) this long after its last step is re-enqueued
 # by the sweep; after BUILD_MAX_ATTEMPTS it ends in error instead of waiting forever.
 BUILD_DEADLINE_SECONDS = env.int("BUILD_DEADLINE_SECONDS", default=300)
