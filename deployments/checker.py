@@ -16,7 +16,8 @@ It reads tenant input, so it is held like a build step, and more:
 * builds live in the server's own directory, one directory each, announced to it, so the
   server knows each build's configuration (import map, compiler options) and nothing
   outside it; the first check of a server (about a second, the compiler loading) is its own,
-  not counted against any tenant's time limit;
+  not counted against any tenant's time limit, and made in the background before any build
+  asks: when a build process starts, and when a server is replaced (`prepare`);
 * it is a shortcut, never the last word: when it sees something `deno check` would judge
   differently (a module or package it could not resolve), or it stops without a limit to
   blame, the build asks `deno check` (`None` below).
