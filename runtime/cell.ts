@@ -20,8 +20,8 @@ import { fromBase64, type Message, readMessages, toBase64, Writer } from "./wire
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
 const DOMAIN = env("RUNTIME_DOMAIN", "localhost").toLowerCase();
-let running = 0; // calls in flight: while there are, answers ready in one turn leave together
-const out = new Writer(Deno.stdout.writable.getWriter(), () => running > 0);
+let inFlight = 0; // calls in flight: while there are, answers ready in one turn leave together
+const out = new Writer(Deno.stdout.writable.getWriter(), () => inFlight > 0);
 
 const configs = new Map<string, DeploymentConfig>();
 type Waiter = { resolve: (code: string) => void; reject: (err: Error) => void };
@@ -233,7 +233,7 @@ async function call(msg: Message) {
   }
   let cold = true; // the call waited for its deployment to be loaded
   let outcome;
-  running++;
+  inFlight++;
   try {
     const running = pool.running(config);
     const isolate = running ?? await pool.get(config);
@@ -257,7 +257,7 @@ async function call(msg: Message) {
       error: { name: "Error", message: `The deployment could not be started: ${(err as Error).message}`, stack: "" },
     };
   }
-  running--;
+  inFlight--;
   // The call's lines went to the host as they were printed ("lines"): it puts them in the
   // answer itself, so they cross the boundary once.
   const { response, logs: _logs, ...rest } = outcome;
