@@ -118,9 +118,9 @@ def test_a_build_waits_for_every_host_that_hears_its_preload(worker, settings):
         host.subscribe(announce.channel(), announce.preload_channel())
     older = listener.pubsub()
     older.subscribe(announce.channel())
-    for host in [*hosts, older]:
-        while host.get_message(timeout=1) is not None:  # the subscriptions' confirmations
-            pass
+    for host, channels in [(hosts[0], 2), (hosts[1], 2), (older, 1)]:
+        for _ in range(channels):  # the subscriptions' confirmations
+            assert host.get_message(timeout=1)["type"] == "subscribe"
 
     def answer(host, after: float):
         asked = None
