@@ -8,6 +8,8 @@ import resource
 import subprocess
 from pathlib import Path
 
+from procs import command_line, cpu_seconds, numbered
+
 POST = Path(__file__).resolve().parent / "post.lua"
 DURATION = os.environ.get("BENCH_SECONDS", "10")
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "32")
@@ -38,23 +40,16 @@ KINDS = [
     ("Celery", "celery"),
 ]
 LOAD = "wrk (the load)"  # counted apart: it has ended when its CPU is read
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_by_kind() -> dict[str, float]:
     """CPU seconds so far of every process of each kind that runs now."""
     totals: dict[str, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        kind = next((name for name, pattern in KINDS if pattern in cmdline), None)
+    for pid in numbered():
+        line = command_line(pid)
+        kind = next((name for name, pattern in KINDS if pattern in line), None)
         if kind is not None:
-            totals[kind] = totals.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+            totals[kind] = totals.get(kind, 0.0) + cpu_seconds(pid)
     return totals
 
 

@@ -22,6 +22,15 @@ def numbered() -> list[int]:
     return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
 
 
+def command_line(pid: int) -> str:
+    """Its command line, arguments spaced ("" for one that has ended)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def named(command: str) -> list[int]:
     """The processes whose command name is this one (`postgres`)."""
     found = []
