@@ -410,9 +410,10 @@ def check(config: Path, modules: list[Path], timeout: float) -> list[Diagnostic]
     """The type errors of a build's modules (config: its deno.json, in a `workspace()`),
     from the warm server; None when `deno check` must answer instead. Raises StepLimit when
     the check met the build's time or memory limit."""
+    prepare()  # (servers start one way only: in the background)
     with _lock:
         starting = _current().starting
-    if starting is not None:  # a server starting in the background: sooner than another
+    if starting is not None:
         starting.wait(START_SECONDS)
     try:
         return _check(config, modules, timeout)
@@ -421,21 +422,13 @@ def check(config: Path, modules: list[Path], timeout: float) -> list[Diagnostic]
 
 
 def _check(config: Path, modules: list[Path], timeout: float) -> list[Diagnostic] | None:
-    global _retry_at
     with _lock:
         generation = _current()
         if config.parent.parent != generation.path:
             return None  # made before the server was replaced
-        if generation.server is None:
-            if time.monotonic() < _retry_at or generation.starting:
-                return None
-            try:
-                generation.server = Server(generation.path, _limits())
-            except (OSError, ServerStopped, StepLimit) as exc:
-                log.warning("The warm type checker did not start (%s); using deno check", exc)
-                _retry_at = time.monotonic() + RETRY_SECONDS
-                return None
         server = generation.server
+        if server is None:
+            return None  # none could start (it said why), or not within START_SECONDS
         try:
             found = server.diagnostics(config, modules, timeout)
         except StepLimit:
