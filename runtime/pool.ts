@@ -1,11 +1,11 @@
 // One isolate per deployment, created on first call. A call that runs past its timeout
 // stops that isolate (the only way to stop a busy loop), and so does going over the memory
 // limit; the next call gets a fresh one, and other deployments are never touched.
-import { setImmediate } from "node:timers";
 import { Worker as NodeWorker } from "node:worker_threads";
 import { type ConfigField, ERROR_CODES, type ErrorCode, type Same, statusOf } from "./contract.ts";
 import type { FetchAnswer, FetchRequest } from "./egress.ts";
 import { LogRing, ringBytes } from "./ring.ts";
+import { sendSoon } from "./wire.ts";
 
 export type LogLine = { seq: number; level: string; message: string; timestamp: string };
 
@@ -303,10 +303,7 @@ export class Isolate {
       const item = http ? { id: requestId, n, fn, payload, http } : { id: requestId, n, fn, payload };
       // A durable run's call: its code has ctx.step (the run itself is asked by the pool).
       if (this.outbox.push(pin?.run ? { ...item, run: pin.run } : item) === 1) {
-        // A lone call leaves at once; while others are in flight, the calls that arrive in
-        // this turn of the event loop go together in one message.
-        if (this.pending.size > 1) setImmediate(this.send);
-        else queueMicrotask(this.send);
+        sendSoon(this.send, this.pending.size > 1); // the calls of this turn in one message
       }
     });
   }

@@ -31,6 +31,15 @@ import { setImmediate } from "node:timers";
 
 export type Message = { t: string; [key: string]: unknown };
 
+/** Runs `send` soon: while other calls are in flight, at the end of this turn of the event
+ * loop, so that everything ready in the turn leaves together and wakes the other side once;
+ * a lone message at once. (The host's channel to a sandbox, a sandbox's to its host, and the
+ * pool's to an isolate all send this way.) */
+export function sendSoon(send: () => void, othersInFlight: boolean) {
+  if (othersInFlight) setImmediate(send);
+  else queueMicrotask(send);
+}
+
 const encoder = new TextEncoder();
 
 export class Writer {
@@ -39,9 +48,7 @@ export class Writer {
   private scheduled = false;
   closed = false;
 
-  /** `busy`: whether other calls are in flight on this channel. Then what is sent waits for
-   * the end of this turn of the event loop, so that everything ready in it leaves in one
-   * write and wakes the other side once; a lone message leaves at once. */
+  /** `busy`: whether other calls are in flight on this channel (see sendSoon). */
   constructor(private sink: WritableStreamDefaultWriter<Uint8Array>, private busy: () => boolean = () => false) {}
 
   send(message: Message) {
@@ -49,8 +56,7 @@ export class Writer {
     this.queued.push(JSON.stringify(message));
     if (!this.scheduled) {
       this.scheduled = true;
-      if (this.busy()) setImmediate(this.flush);
-      else queueMicrotask(this.flush);
+      sendSoon(this.flush, this.busy());
     }
   }
 
