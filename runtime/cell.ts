@@ -1,8 +1,9 @@
 // One tenant's sandbox process: the isolates of that tenant's deployments (pool.ts) behind a
 // process boundary. The host starts it confined by the operating system (confine.py: its own
-// cgroup for memory of every kind, processes and a share of the CPU) and talks to it over
-// stdin and stdout (wire.ts). Whatever the tenant's code does here, to the point of a thread
-// that cannot be stopped, ends with this process; the host and other tenants go on.
+// cgroup for memory of every kind, processes and a share of the CPU) and talks to it over a
+// Unix socket it names in RUNTIME_CHANNEL (wire.ts). Whatever the tenant's code does here, to
+// the point of a thread that cannot be stopped, ends with this process; the host and other
+// tenants go on.
 import process from "node:process";
 import { statusOf } from "./contract.ts";
 import type { FetchAnswer, FetchRequest } from "./egress.ts";
@@ -16,12 +17,15 @@ import {
   serveBindings,
   serveInternally,
 } from "./pool.ts";
-import { fromBase64, type Message, readMessages, toBase64, Writer } from "./wire.ts";
+import { connectToHost, fromBase64, type Message, readMessages, toBase64, Writer } from "./wire.ts";
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
 const DOMAIN = env("RUNTIME_DOMAIN", "localhost").toLowerCase();
 let inFlight = 0; // calls in flight: while there are, answers ready in one turn leave together
-const out = new Writer(Deno.stdout.writable.getWriter(), () => inFlight > 0);
+// Connected before the process gives up its permissions (pool.ts, Sandbox.start); a socket
+// once open stays usable without them.
+const channel = await connectToHost(env("RUNTIME_CHANNEL", ""));
+const out = new Writer(channel.writable.getWriter(), () => inFlight > 0);
 
 const configs = new Map<string, DeploymentConfig>();
 type Waiter = { resolve: (code: string) => void; reject: (err: Error) => void };
@@ -346,4 +350,4 @@ setInterval(() => {
 out.send({ t: "ready" });
 // The host is this process's only reason to be: when its end of the channel closes (it
 // stopped, or was killed), this process ends too.
-readMessages(Deno.stdin.readable, receive).finally(() => Deno.exit(0));
+readMessages(channel.readable, receive).finally(() => Deno.exit(0));

@@ -16,7 +16,7 @@
 import { type ErrorCode, statusOf } from "./contract.ts";
 import type { FetchAnswer, FetchRequest } from "./egress.ts";
 import type { DeploymentConfig, HttpRequest, LateLog, LogLine, Outcome, Pin } from "./pool.ts";
-import { fromBase64, type Message, readMessages, toBase64, Writer } from "./wire.ts";
+import { fromBase64, listenForSandbox, type Message, readMessages, toBase64, Writer } from "./wire.ts";
 
 export type Answer = Outcome & { cold: boolean };
 
@@ -96,17 +96,26 @@ export class Cell {
 
   constructor(private options: CellOptions, private onExit: (cell: Cell) => void) {
     const [program, ...args] = options.command.map((part) => part.replaceAll("{name}", this.name));
+    // The channel is a Unix socket (wire.ts), not the sandbox's stdin and stdout: Deno reads
+    // and writes those on its blocking thread pool, two more threads to wake for every
+    // message, which cost a sandbox a fifth of its CPU per call with one call at a time
+    // (docs/benchmarks.md).
+    const channel = listenForSandbox();
     this.proc = new Deno.Command(program, {
       args,
-      env: options.env,
+      env: { ...options.env, RUNTIME_CHANNEL: channel.spec },
       clearEnv: true,
-      stdin: "piped",
-      stdout: "piped",
+      stdin: "null",
+      stdout: "inherit",
       stderr: "inherit",
     }).spawn();
-    this.out = new Writer(this.proc.stdin.getWriter(), () => this.pending.size > 1);
-    readMessages(this.proc.stdout, (m) => this.receive(m)).catch(() => {});
-    this.proc.status.then((status) => this.ended(status));
+    this.out = new Writer(channel.connected.then((conn) => conn.writable.getWriter()), () => this.pending.size > 1);
+    channel.connected.then((conn) => readMessages(conn.readable, (m) => this.receive(m))).catch(() => {});
+    this.proc.status.then((status) => {
+      channel.close(); // if it never connected, nothing waits on the name any more
+      channel.connected.then((conn) => conn.close()).catch(() => {});
+      this.ended(status);
+    });
   }
 
   get pid() {

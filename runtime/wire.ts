@@ -1,6 +1,7 @@
 // The channel between the runtime host and a tenant's sandbox process (cell.ts): one JSON
-// message per line on the sandbox's stdin and stdout. Messages sent in one turn of the event
-// loop go out in one write. Bytes travel as base64.
+// message per line, both ways, on a Unix socket the host listens on for that sandbox alone
+// (cells.ts says why not its stdin and stdout). Messages sent in one turn of the event loop go
+// out in one write. Bytes travel as base64.
 //
 // host -> sandbox                                  sandbox -> host
 //   {t:"config", config}  a deployment's config      {t:"ready"}  booted, spares warm
@@ -42,14 +43,23 @@ export function sendSoon(send: () => void, othersInFlight: boolean) {
 
 const encoder = new TextEncoder();
 
+type Sink = WritableStreamDefaultWriter<Uint8Array>;
+
 export class Writer {
   private queued: string[] = [];
-  private writing: Promise<void> = Promise.resolve();
+  private sink: Sink | null = null;
+  private writing: Promise<void>;
   private scheduled = false;
   closed = false;
 
-  /** `busy`: whether other calls are in flight on this channel (see sendSoon). */
-  constructor(private sink: WritableStreamDefaultWriter<Uint8Array>, private busy: () => boolean = () => false) {}
+  /** `sink` may come later (a channel still being connected): what is sent meanwhile waits
+   * for it, in order. `busy`: whether other calls are in flight on this channel (see
+   * sendSoon). */
+  constructor(sink: Sink | Promise<Sink>, private busy: () => boolean = () => false) {
+    this.writing = Promise.resolve(sink).then((ready) => void (this.sink = ready)).catch(() => {
+      this.closed = true; // it never came: the other side is gone
+    });
+  }
 
   send(message: Message) {
     if (this.closed) return;
@@ -65,7 +75,7 @@ export class Writer {
     if (!this.queued.length) return;
     const text = this.queued.join("\n") + "\n";
     this.queued = [];
-    this.writing = this.writing.then(() => this.sink.write(encoder.encode(text))).catch(() => {
+    this.writing = this.writing.then(() => this.sink?.write(encoder.encode(text))).catch(() => {
       this.closed = true; // the other side is gone
     });
   };
@@ -97,6 +107,67 @@ export async function readMessages(stream: ReadableStream<Uint8Array>, receive: 
     }
     buffer = start ? buffer.slice(start) : buffer;
   }
+}
+
+// --- the socket ---------------------------------------------------------------------------
+// Its name is abstract (no file to make, clean up or give permissions on), so any local user
+// could connect to it, and /proc/net/unix shows it. What tells the sandbox apart is a token
+// only the host and the sandbox's own environment hold: the sandbox sends it first, and a
+// connection that does not is closed. The sandbox learns both as RUNTIME_CHANNEL, "<name>
+// <token>".
+
+const TOKEN_BYTES = 36; // a UUID
+const HANDSHAKE_MS = 10_000;
+
+/** The host's end: listens on a new abstract name for the one connection that says the
+ * token. `spec` is what the sandbox is given; `close` stops listening (the sandbox is gone). */
+export function listenForSandbox(): { spec: string; connected: Promise<Deno.Conn>; close: () => void } {
+  const name = `functions-${crypto.randomUUID()}`;
+  const token = crypto.randomUUID();
+  const listener = Deno.listen({ transport: "unix", path: `\0${name}` });
+  const close = () => {
+    try {
+      listener.close();
+    } catch {
+      // closed already
+    }
+  };
+  const connected = new Promise<Deno.Conn>((resolve, reject) => {
+    (async () => {
+      for await (const conn of listener) {
+        // Each one checked on its own: a connection that says nothing holds up no other.
+        const timer = setTimeout(() => conn.close(), HANDSHAKE_MS);
+        readExactly(conn, TOKEN_BYTES + 1).then((said) => {
+          clearTimeout(timer);
+          if (said === `${token}\n`) {
+            close();
+            resolve(conn);
+          } else conn.close();
+        }, () => clearTimeout(timer));
+      }
+    })().catch(() => {}).finally(() => reject(new Error("the sandbox never connected")));
+  });
+  return { spec: `${name} ${token}`, connected, close };
+}
+
+/** The sandbox's end: connects to the host and says its token. */
+export async function connectToHost(spec: string): Promise<Deno.Conn> {
+  const [name, token] = spec.split(" ");
+  const conn = await Deno.connect({ transport: "unix", path: `\0${name}` });
+  await conn.write(encoder.encode(`${token}\n`));
+  return conn;
+}
+
+/** The next `count` bytes of `conn` as text, and not a byte more (the messages follow). */
+async function readExactly(conn: Deno.Conn, count: number): Promise<string> {
+  const bytes = new Uint8Array(count);
+  let got = 0;
+  while (got < count) {
+    const n = await conn.read(bytes.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return new TextDecoder().decode(bytes.subarray(0, got));
 }
 
 type Base64Bytes = Uint8Array & { toBase64(): string };

@@ -1,7 +1,7 @@
 // The channel between the host and a sandbox: messages arrive whole and in order however the
 // pipe cuts the bytes, and what is sent while other calls are in flight leaves in one write.
 import { deepStrictEqual, strictEqual } from "node:assert/strict";
-import { type Message, readMessages, Writer } from "./wire.ts";
+import { connectToHost, listenForSandbox, type Message, readMessages, Writer } from "./wire.ts";
 
 const enc = new TextEncoder();
 
@@ -56,4 +56,34 @@ Deno.test("a lone message leaves before the turn ends", async () => {
   await Promise.resolve();
   strictEqual(writes.length, 1);
   deepStrictEqual(writes, ['{"t":"done","id":"1"}\n']);
+});
+
+Deno.test("the socket's name is no secret: only the connection that says the sandbox's token is taken", async () => {
+  const channel = listenForSandbox();
+  const [name] = channel.spec.split(" ");
+  const socket = { transport: "unix" as const, path: `\0${name}` };
+  // Anyone on the machine may see the name and connect first: one says nothing, one guesses.
+  const silent = await Deno.connect(socket);
+  const guesser = await Deno.connect(socket);
+  await guesser.write(enc.encode(`${crypto.randomUUID()}\n`));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const refused = await Promise.race([
+    guesser.read(new Uint8Array(16)).catch(() => null),
+    new Promise((resolve) => (timer = setTimeout(() => resolve("still open"), 2_000))),
+  ]);
+  clearTimeout(timer);
+  strictEqual(refused, null, "a connection with the wrong token is closed");
+
+  const sandbox = await connectToHost(channel.spec);
+  const host = await channel.connected;
+  await sandbox.write(enc.encode('{"t":"ready"}\n'));
+  const got: Message[] = [];
+  const reading = readMessages(host.readable, (m) => got.push(m));
+  sandbox.close();
+  await reading;
+  deepStrictEqual(got, [{ t: "ready" }], "the sandbox's messages follow its token, none lost");
+  // The name is given up once the sandbox is in: no one else can connect.
+  const late = await Deno.connect(socket).then((conn) => (conn.close(), "connected"), () => "refused");
+  strictEqual(late, "refused");
+  silent.close();
 });

@@ -55,7 +55,7 @@ SOURCE_MAP_PREFIX = "//# functions-source-map="  # as deployments/build.py write
 CELL_ENV = (
     "RUNTIME_DOMAIN,RUNTIME_EGRESS_ALLOW,RUNTIME_EGRESS_DENY,RUNTIME_IDLE_SECONDS,"
     "RUNTIME_MAX_ISOLATES,RUNTIME_MEMORY_MB,RUNTIME_SPARES,RUNTIME_MEMORY_BUDGET_MB,"
-    "RUNTIME_KV_CACHE_MS,RUNTIME_KV_CACHE_MB"
+    "RUNTIME_KV_CACHE_MS,RUNTIME_KV_CACHE_MB,RUNTIME_CHANNEL"
 )
 # What the host may read (as `manage.py runtime` allows it); unset ones take their defaults.
 HOST_ENV = (
