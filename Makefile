@@ -39,7 +39,7 @@ lint:
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports --no-cache
 	.venv/bin/mypy
-	DENO_NO_PACKAGE_JSON=1 NO_COLOR=1 .venv/bin/deno check --quiet bench/baseline.ts bench/floors/*.ts
+	DENO_NO_PACKAGE_JSON=1 NO_COLOR=1 .venv/bin/deno check --quiet bench/baseline.ts bench/sandbox.ts bench/floors/*.ts
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet host.ts cell.ts network.ts *_test.ts
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet --config isolate.check.json isolate.js
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno lint --quiet && ../.venv/bin/deno fmt --check --quiet
@@ -53,7 +53,7 @@ format: setup-dev
 clean:
 	rm -rf var .pytest_cache .ruff_cache
 
-bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, logs, releases, runs, key-value, host lookups, scale, ingest, growth, programs, floors
+bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), memory, a sandbox alone, logs, releases, runs, key-value, host lookups, scale, ingest, growth, programs, floors
 	bin/ensure-package wrk wrk
 	bin/ensure-package npm npm
 	cd bench && npm install --no-audit --no-fund --loglevel=error
@@ -62,6 +62,7 @@ bench: setup-dev    ## latency, throughput (vs bare Deno.serve and workerd), mem
 	RUNTIME_TIMEOUT_SECONDS=30 RUNTIME_PROCESSES=2 bin/with-test-services $(PY) bench/throughput.py
 	RUNTIME_TIMEOUT_SECONDS=30 RUNTIME_BENCH_NO_REPORTS=1 BENCH_ONLY=platform BENCH_IDLE_DEPLOYMENTS=1 \
 	  bin/with-test-services $(PY) bench/throughput.py
+	DENO_NO_PACKAGE_JSON=1 .venv/bin/deno run -A --no-config bench/sandbox.ts
 	RUNTIME_TIMEOUT_SECONDS=30 bin/with-test-services $(PY) bench/logs.py
 	bin/with-test-services $(PY) bench/releases.py
 	bin/with-test-services $(PY) bench/runs.py
