@@ -61,6 +61,10 @@ const BURN_SECONDS = 3; // seconds of busy CPU with no call in flight before it 
 const FREE_RESTARTS = 3; // stops in a row started again at once; then 1 s, 2 s, 4 s ... 30 s
 const MAX_PAUSE_MS = 30_000;
 const FORGIVEN_MS = 60_000; // a sandbox that lasted this long wipes the slate
+// What a sandbox writes to its stderr reaches the host's, at most this much.
+const STDERR_LINES = 20; // in each window
+const STDERR_WINDOW_MS = 10_000;
+const STDERR_LINE_CHARS = 2_000;
 
 /** A tenant's sandbox was stopped too often lately: no new one before `retryAfterMs`. */
 export class Cooling extends Error {
@@ -105,10 +109,14 @@ export class Cell {
       args,
       env: { ...options.env, RUNTIME_CHANNEL: channel.spec },
       clearEnv: true,
+      // Tenant code may write to the process's stdout and stderr (no permission is needed):
+      // neither is the channel, stdout goes nowhere, and stderr only through a bound.
       stdin: "null",
-      stdout: "inherit",
-      stderr: "inherit",
+      stdout: "null",
+      stderr: "piped",
     }).spawn();
+    relayStderr(this.proc.stderr, () => this.tenant === null ? "a spare sandbox" : `tenant ${this.tenant}'s sandbox`)
+      .catch(() => {});
     this.out = new Writer(channel.connected.then((conn) => conn.writable.getWriter()), () => this.pending.size > 1);
     channel.connected.then((conn) => readMessages(conn.readable, (m) => this.receive(m))).catch(() => {});
     this.proc.status.then((status) => {
@@ -259,6 +267,8 @@ export class Cell {
       }
       case "lines":
         for (const [deployment, request, fn, line] of msg.list as [string, string | null, string, LogLine][]) {
+          // Only into the logs of a deployment this host gave the sandbox, as for "bind".
+          if (!this.sent.has(deployment)) continue;
           this.options.lateLog(deployment, request, fn, line);
           const pending = request ? this.pending.get(request) : undefined;
           if (pending && !pending.answered) pending.logs.push(line);
@@ -420,6 +430,42 @@ export class Cell {
     } catch (err) {
       console.error(`runtime: could not ask about the sandbox's cgroup: ${(err as Error).message}`);
       return { memory: false };
+    }
+  }
+}
+
+/** A sandbox's stderr, its own diagnostics (a thread that failed, an uncaught error), to the
+ * host's, one line at a time with who wrote it. Its tenant's code can write there too, so at
+ * most STDERR_LINES lines of STDERR_LINE_CHARS in each STDERR_WINDOW_MS. Past that the host
+ * stops reading until the window ends: the pipe fills and the writer waits, so a sandbox that
+ * floods its stderr fills no operator's disk and costs the host nothing more. */
+async function relayStderr(stream: ReadableStream<Uint8Array>, who: () => string) {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let shown = 0;
+  let windowEnds = performance.now() + STDERR_WINDOW_MS;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n")) >= 0 || buffer.length > STDERR_LINE_CHARS) {
+      const line = end >= 0 && end <= STDERR_LINE_CHARS ? buffer.slice(0, end) : buffer.slice(0, STDERR_LINE_CHARS);
+      buffer = buffer.slice(end >= 0 && end <= STDERR_LINE_CHARS ? end + 1 : STDERR_LINE_CHARS);
+      if (shown < STDERR_LINES) console.error(`runtime: ${who()}: ${line}`);
+      else if (shown === STDERR_LINES) {
+        console.error(
+          `runtime: ${who()} writes more than ${STDERR_LINES} lines to its stderr in ${STDERR_WINDOW_MS / 1000} s: ` +
+            "the rest of them are dropped until that time is over.",
+        );
+      }
+      shown++;
+    }
+    const left = windowEnds - performance.now();
+    if (shown > STDERR_LINES && left > 0) await new Promise((resolve) => setTimeout(resolve, left));
+    if (performance.now() >= windowEnds) {
+      shown = 0;
+      windowEnds = performance.now() + STDERR_WINDOW_MS;
     }
   }
 }

@@ -142,6 +142,35 @@ def test_tenant_threads_are_refused_or_stopped_with_their_sandbox(
         proc.stop()
 
 
+def test_stdout_and_stderr_are_neither_the_channel_nor_an_open_door_to_the_operators_logs(
+    live_server, tenant, other_tenant
+):
+    """Tenant code may write to its sandbox's stdout and stderr without any permission. A
+    message forged for the runtime's channel goes nowhere; a flood of stderr reaches the
+    runtime's log only up to its bound, which says so."""
+    flooder = deploy(tenant, "stdio", "stdio")
+    neighbour = deploy(other_tenant, "neighbour", "")
+    proc, url = start_runtime(RUNTIME_PROCESSES="1")
+    try:
+        answer = call(flooder, "flood", {"lines": 2000}, url=url)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"] == {"wrote": 2000}
+        notice = "writes more than 20 lines to its stderr in 10 s: the rest of them are dropped"
+        wait_for(lambda: notice in proc.output(), 10, "the runtime to say it drops the flood")
+        log = proc.output()
+        assert [line.split(": ")[-1] for line in log.splitlines() if "stderr-flood" in line] == [
+            f"stderr-flood {i}" for i in range(20)
+        ]
+        assert "stdout-flood" not in log and '"cpuMs":0' not in log
+        # The channel is whole: both sandboxes answer.
+        assert call(flooder, "flood", {"lines": 0}, url=url).json()["result"] == {"wrote": 0}
+        assert call(neighbour, "hello", {"name": "B"}, url=url).json()["result"] == {
+            "greeting": "Hello, B!"
+        }
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
 def small_runtime(live_server):
     proc, url = start_runtime(RUNTIME_CELL_MEMORY_MB="400", RUNTIME_PROCESSES="1")
