@@ -102,7 +102,7 @@ export class Cell {
     const [program, ...args] = options.command.map((part) => part.replaceAll("{name}", this.name));
     // The channel is a Unix socket (wire.ts), not the sandbox's stdin and stdout: Deno reads
     // and writes those on its blocking thread pool, two more threads to wake for every
-    // message, which cost a sandbox a fifth of its CPU per call with one call at a time
+    // message: with one call at a time, a fifth to a quarter of a sandbox's CPU per call
     // (docs/benchmarks.md).
     const channel = listenForSandbox();
     this.proc = new Deno.Command(program, {
