@@ -162,6 +162,11 @@ class Workspace:
                 f"{title} needed more than the build's {settings.BUILD_STEP_MEMORY_MB} MB "
                 "of memory and was stopped (a very large program or package graph)."
             )
+        if limit.limit == "output":
+            return self.failed(
+                f"{title} wrote more than {confine.MAX_OUTPUT_BYTES // 2**20} MB of output and "
+                "was stopped (a very large program or package graph)."
+            )
         return self.failed(f"{title} did not finish within {settings.BUILD_TIMEOUT_SECONDS} s.")
 
     @property
@@ -574,6 +579,7 @@ try {
 # What a Deno process takes before the module's own memory (measured: ~60 MB resident).
 PROBE_BASE_MB = 160
 PROBE_WAIT_MS = 5_000  # a top level that awaits longer than this, on no fetch, never finishes
+PROBE_OUTPUT_BYTES = 1024 * 1024  # what its top level may print, on each of stdout and stderr
 
 
 def probe(ws: Workspace, env: dict, memory_mb: int, has_default: bool) -> bool:
@@ -603,7 +609,13 @@ def probe(ws: Workspace, env: dict, memory_mb: int, has_default: bool) -> bool:
         cwd=ws.root,
         env=deno_env(),
         input=json.dumps({"env": env, "nonce": nonce}),
+        max_output=PROBE_OUTPUT_BYTES,
     )
+    if result.limit == "output":
+        raise ws.failed(
+            f"The module's top level wrote more than {PROBE_OUTPUT_BYTES // 2**20} MB to its "
+            "output while loading and was stopped: print less outside the exported functions."
+        )
     if result.limit == "memory":
         raise ws.failed(
             f"The module's top level held more memory than the deployment's {memory_mb} MB "

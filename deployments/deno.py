@@ -34,7 +34,7 @@ def deno_env(**extra: str) -> dict[str, str]:
 
 
 class StepLimit(Exception):
-    """A build step met one of its limits: "memory" or "time"."""
+    """A build step met one of its limits: "memory", "time" or "output"."""
 
     def __init__(self, limit: str):
         super().__init__(limit)
