@@ -349,14 +349,30 @@ def event_text(event: dict) -> str:
     return text if isinstance(text, str) else ""
 
 
-def build_log(events: list[dict]) -> str:
+# What is kept of a build's log on Vercel: its end, where a failure says why. What the
+# tenant's build prints there is the tenant's to choose, and it is stored with the deployment.
+BUILD_LOG_CHARS = 256 * 1024
+
+
+def build_log(events: list[dict], most: int = BUILD_LOG_CHARS) -> str:
     lines = []
     for event in events:
         if event.get("type") in {"stdout", "stderr", "command", "fatal"}:
             text = event_text(event).rstrip("\n")
             if text:
                 lines.append(text)
-    return "\n".join(lines)
+    kept, size = [], 0
+    for line in reversed(lines):
+        size += len(line) + 1
+        if size > most:
+            break
+        kept.append(line)
+    if len(kept) < len(lines):
+        cut = len(lines) - len(kept)
+        kept.append(
+            f"[the first {cut} of its {len(lines)} lines are not kept: only the last {most // 1024} KB are]"
+        )
+    return "\n".join(reversed(kept))
 
 
 def poll_delay(elapsed: float) -> float:

@@ -119,6 +119,7 @@ class FakeVercel:
         self.failures: list[Failure] = []
         self.malformed: set[tuple[str, str]] = set()
         self.build_error: tuple[str, str] | None = None  # (errorCode, errorMessage) for new builds
+        self.build_output: list[str] = []  # what the tenant's build prints, as stdout events
         self.hold_create_seconds = 0.0
         self.create_seen = threading.Event()
         self.lock = threading.RLock()
@@ -202,6 +203,7 @@ class FakeVercel:
         lines = [("command", 'Running "npm install --no-audit --no-fund"')]
         if state in {"BUILDING", "READY", "ERROR"}:
             lines += [("stdout", "added 472 packages in 31s"), ("command", 'Running "next build"')]
+            lines += [("stdout", text) for text in self.build_output]
         if state == "READY":
             lines += [("stdout", "✓ Compiled successfully"), ("stdout", "ƒ /api/invoke/[fn]")]
         if state == "ERROR":

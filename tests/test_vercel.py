@@ -334,6 +334,24 @@ def test_a_failed_vercel_build_shows_its_message(fake_vercel, start_worker, tena
     assert "The build failed" in page and "next build&quot; exited with 1 (BUILD_FAILED)" in page
 
 
+def test_a_build_that_prints_megabytes_on_vercel_keeps_the_end_of_its_log(
+    fake_vercel, start_worker, tenant
+):
+    """What the tenant's build prints on Vercel is the tenant's to choose, and its log is
+    stored with the deployment: only its end is kept, and the log says so."""
+    worker = vercel_worker(tenant)
+    fake_vercel.build_output = [f"line {i} " + "x" * 200 for i in range(20_000)]  # 4 MB
+    start_worker()
+    deployment = settled(deploy(worker, GREETER))
+    assert deployment.status == S.READY
+    log = deployment.build_log
+    assert len(log) < 400_000
+    kept = log.split("[the first ", 1)[1].split("\n", 1)[0]
+    assert kept.endswith("of its 20005 lines are not kept: only the last 256 KB are]"), kept
+    assert "line 19999 " in log and "line 0 " not in log
+    assert log.rstrip().endswith("ƒ /api/invoke/[fn]")  # the end, where a failure says why
+
+
 def test_a_module_that_cannot_start_is_refused_before_anything_is_sent(
     fake_vercel, start_worker, tenant
 ):
