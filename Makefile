@@ -29,7 +29,7 @@ test-fast: setup-dev    ## the edit loop: every test not marked slow or fuzz (no
 	  --ignore=tests/test_api_fuzz.py
 
 test-runtime:   ## the data plane's unit tests (runtime/*_test.ts): no services, a second or two
-	cd runtime && NO_COLOR=1 ../.venv/bin/deno test --quiet --allow-read --allow-write --allow-env --allow-net
+	cd runtime && NO_COLOR=1 ../.venv/bin/deno test --quiet --allow-read --allow-write --allow-env --allow-net --allow-run
 
 # isolate.js runs as plain JavaScript (from a data: URL, no transpiling at a cold
 # start): it is checked for types with implicit any allowed (runtime/isolate.check.json).
