@@ -15,7 +15,7 @@ out.send({ t: "ready" });
 await readMessages(conn.readable, (m) => {
   if (m.t !== "call") return;
   out.send({ t: "lines", list: [[m.d, m.id, m.fn, line("its own")], ["someone-elses", m.id, m.fn, line("forged")]] });
-  out.send({ t: "done", id: m.id, cold: false, outcome: { status: 200, code: "ok", json: "1" } });
+  out.send({ t: "done", id: m.id, cold: false, outcome: { status: 200, json: "1" } });
 });
 `;
 
