@@ -450,8 +450,9 @@ async function relayStderr(stream: ReadableStream<Uint8Array>, who: () => string
     buffer += value;
     let end;
     while ((end = buffer.indexOf("\n")) >= 0 || buffer.length > STDERR_LINE_CHARS) {
-      const line = end >= 0 && end <= STDERR_LINE_CHARS ? buffer.slice(0, end) : buffer.slice(0, STDERR_LINE_CHARS);
-      buffer = buffer.slice(end >= 0 && end <= STDERR_LINE_CHARS ? end + 1 : STDERR_LINE_CHARS);
+      const whole = end >= 0 && end <= STDERR_LINE_CHARS; // else cut at the longest a line may be
+      const line = buffer.slice(0, whole ? end : STDERR_LINE_CHARS);
+      buffer = buffer.slice(whole ? end + 1 : STDERR_LINE_CHARS);
       if (shown < STDERR_LINES) console.error(`runtime: ${who()}: ${line}`);
       else if (shown === STDERR_LINES) {
         console.error(

@@ -116,14 +116,13 @@ export async function readMessages(stream: ReadableStream<Uint8Array>, receive: 
 // connection that does not is closed. The sandbox learns both as RUNTIME_CHANNEL, "<name>
 // <token>".
 
-const TOKEN_BYTES = 36; // a UUID
 const HANDSHAKE_MS = 10_000;
 
 /** The host's end: listens on a new abstract name for the one connection that says the
  * token. `spec` is what the sandbox is given; `close` stops listening (the sandbox is gone). */
 export function listenForSandbox(): { spec: string; connected: Promise<Deno.Conn>; close: () => void } {
   const name = `functions-${crypto.randomUUID()}`;
-  const token = crypto.randomUUID();
+  const said = `${crypto.randomUUID()}\n`; // the token, as the sandbox sends it
   const listener = Deno.listen({ transport: "unix", path: `\0${name}` });
   const close = () => {
     try {
@@ -132,22 +131,21 @@ export function listenForSandbox(): { spec: string; connected: Promise<Deno.Conn
       // closed already
     }
   };
-  const connected = new Promise<Deno.Conn>((resolve, reject) => {
-    (async () => {
-      for await (const conn of listener) {
-        // Each one checked on its own: a connection that says nothing holds up no other.
-        const timer = setTimeout(() => conn.close(), HANDSHAKE_MS);
-        readExactly(conn, TOKEN_BYTES + 1).then((said) => {
-          clearTimeout(timer);
-          if (said === `${token}\n`) {
-            close();
-            resolve(conn);
-          } else conn.close();
-        }, () => clearTimeout(timer));
-      }
-    })().catch(() => {}).finally(() => reject(new Error("the sandbox never connected")));
-  });
-  return { spec: `${name} ${token}`, connected, close };
+  const { promise: connected, resolve, reject } = Promise.withResolvers<Deno.Conn>();
+  (async () => {
+    for await (const conn of listener) {
+      // Each one checked on its own: a connection that says nothing holds up no other.
+      const timer = setTimeout(() => conn.close(), HANDSHAKE_MS);
+      readExactly(conn, said.length).then((first) => {
+        clearTimeout(timer);
+        if (first === said) {
+          close();
+          resolve(conn);
+        } else conn.close();
+      }, () => clearTimeout(timer));
+    }
+  })().catch(() => {}).finally(() => reject(new Error("the sandbox never connected")));
+  return { spec: `${name} ${said.trim()}`, connected, close };
 }
 
 /** The sandbox's end: connects to the host and says its token. */
