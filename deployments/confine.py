@@ -17,6 +17,7 @@ through it.
 import argparse
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import resource
@@ -251,7 +252,7 @@ def run(
         watcher = RssWatcher(proc, limits.memory_bytes)
     too_much = threading.Event()
     out, err = bytearray(), bytearray()
-    stop = lambda: _kill(proc, groups)  # noqa: E731
+    stop = functools.partial(_kill, proc, groups)
     threading.Thread(target=_give, args=(proc.stdin, (input or "").encode()), daemon=True).start()
     readers = [
         threading.Thread(target=_take, args=(pipe, kept, max_output, too_much, stop), daemon=True)
@@ -263,11 +264,13 @@ def run(
     deadline = time.monotonic() + timeout
     for reader in readers:  # to the end of its output, which is mostly the end of the process
         reader.join(max(0, deadline - time.monotonic()))
-    try:
-        if any(reader.is_alive() for reader in readers):
-            raise subprocess.TimeoutExpired(args, timeout)
-        proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
+    late = any(reader.is_alive() for reader in readers)
+    if not late:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            late = True
+    if late:
         limit = "time"
         stop()
         proc.wait()
