@@ -351,10 +351,10 @@ def event_text(event: dict) -> str:
 
 # What is kept of a build's log on Vercel: its end, where a failure says why. What the
 # tenant's build prints there is the tenant's to choose, and it is stored with the deployment.
-BUILD_LOG_CHARS = 256 * 1024
+BUILD_LOG_BYTES = 256 * 1024
 
 
-def build_log(events: list[dict], most: int = BUILD_LOG_CHARS) -> str:
+def build_log(events: list[dict], most: int = BUILD_LOG_BYTES) -> str:
     lines = []
     for event in events:
         if event.get("type") in {"stdout", "stderr", "command", "fatal"}:
@@ -363,7 +363,7 @@ def build_log(events: list[dict], most: int = BUILD_LOG_CHARS) -> str:
                 lines.append(text)
     kept, size = [], 0
     for line in reversed(lines):
-        size += len(line) + 1
+        size += len(line.encode()) + 1  # bytes, as the note below says
         if size > most:
             break
         kept.append(line)
