@@ -112,7 +112,9 @@ async function run(server: string, inFlight: number) {
       out.send({ t: "code", artifact: m.artifact, code: CODE });
     } else if (m.t === "done") {
       if ((m.outcome as { status: number }).status !== 200) {
-        throw new Error(JSON.stringify(m.outcome));
+        throw new Error(
+          `the ${server} answered a call with ${JSON.stringify(m.outcome)}`,
+        );
       }
       if (++done === WARM) {
         started = performance.now();
@@ -122,8 +124,22 @@ async function run(server: string, inFlight: number) {
       else if (sent < WARM + CALLS) call();
     }
   };
-  readMessages(conn.readable, receive).catch(() => {});
-  await finished.promise;
+  // A wrong answer, or a process that ends early, ends the benchmark saying so (not a wait).
+  readMessages(conn.readable, receive).then(
+    () =>
+      finished.reject(
+        new Error(
+          `the ${server} ended before its ${CALLS + WARM} calls were answered`,
+        ),
+      ),
+    finished.reject,
+  );
+  try {
+    await finished.promise;
+  } catch (err) {
+    proc.kill("SIGKILL");
+    throw err;
+  }
   const seconds = (performance.now() - started) / 1000;
   const after = cpu(proc.pid);
   proc.kill("SIGKILL");
