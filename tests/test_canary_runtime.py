@@ -113,6 +113,9 @@ def test_calls_between_workers_never_meet_half_of_a_release(runtime, tenant):
     for caller in callers:
         caller.start()
     try:
+        # The callers are under way (on a loaded machine their first answers can take seconds)
+        # before the first switch, so both releases are seen serving.
+        wait_for(lambda: pairs[("v1", "v1")] > 0, 30, "calls served by the first release")
         # Switch back and forth while calls are in flight: each switch lands while some
         # front calls have started (as of one generation) and not yet called the back.
         for n in range(8):
