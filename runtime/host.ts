@@ -162,7 +162,6 @@ const send: Send = (path, body) => control.request(path, { method: "POST", body 
 const journal = new Journal(NO_REPORTS ? "" : env("RUNTIME_JOURNAL", ""));
 const reports = new Reporter({ journal, send, coalesceMs: COALESCE_MS, enabled: !NO_REPORTS });
 const cpu = new CpuCharges(send, !NO_REPORTS);
-setInterval(() => journal.sync(), 10); // lines printed outside any call
 setInterval(() => reports.flush(), FLUSH_MS);
 setInterval(() => cpu.report(), Number(env("RUNTIME_CPU_REPORT_MS", "5000")));
 

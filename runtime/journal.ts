@@ -14,6 +14,7 @@
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const COMPACT_BYTES = 4 * 1024 * 1024; // all shipped and larger than this: start it afresh
+const SYNC_WITHIN_MS = 10; // an entry no answer waits on (a line printed outside any call)
 
 export type Entry = { kind: "I" | "L"; json: string; end: number };
 
@@ -24,6 +25,7 @@ export class Journal {
   private pendingBytes = 0;
   private shippedTo = 0;
   private syncing = false;
+  private later: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private path: string) {
     if (!path) return; // no journal: reports live in memory only (benchmarks)
@@ -70,6 +72,17 @@ export class Journal {
     });
   }
 
+  /** Writes what was appended within SYNC_WITHIN_MS, for entries no answer waits on: one
+   * timer while some wait (an idle host wakes for nothing), usually finding them written by
+   * the next answer's syncSoon. */
+  syncLater() {
+    if (this.later !== null || !this.file) return;
+    this.later = setTimeout(() => {
+      this.later = null;
+      this.sync();
+    }, SYNC_WITHIN_MS);
+  }
+
   /** Writes what was appended (one write). */
   sync() {
     if (!this.pending.length || !this.file) return;
@@ -99,6 +112,8 @@ export class Journal {
 
   /** Closes the file, its lock with it (as a host's end does). */
   close() {
+    if (this.later !== null) clearTimeout(this.later);
+    this.later = null;
     this.file?.close();
     this.file = null;
   }

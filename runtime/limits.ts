@@ -83,7 +83,6 @@ export function connectLimits(url: string, offsetMs = 0) {
     connected = false;
   });
   client.connect().catch(() => {}); // told by the error event; reconnects by itself
-  setInterval(releaseResting, RELEASE_AFTER_MS / 5);
   // Holding slots says this host is alive; a host that stops holding them is forgotten.
   setInterval(() => {
     for (const [deployment, slots] of concurrency) {
@@ -172,6 +171,7 @@ export function enterSlot(deployment: string, max: number): boolean | null | Pro
   if (!slots) {
     slots = { held: 0, used: 0, asking: null, lastLeft: 0 };
     concurrency.set(deployment, slots);
+    sweepWhileHeld();
   }
   if (slots.used < slots.held) {
     slots.used++;
@@ -205,6 +205,18 @@ export function leaveSlot(deployment: string) {
   if (!slots) return;
   slots.used--;
   slots.lastLeft = performance.now(); // no timer per call: one sweep gives back what rests
+}
+
+// The sweep runs only while some deployment is counted: a host nobody calls wakes for nothing.
+let sweeping: ReturnType<typeof setInterval> | null = null;
+function sweepWhileHeld() {
+  sweeping ??= setInterval(() => {
+    releaseResting();
+    if (concurrency.size === 0) {
+      clearInterval(sweeping!);
+      sweeping = null;
+    }
+  }, RELEASE_AFTER_MS / 5);
 }
 
 /** Gives back the slots no call took for RELEASE_AFTER_MS, for the other hosts, and forgets
