@@ -1,4 +1,4 @@
-.PHONY: run test test-fast test-runtime check lint format setup setup-dev clean bench bench-floors
+.PHONY: run test test-fast test-runtime check lint lint-python lint-deno migrations format setup setup-dev clean bench bench-floors
 
 PY := .venv/bin/python
 
@@ -14,11 +14,12 @@ setup-dev:
 test: setup-dev     ## lint, migration check and the whole suite against private Postgres and Redis
 	bin/with-test-services $(MAKE) --no-print-directory check
 
-# The tests that need no Deno, Celery, browser or server run first, on all cores; then the
-# slow ones three at a time, each worker with services of its own (bin/test-slow).
-check: lint
-	$(PY) manage.py makemigrations --check --dry-run
-	$(MAKE) --no-print-directory test-runtime
+# Lint, the migration check and the data plane's unit tests run side by side (each is one
+# process on one core); then the tests that need no Deno, Celery, browser or server, on all
+# cores; then the slow ones three at a time, each worker with services of its own
+# (bin/test-slow).
+check:
+	$(MAKE) --no-print-directory -j4 --output-sync=target lint-python lint-deno migrations test-runtime
 	TEST_FAST=1 .venv/bin/pytest -m "not slow" -q -n auto
 	bin/test-slow
 
@@ -31,14 +32,21 @@ test-fast: setup-dev    ## the edit loop: every test not marked slow or fuzz (no
 test-runtime:   ## the data plane's unit tests (runtime/*_test.ts): no services, a second or two
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno test --quiet --allow-read --allow-write --allow-env --allow-net --allow-run
 
-# isolate.js runs as plain JavaScript (from a data: URL, no transpiling at a cold
-# start): it is checked for types with implicit any allowed (runtime/isolate.check.json).
-# The tenant programs the tests deploy are type-checked as the platform checks tenants' code.
-lint:
+lint: lint-python lint-deno
+
+migrations:
+	$(PY) manage.py makemigrations --check --dry-run
+
+lint-python:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports --no-cache
 	.venv/bin/mypy
+
+# isolate.js runs as plain JavaScript (from a data: URL, no transpiling at a cold
+# start): it is checked for types with implicit any allowed (runtime/isolate.check.json).
+# The tenant programs the tests deploy are type-checked as the platform checks tenants' code.
+lint-deno:
 	DENO_NO_PACKAGE_JSON=1 NO_COLOR=1 .venv/bin/deno check --quiet bench/baseline.ts bench/sandbox.ts bench/floors/*.ts
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet host.ts cell.ts network.ts *_test.ts
 	cd runtime && NO_COLOR=1 ../.venv/bin/deno check --quiet --config isolate.check.json isolate.js
