@@ -14,7 +14,7 @@
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const COMPACT_BYTES = 4 * 1024 * 1024; // all shipped and larger than this: start it afresh
-const SYNC_WITHIN_MS = 10; // an entry no answer waits on (a line printed outside any call)
+const SYNC_WITHIN_MS = 10; // every entry is on file this soon, whether or not an answer waits
 
 export type Entry = { kind: "I" | "L"; json: string; end: number };
 
@@ -57,6 +57,7 @@ export class Journal {
       const bytes = encoder.encode(`${kind}${json}\n`); // once: measured here, written by sync
       this.pending.push(bytes);
       this.pendingBytes += bytes.length;
+      this.syncLater();
     }
     return { kind, json, end: this.size + this.pendingBytes };
   }
@@ -72,11 +73,11 @@ export class Journal {
     });
   }
 
-  /** Writes what was appended within SYNC_WITHIN_MS, for entries no answer waits on: one
-   * timer while some wait (an idle host wakes for nothing), usually finding them written by
-   * the next answer's syncSoon. */
-  syncLater() {
-    if (this.later !== null || !this.file) return;
+  /** Writes what was appended within SYNC_WITHIN_MS, for entries no answer waits on (a line
+   * printed outside any call): one timer while some wait, so an idle host wakes for nothing;
+   * an answer's syncSoon usually writes them first. */
+  private syncLater() {
+    if (this.later !== null) return;
     this.later = setTimeout(() => {
       this.later = null;
       this.sync();

@@ -81,7 +81,6 @@ export class Reporter {
       this.isolateLogIds.set(deploymentId, requestId);
     }
     this.queued.push(this.o.journal.append("L", JSON.stringify({ ...line, requestId, deploymentId, function: fn })));
-    this.o.journal.syncLater(); // a call's own lines are written with its record, before its answer
     this.schedule();
   }
 
