@@ -35,7 +35,7 @@ from typing import Any
 from django.conf import settings
 
 from . import build_cache, checker, confine
-from .deno import StepLimit, deno_bin, deno_env, run_deno
+from .deno import StepLimit, bundler_ready, deno_bin, deno_env, run_deno
 from .errors import BuildFailed
 from .program import Program
 
@@ -464,11 +464,12 @@ SOURCE_COMMENT = re.compile(r"^// (\S.*)$", re.MULTILINE)
 
 
 def bundle(ws: Workspace) -> str:
-    result = ws.step(
-        "Bundling",
-        ["bundle", "--quiet", "--no-check", "--platform=deno", "--sourcemap=external", "-o",
-         BUNDLE, ws.entry],
-    )  # fmt: skip
+    with bundler_ready():
+        result = ws.step(
+            "Bundling",
+            ["bundle", "--quiet", "--no-check", "--platform=deno", "--sourcemap=external",
+             "-o", BUNDLE, ws.entry],
+        )  # fmt: skip
     out = ws.root / BUNDLE
     if result.returncode != 0 or not out.exists():
         raise ws.failed("Bundling failed: " + ws.clean(result.stderr))

@@ -1,7 +1,10 @@
 """Runs the Deno binary that the `deno` package on PyPI ships."""
 
+import contextlib
+import fcntl
 import os
 import subprocess
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -52,3 +55,20 @@ def run_deno(args: list[str], cwd: Path, timeout: float) -> subprocess.Completed
     if done.limit:
         raise StepLimit(done.limit)
     return subprocess.CompletedProcess(args, done.returncode, done.stdout, done.stderr)
+
+
+@contextlib.contextmanager
+def bundler_ready() -> Iterator[None]:
+    """Held around a bundle step. Deno's first bundle with a package cache fetches its bundler
+    (esbuild, from npm) and copies it into DENO_DIR/dl; two first bundles at once race there
+    and one fails ("failed to copy esbuild binary ... No such file or directory": 5 of 24
+    bundles, six at a time on an empty cache). Until the bundler is in place, bundles take
+    turns, across processes; after that, this costs one directory listing."""
+    downloads = Path(settings.DENO_DIR) / "dl"
+    if any(downloads.glob("esbuild-*/esbuild*")):  # (the copy in flight is a dot file)
+        yield
+        return
+    downloads.mkdir(parents=True, exist_ok=True)
+    with open(downloads / ".bundler.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

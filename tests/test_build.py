@@ -1,11 +1,14 @@
 """Builds on the local back end: real Deno, task bodies called directly."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from deployments.build import Workspace, bundle
 from deployments.models import Artifact, Deployment
+from deployments.program import program_from_source
 from deployments.tasks import build_deployment, sweep_stuck_deployments
 
 from .helpers import (
@@ -178,3 +181,21 @@ def test_an_import_of_a_file_not_uploaded_names_it(worker):
     assert deployment.error_message == (
         "index.ts imports './other.ts': no such file among the uploaded files."
     )
+
+
+def test_first_bundles_at_once_on_an_empty_package_cache_all_succeed(settings, tmp_path):
+    """The first builds of a fresh install, several at once: each fetches the bundler, and
+    without taking turns about one bundle in five failed with "failed to copy esbuild
+    binary". Three fresh caches, six bundles at once on each."""
+    program = program_from_source(GREETER)
+    for round_ in range(3):
+        settings.DENO_DIR = str(tmp_path / f"cache-{round_}")
+
+        def one(n: int) -> str:
+            root = tmp_path / f"build-{round_}-{n}"
+            root.mkdir()
+            return bundle(Workspace(root, program, "", []))
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            bundles = list(pool.map(one, range(6)))  # a failed bundle raises BuildFailed
+        assert all("Hello" in code for code in bundles)
