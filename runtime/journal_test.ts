@@ -60,3 +60,40 @@ Deno.test("an entry no answer waits on is on file within 10 ms, with no timer le
     // Nothing waits now, so nothing is armed: the test's sanitizer fails on a timer left behind.
     journal.close();
   }));
+
+Deno.test("under reports that never stop, the file stays small and a new host recovers exactly the rest", () =>
+  inTemp((path) => {
+    const journal = new Journal(path);
+    const padding = "x".repeat(1000);
+    const entries: { id: number; end: number }[] = [];
+    let largest = 0;
+    let shippedThrough = -1; // the last entry acknowledged
+    for (let id = 0; id < 12_000; id++) {
+      entries.push({ id, end: journal.append("L", JSON.stringify({ id, padding })).end });
+      if (id % 100 === 99 && id > 100) {
+        journal.sync();
+        // The control plane acknowledges the batch before this one: the newest are always
+        // still on their way, as under calls that never stop.
+        shippedThrough = id - 100;
+        journal.shipped(entries[shippedThrough].end);
+        largest = Math.max(largest, Deno.statSync(path).size);
+      }
+    }
+    journal.close(); // killed: the last 100 were never acknowledged
+    strictEqual(largest < 5 * 1024 * 1024, true, `the file reached ${largest} bytes for 12 MB of reports`);
+    const next = new Journal(path);
+    deepStrictEqual(
+      next.recover().map((e) => JSON.parse(e.json).id),
+      entries.slice(shippedThrough + 1).map((e) => e.id),
+    );
+    next.close();
+  }));
+
+Deno.test("a file shorter than its shipped mark (a compaction cut short) is all still to send", () =>
+  inTemp((path) => {
+    Deno.writeTextFileSync(path, 'I{"requestId":"a"}\nL{"requestId":"b"}\n');
+    Deno.writeTextFileSync(`${path}.shipped`, "5000000");
+    const journal = new Journal(path);
+    deepStrictEqual(journal.recover().map((e) => JSON.parse(e.json).requestId), ["a", "b"]);
+    journal.close();
+  }));

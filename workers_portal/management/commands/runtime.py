@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -104,6 +105,8 @@ def adopt_journals(own: list[str]) -> int:
             offset = 0
             with contextlib.suppress(OSError, ValueError):
                 offset = int(shipped.read_text() or 0)
+            if offset > os.fstat(journal.fileno()).st_size:
+                offset = 0  # a compaction cut short: all of it is still to send (journal.ts)
             journal.seek(offset)
             rest = journal.read()
             rest = rest[: rest.rfind(b"\n") + 1]  # whole entries: a torn last one is dropped
