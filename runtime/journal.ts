@@ -31,8 +31,9 @@ export class Journal {
   private shippedTo = 0;
   private syncing = false;
   private later: ReturnType<typeof setTimeout> | null = null;
+  private writable = true; // false once a write failed (`setAside`)
 
-  constructor(private path: string) {
+  constructor(private path: string, private log: (message: string) => void = console.error) {
     if (!path) return; // no journal: reports live in memory only (benchmarks)
     this.file = Deno.openSync(path, { create: true, append: true });
     this.file.lockSync(true); // flock(2): released by the kernel when this process ends
@@ -59,7 +60,7 @@ export class Journal {
 
   /** Queues an entry for the file; its end offset, for `shipped`. */
   append(kind: "I" | "L", json: string): Entry {
-    if (this.file) {
+    if (this.file && this.writable) {
       const bytes = encoder.encode(`${kind}${json}\n`); // once: measured here, written by sync
       this.pending.push(bytes);
       this.pendingBytes += bytes.length;
@@ -101,17 +102,42 @@ export class Journal {
     }
     this.pending = [];
     this.pendingBytes = 0;
-    let written = 0;
-    while (written < bytes.length) written += this.file.writeSync(bytes.subarray(written));
+    try {
+      let written = 0;
+      while (written < bytes.length) written += this.file.writeSync(bytes.subarray(written));
+    } catch (err) {
+      return this.setAside(err);
+    }
     this.size += bytes.length;
+  }
+
+  /** A write failed (a full disk, say). Thrown on, it would end the host and every host
+   * started after it at their first call; instead the host goes on serving without its
+   * journal until it ends, and says so once. The reporter still has every report in memory
+   * and sends them; what is lost is only their surviving a kill of this host. The lock is
+   * kept: no supervisor takes over a journal its host still holds. What is on file and not
+   * acknowledged goes out again from the next host (counted once). */
+  private setAside(err: unknown) {
+    if (!this.writable) return;
+    this.writable = false;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.log(
+      `runtime: the journal ${this.path} cannot be written (${(err as Error).message}); ` +
+        "this host's reports are kept in memory only until it is restarted",
+    );
   }
 
   /** The control plane has everything up to `end`. */
   shipped(end: number) {
-    if (!this.file || end <= this.shippedTo) return;
+    if (!this.file || !this.writable || end <= this.shippedTo) return;
     this.shippedTo = end;
-    this.compact();
-    Deno.writeTextFileSync(`${this.path}.shipped`, String(this.shippedTo - this.base));
+    try {
+      this.compact();
+      Deno.writeTextFileSync(`${this.path}.shipped`, String(this.shippedTo - this.base));
+    } catch (err) {
+      this.setAside(err);
+    }
   }
 
   /** Keeps the file small while calls never stop: then the control plane's acknowledgements

@@ -97,3 +97,18 @@ Deno.test("a file shorter than its shipped mark (a compaction cut short) is all 
     deepStrictEqual(journal.recover().map((e) => JSON.parse(e.json).requestId), ["a", "b"]);
     journal.close();
   }));
+
+Deno.test("a journal that cannot be written (a full disk) is set aside, said once, and nothing throws", () =>
+  inTemp((path) => {
+    Deno.symlinkSync("/dev/full", path); // every write fails: "No space left on device"
+    const logged: string[] = [];
+    const journal = new Journal(path, (message) => logged.push(message));
+    const first = journal.append("I", '{"requestId":"a"}');
+    journal.sync();
+    journal.shipped(first.end);
+    journal.append("L", '{"requestId":"b"}');
+    journal.sync();
+    strictEqual(logged.length, 1);
+    strictEqual(logged[0].includes("cannot be written (No space left on device"), true, logged[0]);
+    journal.close();
+  }));

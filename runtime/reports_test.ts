@@ -86,6 +86,28 @@ Deno.test("a failed batch is kept in front and sent again after a pause", async 
   strictEqual(reports.queued.length, 0);
 });
 
+Deno.test("with a journal that cannot be written, every report still goes out", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.symlinkSync("/dev/full", `${dir}/host-0.ndjson`);
+    const plane = controlPlane();
+    const logged: string[] = [];
+    const journal = new Journal(`${dir}/host-0.ndjson`, (m) => logged.push(m));
+    const reports = new Reporter({ journal, send: plane.send, later: () => {}, log: (m) => logged.push(m) });
+    reports.invocation(record("req_1"));
+    reports.line("d1", "req_1", "hello", line(0));
+    await reports.flush();
+    reports.invocation(record("req_2"));
+    await reports.flush();
+    deepStrictEqual(plane.sent.map((s) => s.body.invocations.map((i) => i.requestId)), [["req_1"], ["req_2"]]);
+    strictEqual(reports.queued.length, 0);
+    strictEqual(logged.length, 1); // the journal's own notice, once
+    journal.close();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("a full queue drops newer reports and says how many", async () => {
   const plane = controlPlane();
   const { reports, logged } = reporter(plane, "", { maxQueued: 2 });
