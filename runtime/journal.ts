@@ -133,24 +133,29 @@ export class Journal {
     if (!this.file || !this.writable || end <= this.shippedTo) return;
     this.shippedTo = end;
     try {
-      this.compact();
-      Deno.writeTextFileSync(`${this.path}.shipped`, String(this.shippedTo - this.base));
+      this.mark();
+      if (this.compact()) this.mark();
     } catch (err) {
       this.setAside(err);
     }
   }
 
+  private mark() {
+    Deno.writeTextFileSync(`${this.path}.shipped`, String(this.shippedTo - this.base));
+  }
+
   /** Keeps the file small while calls never stop: then the control plane's acknowledgements
    * never reach its end, and it grew by every report the host made (140 MB in 33 s under
    * load). Once COMPACT_BYTES are shipped, the unshipped rest, if shorter, is copied to the
-   * start and the file cut after it; in place, so the lock stays on this file. A host killed
-   * midway leaves either the rest intact where it was (copied over shipped bytes only) with
-   * .shipped pointing at it, or a file cut shorter than .shipped says, which the next host
-   * reads as all unsent. Pending entries are written after, at the new end. */
-  private compact() {
+   * start and the file cut after it; in place, so the lock stays on this file. The mark on
+   * file is `shipped` already (written just before), so a host killed midway leaves either
+   * the rest intact where it was (copied over shipped bytes only) with the mark pointing at
+   * it, or a file cut shorter than the mark, which the next host reads as all unsent.
+   * Pending entries are written after, at the new end. True when it compacted. */
+  private compact(): boolean {
     const shipped = this.shippedTo - this.base; // in the file
     const rest = this.size - this.shippedTo;
-    if (!this.file || shipped < COMPACT_BYTES || rest >= shipped) return;
+    if (!this.file || shipped < COMPACT_BYTES || rest >= shipped) return false;
     if (rest > 0) {
       const bytes = new Uint8Array(rest);
       using reader = Deno.openSync(this.path, { read: true });
@@ -161,6 +166,7 @@ export class Journal {
     }
     this.file.truncateSync(rest);
     this.base = this.shippedTo;
+    return true;
   }
 
   /** Closes the file, its lock with it (as a host's end does). */
