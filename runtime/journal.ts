@@ -124,7 +124,8 @@ export class Journal {
     this.pendingBytes = 0;
     this.log(
       `runtime: the journal ${this.path} cannot be written (${(err as Error).message}); ` +
-        "this host's reports are kept in memory only until it is restarted",
+        "this host's reports are kept in memory only, and lost if it is killed, until the " +
+        "runtime is restarted with the journal writable again (RUNTIME_JOURNAL_DIR)",
     );
   }
 
@@ -157,10 +158,7 @@ export class Journal {
     const rest = this.size - this.shippedTo;
     if (!this.file || shipped < COMPACT_BYTES || rest >= shipped) return false;
     if (rest > 0) {
-      const bytes = new Uint8Array(rest);
-      using reader = Deno.openSync(this.path, { read: true });
-      reader.seekSync(shipped, Deno.SeekMode.Start);
-      for (let at = 0; at < rest;) at += reader.readSync(bytes.subarray(at)) ?? rest;
+      const bytes = Deno.readFileSync(this.path).subarray(shipped, shipped + rest); // (as recover)
       using writer = Deno.openSync(this.path, { write: true }); // (the host's own appends)
       for (let at = 0; at < rest;) at += writer.writeSync(bytes.subarray(at));
     }

@@ -32,7 +32,7 @@ function reporter(plane: ReturnType<typeof controlPlane>, path = "", extra = {})
   let now = 0;
   const clock = { advance: (ms: number) => (now += ms) };
   const logged: string[] = [];
-  const journal = new Journal(path);
+  const journal = new Journal(path, (m) => logged.push(m));
   const reports = new Reporter({
     journal,
     send: plane.send,
@@ -89,11 +89,10 @@ Deno.test("a failed batch is kept in front and sent again after a pause", async 
 Deno.test("with a journal that cannot be written, every report still goes out", async () => {
   const dir = Deno.makeTempDirSync();
   try {
-    Deno.symlinkSync("/dev/full", `${dir}/host-0.ndjson`);
+    const path = `${dir}/host-0.ndjson`;
+    Deno.symlinkSync("/dev/full", path);
     const plane = controlPlane();
-    const logged: string[] = [];
-    const journal = new Journal(`${dir}/host-0.ndjson`, (m) => logged.push(m));
-    const reports = new Reporter({ journal, send: plane.send, later: () => {}, log: (m) => logged.push(m) });
+    const { reports, logged, journal } = reporter(plane, path);
     reports.invocation(record("req_1"));
     reports.line("d1", "req_1", "hello", line(0));
     await reports.flush();
