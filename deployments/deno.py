@@ -57,6 +57,12 @@ def run_deno(args: list[str], cwd: Path, timeout: float) -> subprocess.Completed
     return subprocess.CompletedProcess(args, done.returncode, done.stdout, done.stderr)
 
 
+def bundler_in_place() -> bool:
+    """Whether Deno's bundler is in the package cache (where Deno 2.9 puts it; the copy in
+    flight is a dot file)."""
+    return any((Path(settings.DENO_DIR) / "dl").glob("esbuild-*/esbuild*"))
+
+
 @contextlib.contextmanager
 def bundler_ready() -> Iterator[None]:
     """Held around a bundle step. Deno's first bundle with a package cache fetches its bundler
@@ -64,10 +70,10 @@ def bundler_ready() -> Iterator[None]:
     and one fails ("failed to copy esbuild binary ... No such file or directory": 5 of 24
     bundles, six at a time on an empty cache). Until the bundler is in place, bundles take
     turns, across processes; after that, this costs one directory listing."""
-    downloads = Path(settings.DENO_DIR) / "dl"
-    if any(downloads.glob("esbuild-*/esbuild*")):  # (the copy in flight is a dot file)
+    if bundler_in_place():
         yield
         return
+    downloads = Path(settings.DENO_DIR) / "dl"
     downloads.mkdir(parents=True, exist_ok=True)
     with open(downloads / ".bundler.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from deployments.build import Workspace, bundle
+from deployments.deno import bundler_in_place
 from deployments.models import Artifact, Deployment
 from deployments.program import program_from_source
 from deployments.tasks import build_deployment, sweep_stuck_deployments
@@ -199,3 +200,5 @@ def test_first_bundles_at_once_on_an_empty_package_cache_all_succeed(settings, t
         with ThreadPoolExecutor(max_workers=6) as pool:
             bundles = list(pool.map(one, range(6)))  # a failed bundle raises BuildFailed
         assert all("Hello" in code for code in bundles)
+        # Seen in place afterwards (else, were Deno to move it, every bundle would take turns).
+        assert bundler_in_place()
